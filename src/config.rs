@@ -1,0 +1,245 @@
+//! Client configuration: the Go client's `CHARM_*` variables and the data path.
+//!
+//! `charm-protocol.md` §1 is the reference. One deliberate difference: with no
+//! `CHARM_HOST` the Go client talks to the (sunset) Charm Cloud, while charm-kv runs in
+//! local mode and keeps its files under the host component [`LOCAL_HOST`].
+
+use std::env;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Default SSH port of a Charm server.
+pub const DEFAULT_SSH_PORT: u16 = 35353;
+/// Default HTTP port of a Charm server.
+pub const DEFAULT_HTTP_PORT: u16 = 35354;
+/// Host component of the data path in local mode (no `CHARM_HOST`). It is the name a
+/// Charm server started on the same machine answers to by default, so pointing
+/// `CHARM_HOST=localhost` at one later reuses the same identity, keys and databases.
+pub const LOCAL_HOST: &str = "localhost";
+
+/// Where a Charm server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerAddr {
+    pub host: String,
+    pub ssh_port: u16,
+    pub http_port: u16,
+}
+
+/// Every `CHARM_*` client setting, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `CHARM_HOST`; `None` means no server (local mode).
+    pub host: Option<String>,
+    /// `CHARM_SSH_PORT`.
+    pub ssh_port: u16,
+    /// `CHARM_HTTP_PORT`.
+    pub http_port: u16,
+    /// `CHARM_DATA_DIR`: base directory; the host is still appended.
+    pub data_dir: Option<PathBuf>,
+    /// `CHARM_KEY_TYPE`: which `charm_<type>` key file to use (`ed25519` or `rsa`).
+    pub key_type: String,
+    /// `CHARM_IDENTITY_KEY`: a private key to use instead of the data path's.
+    pub identity_key: Option<PathBuf>,
+    /// `CHARM_DEBUG`.
+    pub debug: bool,
+    /// `CHARM_LOGFILE`.
+    pub logfile: Option<PathBuf>,
+    /// Stay offline even when a host is set (data still lives under that host).
+    pub local: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            host: None,
+            ssh_port: DEFAULT_SSH_PORT,
+            http_port: DEFAULT_HTTP_PORT,
+            data_dir: None,
+            key_type: "ed25519".to_owned(),
+            identity_key: None,
+            debug: false,
+            logfile: None,
+            local: false,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the `CHARM_*` variables. A malformed number or boolean is an error, as in
+    /// the Go client; empty variables count as unset.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| env::var(name).ok())
+    }
+
+    /// Same as [`Config::from_env`] over any variable source (tests use a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |name: &str| lookup(name).filter(|v| !v.is_empty());
+        let mut config = Config::default();
+        config.host = get("CHARM_HOST");
+        if let Some(v) = get("CHARM_SSH_PORT") {
+            config.ssh_port = parse_port("CHARM_SSH_PORT", &v)?;
+        }
+        if let Some(v) = get("CHARM_HTTP_PORT") {
+            config.http_port = parse_port("CHARM_HTTP_PORT", &v)?;
+        }
+        config.data_dir = get("CHARM_DATA_DIR").map(PathBuf::from);
+        if let Some(v) = get("CHARM_KEY_TYPE") {
+            config.key_type = v;
+        }
+        config.identity_key = get("CHARM_IDENTITY_KEY").map(|p| expand_tilde(&p));
+        if let Some(v) = get("CHARM_DEBUG") {
+            config.debug = parse_bool("CHARM_DEBUG", &v)?;
+        }
+        config.logfile = get("CHARM_LOGFILE").map(PathBuf::from);
+        Ok(config)
+    }
+
+    /// The server to sync with, or `None` in local mode.
+    pub fn server(&self) -> Option<ServerAddr> {
+        if self.local {
+            return None;
+        }
+        self.host.as_ref().map(|host| ServerAddr {
+            host: host.clone(),
+            ssh_port: self.ssh_port,
+            http_port: self.http_port,
+        })
+    }
+
+    /// The host component of the data path.
+    pub fn host_component(&self) -> &str {
+        self.host.as_deref().unwrap_or(LOCAL_HOST)
+    }
+
+    /// `<data dir>/<host>`: where keys, the key cache and the `kv/` folder live.
+    pub fn data_path(&self) -> Result<PathBuf> {
+        let host = self.host_component();
+        if host.is_empty() || host.contains(['/', '\\', '\0']) || host == "." || host == ".." {
+            return Err(Error::invalid(format!(
+                "CHARM_HOST {host:?} is not a host name"
+            )));
+        }
+        let base = match &self.data_dir {
+            Some(dir) => dir.clone(),
+            None => default_data_dir()?,
+        };
+        Ok(base.join(host))
+    }
+
+    /// The key file name the data path is searched for (`charm_<CHARM_KEY_TYPE>`).
+    pub fn key_file_name(&self) -> String {
+        format!("charm_{}", self.key_type)
+    }
+}
+
+/// The platform's user data directory plus `charm`, as go-app-paths computes it.
+fn default_data_dir() -> Result<PathBuf> {
+    // dirs' data_local_dir is $XDG_DATA_HOME or ~/.local/share on Unix,
+    // ~/Library/Application Support on macOS and %LOCALAPPDATA% on Windows.
+    dirs::data_local_dir()
+        .map(|d| d.join("charm"))
+        .ok_or_else(|| Error::invalid("cannot find the user data directory; set CHARM_DATA_DIR"))
+}
+
+fn parse_port(name: &str, value: &str) -> Result<u16> {
+    value
+        .trim()
+        .parse::<u16>()
+        .map_err(|_| Error::invalid(format!("{name}={value:?} is not a port number")))
+}
+
+/// Go's `strconv.ParseBool`.
+fn parse_bool(name: &str, value: &str) -> Result<bool> {
+    match value {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        _ => Err(Error::invalid(format!("{name}={value:?} is not a boolean"))),
+    }
+}
+
+fn expand_tilde(path: &str) -> PathBuf {
+    match path.strip_prefix('~') {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => match dirs::home_dir() {
+            Some(home) => home.join(rest.trim_start_matches('/')),
+            None => PathBuf::from(path),
+        },
+        _ => PathBuf::from(path),
+    }
+}
+
+/// Creates `dir` (and parents) with mode 0700 on Unix.
+pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_local_mode_with_go_ports() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.server(), None);
+        assert_eq!((c.ssh_port, c.http_port), (35353, 35354));
+        assert_eq!(c.key_file_name(), "charm_ed25519");
+        assert!(c.data_path().unwrap().ends_with("charm/localhost"));
+    }
+
+    #[test]
+    fn host_and_data_dir_make_the_data_path() {
+        let c = config(&[
+            ("CHARM_HOST", "charm.example"),
+            ("CHARM_DATA_DIR", "/tmp/cd"),
+            ("CHARM_SSH_PORT", "2222"),
+            ("CHARM_HTTP_PORT", "8080"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.data_path().unwrap(),
+            PathBuf::from("/tmp/cd/charm.example")
+        );
+        let server = c.server().unwrap();
+        assert_eq!((server.ssh_port, server.http_port), (2222, 8080));
+    }
+
+    #[test]
+    fn malformed_numbers_and_booleans_are_errors() {
+        assert!(config(&[("CHARM_SSH_PORT", "ssh")]).is_err());
+        assert!(config(&[("CHARM_HTTP_PORT", "70000")]).is_err());
+        assert!(config(&[("CHARM_DEBUG", "yes")]).is_err());
+        assert!(config(&[("CHARM_DEBUG", "True")]).unwrap().debug);
+    }
+
+    #[test]
+    fn local_flag_keeps_host_path_but_disables_server() {
+        let mut c = config(&[("CHARM_HOST", "h"), ("CHARM_DATA_DIR", "/d")]).unwrap();
+        c.local = true;
+        assert_eq!(c.server(), None);
+        assert_eq!(c.data_path().unwrap(), PathBuf::from("/d/h"));
+    }
+
+    #[test]
+    fn path_escaping_host_is_rejected() {
+        let c = config(&[("CHARM_HOST", "../x"), ("CHARM_DATA_DIR", "/d")]).unwrap();
+        assert!(c.data_path().is_err());
+    }
+}

@@ -1,0 +1,8 @@
+//! Cryptography: Charm's formats (sasquatch files, AES-SIV lookup fields) and the
+//! at-rest encryption of keys and values in the local database.
+
+pub mod keys;
+pub mod lookup;
+pub mod sasquatch;
+
+pub use keys::EncryptKey;

@@ -1,0 +1,147 @@
+//! The one error type of the crate.
+//!
+//! Every fallible function returns [`Error`]. Each variant belongs to exactly one
+//! [`ErrorKind`]; the C ABI, the Go binding and the Python binding map kinds (never
+//! messages) to their own status codes, sentinel errors and exception classes.
+//! Messages never contain key or value bytes.
+
+use std::io;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in charm-kv.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The key does not exist in the database.
+    #[error("key not found")]
+    NotFound,
+
+    /// The caller passed something unusable (empty or path-escaping db name, bad option...).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// A file-system operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+
+    /// SQLite reported an error that is not contention or corruption.
+    #[error("database error: {0}")]
+    Database(#[source] rusqlite::Error),
+
+    /// Stored or received bytes failed authentication, parsing or an integrity check.
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+
+    /// No usable encryption key, or the keys at hand do not decrypt the data.
+    #[error("encryption keys: {0}")]
+    Keys(String),
+
+    /// SSH authentication or JWT handling with the Charm server failed.
+    #[error("authentication failed: {0}")]
+    Auth(String),
+
+    /// The Charm server could not be reached or the connection broke.
+    #[error("network error: {0}")]
+    Network(String),
+
+    /// The Charm server answered with an error status.
+    #[error("server error {status}: {message}")]
+    Server { status: u16, message: String },
+
+    /// The database stayed locked by another writer past the busy timeout.
+    #[error("database busy: {0}")]
+    Busy(String),
+
+    /// The store (or batch, or iterator) was closed and cannot be used any more.
+    #[error("store is closed")]
+    Closed,
+
+    /// An operation needs a Charm server and none is configured (local mode).
+    #[error("no Charm server configured: set CHARM_HOST to sync with a self-hosted Charm server")]
+    NotConfigured,
+
+    /// The operation would throw away writes that were never pushed to the server.
+    #[error("{0} local write(s) not yet pushed to the server; sync first or force the reset")]
+    PendingWrites(u64),
+
+    /// A bug in charm-kv, or a panic caught at the C boundary.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The category of an [`Error`]: what a caller can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    NotFound,
+    InvalidArgument,
+    Io,
+    Corrupt,
+    Keys,
+    Auth,
+    Network,
+    Server,
+    Busy,
+    Closed,
+    NotConfigured,
+    PendingWrites,
+    Internal,
+}
+
+impl Error {
+    /// The category of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NotFound => ErrorKind::NotFound,
+            Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Error::Io { .. } | Error::Database(_) => ErrorKind::Io,
+            Error::Corrupt(_) => ErrorKind::Corrupt,
+            Error::Keys(_) => ErrorKind::Keys,
+            Error::Auth(_) => ErrorKind::Auth,
+            Error::Network(_) => ErrorKind::Network,
+            Error::Server { .. } => ErrorKind::Server,
+            Error::Busy(_) => ErrorKind::Busy,
+            Error::Closed => ErrorKind::Closed,
+            Error::NotConfigured => ErrorKind::NotConfigured,
+            Error::PendingWrites(_) => ErrorKind::PendingWrites,
+            Error::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// Wraps an I/O error with what was being done (and to which path).
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn invalid(msg: impl Into<String>) -> Self {
+        Error::InvalidArgument(msg.into())
+    }
+
+    pub(crate) fn corrupt(msg: impl Into<String>) -> Self {
+        Error::Corrupt(msg.into())
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(err: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode;
+        match err.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
+                Error::Busy(err.to_string())
+            }
+            Some(ErrorCode::DatabaseCorrupt) | Some(ErrorCode::NotADatabase) => {
+                Error::Corrupt(err.to_string())
+            }
+            _ => Error::Database(err),
+        }
+    }
+}
