@@ -75,8 +75,10 @@ impl Config {
     /// Same as [`Config::from_env`] over any variable source (tests use a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let get = |name: &str| lookup(name).filter(|v| !v.is_empty());
-        let mut config = Config::default();
-        config.host = get("CHARM_HOST");
+        let mut config = Config {
+            host: get("CHARM_HOST"),
+            ..Config::default()
+        };
         if let Some(v) = get("CHARM_SSH_PORT") {
             config.ssh_port = parse_port("CHARM_SSH_PORT", &v)?;
         }

@@ -1,11 +1,20 @@
 //! charm-kv: an encrypted SQLite key-value store compatible with Charm's `kv` package
 //! and its Charm Cloud sync, exposed to C, Go and Python through a C ABI.
 
+pub mod batch;
 pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod identity;
+pub mod keyring;
+pub mod kv;
+pub mod options;
+pub mod store;
 
+pub use batch::Batch;
 pub use config::Config;
 pub use crypto::EncryptKey;
 pub use error::{Error, ErrorKind, Result};
+pub use kv::{delete_database, list_databases, Kv};
+pub use options::Options;
+pub use store::{Direction, Iter};

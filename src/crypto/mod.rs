@@ -4,5 +4,6 @@
 pub mod keys;
 pub mod lookup;
 pub mod sasquatch;
+pub mod seal;
 
 pub use keys::EncryptKey;

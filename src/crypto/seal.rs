@@ -1,0 +1,235 @@
+//! At-rest encryption of the rows of the local database (`docs/at-rest-encryption.md`).
+//!
+//! For each Charm encrypt key `K`, the master secret is `K[0..32]` (the 32 ASCII bytes
+//! the Go client fed Badger), expanded with HKDF-SHA256 into independent subkeys:
+//! - stored key   = AES-256-SIV(key_siv, plaintext key)                 (deterministic)
+//! - stored value = 0x01 || nonce(24) || XChaCha20-Poly1305(value_key, nonce, value,
+//!   ad = 0x01 || stored key)                                        (randomised)
+//! - key check    = the first 8 bytes of HKDF(.., "key-check") as an i64 in `meta`,
+//!   so a database opened with the wrong keys fails at open, not at the first read.
+
+use aes_siv::aead::KeyInit as _;
+use aes_siv::siv::Aes256Siv;
+use chacha20poly1305::aead::{Aead, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hkdf::Hkdf;
+use rand::RngCore;
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use super::EncryptKey;
+use crate::error::{Error, Result};
+
+const HKDF_SALT: &[u8] = b"charm-kv/v1 at-rest";
+const VALUE_FORMAT_V1: u8 = 0x01;
+const NONCE_LEN: usize = 24;
+const TAG_LEN: usize = 16;
+/// Bytes a stored value adds to the plaintext value.
+pub const VALUE_OVERHEAD: usize = 1 + NONCE_LEN + TAG_LEN;
+/// Bytes a stored key adds to the plaintext key (the SIV tag).
+pub const KEY_OVERHEAD: usize = 16;
+
+/// The ciphers derived from one encrypt key.
+pub struct RowCipher {
+    key_siv: Zeroizing<[u8; 64]>,
+    value: XChaCha20Poly1305,
+    check: i64,
+}
+
+impl RowCipher {
+    /// Derives the at-rest subkeys from an encrypt key.
+    pub fn new(key: &EncryptKey) -> Self {
+        let hkdf = Hkdf::<Sha256>::new(Some(HKDF_SALT), key.raw_key());
+        let mut key_siv = Zeroizing::new([0u8; 64]);
+        let mut value_key = Zeroizing::new([0u8; 32]);
+        let mut check = [0u8; 8];
+        // Expanding at most 64 bytes from SHA-256 cannot fail.
+        hkdf.expand(b"key-siv", key_siv.as_mut())
+            .expect("hkdf length");
+        hkdf.expand(b"value-aead", value_key.as_mut())
+            .expect("hkdf length");
+        hkdf.expand(b"key-check", &mut check).expect("hkdf length");
+        RowCipher {
+            key_siv,
+            value: XChaCha20Poly1305::new(value_key.as_ref().into()),
+            check: i64::from_be_bytes(check),
+        }
+    }
+
+    /// The fingerprint stored in `meta.key_check`.
+    pub fn check(&self) -> i64 {
+        self.check
+    }
+
+    fn siv(&self) -> Aes256Siv {
+        Aes256Siv::new(self.key_siv.as_ref().into())
+    }
+
+    /// The stored (encrypted) form of a key: equal keys give equal bytes, so a lookup
+    /// by primary key works.
+    pub fn seal_key(&self, key: &[u8]) -> Vec<u8> {
+        self.siv()
+            .encrypt(&[] as &[&[u8]], key)
+            .expect("AES-SIV accepts any plaintext length with no headers")
+    }
+
+    /// Decrypts a stored key; `None` when it was not sealed with this cipher.
+    pub fn open_key(&self, stored: &[u8]) -> Option<Vec<u8>> {
+        self.siv().decrypt(&[] as &[&[u8]], stored).ok()
+    }
+
+    /// Encrypts a value bound to its stored key.
+    pub fn seal_value(&self, stored_key: &[u8], value: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let ad = value_ad(stored_key);
+        let sealed = self
+            .value
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: value,
+                    aad: &ad,
+                },
+            )
+            .expect("XChaCha20-Poly1305 encryption of an in-memory buffer cannot fail");
+        let mut out = Vec::with_capacity(VALUE_OVERHEAD + value.len());
+        out.push(VALUE_FORMAT_V1);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        out
+    }
+
+    /// Decrypts a stored value; fails when it was moved from another row or altered.
+    pub fn open_value(&self, stored_key: &[u8], stored: &[u8]) -> Result<Vec<u8>> {
+        if stored.len() < VALUE_OVERHEAD || stored[0] != VALUE_FORMAT_V1 {
+            return Err(Error::corrupt("stored value has an unknown format"));
+        }
+        let (nonce, sealed) = stored[1..].split_at(NONCE_LEN);
+        let ad = value_ad(stored_key);
+        self.value
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: &ad,
+                },
+            )
+            .map_err(|_| Error::corrupt("stored value failed authentication"))
+    }
+}
+
+fn value_ad(stored_key: &[u8]) -> Vec<u8> {
+    let mut ad = Vec::with_capacity(1 + stored_key.len());
+    ad.push(VALUE_FORMAT_V1);
+    ad.extend_from_slice(stored_key);
+    ad
+}
+
+/// The ciphers of all of an account's encrypt keys, in server order: index 0 writes,
+/// every index is tried on reads.
+pub struct Sealer {
+    ciphers: Vec<RowCipher>,
+}
+
+impl Sealer {
+    /// Builds the ciphers; at least one key is required.
+    pub fn new(keys: &[EncryptKey]) -> Result<Self> {
+        if keys.is_empty() {
+            return Err(Error::Keys("no encrypt key available".into()));
+        }
+        Ok(Sealer {
+            ciphers: keys.iter().map(RowCipher::new).collect(),
+        })
+    }
+
+    /// The cipher new rows are written with.
+    pub fn writer(&self) -> &RowCipher {
+        &self.ciphers[0]
+    }
+
+    /// All ciphers, writer first.
+    pub fn ciphers(&self) -> &[RowCipher] {
+        &self.ciphers
+    }
+
+    /// Decrypts a stored key with whichever cipher sealed it.
+    pub fn open_key(&self, stored: &[u8]) -> Result<(Vec<u8>, usize)> {
+        self.ciphers
+            .iter()
+            .enumerate()
+            .find_map(|(i, c)| c.open_key(stored).map(|k| (k, i)))
+            .ok_or_else(|| {
+                Error::Keys("a stored key does not decrypt with any available encrypt key".into())
+            })
+    }
+
+    /// Whether `check` (from `meta.key_check`) belongs to one of our keys.
+    pub fn knows_check(&self, check: i64) -> bool {
+        self.ciphers.iter().any(|c| c.check == check)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(text: &str) -> EncryptKey {
+        EncryptKey::from_text("id", text, None).unwrap()
+    }
+
+    #[test]
+    fn keys_are_deterministic_and_values_are_not() {
+        let c = RowCipher::new(&EncryptKey::generate());
+        assert_eq!(c.seal_key(b"k"), c.seal_key(b"k"));
+        assert_ne!(c.seal_key(b"k"), c.seal_key(b"l"));
+        assert_eq!(c.seal_key(b"").len(), KEY_OVERHEAD);
+        let sk = c.seal_key(b"k");
+        let (a, b) = (c.seal_value(&sk, b"v"), c.seal_value(&sk, b"v"));
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 1 + VALUE_OVERHEAD);
+        assert_eq!(c.open_value(&sk, &a).unwrap(), b"v");
+        assert_eq!(c.open_key(&sk).unwrap(), b"k");
+    }
+
+    #[test]
+    fn value_moved_to_another_row_fails() {
+        let c = RowCipher::new(&EncryptKey::generate());
+        let (k1, k2) = (c.seal_key(b"a"), c.seal_key(b"b"));
+        let v = c.seal_value(&k1, b"secret");
+        assert_eq!(
+            c.open_value(&k2, &v).unwrap_err().kind(),
+            crate::ErrorKind::Corrupt
+        );
+        let mut flipped = v.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert!(c.open_value(&k1, &flipped).is_err());
+        assert!(c.open_value(&k1, &v[..10]).is_err());
+    }
+
+    #[test]
+    fn only_the_first_32_key_bytes_matter_as_in_badger() {
+        let a = key("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==");
+        let b = key("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXzzzz");
+        let (ca, cb) = (RowCipher::new(&a), RowCipher::new(&b));
+        assert_eq!(ca.seal_key(b"x"), cb.seal_key(b"x"));
+        assert_eq!(ca.check(), cb.check());
+    }
+
+    #[test]
+    fn sealer_reads_with_any_key_and_writes_with_the_first() {
+        let (k0, k1) = (EncryptKey::generate(), EncryptKey::generate());
+        let old = Sealer::new(std::slice::from_ref(&k1)).unwrap();
+        let both = Sealer::new(&[k0, k1]).unwrap();
+        let stored = old.writer().seal_key(b"key");
+        assert_eq!(both.open_key(&stored).unwrap(), (b"key".to_vec(), 1));
+        assert!(both.knows_check(old.writer().check()));
+        assert_ne!(both.writer().check(), old.writer().check());
+        let other = Sealer::new(&[EncryptKey::generate()]).unwrap();
+        assert_eq!(
+            other.open_key(&stored).unwrap_err().kind(),
+            crate::ErrorKind::Keys
+        );
+        assert!(Sealer::new(&[]).is_err());
+    }
+}

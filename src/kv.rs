@@ -1,0 +1,241 @@
+//! [`Kv`]: the public handle of one database.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use crate::batch::Batch;
+use crate::error::{Error, Result};
+use crate::options::Options;
+use crate::store::{names, Direction, Iter, Op, Store, MAX_VALUE_LEN};
+
+/// An encrypted key-value database.
+///
+/// `Kv` is cheap to clone; clones share one open database and are safe to use from many
+/// threads at once. Reads never wait for writers; writes are serialised. Other processes
+/// may open the same database at the same time.
+#[derive(Clone)]
+pub struct Kv {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    name: String,
+    options: Options,
+    data_path: PathBuf,
+    state: RwLock<Option<Arc<Store>>>,
+}
+
+impl Kv {
+    /// Opens (creating if needed) database `name` with settings from the `CHARM_*`
+    /// environment: local mode unless `CHARM_HOST` is set.
+    pub fn open(name: &str) -> Result<Kv> {
+        Kv::open_with(name, &Options::from_env()?)
+    }
+
+    /// Opens (creating if needed) database `name` with explicit options.
+    pub fn open_with(name: &str, options: &Options) -> Result<Kv> {
+        names::validate(name)?;
+        let data_path = options.config.data_path()?;
+        let keys = crate::keyring::resolve(options)?;
+        let sealer = crate::crypto::seal::Sealer::new(&keys)?;
+        let store = Store::open(&names::db_path(&data_path, name)?, sealer)?;
+        Ok(Kv {
+            shared: Arc::new(Shared {
+                name: name.to_owned(),
+                options: options.clone(),
+                data_path,
+                state: RwLock::new(Some(Arc::new(store))),
+            }),
+        })
+    }
+
+    /// The database name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The Charm data path this database lives under.
+    pub fn data_path(&self) -> &Path {
+        &self.shared.data_path
+    }
+
+    /// The options it was opened with.
+    pub fn options(&self) -> &Options {
+        &self.shared.options
+    }
+
+    pub(crate) fn store(&self) -> Result<Arc<Store>> {
+        let state = self
+            .shared
+            .state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.as_ref().cloned().ok_or(Error::Closed)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> Result<PathBuf> {
+        Ok(self.store()?.path().to_owned())
+    }
+
+    /// The value of `key`, or [`Error::NotFound`].
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Vec<u8>> {
+        self.store()?.get(key.as_ref())
+    }
+
+    /// Sets `key` to `value` (any bytes, empty allowed). Durable when it returns.
+    pub fn set(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        self.apply(vec![Op {
+            key: key.as_ref().to_vec(),
+            value: Some(value.as_ref().to_vec()),
+        }])
+    }
+
+    /// Sets `key` to everything `reader` yields.
+    pub fn set_reader(&self, key: impl AsRef<[u8]>, reader: impl Read) -> Result<()> {
+        let mut value = Vec::new();
+        let limit = MAX_VALUE_LEN as u64 + 1;
+        reader
+            .take(limit)
+            .read_to_end(&mut value)
+            .map_err(|e| Error::io("reading the value", e))?;
+        if value.len() as u64 == limit {
+            return Err(Error::invalid(format!(
+                "value is larger than the limit of {MAX_VALUE_LEN} bytes"
+            )));
+        }
+        self.set(key, value)
+    }
+
+    /// Deletes `key`; deleting a missing key is not an error.
+    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
+        self.apply(vec![Op {
+            key: key.as_ref().to_vec(),
+            value: None,
+        }])
+    }
+
+    /// All keys, ascending byte order.
+    pub fn keys(&self) -> Result<Vec<Vec<u8>>> {
+        self.store()?.keys()
+    }
+
+    /// All `(key, value)` pairs in ascending key order, from one consistent snapshot.
+    pub fn iter(&self) -> Result<Iter> {
+        self.iter_with(Direction::Forward, true)
+    }
+
+    /// Pairs in the given order; with `with_values == false` values come back empty and
+    /// are not read.
+    pub fn iter_with(&self, direction: Direction, with_values: bool) -> Result<Iter> {
+        Iter::new(&self.store()?, direction, with_values)
+    }
+
+    /// Writes a consistent copy of the database file (still encrypted) to `dest`, which
+    /// must not exist. Readers and writers carry on meanwhile.
+    pub fn backup_to(&self, dest: impl AsRef<Path>) -> Result<()> {
+        self.store()?.backup_to(dest.as_ref())
+    }
+
+    /// A write batch: many sets and deletes committed atomically in one transaction.
+    pub fn batch(&self) -> Batch {
+        Batch::new(self.clone())
+    }
+
+    /// Applies changes atomically: the single write path of every mutation.
+    pub(crate) fn apply(&self, ops: Vec<Op>) -> Result<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.store()?.write(&ops, |_| Ok(()))
+    }
+
+    /// Pulls the newest snapshot from the Charm server and pushes local writes.
+    pub fn sync(&self) -> Result<()> {
+        self.store()?;
+        if self.shared.options.config.server().is_none() {
+            return Err(Error::NotConfigured);
+        }
+        Err(Error::Internal(
+            "sync with a Charm server is not built yet".into(),
+        ))
+    }
+
+    /// Drops the local copy and rebuilds it from the server.
+    pub fn reset(&self) -> Result<()> {
+        self.store()?;
+        if self.shared.options.config.server().is_none() {
+            return Err(Error::NotConfigured);
+        }
+        Err(Error::Internal(
+            "reset from a Charm server is not built yet".into(),
+        ))
+    }
+
+    /// Closes the database for this handle and all its clones. Calls in flight finish
+    /// first; later calls fail with [`Error::Closed`]. Closing twice is fine.
+    pub fn close(&self) -> Result<()> {
+        let mut state = self
+            .shared
+            .state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.take();
+        Ok(())
+    }
+
+    /// Whether [`Kv::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.store().is_err()
+    }
+}
+
+impl std::fmt::Debug for Kv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kv")
+            .field("name", &self.shared.name)
+            .field("data_path", &self.shared.data_path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Names of the charm-kv databases in the data path of `options`, sorted.
+pub fn list_databases(options: &Options) -> Result<Vec<String>> {
+    let dir = names::kv_dir(&options.config.data_path()?);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(format!("listing {}", dir.display()), e)),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+        let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
+        if let (true, Some(name)) = (is_file, entry.file_name().to_str()) {
+            if let Some(db) = names::name_of(name) {
+                found.push(db.to_owned());
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Deletes database `name` (its file and SQLite's companions) from the data path.
+/// Handles still open on it keep working on the unlinked file until closed.
+pub fn delete_database(options: &Options, name: &str) -> Result<()> {
+    let path = names::db_path(&options.config.data_path()?, name)?;
+    if !path.is_file() {
+        return Err(Error::NotFound);
+    }
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(format!("removing {}", file.display()), e)),
+        }
+    }
+    Ok(())
+}

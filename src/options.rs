@@ -1,0 +1,102 @@
+//! Options for opening a store: the Charm configuration plus charm-kv's own settings.
+
+use std::path::PathBuf;
+
+use crate::config::Config;
+use crate::crypto::EncryptKey;
+use crate::error::Result;
+
+/// How to open a [`crate::Kv`]. Start from [`Options::from_env`] (what
+/// [`crate::Kv::open`] uses) or [`Options::new`] (no environment), then adjust.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub(crate) config: Config,
+    pub(crate) keys: Option<Vec<EncryptKey>>,
+    pub(crate) auto_push: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options::new()
+    }
+}
+
+impl Options {
+    /// Defaults without reading the environment: local mode, platform data dir.
+    pub fn new() -> Self {
+        Options {
+            config: Config::default(),
+            keys: None,
+            auto_push: true,
+        }
+    }
+
+    /// Defaults from the `CHARM_*` environment variables.
+    pub fn from_env() -> Result<Self> {
+        Ok(Options {
+            config: Config::from_env()?,
+            ..Options::new()
+        })
+    }
+
+    /// The resolved Charm configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Base data directory (`CHARM_DATA_DIR`); the host is appended to it.
+    pub fn data_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
+        self.config.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Charm server host (`CHARM_HOST`); `None` for local mode.
+    pub fn host(&mut self, host: Option<String>) -> &mut Self {
+        self.config.host = host.filter(|h| !h.is_empty());
+        self
+    }
+
+    /// Charm server SSH port (`CHARM_SSH_PORT`).
+    pub fn ssh_port(&mut self, port: u16) -> &mut Self {
+        self.config.ssh_port = port;
+        self
+    }
+
+    /// Charm server HTTP port (`CHARM_HTTP_PORT`).
+    pub fn http_port(&mut self, port: u16) -> &mut Self {
+        self.config.http_port = port;
+        self
+    }
+
+    /// SSH private key to use instead of the data path's (`CHARM_IDENTITY_KEY`).
+    pub fn identity_key(&mut self, path: impl Into<PathBuf>) -> &mut Self {
+        self.config.identity_key = Some(path.into());
+        self
+    }
+
+    /// Key type to find or generate (`CHARM_KEY_TYPE`: `ed25519` or `rsa`).
+    pub fn key_type(&mut self, key_type: impl Into<String>) -> &mut Self {
+        self.config.key_type = key_type.into();
+        self
+    }
+
+    /// Never contact a server, even when a host is configured.
+    pub fn local(&mut self, local: bool) -> &mut Self {
+        self.config.local = local;
+        self
+    }
+
+    /// Push each write to the server right away (default `true`); turn off for batch
+    /// jobs and call `sync()` at the end.
+    pub fn auto_push(&mut self, auto_push: bool) -> &mut Self {
+        self.auto_push = auto_push;
+        self
+    }
+
+    /// Use these encrypt keys (first one writes) instead of the account's. For
+    /// embedding charm-kv with keys managed elsewhere; sync still needs the account.
+    pub fn encrypt_keys(&mut self, keys: Vec<EncryptKey>) -> &mut Self {
+        self.keys = Some(keys);
+        self
+    }
+}

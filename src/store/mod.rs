@@ -1,0 +1,285 @@
+//! The local SQLite database: one writer connection, a pool of reader connections,
+//! and the row encryption in between.
+//!
+//! WAL mode lets readers run while a writer commits; the writer connection is behind a
+//! mutex so writes from one process are serialised, and `BEGIN IMMEDIATE` plus a busy
+//! timeout serialises writers of different processes.
+
+pub mod iter;
+pub mod names;
+pub mod schema;
+
+use std::fs;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+use crate::crypto::seal::{Sealer, KEY_OVERHEAD, VALUE_OVERHEAD};
+use crate::error::{Error, Result};
+
+pub use iter::{Direction, Iter};
+
+/// Largest key accepted, in bytes (Badger's limit was about 64 KiB too).
+pub const MAX_KEY_LEN: usize = 65_000;
+/// Largest value accepted, in bytes: SQLite's default blob limit (1e9) minus our overhead.
+pub const MAX_VALUE_LEN: usize = 1_000_000_000 - VALUE_OVERHEAD - KEY_OVERHEAD;
+/// Reader connections kept open when idle.
+const MAX_IDLE_READERS: usize = 8;
+
+/// One change of a write: `Some(value)` sets, `None` deletes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Op {
+    pub key: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+}
+
+/// An open database file.
+pub struct Store {
+    path: PathBuf,
+    sealer: Sealer,
+    writer: Mutex<Connection>,
+    idle_readers: Mutex<Vec<Connection>>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, checking that `sealer`'s keys
+    /// are the ones it was written with.
+    pub fn open(path: &Path, sealer: Sealer) -> Result<Store> {
+        if path.is_dir() {
+            return Err(Error::invalid(format!(
+                "{} is a directory, not a charm-kv database",
+                path.display()
+            )));
+        }
+        if let Some(dir) = path.parent() {
+            crate::config::create_private_dir(dir)?;
+        }
+        create_private_file(path)?;
+        let mut writer = schema::connect(path, false)?;
+        schema::initialize(&mut writer, &sealer)?;
+        Ok(Store {
+            path: path.to_owned(),
+            sealer,
+            writer: Mutex::new(writer),
+            idle_readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The row ciphers.
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
+    /// A reader connection from the pool (returned to it on drop).
+    pub fn reader(self: &Arc<Self>) -> Result<Reader> {
+        let pooled = lock(&self.idle_readers).pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => {
+                let conn = schema::connect(&self.path, true)?;
+                conn.pragma_update(None, "query_only", true)?;
+                conn
+            }
+        };
+        Ok(Reader {
+            conn: Some(conn),
+            store: Arc::clone(self),
+        })
+    }
+
+    /// The writer connection, exclusively.
+    pub fn writer(&self) -> MutexGuard<'_, Connection> {
+        lock(&self.writer)
+    }
+
+    /// Point lookup by plaintext key.
+    pub fn get(self: &Arc<Self>, key: &[u8]) -> Result<Vec<u8>> {
+        check_key(key)?;
+        let reader = self.reader()?;
+        let mut stmt = reader.prepare_cached("SELECT value FROM kv WHERE key = ?1")?;
+        for cipher in self.sealer.ciphers() {
+            let stored_key = cipher.seal_key(key);
+            let found = stmt
+                .query_row([&stored_key], |row| {
+                    let value = row.get_ref(0)?.as_blob()?;
+                    Ok(cipher.open_value(&stored_key, value))
+                })
+                .optional()?;
+            if let Some(value) = found {
+                return value;
+            }
+        }
+        Err(Error::NotFound)
+    }
+
+    /// Applies `ops` atomically in one transaction. `after` runs inside the same
+    /// transaction (the sync journal hooks in there).
+    pub fn write(
+        &self,
+        ops: &[Op],
+        after: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<()>,
+    ) -> Result<()> {
+        for op in ops {
+            check_key(&op.key)?;
+            if let Some(value) = &op.value {
+                check_value(value)?;
+            }
+        }
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut insert =
+                tx.prepare_cached("INSERT OR REPLACE INTO kv (key, value) VALUES (?1, ?2)")?;
+            let mut delete = tx.prepare_cached("DELETE FROM kv WHERE key = ?1")?;
+            let (writer, older) = self.sealer.ciphers().split_first().expect("one key");
+            for op in ops {
+                // A key may still be stored under an older encrypt key: remove that
+                // copy so the plaintext key maps to exactly one row.
+                for cipher in older {
+                    delete.execute([cipher.seal_key(&op.key)])?;
+                }
+                let stored_key = writer.seal_key(&op.key);
+                match &op.value {
+                    Some(value) => {
+                        let sealed = writer.seal_value(&stored_key, value);
+                        insert.execute((&stored_key, &sealed))?;
+                    }
+                    None => {
+                        delete.execute([&stored_key])?;
+                    }
+                }
+            }
+        }
+        after(&tx)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// All plaintext keys in ascending byte order, read in one snapshot.
+    pub fn keys(self: &Arc<Self>) -> Result<Vec<Vec<u8>>> {
+        let reader = self.reader()?;
+        let mut stmt = reader.prepare_cached("SELECT key FROM kv")?;
+        let mut rows = stmt.query([])?;
+        let mut keys = Vec::new();
+        while let Some(row) = rows.next()? {
+            let (key, _) = self.sealer.open_key(row.get_ref(0)?.as_blob()?)?;
+            keys.push(key);
+        }
+        keys.sort_unstable();
+        Ok(keys)
+    }
+
+    /// Writes a consistent copy of the whole database to the new file `dest` with
+    /// SQLite's online backup API. One read transaction covers the copy, so it neither
+    /// waits for nor blocks writers (WAL), and it never restarts.
+    pub fn backup_to(self: &Arc<Self>, dest: &Path) -> Result<()> {
+        if dest.exists() {
+            return Err(Error::invalid(format!("{} already exists", dest.display())));
+        }
+        create_private_file(dest)?;
+        let reader = self.reader()?;
+        let mut target = Connection::open(dest)?;
+        {
+            use rusqlite::backup::{Backup, StepResult};
+            let backup = Backup::new(&reader, &mut target)?;
+            let deadline = std::time::Instant::now() + schema::BUSY_TIMEOUT;
+            loop {
+                match backup.step(-1)? {
+                    StepResult::Done => break,
+                    StepResult::More => {}
+                    StepResult::Busy | StepResult::Locked
+                        if std::time::Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    other => return Err(Error::Busy(format!("online backup stopped: {other:?}"))),
+                }
+            }
+        }
+        // The copy inherits WAL mode; fold it into one self-contained file.
+        target.pragma_update(None, "journal_mode", "DELETE")?;
+        Ok(())
+    }
+
+    /// A `meta` value.
+    pub fn meta(self: &Arc<Self>, name: &str) -> Result<Option<i64>> {
+        schema::meta_get(&*self.reader()?, name)
+    }
+}
+
+/// A pooled read connection.
+pub struct Reader {
+    conn: Option<Connection>,
+    store: Arc<Store>,
+}
+
+impl Deref for Reader {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn.as_ref().expect("present until drop")
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else { return };
+        // Only a connection outside any transaction goes back to the pool.
+        if conn.is_autocommit() {
+            let mut idle = lock(&self.store.idle_readers);
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(conn);
+            }
+        }
+    }
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave SQLite state half-done (transactions
+    // roll back on drop), so a poisoned lock is still safe to use.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn check_key(key: &[u8]) -> Result<()> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(Error::invalid(format!(
+            "key is {} bytes; the limit is {MAX_KEY_LEN}",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+fn check_value(value: &[u8]) -> Result<()> {
+    if value.len() > MAX_VALUE_LEN {
+        return Err(Error::invalid(format!(
+            "value is {} bytes; the limit is {MAX_VALUE_LEN}",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Creates an empty file with mode 0600 unless it exists, so SQLite (which gives the
+/// `-wal` and `-shm` files the database's mode) never creates a world-readable one.
+fn create_private_file(path: &Path) -> Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+        .open(path)
+        .map(drop)
+        .map_err(|e| Error::io(format!("creating {}", path.display()), e))
+}

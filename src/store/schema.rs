@@ -1,0 +1,110 @@
+//! The on-disk schema and connection settings.
+//!
+//! `kv` and `meta` are exactly the designed tables. `meta` rows:
+//! - `max_version`: the last Charm sequence this database is based on (0 = never synced).
+//! - `key_check`: fingerprint of the encrypt key the database was created with
+//!   (see `crypto::seal`), so wrong keys fail at open.
+//! - `format`: version of charm-kv's at-rest row format (1).
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+use crate::crypto::seal::Sealer;
+use crate::error::{Error, Result};
+
+pub const CREATE_KV: &str =
+    "CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID";
+pub const CREATE_META: &str =
+    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID";
+
+pub const META_MAX_VERSION: &str = "max_version";
+pub const META_KEY_CHECK: &str = "key_check";
+pub const META_FORMAT: &str = "format";
+pub const FORMAT_VERSION: i64 = 1;
+
+/// How long a writer waits for another process's write lock before giving up with
+/// `Error::Busy`. Normal contention (many writers, short transactions) stays far below.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Opens a connection with the settings every connection shares.
+///
+/// `synchronous=FULL`: in WAL mode each commit fsyncs the WAL, so an acknowledged write
+/// survives the process being killed and the machine losing power. (`NORMAL` would
+/// survive a killed process but could lose the last commits on power loss.)
+pub fn connect(path: &Path, read_only: bool) -> Result<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    flags |= if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+    };
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+/// Prepares a writer connection: WAL mode, the designed tables, the meta rows, and the
+/// checks that this is our database and our keys open it.
+pub fn initialize(conn: &mut Connection, sealer: &Sealer) -> Result<()> {
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::Internal(format!(
+            "SQLite refused WAL mode (journal_mode is {mode})"
+        )));
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute(CREATE_KV, [])?;
+    tx.execute(CREATE_META, [])?;
+    let insert = "INSERT OR IGNORE INTO meta (name, value) VALUES (?1, ?2)";
+    tx.execute(insert, (META_MAX_VERSION, 0i64))?;
+    tx.execute(insert, (META_KEY_CHECK, sealer.writer().check()))?;
+    tx.execute(insert, (META_FORMAT, FORMAT_VERSION))?;
+    verify(&tx, sealer)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Checks shape, format and keys of an open database (also used on restore candidates).
+pub fn verify(conn: &Connection, sealer: &Sealer) -> Result<()> {
+    for (table, columns) in [("kv", ["key", "value"]), ("meta", ["name", "value"])] {
+        let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+        let found: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(1))?
+            .collect::<rusqlite::Result<_>>()?;
+        if found != columns {
+            return Err(Error::corrupt(format!(
+                "table {table} has columns {found:?}, expected {columns:?}: not a charm-kv database"
+            )));
+        }
+    }
+    let format = meta_get(conn, META_FORMAT)?;
+    if format != Some(FORMAT_VERSION) {
+        return Err(Error::corrupt(format!(
+            "database format {format:?} is not supported by this charm-kv (expects {FORMAT_VERSION})"
+        )));
+    }
+    match meta_get(conn, META_KEY_CHECK)? {
+        Some(check) if sealer.knows_check(check) => Ok(()),
+        Some(_) => Err(Error::Keys(
+            "the database was encrypted with an encrypt key this account does not have".into(),
+        )),
+        None => Err(Error::corrupt("database has no key_check row")),
+    }
+}
+
+pub fn meta_get(conn: &Connection, name: &str) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM meta WHERE name = ?1")?
+        .query_row([name], |r| r.get(0))
+        .optional()?)
+}
+
+pub fn meta_set(conn: &Connection, name: &str, value: i64) -> Result<()> {
+    conn.prepare_cached("INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)")?
+        .execute((name, value))?;
+    Ok(())
+}

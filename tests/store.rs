@@ -1,0 +1,528 @@
+//! Behaviour of the local store: API, schema, encryption at rest, concurrency.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+
+use charm_kv::{Direction, EncryptKey, ErrorKind, Kv, Options};
+
+fn options(dir: &Path, keys: &[EncryptKey]) -> Options {
+    let mut options = Options::new();
+    options.data_dir(dir).encrypt_keys(keys.to_vec());
+    options
+}
+
+fn open(dir: &Path, key: &EncryptKey) -> Kv {
+    Kv::open_with("test", &options(dir, std::slice::from_ref(key))).unwrap()
+}
+
+#[test]
+fn set_get_delete_and_missing_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = open(dir.path(), &EncryptKey::generate());
+    assert_eq!(kv.get("nope").unwrap_err().kind(), ErrorKind::NotFound);
+    kv.set("a", "1").unwrap();
+    assert_eq!(kv.get("a").unwrap(), b"1");
+    kv.set("a", "2").unwrap();
+    assert_eq!(kv.get("a").unwrap(), b"2");
+    kv.delete("a").unwrap();
+    assert_eq!(kv.get("a").unwrap_err().kind(), ErrorKind::NotFound);
+    kv.delete("a").unwrap();
+}
+
+#[test]
+fn any_bytes_round_trip_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = open(dir.path(), &EncryptKey::generate());
+    let cases: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (b"empty value".to_vec(), vec![]),
+        (vec![0, 0, 0], b"nul key".to_vec()),
+        (vec![0xff, 0xfe, 0x80], vec![0xc3, 0x28, 0, 0xff]),
+        (vec![], b"empty key".to_vec()),
+        (
+            b"big".to_vec(),
+            (0..3_000_000u32).map(|i| (i * 7) as u8).collect(),
+        ),
+    ];
+    for (k, v) in &cases {
+        kv.set(k, v).unwrap();
+    }
+    for (k, v) in &cases {
+        assert_eq!(&kv.get(k).unwrap(), v);
+    }
+    kv.set_reader("streamed", &b"from a reader"[..]).unwrap();
+    assert_eq!(kv.get("streamed").unwrap(), b"from a reader");
+}
+
+#[test]
+fn keys_come_back_in_byte_order_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = open(dir.path(), &EncryptKey::generate());
+    let mut expected: Vec<Vec<u8>> = (0..300u32)
+        .map(|i| (i * 7919 % 1000).to_string().into_bytes())
+        .collect();
+    expected.push(vec![0xff]);
+    expected.push(vec![]);
+    for k in &expected {
+        kv.set(k, [k.as_slice(), b"!"].concat()).unwrap();
+    }
+    expected.sort();
+    expected.dedup();
+    assert_eq!(kv.keys().unwrap(), expected);
+
+    let pairs: Vec<_> = kv.iter().unwrap().map(Result::unwrap).collect();
+    assert_eq!(
+        pairs.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+        expected
+    );
+    assert!(pairs
+        .iter()
+        .all(|(k, v)| *v == [k.as_slice(), b"!"].concat()));
+
+    let reverse: Vec<_> = kv
+        .iter_with(Direction::Reverse, false)
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    let mut rev_expected = expected.clone();
+    rev_expected.reverse();
+    assert_eq!(
+        reverse.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+        rev_expected
+    );
+    assert!(reverse.iter().all(|(_, v)| v.is_empty()));
+}
+
+#[test]
+fn iterator_reads_one_snapshot_while_writes_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = open(dir.path(), &EncryptKey::generate());
+    for i in 0..10 {
+        kv.set(format!("k{i}"), "old").unwrap();
+    }
+    let mut iter = kv.iter().unwrap();
+    let first = iter.next().unwrap().unwrap();
+    for i in 0..10 {
+        kv.set(format!("k{i}"), "new").unwrap();
+    }
+    kv.set("k99", "added").unwrap();
+    let rest: Vec<_> = iter.map(Result::unwrap).collect();
+    assert_eq!(first.1, b"old");
+    assert_eq!(rest.len(), 9);
+    assert!(rest.iter().all(|(_, v)| v == b"old"));
+    assert_eq!(kv.get("k3").unwrap(), b"new");
+}
+
+#[test]
+fn batch_commits_atomically_and_rolls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = open(dir.path(), &EncryptKey::generate());
+    kv.set("keep", "1").unwrap();
+    kv.set("gone", "x").unwrap();
+
+    let mut batch = kv.batch();
+    batch.set("a", "A").set("b", "B").delete("gone");
+    assert_eq!(batch.get("a").unwrap(), b"A");
+    assert_eq!(batch.get("keep").unwrap(), b"1");
+    assert_eq!(batch.get("gone").unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(
+        kv.get("a").unwrap_err().kind(),
+        ErrorKind::NotFound,
+        "not visible before commit"
+    );
+    assert_eq!(batch.len(), 3);
+    batch.commit().unwrap();
+    assert_eq!(kv.get("b").unwrap(), b"B");
+    assert_eq!(kv.get("gone").unwrap_err().kind(), ErrorKind::NotFound);
+
+    let mut batch = kv.batch();
+    batch.set("c", "C").delete("keep");
+    batch.rollback();
+    assert_eq!(kv.get("keep").unwrap(), b"1");
+    assert_eq!(kv.get("c").unwrap_err().kind(), ErrorKind::NotFound);
+
+    // A batch with one oversized value writes nothing at all.
+    let mut batch = kv.batch();
+    batch.set("d", "D").set(vec![b'k'; 70_000], "too long key");
+    assert_eq!(
+        batch.commit().unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(kv.get("d").unwrap_err().kind(), ErrorKind::NotFound);
+}
+
+#[test]
+fn schema_on_disk_is_exactly_the_designed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = open(dir.path(), &EncryptKey::generate());
+    kv.set("k", "v").unwrap();
+    let conn = rusqlite::Connection::open(kv.path().unwrap()).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name IN ('kv','meta') ORDER BY name")
+        .unwrap();
+    let tables: Vec<(String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        tables,
+        vec![
+            (
+                "kv".into(),
+                "CREATE TABLE kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID".into()
+            ),
+            (
+                "meta".into(),
+                "CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID"
+                    .into()
+            ),
+        ]
+    );
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let max_version: i64 = conn
+        .query_row(
+            "SELECT value FROM meta WHERE name = 'max_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(max_version, 0);
+    assert!(kv.path().unwrap().ends_with("kv/test.sqlite"));
+}
+
+#[test]
+fn no_plaintext_reaches_any_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = open(dir.path(), &EncryptKey::generate());
+    let secrets: Vec<(String, String)> = (0..50)
+        .map(|i| {
+            (
+                format!("plainkey-{i:04}-marker"),
+                format!("plainvalue-{i:04}-marker"),
+            )
+        })
+        .collect();
+    for (k, v) in &secrets {
+        kv.set(k, v).unwrap();
+    }
+    let mut batch = kv.batch();
+    batch.set("batchkey-marker", "batchvalue-marker");
+    batch.commit().unwrap();
+    let db = kv.path().unwrap();
+    let files: Vec<_> = ["", "-wal", "-shm"]
+        .iter()
+        .map(|s| std::path::PathBuf::from(format!("{}{s}", db.display())))
+        .collect();
+    assert!(files[1].exists(), "WAL file present while open");
+    let mut checked = 0;
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        for needle in [
+            "plainkey-",
+            "plainvalue-",
+            "batchkey-marker",
+            "batchvalue-marker",
+            "marker",
+        ] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{needle} found in {}",
+                file.display()
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 15);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for file in &files {
+            let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", file.display());
+        }
+        let kv_dir = db.parent().unwrap();
+        assert_eq!(
+            std::fs::metadata(kv_dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+    }
+}
+
+#[test]
+fn wrong_keys_fail_at_open_and_key_rotation_reads_old_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (EncryptKey::generate(), EncryptKey::generate());
+    let kv = open(dir.path(), &old);
+    kv.set("a", "from old key").unwrap();
+    kv.set("b", "also old").unwrap();
+    kv.close().unwrap();
+
+    let err = Kv::open_with("test", &options(dir.path(), std::slice::from_ref(&new))).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Keys, "{err}");
+
+    let both = Kv::open_with("test", &options(dir.path(), &[new.clone(), old.clone()])).unwrap();
+    assert_eq!(both.get("a").unwrap(), b"from old key");
+    both.set("a", "rewritten with new key").unwrap();
+    assert_eq!(both.get("a").unwrap(), b"rewritten with new key");
+    assert_eq!(both.keys().unwrap(), vec![b"a".to_vec(), b"b".to_vec()]);
+    both.delete("b").unwrap();
+    assert_eq!(both.get("b").unwrap_err().kind(), ErrorKind::NotFound);
+}
+
+#[test]
+fn closed_handles_and_bad_names_give_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = EncryptKey::generate();
+    let kv = open(dir.path(), &key);
+    let clone = kv.clone();
+    kv.close().unwrap();
+    kv.close().unwrap();
+    assert!(clone.is_closed());
+    assert_eq!(clone.get("a").unwrap_err().kind(), ErrorKind::Closed);
+    assert_eq!(clone.set("a", "b").unwrap_err().kind(), ErrorKind::Closed);
+    assert_eq!(clone.keys().unwrap_err().kind(), ErrorKind::Closed);
+    for name in ["", "../escape", "a/b", ".."] {
+        let err =
+            Kv::open_with(name, &options(dir.path(), std::slice::from_ref(&key))).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{name:?}");
+    }
+    // A Badger directory of the same name is left alone.
+    let badger = dir.path().join("localhost/kv/legacy");
+    std::fs::create_dir_all(&badger).unwrap();
+    std::fs::write(badger.join("MANIFEST"), b"badger").unwrap();
+    let kv = Kv::open_with("legacy", &options(dir.path(), std::slice::from_ref(&key))).unwrap();
+    kv.set("k", "v").unwrap();
+    assert_eq!(std::fs::read(badger.join("MANIFEST")).unwrap(), b"badger");
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_corrupt_not_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv_dir = dir.path().join("localhost/kv");
+    std::fs::create_dir_all(&kv_dir).unwrap();
+    let garbage = vec![0x42u8; 8192];
+    std::fs::write(kv_dir.join("test.sqlite"), &garbage).unwrap();
+    let err = Kv::open_with("test", &options(dir.path(), &[EncryptKey::generate()])).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert_eq!(std::fs::read(kv_dir.join("test.sqlite")).unwrap(), garbage);
+}
+
+#[test]
+fn list_and_delete_databases() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = EncryptKey::generate();
+    let opts = options(dir.path(), std::slice::from_ref(&key));
+    assert!(charm_kv::list_databases(&opts).unwrap().is_empty());
+    for name in ["b", "a", "c.d"] {
+        Kv::open_with(name, &opts).unwrap().set("k", "v").unwrap();
+    }
+    std::fs::create_dir_all(dir.path().join("localhost/kv/badgerdir")).unwrap();
+    assert_eq!(charm_kv::list_databases(&opts).unwrap(), ["a", "b", "c.d"]);
+    charm_kv::delete_database(&opts, "a").unwrap();
+    assert_eq!(charm_kv::list_databases(&opts).unwrap(), ["b", "c.d"]);
+    assert_eq!(
+        charm_kv::delete_database(&opts, "a").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    let reopened = Kv::open_with("a", &opts).unwrap();
+    assert!(reopened.keys().unwrap().is_empty());
+}
+
+#[test]
+fn readers_keep_reading_while_a_writer_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = open(dir.path(), &EncryptKey::generate());
+    for i in 0..100 {
+        kv.set(format!("k{i:03}"), format!("v{i}-0")).unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(AtomicUsize::new(0));
+    let start = Arc::new(Barrier::new(5));
+    let readers: Vec<_> = (0..4)
+        .map(|t| {
+            let (kv, stop, reads, start) = (kv.clone(), stop.clone(), reads.clone(), start.clone());
+            thread::spawn(move || {
+                start.wait();
+                let mut i = t;
+                while !stop.load(Ordering::Relaxed) {
+                    let key = format!("k{:03}", i % 100);
+                    let value = kv.get(&key).unwrap();
+                    assert!(value.starts_with(format!("v{}-", i % 100).as_bytes()));
+                    if i % 50 == 0 {
+                        assert_eq!(kv.keys().unwrap().len(), 100);
+                    }
+                    reads.fetch_add(1, Ordering::Relaxed);
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    start.wait();
+    for round in 1..=20 {
+        let mut batch = kv.batch();
+        for i in 0..100 {
+            batch.set(format!("k{i:03}"), format!("v{i}-{round}"));
+        }
+        batch.commit().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        r.join().unwrap();
+    }
+    assert!(reads.load(Ordering::Relaxed) > 0);
+    assert_eq!(kv.get("k042").unwrap(), b"v42-20");
+}
+
+#[test]
+fn many_threads_write_through_one_handle_without_losing_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = open(dir.path(), &EncryptKey::generate());
+    let writers: Vec<_> = (0..8)
+        .map(|t| {
+            let kv = kv.clone();
+            thread::spawn(move || {
+                for i in 0..50 {
+                    kv.set(format!("t{t}-{i}"), format!("{t}:{i}")).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert_eq!(kv.keys().unwrap().len(), 400);
+    assert_eq!(kv.get("t7-49").unwrap(), b"7:49");
+}
+
+#[test]
+fn online_backup_while_reads_run_is_a_consistent_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = EncryptKey::generate();
+    let kv = open(dir.path(), &key);
+    for i in 0..2000 {
+        kv.set(format!("k{i:05}"), vec![i as u8; 200])
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (kv, stop) = (kv.clone(), stop.clone());
+            thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    assert_eq!(kv.get("k01234").unwrap().len(), 200);
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let writer = {
+        let kv = kv.clone();
+        thread::spawn(move || {
+            for i in 0..50 {
+                kv.set(format!("late{i}"), "x").unwrap();
+            }
+        })
+    };
+    let copy = dir.path().join("copy.sqlite");
+    kv.backup_to(&copy).unwrap();
+    writer.join().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().unwrap() > 0);
+    }
+    assert_eq!(
+        kv.backup_to(&copy).unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+
+    // The copy is a complete database that opens with the same key.
+    let conn = rusqlite::Connection::open(&copy).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    drop(conn);
+    let copy_dir = tempfile::tempdir().unwrap();
+    let kv_dir = copy_dir.path().join("localhost/kv");
+    std::fs::create_dir_all(&kv_dir).unwrap();
+    std::fs::rename(&copy, kv_dir.join("test.sqlite")).unwrap();
+    let restored = open(copy_dir.path(), &key);
+    let keys = restored.keys().unwrap();
+    assert!(keys.len() >= 2000 && keys.len() <= 2050, "{}", keys.len());
+    assert_eq!(restored.get("k01999").unwrap(), vec![1999u32 as u8; 200]);
+}
+
+/// Runs as a child process of `two_processes_share_one_database` (the parent re-runs
+/// this test binary with only this test selected); does nothing otherwise.
+#[test]
+fn child_process_writer() {
+    let (Ok(dir), Ok(text)) = (
+        std::env::var("CHARM_KV_TEST_CHILD_DIR"),
+        std::env::var("CHARM_KV_TEST_CHILD_KEY"),
+    ) else {
+        return;
+    };
+    let key = EncryptKey::from_text("id", text, None).unwrap();
+    let kv = open(Path::new(&dir), &key);
+    for i in 0..200 {
+        let mut batch = kv.batch();
+        batch
+            .set(format!("child{i}"), format!("{i}"))
+            .set("counter", format!("{i}"));
+        batch.commit().unwrap();
+    }
+}
+
+#[test]
+fn two_processes_share_one_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = EncryptKey::generate();
+    let kv = open(dir.path(), &key);
+    kv.set("parent", "here").unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_process_writer",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("CHARM_KV_TEST_CHILD_DIR", dir.path())
+        .env("CHARM_KV_TEST_CHILD_KEY", key.text())
+        .spawn()
+        .unwrap();
+    // Read and write while the child commits batches; every batch is seen whole.
+    let mut observations = 0;
+    let mut i = 0;
+    loop {
+        let finished = child.try_wait().unwrap().is_some();
+        kv.set(format!("parent{i}"), "p").unwrap();
+        if let Ok(counter) = kv.get("counter") {
+            let n: usize = String::from_utf8(counter).unwrap().parse().unwrap();
+            assert_eq!(
+                kv.get(format!("child{n}")).unwrap(),
+                n.to_string().as_bytes()
+            );
+            observations += 1;
+        }
+        i += 1;
+        if finished {
+            break;
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(observations > 0);
+    let keys = kv.keys().unwrap();
+    assert_eq!(keys.iter().filter(|k| k.starts_with(b"child")).count(), 200);
+    assert_eq!(
+        keys.iter().filter(|k| k.starts_with(b"parent")).count(),
+        i + 1
+    );
+    assert_eq!(kv.get("counter").unwrap(), b"199");
+}
