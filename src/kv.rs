@@ -163,7 +163,9 @@ impl Kv {
         if self.shared.options.config.server().is_none() {
             return Err(Error::NotConfigured);
         }
-        Err(Error::Internal("sync with a Charm server is not built yet".into()))
+        Err(Error::Internal(
+            "sync with a Charm server is not built yet".into(),
+        ))
     }
 
     /// Drops the local copy and rebuilds it from the newest remote snapshot. Refuses
@@ -174,7 +176,9 @@ impl Kv {
         if self.shared.options.config.server().is_none() {
             return Err(Error::NotConfigured);
         }
-        Err(Error::Internal("reset from a Charm server is not built yet".into()))
+        Err(Error::Internal(
+            "reset from a Charm server is not built yet".into(),
+        ))
     }
 
     /// Number of committed local writes not yet pushed to the server.

@@ -1,0 +1,151 @@
+//! `charm-kv`: the command-line tool, mirroring `charm kv` and skate.
+
+mod args;
+mod output;
+
+use std::io::{self, IsTerminal, Read};
+use std::process::ExitCode;
+
+use charm_kv::{Direction, Error, Kv, Options};
+use clap::Parser;
+
+use args::{db_arg, key_and_db, Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::BrokenPipe) => ExitCode::SUCCESS,
+        Err(CliError::Message(msg)) => {
+            eprintln!("charm-kv: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+enum CliError {
+    Message(String),
+    /// The reader of our output went away (`charm-kv list | head`): not an error.
+    BrokenPipe,
+}
+
+impl From<Error> for CliError {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::NotFound => CliError::Message("key not found".into()),
+            other => CliError::Message(other.to_string()),
+        }
+    }
+}
+
+impl From<String> for CliError {
+    fn from(msg: String) -> Self {
+        CliError::Message(msg)
+    }
+}
+
+impl From<io::Error> for CliError {
+    fn from(err: io::Error) -> Self {
+        if err.kind() == io::ErrorKind::BrokenPipe {
+            CliError::BrokenPipe
+        } else {
+            CliError::Message(format!("writing output: {err}"))
+        }
+    }
+}
+
+fn open(db: &str) -> Result<Kv, CliError> {
+    let options = Options::from_env()?;
+    Ok(Kv::open_with(db, &options)?)
+}
+
+fn run(command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Set { key, value } => {
+            let (key, db) = key_and_db(&key)?;
+            let value = match value {
+                Some(v) => v.into_bytes(),
+                None => {
+                    let mut buf = Vec::new();
+                    io::stdin()
+                        .lock()
+                        .read_to_end(&mut buf)
+                        .map_err(|e| format!("reading the value from stdin: {e}"))?;
+                    buf
+                }
+            };
+            let kv = open(&db)?;
+            kv.set(key, value)?;
+            output::warn_pending(&kv);
+        }
+        Command::Get { key, show_binary } => {
+            let (key, db) = key_and_db(&key)?;
+            let value = open(&db)?.get(key)?;
+            output::print_value(&value, show_binary)?;
+        }
+        Command::Delete { key } => {
+            let (key, db) = key_and_db(&key)?;
+            let kv = open(&db)?;
+            kv.delete(key)?;
+            output::warn_pending(&kv);
+        }
+        Command::List {
+            db,
+            reverse,
+            keys_only,
+            values_only,
+            show_binary,
+            delimiter,
+        } => {
+            let kv = open(&db_arg(db.as_deref())?)?;
+            // `charm kv list` syncs first; offline, the local copy is still listed.
+            if kv.options().config().server().is_some() {
+                if let Err(err) = kv.sync() {
+                    eprintln!("charm-kv: warning: sync failed, listing local data: {err}");
+                }
+            }
+            let direction = if reverse {
+                Direction::Reverse
+            } else {
+                Direction::Forward
+            };
+            let layout = output::ListLayout {
+                keys_only,
+                values_only,
+                show_binary,
+                delimiter,
+            };
+            output::print_list(kv.iter_with(direction, !keys_only)?, &layout)?;
+        }
+        Command::Sync { db } => {
+            let kv = open(&db_arg(db.as_deref())?)?;
+            output::sync_with_progress(&kv)?;
+        }
+        Command::Reset { db, force } => {
+            let kv = open(&db_arg(db.as_deref())?)?;
+            kv.reset(force)?;
+        }
+        Command::ListDbs => {
+            let options = Options::from_env()?;
+            let mut out = io::stdout().lock();
+            for name in charm_kv::list_databases(&options)? {
+                use io::Write;
+                writeln!(out, "@{name}")?;
+            }
+        }
+        Command::DeleteDb { db } => {
+            let db = db_arg(Some(&db))?;
+            let options = Options::from_env()?;
+            charm_kv::delete_database(&options, &db).map_err(|e| match e {
+                Error::NotFound => CliError::Message(format!("no database named {db}")),
+                other => other.into(),
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether stdout is a terminal (then output is made readable, as `charm kv` does).
+fn stdout_is_terminal() -> bool {
+    io::stdout().is_terminal()
+}

@@ -1,0 +1,118 @@
+//! How values, listings, warnings and progress are printed.
+
+use std::io::{self, IsTerminal, Write};
+
+use charm_kv::{Iter, Kv, SyncPhase, SyncProgress};
+
+use crate::{stdout_is_terminal, CliError};
+
+const OMITTED: &[u8] = b"(omitted binary data)";
+
+/// On a terminal, non-UTF-8 values are replaced unless `-b`; piped output is raw.
+fn printable(value: &[u8], show_binary: bool, terminal: bool) -> &[u8] {
+    if terminal && !show_binary && std::str::from_utf8(value).is_err() {
+        OMITTED
+    } else {
+        value
+    }
+}
+
+/// `get`: the value as is; on a terminal followed by a newline.
+pub fn print_value(value: &[u8], show_binary: bool) -> Result<(), CliError> {
+    let terminal = stdout_is_terminal();
+    let mut out = io::stdout().lock();
+    out.write_all(printable(value, show_binary, terminal))?;
+    if terminal {
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+pub struct ListLayout {
+    pub keys_only: bool,
+    pub values_only: bool,
+    pub show_binary: bool,
+    pub delimiter: String,
+}
+
+/// `list`: `key<delim>value` lines, or one item per line with `-k` / `-v`.
+pub fn print_list(iter: Iter, layout: &ListLayout) -> Result<(), CliError> {
+    let terminal = stdout_is_terminal();
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    for item in iter {
+        let (key, value) = item?;
+        let key = printable(&key, layout.show_binary, terminal);
+        let value = printable(&value, layout.show_binary, terminal);
+        if layout.keys_only {
+            out.write_all(key)?;
+        } else if layout.values_only {
+            out.write_all(value)?;
+        } else {
+            out.write_all(key)?;
+            out.write_all(layout.delimiter.as_bytes())?;
+            out.write_all(value)?;
+        }
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// A one-line warning when writes are committed locally but not yet on the server.
+pub fn warn_pending(kv: &Kv) {
+    if let Ok(pending) = kv.pending_writes() {
+        if pending > 0 {
+            eprintln!(
+                "charm-kv: warning: {pending} write(s) saved locally but not yet pushed to the server; \
+                 run `charm-kv sync` when it is reachable"
+            );
+        }
+    }
+}
+
+/// `sync`, with a progress line on stderr when it is a terminal.
+pub fn sync_with_progress(kv: &Kv) -> Result<(), CliError> {
+    let terminal = io::stderr().is_terminal();
+    let mut shown = false;
+    let result = kv.sync_with_progress(&mut |p: &SyncProgress| {
+        if terminal {
+            let verb = match p.phase {
+                SyncPhase::Download => "downloading",
+                SyncPhase::Upload => "uploading",
+            };
+            let line = if p.total > 0 {
+                format!(
+                    "{verb} {} / {} ({}%)",
+                    human(p.done),
+                    human(p.total),
+                    p.done * 100 / p.total
+                )
+            } else {
+                format!("{verb} {}", human(p.done))
+            };
+            eprint!("\r\x1b[2K{line}");
+            shown = true;
+        }
+    });
+    if shown {
+        eprintln!();
+    }
+    result?;
+    Ok(())
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
