@@ -495,6 +495,7 @@ fn two_processes_share_one_database() {
         ])
         .env("CHARM_KV_TEST_CHILD_DIR", dir.path())
         .env("CHARM_KV_TEST_CHILD_KEY", key.text())
+        .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
     // Read and write while the child commits batches; every batch is seen whole.
