@@ -2,6 +2,7 @@
 //! and its Charm Cloud sync, exposed to C, Go and Python through a C ABI.
 
 pub mod batch;
+pub mod cloud;
 pub mod config;
 pub mod crypto;
 pub mod error;
