@@ -148,7 +148,7 @@ impl Kv {
         if ops.is_empty() {
             return Ok(());
         }
-        self.store()?.write(&ops, |_| Ok(()))
+        self.store()?.write(&ops)
     }
 
     /// Pulls the newest snapshot from the Charm server and pushes local writes.
