@@ -76,8 +76,9 @@ pub fn verify(path: &Path, sealer: &Sealer, device_id: i64) -> Result<Candidate>
 }
 
 /// Replaces the live `kv` and `meta` with the candidate's, re-applying local writes newer
-/// than the candidate's mark for this device. Returns the candidate's description.
-pub fn apply(store: &Store, path: &Path) -> Result<Candidate> {
+/// than the candidate's mark for this device, and records `seq` (the remote file it came
+/// from) as the new `max_version`. Returns the candidate's description.
+pub fn apply(store: &Store, path: &Path, seq: u64) -> Result<Candidate> {
     let mut conn = store.writer();
     let device_id = schema::state_get(&conn, schema::STATE_DEVICE_ID)?;
     let candidate = verify(path, store.sealer(), device_id)?;
@@ -85,14 +86,14 @@ pub fn apply(store: &Store, path: &Path) -> Result<Candidate> {
         .to_str()
         .ok_or_else(|| Error::invalid(format!("{} is not valid UTF-8", path.display())))?;
     conn.execute("ATTACH DATABASE ?1 AS snap", [path_text])?;
-    let result = replace(&mut conn, store.sealer(), &candidate);
+    let result = replace(&mut conn, store.sealer(), &candidate, seq);
     let detached = conn.execute("DETACH DATABASE snap", []);
     result?;
     detached?;
     Ok(candidate)
 }
 
-fn replace(conn: &mut Connection, sealer: &Sealer, candidate: &Candidate) -> Result<()> {
+fn replace(conn: &mut Connection, sealer: &Sealer, candidate: &Candidate, seq: u64) -> Result<()> {
     // The write lock is taken before reading what to keep, so no write can slip in
     // between.
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -118,6 +119,8 @@ fn replace(conn: &mut Connection, sealer: &Sealer, candidate: &Candidate) -> Res
     if sealer.ciphers().len() > 1 {
         remove_copies_under_older_keys(&tx, sealer)?;
     }
+    // The file name is the truth about which sequence this is.
+    schema::meta_set(&tx, schema::META_MAX_VERSION, seq as i64)?;
     let uploaded = schema::state_get(&tx, schema::STATE_UPLOADED_SEQ)?;
     // Writes the snapshot lacks count as not pushed again.
     schema::state_set(
@@ -213,13 +216,13 @@ mod tests {
         b.set("only-b", "2").unwrap();
         b.delete("only-a").unwrap();
         assert_eq!(pending(&b), 3);
-        let candidate = apply(&b.store().unwrap(), &snap).unwrap();
+        let candidate = apply(&b.store().unwrap(), &snap, 9).unwrap();
         assert_eq!(candidate.max_version, 7);
+        assert_eq!(b.store().unwrap().meta("max_version").unwrap(), Some(9));
         assert_eq!(candidate.our_mark, 0);
         assert_eq!(b.get("shared").unwrap(), b"from b, later");
         assert_eq!(b.get("only-b").unwrap(), b"2");
         assert_eq!(b.get("only-a").unwrap_err().kind(), ErrorKind::NotFound);
-        assert_eq!(b.store().unwrap().meta("max_version").unwrap(), Some(7));
         assert_eq!(pending(&b), 3, "local writes stay pending after a restore");
 
         // The snapshot carries no local table.
@@ -246,12 +249,12 @@ mod tests {
         // Another device restores it, overwrites k, and snapshots again.
         let other_dir = tempfile::tempdir().unwrap();
         let other = device(other_dir.path(), &key);
-        apply(&other.store().unwrap(), &mine).unwrap();
+        apply(&other.store().unwrap(), &mine, 9).unwrap();
         other.set("k", "theirs").unwrap();
         let theirs = tmp.path().join("theirs.sqlite");
         snapshot::create(&other.store().unwrap(), &theirs, 2).unwrap();
 
-        let candidate = apply(&kv.store().unwrap(), &theirs).unwrap();
+        let candidate = apply(&kv.store().unwrap(), &theirs, 9).unwrap();
         assert_eq!(candidate.our_mark, 1, "the mark of our write travelled");
         assert_eq!(kv.get("k").unwrap(), b"theirs");
     }
@@ -297,14 +300,14 @@ mod tests {
             (&with_view, ErrorKind::Corrupt),
             (&other_key, ErrorKind::Keys),
         ] {
-            let err = apply(&store, file).unwrap_err();
+            let err = apply(&store, file, 9).unwrap_err();
             assert_eq!(err.kind(), kind, "{}: {err}", file.display());
             assert_eq!(target.get("local").unwrap(), b"safe");
             assert_eq!(target.keys().unwrap(), vec![b"local".to_vec()]);
         }
         // Still fully usable, and a good candidate still applies.
         target.set("after", "ok").unwrap();
-        apply(&store, &snap).unwrap();
+        apply(&store, &snap, 9).unwrap();
         assert_eq!(target.get("k").unwrap(), b"v");
         assert_eq!(target.get("after").unwrap(), b"ok");
     }
@@ -355,7 +358,7 @@ mod tests {
         };
         std::thread::sleep(std::time::Duration::from_millis(50));
         forget_confirmed(&kv.store().unwrap(), i64::MAX).unwrap();
-        apply(&kv.store().unwrap(), &snap).unwrap();
+        apply(&kv.store().unwrap(), &snap, 9).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(50));
         stop.store(true, Ordering::Relaxed);
         assert!(reader.join().unwrap() > 0);
