@@ -39,7 +39,9 @@ impl Kv {
         let data_path = options.config.data_path()?;
         let keys = crate::keyring::resolve(options)?;
         let sealer = crate::crypto::seal::Sealer::new(&keys)?;
-        let store = Store::open(&names::db_path(&data_path, name)?, sealer)?;
+        let db_path = names::db_path(&data_path, name)?;
+        let store = Store::open(&db_path, sealer)?;
+        crate::sync::engine::clean_stale_temp_files(&db_path)?;
         Ok(Kv {
             shared: Arc::new(Shared {
                 name: name.to_owned(),
