@@ -122,6 +122,18 @@ impl Error {
         }
     }
 
+    /// Turns an error from a `Read` back into the crate error it carries, if any:
+    /// streaming decryptors report tampering as `io::Error::other(Error::Corrupt(..))`.
+    pub fn from_read(context: impl Into<String>, err: io::Error) -> Self {
+        if err.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+            if let Some(Ok(inner)) = err.into_inner().map(|b| b.downcast::<Error>()) {
+                return *inner;
+            }
+            return Error::Internal("lost a wrapped error".into());
+        }
+        Error::io(context, err)
+    }
+
     pub(crate) fn invalid(msg: impl Into<String>) -> Self {
         Error::InvalidArgument(msg.into())
     }

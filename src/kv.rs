@@ -39,7 +39,9 @@ impl Kv {
         let data_path = options.config.data_path()?;
         let keys = crate::keyring::resolve(options)?;
         let sealer = crate::crypto::seal::Sealer::new(&keys)?;
-        let store = Store::open(&names::db_path(&data_path, name)?, sealer)?;
+        let db_path = names::db_path(&data_path, name)?;
+        let store = Store::open(&db_path, sealer)?;
+        crate::sync::engine::clean_stale_temp_files(&db_path)?;
         Ok(Kv {
             shared: Arc::new(Shared {
                 name: name.to_owned(),
@@ -148,7 +150,7 @@ impl Kv {
         if ops.is_empty() {
             return Ok(());
         }
-        self.store()?.write(&ops, |_| Ok(()))
+        self.store()?.write(&ops)
     }
 
     /// Pulls the newest snapshot from the Charm server and pushes local writes.
@@ -168,6 +170,31 @@ impl Kv {
         ))
     }
 
+    /// Runs a sync against any remote (the Charm server in production).
+    #[cfg_attr(not(test), allow(dead_code))] // wired to the Charm client next
+    pub(crate) fn sync_via(
+        &self,
+        remote: &dyn crate::sync::Remote,
+        progress: &mut dyn FnMut(&SyncProgress),
+        ticket_wait: std::time::Duration,
+    ) -> Result<()> {
+        let store = self.store()?;
+        crate::sync::engine::Engine::new(&store, remote, progress, ticket_wait).sync()
+    }
+
+    /// Runs a reset against any remote.
+    #[cfg_attr(not(test), allow(dead_code))] // wired to the Charm client next
+    pub(crate) fn reset_via(&self, remote: &dyn crate::sync::Remote, force: bool) -> Result<()> {
+        let store = self.store()?;
+        crate::sync::engine::Engine::new(
+            &store,
+            remote,
+            &mut |_| {},
+            crate::sync::DEFAULT_TICKET_WAIT,
+        )
+        .reset(force)
+    }
+
     /// Drops the local copy and rebuilds it from the newest remote snapshot. Refuses
     /// with [`Error::PendingWrites`] while local writes are not pushed, unless `force`.
     pub fn reset(&self, force: bool) -> Result<()> {
@@ -181,10 +208,12 @@ impl Kv {
         ))
     }
 
-    /// Number of committed local writes not yet pushed to the server.
+    /// Number of committed local writes not yet pushed to the server (in local mode:
+    /// not yet pushed to any server; they will be once one is configured).
     pub fn pending_writes(&self) -> Result<u64> {
-        self.store()?;
-        Ok(0)
+        let store = self.store()?;
+        let reader = store.reader()?;
+        Ok(crate::sync::restore::local_state(&reader)?.3)
     }
 
     /// Closes the database for this handle and all its clones. Calls in flight finish

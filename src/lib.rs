@@ -11,6 +11,7 @@ pub mod keyring;
 pub mod kv;
 pub mod options;
 pub mod store;
+pub mod sync;
 
 pub use batch::Batch;
 pub use config::Config;

@@ -119,13 +119,9 @@ impl Store {
         Err(Error::NotFound)
     }
 
-    /// Applies `ops` atomically in one transaction. `after` runs inside the same
-    /// transaction (the sync journal hooks in there).
-    pub fn write(
-        &self,
-        ops: &[Op],
-        after: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<()>,
-    ) -> Result<()> {
+    /// Applies `ops` atomically in one transaction, together with their entries in the
+    /// sync journal, so a write is never durable without being recorded for sync.
+    pub fn write(&self, ops: &[Op]) -> Result<()> {
         for op in ops {
             check_key(&op.key)?;
             if let Some(value) = &op.value {
@@ -138,6 +134,9 @@ impl Store {
             let mut insert =
                 tx.prepare_cached("INSERT OR REPLACE INTO kv (key, value) VALUES (?1, ?2)")?;
             let mut delete = tx.prepare_cached("DELETE FROM kv WHERE key = ?1")?;
+            let mut journal = tx
+                .prepare_cached("INSERT OR REPLACE INTO sync_journal (key, seq) VALUES (?1, ?2)")?;
+            let seq = schema::state_get(&tx, schema::STATE_WRITE_SEQ)? + 1;
             let (writer, older) = self.sealer.ciphers().split_first().expect("one key");
             for op in ops {
                 // A key may still be stored under an older encrypt key: remove that
@@ -155,9 +154,10 @@ impl Store {
                         delete.execute([&stored_key])?;
                     }
                 }
+                journal.execute((&stored_key, seq))?;
             }
+            schema::state_set(&tx, schema::STATE_WRITE_SEQ, seq)?;
         }
-        after(&tx)?;
         tx.commit()?;
         Ok(())
     }

@@ -5,6 +5,14 @@
 //! - `key_check`: fingerprint of the encrypt key the database was created with
 //!   (see `crypto::seal`), so wrong keys fail at open.
 //! - `format`: version of charm-kv's at-rest row format (1).
+//! - `writer:<device id>`: in uploaded snapshots, the last local write of that device the
+//!   snapshot contains (see `docs/sync.md`).
+//!
+//! Two local-only tables, never uploaded and kept across restores (`docs/sync.md`):
+//! - `sync_journal(key, seq)`: the stored key of every local write, with the local write
+//!   counter at its last change; what a restore must re-apply on top of a remote snapshot.
+//! - `sync_state(name, value)`: `device_id`, `write_seq` (last counter handed out) and
+//!   `uploaded_seq` (writes up to this counter are in a snapshot we uploaded).
 
 use std::path::Path;
 use std::time::Duration;
@@ -18,6 +26,17 @@ pub const CREATE_KV: &str =
     "CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID";
 pub const CREATE_META: &str =
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID";
+
+pub const CREATE_SYNC_JOURNAL: &str = "CREATE TABLE IF NOT EXISTS sync_journal \
+     (key BLOB PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID";
+pub const CREATE_SYNC_STATE: &str = "CREATE TABLE IF NOT EXISTS sync_state \
+     (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID";
+/// Tables that exist only on this device.
+pub const LOCAL_TABLES: [&str; 2] = ["sync_journal", "sync_state"];
+
+pub const STATE_DEVICE_ID: &str = "device_id";
+pub const STATE_WRITE_SEQ: &str = "write_seq";
+pub const STATE_UPLOADED_SEQ: &str = "uploaded_seq";
 
 pub const META_MAX_VERSION: &str = "max_version";
 pub const META_KEY_CHECK: &str = "key_check";
@@ -50,6 +69,9 @@ pub fn connect(path: &Path, read_only: bool) -> Result<Connection> {
 /// Prepares a writer connection: WAL mode, the designed tables, the meta rows, and the
 /// checks that this is our database and our keys open it.
 pub fn initialize(conn: &mut Connection, sealer: &Sealer) -> Result<()> {
+    // Snapshots from a server are attached to this connection: never let a schema
+    // object in one run SQL functions with side effects.
+    conn.pragma_update(None, "trusted_schema", false)?;
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(Error::Internal(format!(
@@ -63,6 +85,14 @@ pub fn initialize(conn: &mut Connection, sealer: &Sealer) -> Result<()> {
     tx.execute(insert, (META_MAX_VERSION, 0i64))?;
     tx.execute(insert, (META_KEY_CHECK, sealer.writer().check()))?;
     tx.execute(insert, (META_FORMAT, FORMAT_VERSION))?;
+    tx.execute(CREATE_SYNC_JOURNAL, [])?;
+    tx.execute(CREATE_SYNC_STATE, [])?;
+    let insert_state = "INSERT OR IGNORE INTO sync_state (name, value) VALUES (?1, ?2)";
+    // Random and non-negative, so it prints the same everywhere.
+    let device_id = (rand::random::<u64>() >> 1) as i64;
+    tx.execute(insert_state, (STATE_DEVICE_ID, device_id))?;
+    tx.execute(insert_state, (STATE_WRITE_SEQ, 0i64))?;
+    tx.execute(insert_state, (STATE_UPLOADED_SEQ, 0i64))?;
     verify(&tx, sealer)?;
     tx.commit()?;
     Ok(())
@@ -107,4 +137,22 @@ pub fn meta_set(conn: &Connection, name: &str, value: i64) -> Result<()> {
     conn.prepare_cached("INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)")?
         .execute((name, value))?;
     Ok(())
+}
+
+pub fn state_get(conn: &Connection, name: &str) -> Result<i64> {
+    conn.prepare_cached("SELECT value FROM sync_state WHERE name = ?1")?
+        .query_row([name], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| Error::corrupt(format!("sync_state has no {name} row")))
+}
+
+pub fn state_set(conn: &Connection, name: &str, value: i64) -> Result<()> {
+    conn.prepare_cached("INSERT OR REPLACE INTO sync_state (name, value) VALUES (?1, ?2)")?
+        .execute((name, value))?;
+    Ok(())
+}
+
+/// The `meta` name of a device's writer mark.
+pub fn writer_mark(device_id: i64) -> String {
+    format!("writer:{device_id:016x}")
 }

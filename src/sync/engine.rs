@@ -1,0 +1,394 @@
+//! The sync algorithm of `docs/sync.md`, over any [`Remote`].
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::legacy::LegacyMerge;
+use super::restore::{self, SQLITE_MAGIC};
+use super::snapshot;
+use crate::error::{Error, Result};
+use crate::kv::{SyncPhase, SyncProgress};
+use crate::store::schema;
+use crate::store::Store;
+
+/// The server side of one database, in plaintext terms. The Charm implementation
+/// encrypts names and contents; see `crate::sync::charm`.
+pub trait Remote {
+    /// The counter's current value (`GET /v1/seq`).
+    fn current_seq(&self) -> Result<u64>;
+    /// Draws the next ticket (`POST /v1/seq`).
+    fn next_seq(&self) -> Result<u64>;
+    /// Sequences of the files stored for the database, ascending; empty if none.
+    fn list(&self) -> Result<Vec<u64>>;
+    /// Streams the decrypted contents of file `seq` into `out`, reporting
+    /// `(bytes done, bytes total or 0)`.
+    fn download(
+        &self,
+        seq: u64,
+        out: &mut dyn Write,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<()>;
+    /// Encrypts and stores the file at `path` as `seq`.
+    fn upload(&self, seq: u64, path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<()>;
+    /// Removes file `seq`.
+    fn remove(&self, seq: u64) -> Result<()>;
+}
+
+/// How long a pusher waits for the snapshots of tickets drawn before its own.
+pub const DEFAULT_TICKET_WAIT: Duration = Duration::from_secs(10);
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// Tickets drawn in a row before a push gives up (each retry follows a newer snapshot).
+const MAX_PUSH_ATTEMPTS: usize = 8;
+
+/// One sync run over a store.
+pub struct Engine<'a> {
+    store: &'a Arc<Store>,
+    remote: &'a dyn Remote,
+    progress: &'a mut dyn FnMut(&SyncProgress),
+    ticket_wait: Duration,
+}
+
+impl<'a> Engine<'a> {
+    pub fn new(
+        store: &'a Arc<Store>,
+        remote: &'a dyn Remote,
+        progress: &'a mut dyn FnMut(&SyncProgress),
+        ticket_wait: Duration,
+    ) -> Self {
+        Engine {
+            store,
+            remote,
+            progress,
+            ticket_wait,
+        }
+    }
+
+    /// Pull the newest snapshot if it is newer, then push pending writes.
+    pub fn sync(&mut self) -> Result<()> {
+        let _lock = SyncLock::acquire(self.store.path())?;
+        self.pull()?;
+        self.push()
+    }
+
+    /// Rebuilds the local copy from the newest remote snapshot. Without `force`, refuses
+    /// while writes are pending; with it, they are discarded.
+    pub fn reset(&mut self, force: bool) -> Result<()> {
+        let _lock = SyncLock::acquire(self.store.path())?;
+        let pending = self.pending()?;
+        if pending > 0 && !force {
+            return Err(Error::PendingWrites(pending));
+        }
+        if force {
+            let conn = self.store.writer();
+            conn.execute("DELETE FROM sync_journal", [])?;
+            let written = schema::state_get(&conn, schema::STATE_WRITE_SEQ)?;
+            schema::state_set(&conn, schema::STATE_UPLOADED_SEQ, written)?;
+        }
+        let files = self.remote.list()?;
+        if files.is_empty() {
+            let mut conn = self.store.writer();
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute("DELETE FROM kv", [])?;
+            schema::meta_set(&tx, schema::META_MAX_VERSION, 0)?;
+            tx.commit()?;
+            return Ok(());
+        }
+        self.restore_newest(&files)
+    }
+
+    fn pending(&self) -> Result<u64> {
+        Ok(restore::local_state(&*self.store.reader()?)?.3)
+    }
+
+    fn base(&self) -> Result<u64> {
+        Ok(self
+            .store
+            .meta(schema::META_MAX_VERSION)?
+            .unwrap_or(0)
+            .max(0) as u64)
+    }
+
+    /// Restores the newest remote file if it is newer than the local base.
+    fn pull(&mut self) -> Result<()> {
+        let files = self.remote.list()?;
+        match files.last() {
+            Some(&newest) if newest > self.base()? => self.restore_newest(&files),
+            _ => Ok(()),
+        }
+    }
+
+    /// Restores the newest of `files` (ascending); legacy Badger streams on top are
+    /// merged and restored as one.
+    fn restore_newest(&mut self, files: &[u64]) -> Result<()> {
+        let newest = *files.last().expect("callers pass a non-empty list");
+        let mut legacy = Vec::new();
+        for &seq in files.iter().rev() {
+            let download = self.download(seq)?;
+            if download.is_sqlite()? {
+                if !legacy.is_empty() {
+                    return Err(Error::corrupt(
+                        "legacy Badger backups are newer than a charm-kv snapshot on the server",
+                    ));
+                }
+                restore::apply(self.store, download.path(), seq)?;
+                return Ok(());
+            }
+            legacy.push(download);
+        }
+        let mut merge = LegacyMerge::new();
+        for file in &legacy {
+            merge.add_stream(std::io::BufReader::new(file.open()?))?;
+        }
+        let candidate = TempFile::new(self.store.path(), "legacy")?;
+        merge.write_candidate(candidate.path(), self.store.sealer(), newest)?;
+        restore::apply(self.store, candidate.path(), newest)?;
+        Ok(())
+    }
+
+    fn download(&mut self, seq: u64) -> Result<TempFile> {
+        let file = TempFile::new(self.store.path(), "download")?;
+        let mut out = BufWriter::new(file.create()?);
+        let progress = &mut *self.progress;
+        self.remote.download(seq, &mut out, &mut |done, total| {
+            progress(&SyncProgress {
+                phase: SyncPhase::Download,
+                done,
+                total,
+            })
+        })?;
+        out.into_inner()
+            .map_err(|e| Error::io("writing a download", e.into_error()))?
+            .sync_all()
+            .map_err(|e| Error::io("writing a download", e))?;
+        Ok(file)
+    }
+
+    /// Pushes pending writes, if any.
+    fn push(&mut self) -> Result<()> {
+        for _ in 0..MAX_PUSH_ATTEMPTS {
+            if self.pending()? == 0 {
+                return Ok(());
+            }
+            let mut base = self.base()?;
+            let mut ticket = self.remote.next_seq()?;
+            // A counter behind our base was reset on the server: catch up with it.
+            let mut catch_up = 0u64;
+            while ticket <= base {
+                catch_up += 1;
+                if catch_up > 100_000 {
+                    return Err(Error::Server {
+                        status: 0,
+                        message: format!(
+                            "sequence counter stays at {ticket}, below local version {base}"
+                        ),
+                    });
+                }
+                ticket = self.remote.next_seq()?;
+            }
+            if ticket > base + 1 {
+                base = self.wait_for_earlier_tickets(base, ticket)?;
+            }
+            if base >= ticket {
+                // Pushers with later tickets got there first: ours is stale.
+                continue;
+            }
+            return self.upload(ticket);
+        }
+        Err(Error::Busy(format!(
+            "gave up pushing after {MAX_PUSH_ATTEMPTS} tickets: other devices keep pushing"
+        )))
+    }
+
+    /// Restores snapshots of tickets below `ticket` as they appear, for at most the
+    /// ticket wait. Returns the new base.
+    fn wait_for_earlier_tickets(&mut self, mut base: u64, ticket: u64) -> Result<u64> {
+        let deadline = Instant::now() + self.ticket_wait;
+        loop {
+            let files = self.remote.list()?;
+            if let Some(&newest) = files.last() {
+                if newest > base {
+                    self.restore_newest(&files)?;
+                    base = newest;
+                }
+            }
+            if base + 1 >= ticket || Instant::now() >= deadline {
+                return Ok(base);
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    fn upload(&mut self, ticket: u64) -> Result<()> {
+        let file = TempFile::new(self.store.path(), "upload")?;
+        let info = snapshot::create(self.store, file.path(), ticket)?;
+        let progress = &mut *self.progress;
+        self.remote
+            .upload(ticket, file.path(), &mut |done, total| {
+                progress(&SyncProgress {
+                    phase: SyncPhase::Upload,
+                    done,
+                    total,
+                })
+            })?;
+        drop(file);
+        {
+            let mut conn = self.store.writer();
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            schema::meta_set(&tx, schema::META_MAX_VERSION, ticket as i64)?;
+            let device = schema::state_get(&tx, schema::STATE_DEVICE_ID)?;
+            schema::meta_set(&tx, &schema::writer_mark(device), info.included_seq)?;
+            let uploaded = schema::state_get(&tx, schema::STATE_UPLOADED_SEQ)?;
+            schema::state_set(
+                &tx,
+                schema::STATE_UPLOADED_SEQ,
+                uploaded.max(info.included_seq),
+            )?;
+            tx.commit()?;
+        }
+        self.apply_retention(ticket)?;
+        if self.remote.current_seq()? == ticket {
+            restore::forget_confirmed(self.store, info.included_seq)?;
+        }
+        Ok(())
+    }
+
+    /// Keeps the new snapshot and the one before it.
+    fn apply_retention(&mut self, ticket: u64) -> Result<()> {
+        let files = self.remote.list()?;
+        let Some(&previous) = files.iter().filter(|&&s| s < ticket).max() else {
+            return Ok(());
+        };
+        for &seq in files.iter().filter(|&&s| s < previous) {
+            self.remote.remove(seq)?;
+        }
+        Ok(())
+    }
+}
+
+/// Serialises sync runs on one database across threads and processes.
+pub struct SyncLock {
+    file: File,
+}
+
+impl SyncLock {
+    pub fn acquire(db: &Path) -> Result<SyncLock> {
+        let path = suffixed(db, ".sync-lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        file.lock()
+            .map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
+        Ok(SyncLock { file })
+    }
+}
+
+impl Drop for SyncLock {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
+
+/// Removes temporary files a crashed sync left next to `db`, unless a sync is running.
+pub fn clean_stale_temp_files(db: &Path) -> Result<()> {
+    let path = suffixed(db, ".sync-lock");
+    let Ok(file) = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+    else {
+        return Ok(());
+    };
+    if file.try_lock().is_err() {
+        return Ok(());
+    }
+    let (Some(dir), Some(name)) = (db.parent(), db.file_name().and_then(|n| n.to_str())) else {
+        return Ok(());
+    };
+    let prefix = format!(".{name}.sync-");
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix))
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    let _ = file.unlock();
+    Ok(())
+}
+
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// A temporary file next to the database (same file system, same 0700 folder), removed
+/// when dropped. Names start with `.<db file>.sync-` so a later open can find leftovers.
+struct TempFile {
+    path: PathBuf,
+}
+
+impl TempFile {
+    fn new(db: &Path, purpose: &str) -> Result<TempFile> {
+        let dir = db.parent().expect("database files live in the kv folder");
+        let name = db.file_name().and_then(|n| n.to_str()).unwrap_or("db");
+        let path = dir.join(format!(
+            ".{name}.sync-{purpose}-{}-{:016x}.tmp",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        Ok(TempFile { path })
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn create(&self) -> Result<File> {
+        let mut options = File::options();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        options
+            .open(&self.path)
+            .map_err(|e| Error::io(format!("creating {}", self.path.display()), e))
+    }
+
+    fn open(&self) -> Result<File> {
+        File::open(&self.path).map_err(|e| Error::io(format!("opening {}", self.path.display()), e))
+    }
+
+    fn is_sqlite(&self) -> Result<bool> {
+        let mut head = [0u8; SQLITE_MAGIC.len()];
+        let mut file = self.open()?;
+        let mut filled = 0;
+        while filled < head.len() {
+            match file.read(&mut head[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) => return Err(Error::io("reading a download", e)),
+            }
+        }
+        Ok(restore::is_sqlite(&head[..filled]))
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}

@@ -1,0 +1,367 @@
+//! Bringing a downloaded snapshot into the live database.
+//!
+//! The candidate file is checked first (integrity, shape, only the expected schema
+//! objects, our keys), then its rows replace the live `kv` and `meta` inside one
+//! `BEGIN IMMEDIATE` transaction on the live database, in which the local writes the
+//! snapshot lacks are re-applied. Other connections and processes keep reading the old
+//! contents until the commit and see the new ones after it; no file is ever renamed over
+//! the live database, and on any failure it is untouched (`docs/sync.md`).
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+use crate::crypto::seal::Sealer;
+use crate::error::{Error, Result};
+use crate::store::schema;
+use crate::store::Store;
+
+/// The SQLite file header: how a snapshot is told from a legacy Badger stream.
+pub const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// What a verified candidate says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// The remote sequence it was uploaded as.
+    pub max_version: i64,
+    /// This device's writer mark in it (0 when absent).
+    pub our_mark: i64,
+}
+
+/// Checks a downloaded snapshot before anything touches the live database.
+pub fn verify(path: &Path, sealer: &Sealer, device_id: i64) -> Result<Candidate> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| Error::corrupt(format!("snapshot is not a SQLite database: {e}")))?;
+    conn.pragma_update(None, "trusted_schema", false)?;
+    let check: String = conn
+        .query_row("PRAGMA integrity_check(1)", [], |r| r.get(0))
+        .map_err(|e| Error::corrupt(format!("snapshot failed its integrity check: {e}")))?;
+    if check != "ok" {
+        return Err(Error::corrupt(format!(
+            "snapshot failed its integrity check: {check}"
+        )));
+    }
+    let mut stmt = conn.prepare("SELECT type, name FROM sqlite_master ORDER BY name")?;
+    let objects: Vec<(String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let expected = [("table", "kv"), ("table", "meta")];
+    if objects.len() != 2
+        || objects
+            .iter()
+            .zip(expected)
+            .any(|(a, b)| (a.0.as_str(), a.1.as_str()) != b)
+    {
+        return Err(Error::corrupt(format!(
+            "snapshot has unexpected schema objects {objects:?}"
+        )));
+    }
+    schema::verify(&conn, sealer)?;
+    // Every row key must open with our keys: a snapshot of another account fails here
+    // (the key_check above normally catches it first).
+    let mut keys = conn.prepare("SELECT key FROM kv")?;
+    let mut rows = keys.query([])?;
+    while let Some(row) = rows.next()? {
+        sealer.open_key(row.get_ref(0)?.as_blob()?)?;
+    }
+    let max_version = schema::meta_get(&conn, schema::META_MAX_VERSION)?.unwrap_or(0);
+    let our_mark = schema::meta_get(&conn, &schema::writer_mark(device_id))?.unwrap_or(0);
+    Ok(Candidate {
+        max_version,
+        our_mark,
+    })
+}
+
+/// Replaces the live `kv` and `meta` with the candidate's, re-applying local writes newer
+/// than the candidate's mark for this device, and records `seq` (the remote file it came
+/// from) as the new `max_version`. Returns the candidate's description.
+pub fn apply(store: &Store, path: &Path, seq: u64) -> Result<Candidate> {
+    let mut conn = store.writer();
+    let device_id = schema::state_get(&conn, schema::STATE_DEVICE_ID)?;
+    let candidate = verify(path, store.sealer(), device_id)?;
+    let path_text = path
+        .to_str()
+        .ok_or_else(|| Error::invalid(format!("{} is not valid UTF-8", path.display())))?;
+    conn.execute("ATTACH DATABASE ?1 AS snap", [path_text])?;
+    let result = replace(&mut conn, store.sealer(), &candidate, seq);
+    let detached = conn.execute("DETACH DATABASE snap", []);
+    result?;
+    detached?;
+    Ok(candidate)
+}
+
+fn replace(conn: &mut Connection, sealer: &Sealer, candidate: &Candidate, seq: u64) -> Result<()> {
+    // The write lock is taken before reading what to keep, so no write can slip in
+    // between.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS restore_keep (key BLOB PRIMARY KEY, value BLOB) WITHOUT ROWID;
+         DELETE FROM temp.restore_keep;",
+    )?;
+    tx.execute(
+        "INSERT INTO temp.restore_keep (key, value)
+         SELECT j.key, kv.value FROM sync_journal AS j LEFT JOIN main.kv AS kv ON kv.key = j.key
+         WHERE j.seq > ?1",
+        [candidate.our_mark],
+    )?;
+    tx.execute_batch(
+        "DELETE FROM main.kv;
+         INSERT INTO main.kv (key, value) SELECT key, value FROM snap.kv;
+         DELETE FROM main.meta;
+         INSERT INTO main.meta (name, value) SELECT name, value FROM snap.meta;
+         INSERT OR REPLACE INTO main.kv (key, value)
+             SELECT key, value FROM temp.restore_keep WHERE value IS NOT NULL;
+         DELETE FROM main.kv WHERE key IN (SELECT key FROM temp.restore_keep WHERE value IS NULL);",
+    )?;
+    if sealer.ciphers().len() > 1 {
+        remove_copies_under_older_keys(&tx, sealer)?;
+    }
+    // The file name is the truth about which sequence this is.
+    schema::meta_set(&tx, schema::META_MAX_VERSION, seq as i64)?;
+    let uploaded = schema::state_get(&tx, schema::STATE_UPLOADED_SEQ)?;
+    // Writes the snapshot lacks count as not pushed again.
+    schema::state_set(
+        &tx,
+        schema::STATE_UPLOADED_SEQ,
+        uploaded.min(candidate.our_mark),
+    )?;
+    tx.execute("DELETE FROM temp.restore_keep", [])?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// A re-applied key may exist in the snapshot under another of the account's keys.
+fn remove_copies_under_older_keys(conn: &Connection, sealer: &Sealer) -> Result<()> {
+    let mut keys = conn.prepare("SELECT key FROM temp.restore_keep")?;
+    let stored: Vec<Vec<u8>> = keys
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut delete = conn.prepare("DELETE FROM main.kv WHERE key = ?1")?;
+    for stored_key in stored {
+        let Some(plain) = sealer.writer().open_key(&stored_key) else {
+            continue;
+        };
+        for cipher in &sealer.ciphers()[1..] {
+            delete.execute([cipher.seal_key(&plain)])?;
+        }
+    }
+    Ok(())
+}
+
+/// Forgets journal entries that a confirmed remote snapshot holds.
+pub fn forget_confirmed(store: &Store, mark: i64) -> Result<()> {
+    let conn = store.writer();
+    conn.execute("DELETE FROM sync_journal WHERE seq <= ?1", [mark])?;
+    Ok(())
+}
+
+/// Whether a file starts like a SQLite database.
+pub fn is_sqlite(first_bytes: &[u8]) -> bool {
+    first_bytes.starts_with(SQLITE_MAGIC)
+}
+
+/// Local counters: (device id, last write, last uploaded, pending count).
+pub fn local_state(conn: &Connection) -> Result<(i64, i64, i64, u64)> {
+    let device = schema::state_get(conn, schema::STATE_DEVICE_ID)?;
+    let written = schema::state_get(conn, schema::STATE_WRITE_SEQ)?;
+    let uploaded = schema::state_get(conn, schema::STATE_UPLOADED_SEQ)?;
+    let pending: i64 = conn
+        .prepare_cached("SELECT count(*) FROM sync_journal WHERE seq > ?1")?
+        .query_row([uploaded], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
+    Ok((device, written, uploaded, pending as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::snapshot;
+    use crate::{EncryptKey, ErrorKind, Kv, Options};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    fn device(dir: &Path, key: &EncryptKey) -> Kv {
+        let mut options = Options::new();
+        options.data_dir(dir).encrypt_keys(vec![key.clone()]);
+        Kv::open_with("db", &options).unwrap()
+    }
+
+    fn pending(kv: &Kv) -> u64 {
+        let store = kv.store().unwrap();
+        let conn = store.reader().unwrap();
+        local_state(&conn).unwrap().3
+    }
+
+    #[test]
+    fn snapshot_moves_data_and_keeps_local_writes_on_top() {
+        let key = EncryptKey::generate();
+        let (a_dir, b_dir, tmp) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let a = device(a_dir.path(), &key);
+        a.set("shared", "from a").unwrap();
+        a.set("only-a", "1").unwrap();
+        let snap = tmp.path().join("snap.sqlite");
+        let info = snapshot::create(&a.store().unwrap(), &snap, 7).unwrap();
+        assert_eq!(info.included_seq, 2);
+
+        let b = device(b_dir.path(), &key);
+        b.set("shared", "from b, later").unwrap();
+        b.set("only-b", "2").unwrap();
+        b.delete("only-a").unwrap();
+        assert_eq!(pending(&b), 3);
+        let candidate = apply(&b.store().unwrap(), &snap, 9).unwrap();
+        assert_eq!(candidate.max_version, 7);
+        assert_eq!(b.store().unwrap().meta("max_version").unwrap(), Some(9));
+        assert_eq!(candidate.our_mark, 0);
+        assert_eq!(b.get("shared").unwrap(), b"from b, later");
+        assert_eq!(b.get("only-b").unwrap(), b"2");
+        assert_eq!(b.get("only-a").unwrap_err().kind(), ErrorKind::NotFound);
+        assert_eq!(pending(&b), 3, "local writes stay pending after a restore");
+
+        // The snapshot carries no local table.
+        let conn = Connection::open(&snap).unwrap();
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name LIKE 'sync_%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 0);
+    }
+
+    #[test]
+    fn writes_already_in_the_snapshot_are_not_re_applied() {
+        let key = EncryptKey::generate();
+        let (dir, tmp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let kv = device(dir.path(), &key);
+        kv.set("k", "mine").unwrap();
+        let mine = tmp.path().join("mine.sqlite");
+        snapshot::create(&kv.store().unwrap(), &mine, 1).unwrap();
+
+        // Another device restores it, overwrites k, and snapshots again.
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = device(other_dir.path(), &key);
+        apply(&other.store().unwrap(), &mine, 9).unwrap();
+        other.set("k", "theirs").unwrap();
+        let theirs = tmp.path().join("theirs.sqlite");
+        snapshot::create(&other.store().unwrap(), &theirs, 2).unwrap();
+
+        let candidate = apply(&kv.store().unwrap(), &theirs, 9).unwrap();
+        assert_eq!(candidate.our_mark, 1, "the mark of our write travelled");
+        assert_eq!(kv.get("k").unwrap(), b"theirs");
+    }
+
+    #[test]
+    fn bad_candidates_leave_the_live_database_untouched() {
+        let key = EncryptKey::generate();
+        let (dir, tmp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let kv = device(dir.path(), &key);
+        kv.set("k", "v").unwrap();
+        let snap = tmp.path().join("snap.sqlite");
+        snapshot::create(&kv.store().unwrap(), &snap, 1).unwrap();
+        let target_dir = tempfile::tempdir().unwrap();
+        let target = device(target_dir.path(), &key);
+        target.set("local", "safe").unwrap();
+        let store = target.store().unwrap();
+
+        let mut bytes = std::fs::read(&snap).unwrap();
+        // Page 2 onwards holds the tables' b-trees: scribble over the page headers.
+        let page = u16::from_be_bytes([bytes[16], bytes[17]]) as usize;
+        assert!(bytes.len() >= 3 * page);
+        bytes[page..page + 12].fill(0x5a);
+        bytes[2 * page..2 * page + 12].fill(0x5a);
+        let damaged = tmp.path().join("damaged.sqlite");
+        std::fs::write(&damaged, &bytes).unwrap();
+        let garbage = tmp.path().join("garbage.sqlite");
+        std::fs::write(&garbage, vec![7u8; 4096]).unwrap();
+        let with_view = tmp.path().join("view.sqlite");
+        std::fs::copy(&snap, &with_view).unwrap();
+        Connection::open(&with_view)
+            .unwrap()
+            .execute("CREATE VIEW v AS SELECT 1", [])
+            .unwrap();
+        let other_key = tmp.path().join("other-key.sqlite");
+        let stranger_dir = tempfile::tempdir().unwrap();
+        let stranger = device(stranger_dir.path(), &EncryptKey::generate());
+        stranger.set("x", "y").unwrap();
+        snapshot::create(&stranger.store().unwrap(), &other_key, 1).unwrap();
+
+        for (file, kind) in [
+            (&damaged, ErrorKind::Corrupt),
+            (&garbage, ErrorKind::Corrupt),
+            (&with_view, ErrorKind::Corrupt),
+            (&other_key, ErrorKind::Keys),
+        ] {
+            let err = apply(&store, file, 9).unwrap_err();
+            assert_eq!(err.kind(), kind, "{}: {err}", file.display());
+            assert_eq!(target.get("local").unwrap(), b"safe");
+            assert_eq!(target.keys().unwrap(), vec![b"local".to_vec()]);
+        }
+        // Still fully usable, and a good candidate still applies.
+        target.set("after", "ok").unwrap();
+        apply(&store, &snap, 9).unwrap();
+        assert_eq!(target.get("k").unwrap(), b"v");
+        assert_eq!(target.get("after").unwrap(), b"ok");
+    }
+
+    #[test]
+    fn readers_on_other_handles_keep_reading_during_a_restore() {
+        let key = EncryptKey::generate();
+        let (dir, src_dir, tmp) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let source = device(src_dir.path(), &key);
+        let mut batch = source.batch();
+        for i in 0..3000 {
+            batch.set(format!("k{i:05}"), vec![b'n'; 100]);
+        }
+        batch.commit().unwrap();
+        let snap = tmp.path().join("snap.sqlite");
+        snapshot::create(&source.store().unwrap(), &snap, 3).unwrap();
+
+        let kv = device(dir.path(), &key);
+        let mut batch = kv.batch();
+        for i in 0..3000 {
+            batch.set(format!("k{i:05}"), vec![b'o'; 100]);
+        }
+        batch.commit().unwrap();
+        // A second, independent handle on the same file (as another process would be).
+        let other = device(dir.path(), &key);
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (other, stop) = (other.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let keys = other.keys().unwrap();
+                    assert!(
+                        keys.len() == 3000,
+                        "saw a half-applied restore: {}",
+                        keys.len()
+                    );
+                    let v = other.get("k01234").unwrap();
+                    assert!(v == vec![b'o'; 100] || v == vec![b'n'; 100]);
+                    reads += 1;
+                }
+                reads
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        forget_confirmed(&kv.store().unwrap(), i64::MAX).unwrap();
+        apply(&kv.store().unwrap(), &snap, 9).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        stop.store(true, Ordering::Relaxed);
+        assert!(reader.join().unwrap() > 0);
+        assert_eq!(other.get("k01234").unwrap(), vec![b'n'; 100]);
+    }
+}

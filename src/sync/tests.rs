@@ -1,0 +1,354 @@
+//! The sync algorithm against an in-memory remote: ordering, concurrency and failure
+//! cases that are hard to provoke on a real server. The same behaviours are tested
+//! against a real `charm serve` in `tests/sync_server.rs`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::Remote;
+use crate::error::{Error, Result};
+use crate::{EncryptKey, ErrorKind, Kv, Options};
+
+#[derive(Default)]
+struct MemoryRemote {
+    seq: AtomicU64,
+    files: Mutex<BTreeMap<u64, Vec<u8>>>,
+    fail_uploads: AtomicBool,
+    uploads: AtomicU64,
+}
+
+impl Remote for MemoryRemote {
+    fn current_seq(&self) -> Result<u64> {
+        Ok(self.seq.load(Ordering::SeqCst))
+    }
+    fn next_seq(&self) -> Result<u64> {
+        Ok(self.seq.fetch_add(1, Ordering::SeqCst) + 1)
+    }
+    fn list(&self) -> Result<Vec<u64>> {
+        Ok(self.files.lock().unwrap().keys().copied().collect())
+    }
+    fn download(
+        &self,
+        seq: u64,
+        out: &mut dyn Write,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<()> {
+        let data = self
+            .files
+            .lock()
+            .unwrap()
+            .get(&seq)
+            .cloned()
+            .ok_or(Error::Server {
+                status: 404,
+                message: "file not found".into(),
+            })?;
+        out.write_all(&data).map_err(|e| Error::io("test", e))?;
+        progress(data.len() as u64, data.len() as u64);
+        Ok(())
+    }
+    fn upload(&self, seq: u64, path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<()> {
+        if self.fail_uploads.load(Ordering::SeqCst) {
+            return Err(Error::Network("connection refused".into()));
+        }
+        let data = std::fs::read(path).unwrap();
+        progress(data.len() as u64, data.len() as u64);
+        self.files.lock().unwrap().insert(seq, data);
+        self.uploads.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    fn remove(&self, seq: u64) -> Result<()> {
+        self.files.lock().unwrap().remove(&seq);
+        Ok(())
+    }
+}
+
+const WAIT: Duration = Duration::from_millis(600);
+
+fn device(dir: &Path, key: &EncryptKey) -> Kv {
+    let mut options = Options::new();
+    options.data_dir(dir).encrypt_keys(vec![key.clone()]);
+    Kv::open_with("db", &options).unwrap()
+}
+
+fn sync(kv: &Kv, remote: &MemoryRemote) -> Result<()> {
+    kv.sync_via(remote, &mut |_| {}, WAIT)
+}
+
+fn contents(kv: &Kv) -> Vec<(Vec<u8>, Vec<u8>)> {
+    kv.iter().unwrap().map(Result::unwrap).collect()
+}
+
+#[test]
+fn two_devices_round_trip_and_retention_keeps_two_snapshots() {
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (device(a_dir.path(), &key), device(b_dir.path(), &key));
+
+    sync(&a, &remote).unwrap();
+    assert_eq!(remote.uploads.load(Ordering::SeqCst), 0, "nothing to push");
+    for round in 0..5 {
+        a.set(format!("a{round}"), "x").unwrap();
+        sync(&a, &remote).unwrap();
+        assert_eq!(a.pending_writes().unwrap(), 0);
+    }
+    assert_eq!(remote.list().unwrap(), vec![4, 5], "retention keeps two");
+    sync(&b, &remote).unwrap();
+    assert_eq!(contents(&a), contents(&b));
+    b.delete("a0").unwrap();
+    b.set("b", "y").unwrap();
+    sync(&b, &remote).unwrap();
+    sync(&a, &remote).unwrap();
+    assert_eq!(a.get("a0").unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(a.get("b").unwrap(), b"y");
+    assert_eq!(contents(&a), contents(&b));
+}
+
+#[test]
+fn overwritten_value_reaches_the_other_host_and_survives_reset() {
+    // The case users reported against the Go client.
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (host1, host2) = (device(d1.path(), &key), device(d2.path(), &key));
+    host1.set("foo", "original").unwrap();
+    sync(&host1, &remote).unwrap();
+    sync(&host2, &remote).unwrap();
+    host2.set("foo", "overwritten").unwrap();
+    sync(&host2, &remote).unwrap();
+    sync(&host1, &remote).unwrap();
+    assert_eq!(host1.get("foo").unwrap(), b"overwritten");
+    host1.reset_via(&remote, false).unwrap();
+    assert_eq!(host1.get("foo").unwrap(), b"overwritten");
+    host2.reset_via(&remote, false).unwrap();
+    assert_eq!(host2.get("foo").unwrap(), b"overwritten");
+}
+
+#[test]
+fn failed_push_keeps_writes_pending_until_the_next_sync() {
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let kv = device(d1.path(), &key);
+    remote.fail_uploads.store(true, Ordering::SeqCst);
+    kv.set("k1", "v1").unwrap();
+    let mut batch = kv.batch();
+    batch.set("k2", "v2").set("k3", "v3");
+    batch.commit().unwrap();
+    assert_eq!(sync(&kv, &remote).unwrap_err().kind(), ErrorKind::Network);
+    assert_eq!(kv.pending_writes().unwrap(), 3);
+    assert_eq!(
+        kv.reset_via(&remote, false).unwrap_err().kind(),
+        ErrorKind::PendingWrites
+    );
+    assert_eq!(
+        kv.get("k1").unwrap(),
+        b"v1",
+        "refused reset changed nothing"
+    );
+    remote.fail_uploads.store(false, Ordering::SeqCst);
+    sync(&kv, &remote).unwrap();
+    assert_eq!(kv.pending_writes().unwrap(), 0);
+    let other = device(d2.path(), &key);
+    sync(&other, &remote).unwrap();
+    assert_eq!(contents(&other).len(), 3);
+}
+
+#[test]
+fn local_writes_merge_into_an_existing_remote() {
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let online = device(d1.path(), &key);
+    online.set("remote-only", "r").unwrap();
+    online.set("both", "remote").unwrap();
+    sync(&online, &remote).unwrap();
+    // Data written offline (local mode) before this device ever synced.
+    let offline = device(d2.path(), &key);
+    offline.set("local-only", "l").unwrap();
+    offline.set("both", "local, pushed later").unwrap();
+    sync(&offline, &remote).unwrap();
+    sync(&online, &remote).unwrap();
+    let expected = vec![
+        (b"both".to_vec(), b"local, pushed later".to_vec()),
+        (b"local-only".to_vec(), b"l".to_vec()),
+        (b"remote-only".to_vec(), b"r".to_vec()),
+    ];
+    assert_eq!(contents(&online), expected);
+    assert_eq!(contents(&offline), expected);
+}
+
+#[test]
+fn concurrent_devices_lose_no_acknowledged_write_and_converge() {
+    let key = EncryptKey::generate();
+    let remote = Arc::new(MemoryRemote::default());
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let devices: Vec<Kv> = dirs.iter().map(|d| device(d.path(), &key)).collect();
+    let writers: Vec<_> = devices
+        .iter()
+        .enumerate()
+        .map(|(n, kv)| {
+            let (kv, remote) = (kv.clone(), remote.clone());
+            std::thread::spawn(move || {
+                for i in 0..8 {
+                    kv.set(format!("dev{n}-{i}"), format!("{n}:{i}")).unwrap();
+                    kv.set("contended", format!("{n}:{i}")).unwrap();
+                    // A push may give up under contention; the writes stay pending.
+                    let _ = sync(&kv, &remote);
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    // Quiet period: each device syncs until nothing is pending, then once more.
+    for _ in 0..3 {
+        for kv in &devices {
+            sync(kv, &remote).unwrap();
+        }
+    }
+    let first = contents(&devices[0]);
+    for kv in &devices {
+        assert_eq!(kv.pending_writes().unwrap(), 0);
+        assert_eq!(contents(kv), first, "devices converged");
+    }
+    for n in 0..3 {
+        for i in 0..8 {
+            let value = devices[0].get(format!("dev{n}-{i}")).unwrap();
+            assert_eq!(value, format!("{n}:{i}").into_bytes());
+        }
+    }
+    assert!(remote.list().unwrap().len() <= 2);
+}
+
+#[test]
+fn abandoned_ticket_is_skipped_after_the_wait() {
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let kv = device(d1.path(), &key);
+    kv.set("k", "v").unwrap();
+    sync(&kv, &remote).unwrap();
+    remote.next_seq().unwrap(); // a pusher that crashed after drawing ticket 2
+    kv.set("k", "v2").unwrap();
+    let started = std::time::Instant::now();
+    sync(&kv, &remote).unwrap();
+    assert!(started.elapsed() >= WAIT);
+    assert_eq!(remote.list().unwrap(), vec![1, 3]);
+    let other = device(d2.path(), &key);
+    sync(&other, &remote).unwrap();
+    assert_eq!(other.get("k").unwrap(), b"v2");
+}
+
+#[test]
+fn overtaken_pusher_re_pushes_its_writes() {
+    // Device A uploads ticket 2 late, after B (ticket 3) gave up waiting and uploaded a
+    // snapshot without A's write: A's writer mark in 3 shows the gap.
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (device(da.path(), &key), device(db.path(), &key));
+    a.set("base", "1").unwrap();
+    sync(&a, &remote).unwrap();
+    sync(&b, &remote).unwrap();
+
+    a.set("from-a", "late").unwrap();
+    // A's push, as it would look had A drawn ticket 2 and then stalled mid-upload:
+    let store = a.store().unwrap();
+    let ticket = remote.next_seq().unwrap();
+    b.set("from-b", "early").unwrap();
+    sync(&b, &remote).unwrap(); // draws 3, waits for 2, gives up, uploads 3
+    let tmp = tempfile::tempdir().unwrap();
+    let snap = tmp.path().join("a.sqlite");
+    super::snapshot::create(&store, &snap, ticket).unwrap();
+    remote.upload(ticket, &snap, &mut |_, _| {}).unwrap();
+    {
+        let conn = store.writer();
+        let included = crate::store::schema::state_get(&conn, "write_seq").unwrap();
+        crate::store::schema::state_set(&conn, "uploaded_seq", included).unwrap();
+        crate::store::schema::meta_set(&conn, "max_version", ticket as i64).unwrap();
+    }
+    assert_eq!(a.pending_writes().unwrap(), 0, "A believes it pushed");
+    sync(&a, &remote).unwrap(); // restores 3, sees its mark is short, pushes again
+    sync(&b, &remote).unwrap();
+    for kv in [&a, &b] {
+        assert_eq!(kv.get("from-a").unwrap(), b"late");
+        assert_eq!(kv.get("from-b").unwrap(), b"early");
+    }
+}
+
+#[test]
+fn legacy_badger_backups_are_replayed_then_replaced() {
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/docs/vectors");
+    for n in 1..=5u64 {
+        let data = std::fs::read(vectors.join(format!("badger_backup_seq{n}.bin"))).unwrap();
+        remote.files.lock().unwrap().insert(n, data);
+    }
+    remote.seq.store(5, Ordering::SeqCst);
+    let dir = tempfile::tempdir().unwrap();
+    let kv = device(dir.path(), &key);
+    sync(&kv, &remote).unwrap();
+    assert_eq!(
+        contents(&kv),
+        vec![
+            (b"foo".to_vec(), b"bar".to_vec()),
+            (b"k5".to_vec(), b"v5".to_vec())
+        ]
+    );
+    assert_eq!(kv.store().unwrap().meta("max_version").unwrap(), Some(5));
+    kv.set("new", "sqlite").unwrap();
+    sync(&kv, &remote).unwrap();
+    assert_eq!(
+        remote.list().unwrap(),
+        vec![5, 6],
+        "older legacy files removed"
+    );
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = device(other_dir.path(), &key);
+    sync(&other, &remote).unwrap();
+    assert_eq!(contents(&other), contents(&kv));
+}
+
+#[test]
+fn tampered_remote_snapshot_is_refused_and_the_next_sync_completes() {
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = device(d1.path(), &key);
+    for i in 0..200 {
+        a.set(format!("k{i}"), "v").unwrap();
+    }
+    sync(&a, &remote).unwrap();
+    let b = device(d2.path(), &key);
+    b.set("mine", "safe").unwrap();
+    let good = remote.files.lock().unwrap()[&1].clone();
+    let mut bad = good.clone();
+    let page = u16::from_be_bytes([bad[16], bad[17]]) as usize;
+    bad[page..page + 16].fill(0xee);
+    remote.files.lock().unwrap().insert(1, bad);
+    assert_eq!(sync(&b, &remote).unwrap_err().kind(), ErrorKind::Corrupt);
+    assert_eq!(contents(&b), vec![(b"mine".to_vec(), b"safe".to_vec())]);
+    let leftovers: Vec<_> = std::fs::read_dir(b.path().unwrap().parent().unwrap())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name().to_string_lossy().contains(".sync-")
+                && !e.file_name().to_string_lossy().ends_with("-lock")
+        })
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "temporary files removed: {leftovers:?}"
+    );
+    remote.files.lock().unwrap().insert(1, good);
+    sync(&b, &remote).unwrap();
+    assert_eq!(contents(&b).len(), 201);
+}
