@@ -118,16 +118,18 @@ pub(crate) fn jwt_expiry(jwt: &str) -> Result<Option<u64>> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
         .map_err(|_| bad("payload is not base64url"))?;
-    #[derive(Deserialize)]
-    struct Claims {
-        #[serde(default)]
-        exp: Option<f64>,
+    let claims: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|_| bad("payload is not JSON"))?;
+    let claims = claims
+        .as_object()
+        .ok_or_else(|| bad("payload is not a claims object"))?;
+    match claims.get("exp") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(exp) => {
+            let exp = exp.as_f64().ok_or_else(|| bad("exp is not a number"))?;
+            Ok(Some(if exp <= 0.0 { 0 } else { exp as u64 }))
+        }
     }
-    let claims: Claims =
-        serde_json::from_slice(&bytes).map_err(|_| bad("payload is not a JSON claims object"))?;
-    Ok(claims
-        .exp
-        .map(|exp| if exp <= 0.0 { 0 } else { exp as u64 }))
 }
 
 #[cfg(test)]

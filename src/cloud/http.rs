@@ -25,7 +25,6 @@ pub(crate) struct HttpTimeouts {
 /// A request body.
 pub(crate) enum Payload<'a> {
     Empty,
-    #[allow(dead_code)] // used by the fs uploads
     Json(Vec<u8>),
     /// A streamed body of exactly `len` bytes with its content type.
     Stream {
