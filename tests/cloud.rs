@@ -281,3 +281,31 @@ fn oversized_json_answer_is_refused() {
     assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
     assert!(err.to_string().contains("larger than"), "{err}");
 }
+
+/// What a server that prints `reply` for `api-auth` makes of the client.
+fn auth_against_fake(reply: &'static [u8]) -> charm_kv::Error {
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::fake_ssh::start(reply);
+    let client =
+        CharmClient::with_timeouts(&config_for(dir.path(), port, dead_port()), short_timeouts())
+            .unwrap();
+    client.auth().unwrap_err()
+}
+
+#[test]
+fn empty_api_auth_output_is_an_auth_error() {
+    let err = auth_against_fake(b"");
+    assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
+    assert!(err.to_string().contains("returned no auth"), "{err}");
+}
+
+#[test]
+fn garbage_api_auth_output_is_an_auth_error() {
+    let err = auth_against_fake(b"{\"jwt\": 42, \"charm_id\"");
+    assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
+    assert!(err.to_string().contains("unreadable auth JSON"), "{err}");
+    let err =
+        auth_against_fake(b"{\"jwt\":\"not-a-jwt\",\"charm_id\":\"c\",\"http_scheme\":\"http\"}\n");
+    assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
+    assert!(err.to_string().contains("malformed JWT"), "{err}");
+}

@@ -2,3 +2,4 @@
 #![allow(dead_code)]
 
 pub mod charm_server;
+pub mod fake_ssh;
