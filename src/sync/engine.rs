@@ -275,12 +275,8 @@ pub struct SyncLock {
 
 impl SyncLock {
     pub fn acquire(db: &Path) -> Result<SyncLock> {
-        let path = suffixed(db, ".sync-lock");
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
+        let path = suffixed(db, LOCK_SUFFIX);
+        let file = open_lock_file(&path)
             .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
         file.lock()
             .map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
@@ -325,6 +321,20 @@ pub fn clean_stale_temp_files(db: &Path) -> Result<()> {
     }
     let _ = file.unlock();
     Ok(())
+}
+
+/// Suffix of the lock file next to a database (also removed by `delete_database`).
+pub const LOCK_SUFFIX: &str = ".sync-lock";
+
+fn open_lock_file(path: &Path) -> std::io::Result<File> {
+    let mut options = File::options();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
 }
 
 fn suffixed(path: &Path, suffix: &str) -> PathBuf {
