@@ -292,13 +292,7 @@ impl Drop for SyncLock {
 
 /// Removes temporary files a crashed sync left next to `db`, unless a sync is running.
 pub fn clean_stale_temp_files(db: &Path) -> Result<()> {
-    let path = suffixed(db, ".sync-lock");
-    let Ok(file) = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-    else {
+    let Ok(file) = open_lock_file(&suffixed(db, LOCK_SUFFIX)) else {
         return Ok(());
     };
     if file.try_lock().is_err() {
