@@ -312,15 +312,7 @@ impl<R: Read> Read for Decryptor<R> {
 /// by [`Encryptor`]'s `Write`): the wrapped `Error::Corrupt`, or `Error::Io` for
 /// a failure of the underlying reader or writer.
 pub fn into_crate_error(e: io::Error) -> Error {
-    if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
-        if let Some(inner) = e.into_inner() {
-            if let Ok(err) = inner.downcast::<Error>() {
-                return *err;
-            }
-        }
-        return Error::Internal("lost a wrapped sasquatch error".into());
-    }
-    Error::io("sasquatch stream", e)
+    Error::from_read("sasquatch stream", e)
 }
 
 /// Reads the header from `input`, finds the file key with `identities`, checks the
