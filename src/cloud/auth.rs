@@ -4,25 +4,14 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::error::{Error, Result};
+pub use crate::keyring::WrappedKey;
 
 /// A token is renewed this long before its `exp`, so a request never races the expiry
 /// (the Go client renews only after expiry and can get a 401).
 pub(crate) const EXPIRY_SKEW: Duration = Duration::from_secs(60);
-
-/// One wrapped encrypt key as the server sends and stores it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WrappedKey {
-    pub id: String,
-    /// Standard base64 (padded) of a sasquatch file wrapping the 88-character key text
-    /// for one SSH public key.
-    pub key: String,
-    /// As the server sent it (RFC 3339); `None` for a key it has not stored yet.
-    #[serde(default)]
-    pub created_at: Option<String>,
-}
 
 /// The answer of `api-auth`.
 #[derive(Debug, Clone, Deserialize)]

@@ -1,47 +1,30 @@
-//! Encrypt keys: unwrapping the server's wrapped keys with the SSH identity, wrapping
-//! new ones, and the local key cache `<data path>/charm_kv_keys.json`
-//! (`charm-protocol.md` §4).
+//! Encrypt keys on the wire: unwrapping the server's wrapped keys with the SSH identity
+//! and wrapping new ones (`charm-protocol.md` §4).
 //!
-//! Cache format (shared with local mode, which creates the first key when there is no
-//! server): JSON `{"keys":[{"id":"<uuid>","key":"<base64 sasquatch>","created_at":"<RFC
-//! 3339>"|null}]}`, keys in server order (index 0 is the default key). Each `key` is
-//! exactly what the server stores: standard padded base64 of a sasquatch file that wraps
-//! the 88-character key text for the user's SSH public key, so the cache holds no
-//! plaintext and server entries are stored verbatim. The file is mode 0600 and is
-//! replaced atomically (temporary file, fsync, rename).
-
-use std::fs;
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+//! The local key cache `<data path>/charm_kv_keys.json` is [`crate::keyring`]'s file;
+//! [`load_cached_keys`] and [`store_cached_keys`] are its entry points for the cloud
+//! client. Format: JSON `{"keys":[{"id":"<uuid>","key":"<base64 sasquatch>",
+//! "created_at":"<RFC 3339>"|null}]}` in server order (index 0 is the default key);
+//! each `key` is exactly what the server stores: standard padded base64 of a sasquatch
+//! file wrapping the 88-character key text for the user's SSH public key. Mode 0600,
+//! replaced atomically.
 
 use base64::Engine as _;
-use serde::{Deserialize, Serialize};
 
-use super::auth::WrappedKey;
-use crate::config::{create_private_dir, Config};
+use crate::config::Config;
 use crate::crypto::sasquatch::{self, Identity, Recipient};
 use crate::crypto::EncryptKey;
 use crate::error::{Error, Result};
 use crate::identity::SshIdentity;
+use crate::keyring::{self, WrappedKey};
 
 /// File name of the key cache inside the data path.
-pub const KEY_CACHE_FILE: &str = "charm_kv_keys.json";
-
-/// Largest key cache we read (a wrapped Ed25519 key is ~470 bytes of JSON; RSA-4096
-/// ~1 KiB).
-const MAX_CACHE_LEN: u64 = 4 << 20;
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct CacheFile {
-    keys: Vec<WrappedKey>,
-}
+pub const KEY_CACHE_FILE: &str = keyring::KEYS_FILE;
 
 /// The plaintext encrypt keys in the cache of `config`'s data path, unwrapped with
 /// `identity`; empty when there is no cache yet.
 pub fn load_cached_keys(config: &Config, identity: &SshIdentity) -> Result<Vec<EncryptKey>> {
-    let wrapped = read_cache(&config.data_path()?)?;
-    let identity = Identity::from_private_key(identity.private_key())?;
-    wrapped.iter().map(|w| unwrap_key(w, &identity)).collect()
+    keyring::load(config, identity)
 }
 
 /// Replaces the cache of `config`'s data path with `keys` (in that order), each
@@ -51,88 +34,7 @@ pub fn store_cached_keys(
     identity: &SshIdentity,
     keys: &[EncryptKey],
 ) -> Result<()> {
-    let public_key = identity.authorized_key();
-    let wrapped = keys
-        .iter()
-        .map(|key| {
-            Ok(WrappedKey {
-                id: key.id().to_owned(),
-                key: wrap_key(key, &public_key)?,
-                created_at: key.created_at().map(str::to_owned),
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    write_cache(&config.data_path()?, &wrapped)
-}
-
-/// The cache file of a data path.
-pub fn cache_path(data_path: &Path) -> PathBuf {
-    data_path.join(KEY_CACHE_FILE)
-}
-
-/// The wrapped keys in the cache; empty when it does not exist.
-pub(crate) fn read_cache(data_path: &Path) -> Result<Vec<WrappedKey>> {
-    let path = cache_path(data_path);
-    let file = match fs::File::open(&path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(format!("opening {}", path.display()), e)),
-    };
-    let mut text = Vec::new();
-    file.take(MAX_CACHE_LEN + 1)
-        .read_to_end(&mut text)
-        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-    if text.len() as u64 > MAX_CACHE_LEN {
-        return Err(Error::corrupt(format!(
-            "{} is larger than {MAX_CACHE_LEN} bytes",
-            path.display()
-        )));
-    }
-    let cache: CacheFile = serde_json::from_slice(&text)
-        .map_err(|e| Error::corrupt(format!("{} is not a key cache: {e}", path.display())))?;
-    Ok(cache.keys)
-}
-
-/// Atomically replaces the cache with `keys`.
-pub(crate) fn write_cache(data_path: &Path, keys: &[WrappedKey]) -> Result<()> {
-    create_private_dir(data_path)?;
-    let path = cache_path(data_path);
-    let json = serde_json::to_vec_pretty(&CacheFile {
-        keys: keys.to_vec(),
-    })
-    .map_err(|e| Error::Internal(format!("encoding the key cache: {e}")))?;
-    let tmp = data_path.join(format!(
-        ".{KEY_CACHE_FILE}.{}.tmp",
-        uuid::Uuid::new_v4().simple()
-    ));
-    let result = write_new_private(&tmp, &json).and_then(|()| {
-        fs::rename(&tmp, &path).map_err(|e| Error::io(format!("replacing {}", path.display()), e))
-    });
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result?;
-    // Make the rename itself durable; best effort where directories cannot be synced.
-    if let Ok(dir) = fs::File::open(data_path) {
-        let _ = dir.sync_all();
-    }
-    Ok(())
-}
-
-fn write_new_private(path: &Path, contents: &[u8]) -> Result<()> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-    file.write_all(contents)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| Error::io(format!("writing {}", path.display()), e))
+    keyring::store(config, identity, keys)
 }
 
 /// Wraps `key`'s text for the SSH public key `public_key` (`<type> <base64>`), as the
@@ -163,6 +65,8 @@ pub(crate) fn unwrap_key(wrapped: &WrappedKey, identity: &Identity) -> Result<En
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::path::Path;
 
     fn setup() -> (tempfile::TempDir, Config, SshIdentity) {
         let dir = tempfile::tempdir().unwrap();
@@ -172,6 +76,15 @@ mod tests {
         };
         let identity = SshIdentity::load_or_generate(&config).unwrap();
         (dir, config, identity)
+    }
+
+    fn cache_path(data_path: &std::path::Path) -> std::path::PathBuf {
+        data_path.join(KEY_CACHE_FILE)
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct CacheFile {
+        keys: Vec<WrappedKey>,
     }
 
     #[test]

@@ -30,6 +30,7 @@ use crate::crypto::sasquatch::Identity;
 use crate::crypto::EncryptKey;
 use crate::error::{Error, Result};
 use crate::identity::SshIdentity;
+use crate::keyring;
 use auth::Token;
 use http::{HttpApi, HttpTimeouts, Payload};
 use known_hosts::KnownHosts;
@@ -282,14 +283,12 @@ impl CharmClient {
         if let Some(s) = state.as_ref().filter(|s| s.wrapped == auth.encrypt_keys) {
             return Ok(s.keys.clone());
         }
-        let identity = Identity::from_private_key(self.identity.private_key())?;
-        let cached = keys::read_cache(&self.data_path)?;
-        let mut upload = Vec::new();
-        for wrapped in &cached {
-            if !auth.encrypt_keys.iter().any(|k| k.id == wrapped.id) {
-                upload.push(keys::unwrap_key(wrapped, &identity)?);
-            }
-        }
+        let cached = keyring::load(&self.config, &self.identity)?;
+        let mut upload: Vec<EncryptKey> = cached
+            .iter()
+            .filter(|k| !auth.encrypt_keys.iter().any(|w| w.id == k.id()))
+            .cloned()
+            .collect();
         if auth.encrypt_keys.is_empty() && upload.is_empty() {
             upload.push(EncryptKey::generate());
         }
@@ -311,13 +310,22 @@ impl CharmClient {
                 ));
             }
         }
+        let identity = Identity::from_private_key(self.identity.private_key())?;
         let keys = auth
             .encrypt_keys
             .iter()
             .map(|w| keys::unwrap_key(w, &identity))
             .collect::<Result<Vec<_>>>()?;
-        if cached != auth.encrypt_keys {
-            keys::write_cache(&self.data_path, &auth.encrypt_keys)?;
+        let same = |k: &EncryptKey, w: &WrappedKey| {
+            k.id() == w.id && k.created_at() == w.created_at.as_deref()
+        };
+        if cached.len() != auth.encrypt_keys.len()
+            || !cached
+                .iter()
+                .zip(&auth.encrypt_keys)
+                .all(|(k, w)| same(k, w))
+        {
+            keyring::store_wrapped(&self.config, &auth.encrypt_keys)?;
         }
         *state = Some(KeyState {
             wrapped: auth.encrypt_keys.clone(),
