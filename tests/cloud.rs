@@ -309,3 +309,33 @@ fn garbage_api_auth_output_is_an_auth_error() {
     assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
     assert!(err.to_string().contains("malformed JWT"), "{err}");
 }
+
+#[test]
+fn one_client_and_several_clients_work_from_many_threads() {
+    let server = CharmServer::start();
+    let dir = server.client_dir("a");
+    let config = server.client_config(&dir);
+    let shared = std::sync::Arc::new(CharmClient::new(&config).unwrap());
+    assert_eq!(shared.seq_get_raw("n").unwrap(), 0);
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let shared = shared.clone();
+            let config = config.clone();
+            std::thread::spawn(move || {
+                // A client of its own: SSH sessions from several threads at once.
+                let own = CharmClient::new(&config).unwrap();
+                let id = own.charm_id().unwrap();
+                let seqs: Vec<u64> = (0..5).map(|_| shared.seq_next_raw("n").unwrap()).collect();
+                (id, seqs)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for thread in threads {
+        let (id, seqs) = thread.join().unwrap();
+        assert_eq!(id, shared.charm_id().unwrap());
+        all.extend(seqs);
+    }
+    all.sort_unstable();
+    assert_eq!(all, (1..=20).collect::<Vec<u64>>());
+}

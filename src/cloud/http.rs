@@ -43,7 +43,12 @@ pub(crate) struct HttpApi {
 
 impl HttpApi {
     pub(crate) fn new(host: &str, port: u16, timeouts: HttpTimeouts) -> Self {
-        let config = Agent::config_builder()
+        let mut builder = Agent::config_builder();
+        if is_loopback(host) {
+            // Like Go's ProxyFromEnvironment: never send loopback traffic to a proxy.
+            builder = builder.proxy(None);
+        }
+        let config = builder
             .http_status_as_error(false)
             .max_redirects(0)
             .timeout_resolve(Some(timeouts.connect))
@@ -120,6 +125,14 @@ impl HttpApi {
         }
         Ok(response)
     }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Reads a whole JSON response of at most `limit` bytes.

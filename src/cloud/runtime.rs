@@ -47,3 +47,29 @@ where
             .map_err(|_| Error::Internal("SSH helper thread panicked".into()))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn works_from_plain_threads_and_from_inside_another_runtime() {
+        assert_eq!(block_on(async { 1 }).unwrap(), 1);
+        let threads: Vec<_> = (0..4)
+            .map(|i| {
+                std::thread::spawn(move || {
+                    block_on(async move {
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        i
+                    })
+                    .unwrap()
+                })
+            })
+            .collect();
+        let sum: i32 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(sum, 6);
+        let outer = Builder::new_current_thread().build().unwrap();
+        let inner = outer.block_on(async { block_on(async { 2 }) }).unwrap();
+        assert_eq!(inner, 2);
+    }
+}
