@@ -171,6 +171,15 @@ impl CharmClient {
         *self.lock_session() = None;
     }
 
+    /// Forgets the cached auth if its JWT is `jwt` (a thread that already renewed it
+    /// keeps its new one).
+    fn invalidate_token(&self, jwt: &str) {
+        let mut session = self.lock_session();
+        if session.as_ref().is_some_and(|s| s.token.jwt == jwt) {
+            *session = None;
+        }
+    }
+
     /// The account's charm id.
     pub fn charm_id(&self) -> Result<String> {
         Ok(self.auth()?.charm_id.clone())
@@ -227,7 +236,7 @@ impl CharmClient {
             .send(&info.http_scheme, &jwt, method, path, payload())
         {
             Err(Error::Server { status: 401, .. }) => {
-                self.invalidate_auth();
+                self.invalidate_token(&jwt);
                 let (info, jwt) = self.session()?;
                 self.http
                     .send(&info.http_scheme, &jwt, method, path, payload())
