@@ -13,8 +13,8 @@ pub use crate::keyring::WrappedKey;
 /// (the Go client renews only after expiry and can get a 401).
 pub(crate) const EXPIRY_SKEW: Duration = Duration::from_secs(60);
 
-/// The answer of `api-auth`.
-#[derive(Debug, Clone, Deserialize)]
+/// The answer of `api-auth`. Its `Debug` output leaves out the JWT.
+#[derive(Clone, Deserialize)]
 pub struct AuthInfo {
     pub jwt: String,
     pub charm_id: String,
@@ -25,6 +25,18 @@ pub struct AuthInfo {
     /// Absent (not empty) when the account has no key for this SSH key yet.
     #[serde(default)]
     pub encrypt_keys: Vec<WrappedKey>,
+}
+
+impl std::fmt::Debug for AuthInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthInfo")
+            .field("jwt", &"<redacted>")
+            .field("charm_id", &self.charm_id)
+            .field("http_scheme", &self.http_scheme)
+            .field("public_key", &self.public_key)
+            .field("encrypt_keys", &self.encrypt_keys.len())
+            .finish()
+    }
 }
 
 impl AuthInfo {
@@ -145,6 +157,7 @@ mod tests {
         );
         let token = Token::new(&info.jwt).unwrap();
         assert_eq!(token.expires, Some(4102444800));
+        assert!(!format!("{info:?}").contains(&info.jwt));
         assert!(token.is_fresh());
     }
 
