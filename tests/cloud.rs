@@ -135,9 +135,7 @@ fn rejected_jwt_is_renewed_once_via_the_401_path() {
     let client = CharmClient::new(&server.client_config(&server.client_dir("a"))).unwrap();
     let good = client.auth().unwrap().jwt.clone();
     // Same claims, broken signature: looks fresh to the client, the server says 401.
-    let mut forged = good.clone();
-    let last = forged.pop().unwrap();
-    forged.push(if last == 'A' { 'B' } else { 'A' });
+    let forged = support::forge_jwt(&good);
     client.debug_replace_jwt(&forged);
     assert_eq!(client.seq_next_raw("s").unwrap(), 0);
     assert_eq!(client.seq_next_raw("s").unwrap(), 1);

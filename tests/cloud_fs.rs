@@ -338,10 +338,7 @@ fn uploads_renew_a_rejected_jwt_when_they_can_replay() {
     let client = client(&server, &dir);
     client.encrypt_keys().unwrap();
     let forge = |client: &CharmClient| {
-        let mut jwt = client.auth().unwrap().jwt.clone();
-        let last = jwt.pop().unwrap();
-        jwt.push(if last == 'A' { 'B' } else { 'A' });
-        client.debug_replace_jwt(&jwt);
+        client.debug_replace_jwt(&support::forge_jwt(&client.auth().unwrap().jwt));
     };
 
     // From a file: retried with a new JWT.
