@@ -264,8 +264,9 @@ typedef struct charm_kv_string_list {
  * Called during `charm_kv_sync` to report transfer progress: `phase` is a
  * `charm_kv_sync_phase`, `done` and `total` are bytes (`total` 0 when unknown).
  *
- * Runs on the thread that called `charm_kv_sync`, before it returns. It must not call
- * `charm_kv_free` on the store being synced, and must not unwind or `longjmp` out.
+ * Runs on the thread that called `charm_kv_sync`, before it returns. It should be
+ * quick and must not call charm-kv functions on the store being synced (the sync may
+ * hold its write lock), nor unwind (C++ exceptions) or `longjmp` out of the call.
  */
 typedef void (*charm_kv_sync_progress_fn)(void *userdata,
                                           uint32_t phase,

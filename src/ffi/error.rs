@@ -42,9 +42,9 @@ impl Failure {
         }
     }
 
-    /// An `INVALID_ARGUMENT` failure.
-    pub(crate) fn invalid(message: impl Into<String>) -> Self {
-        Failure::new(charm_kv_status::InvalidArgument, message)
+    /// An `INVALID_ARGUMENT` failure, worded like the crate's own.
+    pub(crate) fn invalid(message: impl std::fmt::Display) -> Self {
+        Failure::from(crate::Error::InvalidArgument(message.to_string()))
     }
 
     /// The C object for this failure.

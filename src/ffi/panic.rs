@@ -116,7 +116,7 @@ mod tests {
             let message = CStr::from_ptr(charm_kv_error_message(err))
                 .to_str()
                 .unwrap();
-            assert_eq!(message, "nul \u{FFFD} inside");
+            assert_eq!(message, "invalid argument: nul \u{FFFD} inside");
             charm_kv_error_free(err);
         }
         let status = ffi_boundary!(std::ptr::null_mut(), { Err(crate::Error::NotFound.into()) });

@@ -30,8 +30,9 @@ unsafe impl Handle for charm_kv_store {
 /// Called during `charm_kv_sync` to report transfer progress: `phase` is a
 /// `charm_kv_sync_phase`, `done` and `total` are bytes (`total` 0 when unknown).
 ///
-/// Runs on the thread that called `charm_kv_sync`, before it returns. It must not call
-/// `charm_kv_free` on the store being synced, and must not unwind or `longjmp` out.
+/// Runs on the thread that called `charm_kv_sync`, before it returns. It should be
+/// quick and must not call charm-kv functions on the store being synced (the sync may
+/// hold its write lock), nor unwind (C++ exceptions) or `longjmp` out of the call.
 pub type charm_kv_sync_progress_fn =
     Option<unsafe extern "C" fn(userdata: *mut c_void, phase: u32, done: u64, total: u64)>;
 
