@@ -291,7 +291,13 @@ pub fn delete_database(options: &Options, name: &str) -> Result<()> {
     if !path.is_file() {
         return Err(Error::NotFound);
     }
-    for suffix in ["", "-wal", "-shm", "-journal"] {
+    for suffix in [
+        "",
+        "-wal",
+        "-shm",
+        "-journal",
+        crate::sync::engine::LOCK_SUFFIX,
+    ] {
         let file = PathBuf::from(format!("{}{suffix}", path.display()));
         match std::fs::remove_file(&file) {
             Ok(()) => {}

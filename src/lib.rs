@@ -5,6 +5,7 @@
 #![deny(unsafe_code)]
 
 pub mod batch;
+pub mod cloud;
 pub mod config;
 pub mod crypto;
 pub mod error;

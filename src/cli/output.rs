@@ -61,6 +61,9 @@ pub fn print_list(iter: Iter, layout: &ListLayout) -> Result<(), CliError> {
 
 /// A one-line warning when writes are committed locally but not yet on the server.
 pub fn warn_pending(kv: &Kv) {
+    if kv.options().config().server().is_none() {
+        return;
+    }
     if let Ok(pending) = kv.pending_writes() {
         if pending > 0 {
             eprintln!(

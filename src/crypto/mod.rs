@@ -5,5 +5,6 @@ pub mod keys;
 pub mod lookup;
 pub mod sasquatch;
 pub mod seal;
+pub mod siv;
 
 pub use keys::EncryptKey;

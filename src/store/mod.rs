@@ -83,7 +83,7 @@ impl Store {
         let conn = match pooled {
             Some(conn) => conn,
             None => {
-                let conn = schema::connect(&self.path, true)?;
+                let conn = schema::connect(&self.path, false)?;
                 conn.pragma_update(None, "query_only", true)?;
                 conn
             }

@@ -275,12 +275,8 @@ pub struct SyncLock {
 
 impl SyncLock {
     pub fn acquire(db: &Path) -> Result<SyncLock> {
-        let path = suffixed(db, ".sync-lock");
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
+        let path = suffixed(db, LOCK_SUFFIX);
+        let file = open_lock_file(&path)
             .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
         file.lock()
             .map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
@@ -296,13 +292,7 @@ impl Drop for SyncLock {
 
 /// Removes temporary files a crashed sync left next to `db`, unless a sync is running.
 pub fn clean_stale_temp_files(db: &Path) -> Result<()> {
-    let path = suffixed(db, ".sync-lock");
-    let Ok(file) = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-    else {
+    let Ok(file) = open_lock_file(&suffixed(db, LOCK_SUFFIX)) else {
         return Ok(());
     };
     if file.try_lock().is_err() {
@@ -325,6 +315,20 @@ pub fn clean_stale_temp_files(db: &Path) -> Result<()> {
     }
     let _ = file.unlock();
     Ok(())
+}
+
+/// Suffix of the lock file next to a database (also removed by `delete_database`).
+pub const LOCK_SUFFIX: &str = ".sync-lock";
+
+fn open_lock_file(path: &Path) -> std::io::Result<File> {
+    let mut options = File::options();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
 }
 
 fn suffixed(path: &Path, suffix: &str) -> PathBuf {

@@ -1,0 +1,555 @@
+//! The client of a self-hosted Charm server (`charm serve`): SSH `api-auth`, the JWT it
+//! yields, and the HTTP API for sequences, files and encrypt keys.
+//!
+//! [`CharmClient`] is blocking, `Send + Sync`, and meant to be shared (`Arc`) by every
+//! database of one account. See `docs/cloud-client.md` for the auth flow, host-key
+//! pinning and the key cache.
+
+mod auth;
+mod fs;
+mod http;
+pub mod keys;
+pub mod known_hosts;
+mod runtime;
+mod seq;
+mod ssh;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+pub use auth::{AuthInfo, WrappedKey};
+pub use fs::{FileInfo, FileReader, DEFAULT_FILE_MODE, MODE_DIR};
+pub use keys::{load_cached_keys, store_cached_keys};
+
+use std::io::Read;
+
+use crate::config::{Config, ServerAddr};
+use crate::crypto::lookup::encrypt_lookup_field;
+use crate::crypto::sasquatch::Identity;
+use crate::crypto::EncryptKey;
+use crate::error::{Error, Result};
+use crate::identity::SshIdentity;
+use crate::keyring;
+use auth::Token;
+use http::{HttpApi, HttpTimeouts, Payload};
+use known_hosts::KnownHosts;
+use ssh::{SshTarget, SshTimeouts};
+
+/// Time limits of the client. A dead or silent server fails with
+/// [`Error::Network`] after at most these.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// TCP connect plus SSH handshake.
+    pub ssh_connect: Duration,
+    /// SSH authentication, the command, and reading its output.
+    pub ssh_command: Duration,
+    /// HTTP name resolution and TCP connect (each).
+    pub http_connect: Duration,
+    /// Longest silence while an HTTP request or response is in flight.
+    pub http_idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            ssh_connect: Duration::from_secs(15),
+            ssh_command: Duration::from_secs(30),
+            http_connect: Duration::from_secs(15),
+            http_idle: Duration::from_secs(60),
+        }
+    }
+}
+
+/// An authenticated session: the `api-auth` answer and its token.
+struct Session {
+    info: Arc<AuthInfo>,
+    token: Token,
+}
+
+/// The unwrapped keys of the account and the server entries they came from.
+struct KeyState {
+    wrapped: Vec<WrappedKey>,
+    keys: Vec<EncryptKey>,
+}
+
+/// A client of one Charm server for one SSH identity.
+pub struct CharmClient {
+    server: ServerAddr,
+    config: Config,
+    data_path: PathBuf,
+    identity: SshIdentity,
+    ssh: SshTarget,
+    http: HttpApi,
+    /// The cached session; the lock is held across `api-auth` so that concurrent
+    /// callers share one SSH round trip.
+    session: Mutex<Option<Session>>,
+    /// The unwrapped keys; the lock also serialises key creation.
+    keys: Mutex<Option<KeyState>>,
+}
+
+impl std::fmt::Debug for CharmClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CharmClient")
+            .field("server", &self.server)
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CharmClient {
+    /// A client for the server `config` names ([`Error::NotConfigured`] in local mode),
+    /// with the identity of the data path (generated if missing). Nothing is sent yet.
+    pub fn new(config: &Config) -> Result<Self> {
+        Self::with_timeouts(config, Timeouts::default())
+    }
+
+    /// [`CharmClient::new`] with explicit time limits.
+    pub fn with_timeouts(config: &Config, timeouts: Timeouts) -> Result<Self> {
+        let server = config.server().ok_or(Error::NotConfigured)?;
+        let data_path = config.data_path()?;
+        let identity = SshIdentity::load_or_generate(config)?;
+        let ssh = SshTarget::new(
+            &server.host,
+            server.ssh_port,
+            &identity,
+            KnownHosts::new(&data_path),
+            SshTimeouts {
+                connect: timeouts.ssh_connect,
+                command: timeouts.ssh_command,
+            },
+        )?;
+        let http = HttpApi::new(
+            &server.host,
+            server.http_port,
+            HttpTimeouts {
+                connect: timeouts.http_connect,
+                idle: timeouts.http_idle,
+            },
+        );
+        Ok(CharmClient {
+            server,
+            config: config.clone(),
+            data_path,
+            identity,
+            ssh,
+            http,
+            session: Mutex::new(None),
+            keys: Mutex::new(None),
+        })
+    }
+
+    /// The server this client talks to.
+    pub fn server(&self) -> &ServerAddr {
+        &self.server
+    }
+
+    /// The configuration it was made from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The data path (identity, key cache, host-key pins).
+    pub fn data_path(&self) -> &Path {
+        &self.data_path
+    }
+
+    /// The SSH identity that logs in and unwraps the encrypt keys.
+    pub fn identity(&self) -> &SshIdentity {
+        &self.identity
+    }
+
+    /// The current `api-auth` answer, running `api-auth` over SSH when there is no
+    /// cached one or its JWT expires within a minute. The first call for a new SSH key
+    /// creates the account on the server.
+    pub fn auth(&self) -> Result<Arc<AuthInfo>> {
+        Ok(self.session()?.0)
+    }
+
+    /// Forgets the cached auth; the next request runs `api-auth` again.
+    pub fn invalidate_auth(&self) {
+        *self.lock_session() = None;
+    }
+
+    /// Forgets the cached auth if its JWT is `jwt` (a thread that already renewed it
+    /// keeps its new one).
+    fn invalidate_token(&self, jwt: &str) {
+        let mut session = self.lock_session();
+        if session.as_ref().is_some_and(|s| s.token.jwt == jwt) {
+            *session = None;
+        }
+    }
+
+    /// The account's charm id.
+    pub fn charm_id(&self) -> Result<String> {
+        Ok(self.auth()?.charm_id.clone())
+    }
+
+    fn lock_session(&self) -> MutexGuard<'_, Option<Session>> {
+        self.session.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The cached auth and JWT, renewed when needed.
+    fn session(&self) -> Result<(Arc<AuthInfo>, String)> {
+        let mut session = self.lock_session();
+        if let Some(s) = session.as_ref().filter(|s| s.token.is_fresh()) {
+            return Ok((s.info.clone(), s.token.jwt.clone()));
+        }
+        let output = self.ssh.run("api-auth")?;
+        let info = Arc::new(AuthInfo::parse(&output)?);
+        let token = Token::new(&info.jwt)?;
+        let jwt = token.jwt.clone();
+        *session = Some(Session {
+            info: info.clone(),
+            token,
+        });
+        Ok((info, jwt))
+    }
+
+    /// Test hook: replaces the cached JWT, as if the server had issued `jwt`. Its
+    /// expiry is read from it when it has one, else the old expiry is kept.
+    #[doc(hidden)]
+    pub fn debug_replace_jwt(&self, jwt: &str) {
+        if let Some(s) = self.lock_session().as_mut() {
+            s.token.jwt = jwt.to_owned();
+            if let Ok(Some(exp)) = auth::jwt_expiry(jwt) {
+                s.token.expires = Some(exp);
+            }
+        }
+    }
+
+    /// An authenticated request with a replayable body: on a 401 the auth is renewed
+    /// once and the request repeated.
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        json: Option<&[u8]>,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
+        let payload = || match json {
+            Some(body) => Payload::Json(body.to_vec()),
+            None => Payload::Empty,
+        };
+        let (info, jwt) = self.session()?;
+        match self
+            .http
+            .send(&info.http_scheme, &jwt, method, path, payload())
+        {
+            Err(Error::Server { status: 401, .. }) => {
+                self.invalidate_token(&jwt);
+                let (info, jwt) = self.session()?;
+                self.http
+                    .send(&info.http_scheme, &jwt, method, path, payload())
+                    .map_err(reject_401)
+            }
+            other => other,
+        }
+    }
+
+    /// `GET /v1/seq/<name>`: the current value of sequence `name`, sent as given
+    /// (see [`CharmClient::seq_get`] for plaintext names).
+    pub fn seq_get_raw(&self, name: &str) -> Result<u64> {
+        let response = self.request("GET", &seq::seq_path(name)?, None)?;
+        let seq: seq::SeqResponse = http::read_json(response, seq::MAX_SEQ_RESPONSE, "seq")?;
+        Ok(seq.seq)
+    }
+
+    /// `POST /v1/seq/<name>`: increments sequence `name` and returns the new value
+    /// (0 when the sequence did not exist yet).
+    pub fn seq_next_raw(&self, name: &str) -> Result<u64> {
+        let response = self.request("POST", &seq::seq_path(name)?, None)?;
+        let seq: seq::SeqResponse = http::read_json(response, seq::MAX_SEQ_RESPONSE, "seq")?;
+        Ok(seq.seq)
+    }
+
+    /// The current value of the sequence of database `name` (plaintext; the server
+    /// sees its lookup field under key 0, as the Go kv client sends it). A sequence
+    /// that does not exist is created at 0.
+    pub fn seq_get(&self, name: &str) -> Result<u64> {
+        self.seq_get_raw(&self.seq_name(name)?)
+    }
+
+    /// Increments the sequence of database `name` and returns the new value.
+    pub fn seq_next(&self, name: &str) -> Result<u64> {
+        self.seq_next_raw(&self.seq_name(name)?)
+    }
+
+    fn seq_name(&self, name: &str) -> Result<String> {
+        if name.is_empty() {
+            return Err(Error::invalid("empty sequence name"));
+        }
+        encrypt_lookup_field(&self.key0()?, name)
+    }
+
+    /// The account's encrypt keys in server order (index 0 encrypts), unwrapped with
+    /// the SSH identity. Ensures the account has one: a key already in the local key
+    /// cache (made in local mode) is uploaded, otherwise a new one is generated and
+    /// uploaded. Cached keys the server lacks are uploaded too, so data they encrypt
+    /// stays readable. The key cache is updated to the server's list.
+    pub fn encrypt_keys(&self) -> Result<Vec<EncryptKey>> {
+        let mut state = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        let mut auth = self.auth()?;
+        if let Some(s) = state.as_ref().filter(|s| s.wrapped == auth.encrypt_keys) {
+            return Ok(s.keys.clone());
+        }
+        let cached = keyring::load(&self.config, &self.identity)?;
+        let mut upload: Vec<EncryptKey> = cached
+            .iter()
+            .filter(|k| !auth.encrypt_keys.iter().any(|w| w.id == k.id()))
+            .cloned()
+            .collect();
+        if auth.encrypt_keys.is_empty() && upload.is_empty() {
+            upload.push(EncryptKey::generate());
+        }
+        if !upload.is_empty() {
+            let public_key = auth
+                .public_key
+                .clone()
+                .unwrap_or_else(|| self.identity.authorized_key());
+            for key in &upload {
+                self.add_encrypt_key(key, &public_key)?;
+            }
+            // Read the list back: its order (by creation time) is what every client of
+            // the account uses, even if another process created a key meanwhile.
+            self.invalidate_auth();
+            auth = self.auth()?;
+            if auth.encrypt_keys.is_empty() {
+                return Err(Error::Keys(
+                    "the Charm server did not keep the uploaded encrypt key".into(),
+                ));
+            }
+        }
+        let identity = Identity::from_private_key(self.identity.private_key())?;
+        let keys = auth
+            .encrypt_keys
+            .iter()
+            .map(|w| keys::unwrap_key(w, &identity))
+            .collect::<Result<Vec<_>>>()?;
+        let same = |k: &EncryptKey, w: &WrappedKey| {
+            k.id() == w.id && k.created_at() == w.created_at.as_deref()
+        };
+        if cached.len() != auth.encrypt_keys.len()
+            || !cached
+                .iter()
+                .zip(&auth.encrypt_keys)
+                .all(|(k, w)| same(k, w))
+        {
+            keyring::store_wrapped(&self.config, &auth.encrypt_keys)?;
+        }
+        *state = Some(KeyState {
+            wrapped: auth.encrypt_keys.clone(),
+            keys: keys.clone(),
+        });
+        Ok(keys)
+    }
+
+    /// `POST /v1/encrypt-key`: stores `key` wrapped for `public_key` (one of the
+    /// account's SSH keys). The server ignores a key id it already has for that key.
+    pub fn add_encrypt_key(&self, key: &EncryptKey, public_key: &str) -> Result<()> {
+        let body = serde_json::json!({
+            "id": key.id(),
+            "key": keys::wrap_key(key, public_key)?,
+            "public_key": public_key,
+            "created_at": key.created_at(),
+        });
+        let body = serde_json::to_vec(&body)
+            .map_err(|e| Error::Internal(format!("encoding the encrypt key: {e}")))?;
+        self.request("POST", "/v1/encrypt-key", Some(&body))?;
+        Ok(())
+    }
+
+    fn key0(&self) -> Result<EncryptKey> {
+        self.encrypt_keys()?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Keys("the account has no encrypt key".into()))
+    }
+
+    /// Lists directory `path` (plaintext, `/`-separated; `""` or `"/"` is the root).
+    /// `None` when it does not exist. Entry names are decrypted; like the Go client,
+    /// one name that no key decrypts fails the listing ([`Error::Keys`]).
+    pub fn fs_list(&self, path: &str) -> Result<Option<Vec<FileInfo>>> {
+        let keys = self.encrypt_keys()?;
+        let url = fs::url_path(&keys[0], path)?;
+        let response = match self.request("GET", &url, None) {
+            Err(e) if is_missing_file(&e) => return Ok(None),
+            other => other?,
+        };
+        match http::content_type(&response).as_str() {
+            "application/json" => {}
+            "application/octet-stream" => {
+                return Err(Error::invalid(format!(
+                    "{path:?} is a file, not a directory"
+                )))
+            }
+            other => {
+                return Err(Error::Corrupt(format!(
+                    "the Charm server answered a listing with content type {other:?}"
+                )))
+            }
+        }
+        let dir: fs::WireInfo = http::read_json(response, fs::MAX_LISTING, "directory listing")?;
+        fs::decrypt_listing(&keys, dir).map(Some)
+    }
+
+    /// Opens file `path` (plaintext) for reading; it is downloaded and decrypted as it
+    /// is read (any of the account's keys may have encrypted it). A missing file is
+    /// `Error::Server { status: 404, .. }`; a file no key decrypts is [`Error::Keys`].
+    pub fn fs_read(&self, path: &str) -> Result<FileReader> {
+        let keys = self.encrypt_keys()?;
+        let url = Self::file_url(&keys[0], path)?;
+        let response = self.request("GET", &url, None)?;
+        match http::content_type(&response).as_str() {
+            "application/octet-stream" => {}
+            "application/json" => {
+                return Err(Error::invalid(format!(
+                    "{path:?} is a directory, not a file"
+                )))
+            }
+            other => {
+                return Err(Error::Corrupt(format!(
+                    "the Charm server answered a file read with content type {other:?}"
+                )))
+            }
+        }
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let mode = header("x-file-mode").and_then(|m| u32::try_from(m).ok());
+        let len = header("content-length");
+        let body = Box::new(response.into_body().into_reader());
+        FileReader::new(body, &keys, mode, len)
+    }
+
+    /// Encrypts exactly `len` bytes from `reader` (with key 0) and stores them as file
+    /// `path` (plaintext), streaming: constant memory, exact `Content-Length`.
+    /// Missing parent directories are created by the server. `mode` is the Go
+    /// `fs.FileMode` to store (default [`DEFAULT_FILE_MODE`]; 0 is refused because the
+    /// server would create unusable directories).
+    ///
+    /// The reader cannot be replayed, so a JWT the server rejects mid-way (it was
+    /// checked fresh before) fails with [`Error::Auth`] instead of being retried; see
+    /// [`CharmClient::fs_write_file`].
+    pub fn fs_write(
+        &self,
+        path: &str,
+        reader: impl Read,
+        len: u64,
+        mode: Option<u32>,
+    ) -> Result<()> {
+        self.upload(path, reader, len, mode).map_err(|e| match e {
+            Error::Server { status: 401, .. } => {
+                self.invalidate_auth();
+                reject_401(e)
+            }
+            other => other,
+        })
+    }
+
+    /// [`CharmClient::fs_write`] from a local file, retried once with a new JWT if the
+    /// server rejects the old one.
+    pub fn fs_write_file(&self, path: &str, file: &Path, mode: Option<u32>) -> Result<()> {
+        let open = || -> Result<(std::fs::File, u64)> {
+            let f = std::fs::File::open(file)
+                .map_err(|e| Error::io(format!("opening {}", file.display()), e))?;
+            let len = f
+                .metadata()
+                .map_err(|e| Error::io(format!("reading {}", file.display()), e))?
+                .len();
+            Ok((f, len))
+        };
+        let (f, len) = open()?;
+        match self.upload(path, f, len, mode) {
+            Err(Error::Server { status: 401, .. }) => {
+                self.invalidate_auth();
+                let (f, len) = open()?;
+                self.upload(path, f, len, mode).map_err(reject_401)
+            }
+            other => other,
+        }
+    }
+
+    fn upload(&self, path: &str, reader: impl Read, len: u64, mode: Option<u32>) -> Result<()> {
+        let mode = mode.unwrap_or(DEFAULT_FILE_MODE);
+        if mode == 0 {
+            return Err(Error::invalid(
+                "file mode 0 would make the server create inaccessible directories",
+            ));
+        }
+        let keys = self.encrypt_keys()?;
+        let url = format!("{}?mode={mode}", Self::file_url(&keys[0], path)?);
+        let mut body = fs::MultipartUpload::new(reader, len, &keys[0])?;
+        let (info, jwt) = self.session()?;
+        let payload = Payload::Stream {
+            content_type: body.content_type(),
+            len: body.len(),
+            reader: &mut body,
+        };
+        let result = self
+            .http
+            .send(&info.http_scheme, &jwt, "POST", &url, payload);
+        match (result, body.take_failure()) {
+            (Err(_), Some(cause)) => Err(cause),
+            (result, _) => result.map(drop),
+        }
+    }
+
+    /// Removes file or directory `path` (plaintext) recursively; a missing path is not
+    /// an error. An empty path (or `/`) is refused: the server would delete every file
+    /// of the account.
+    pub fn fs_remove(&self, path: &str) -> Result<()> {
+        let keys = self.encrypt_keys()?;
+        let url = Self::file_url(&keys[0], path)?;
+        self.request("DELETE", &url, None)?;
+        Ok(())
+    }
+
+    /// The URL path of a file, refusing the root.
+    fn file_url(key0: &EncryptKey, path: &str) -> Result<String> {
+        if fs::segments(path).is_empty() {
+            return Err(Error::invalid(format!(
+                "{path:?} names the root of the account's files, not a file"
+            )));
+        }
+        fs::url_path(key0, path)
+    }
+}
+
+/// The server's "no such file" answer (as opposed to a 404 for a deleted account).
+fn is_missing_file(e: &Error) -> bool {
+    matches!(e, Error::Server { status: 404, message } if message == "file not found")
+}
+
+/// A 401 after a fresh `api-auth` is an auth failure, not a transient one.
+fn reject_401(e: Error) -> Error {
+    match e {
+        Error::Server {
+            status: 401,
+            message,
+        } => Error::Auth(format!(
+            "the Charm server rejected a freshly issued JWT: {message}"
+        )),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<CharmClient>();
+    }
+
+    #[test]
+    fn local_mode_is_not_configured() {
+        let err = CharmClient::new(&Config::default()).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::NotConfigured);
+    }
+}

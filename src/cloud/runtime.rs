@@ -1,0 +1,75 @@
+//! The private async runtime behind the blocking client API.
+//!
+//! SSH (russh) is async. The library keeps one lazily created current-thread tokio
+//! runtime and drives every SSH command to completion on the calling thread, so callers
+//! never see tokio. Several threads may block on it at once (tokio hands the I/O driver
+//! from one to the next). A caller that is itself inside a tokio runtime cannot block
+//! that runtime's thread, so such a call runs on a short-lived helper thread instead.
+
+use std::future::Future;
+use std::sync::OnceLock;
+
+use tokio::runtime::{Builder, Handle, Runtime};
+
+use crate::error::{Error, Result};
+
+static RUNTIME: OnceLock<std::result::Result<Runtime, String>> = OnceLock::new();
+
+fn runtime() -> Result<&'static Runtime> {
+    RUNTIME
+        .get_or_init(|| {
+            Builder::new_current_thread()
+                .enable_io()
+                .enable_time()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| Error::Internal(format!("starting the async runtime: {e}")))
+}
+
+/// Runs `future` to completion and returns its output.
+pub(crate) fn block_on<F>(future: F) -> Result<F::Output>
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    let rt = runtime()?;
+    if Handle::try_current().is_err() {
+        return Ok(rt.block_on(future));
+    }
+    // Inside someone else's runtime: blocking here would panic (or stall it), so drive
+    // ours from a helper thread.
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| rt.block_on(future))
+            .join()
+            .map_err(|_| Error::Internal("SSH helper thread panicked".into()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn works_from_plain_threads_and_from_inside_another_runtime() {
+        assert_eq!(block_on(async { 1 }).unwrap(), 1);
+        let threads: Vec<_> = (0..4)
+            .map(|i| {
+                std::thread::spawn(move || {
+                    block_on(async move {
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        i
+                    })
+                    .unwrap()
+                })
+            })
+            .collect();
+        let sum: i32 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(sum, 6);
+        let outer = Builder::new_current_thread().build().unwrap();
+        let inner = outer.block_on(async { block_on(async { 2 }) }).unwrap();
+        assert_eq!(inner, 2);
+    }
+}

@@ -1,0 +1,242 @@
+//! One SSH command against a Charm server, as the Go client runs it
+//! (`charm-protocol.md` §2.1): a fresh connection, user `charm`, public-key auth with
+//! the user's identity, one `exec`, stdout read to the end, then disconnect.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use russh::client::{self, Handle};
+use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::{ChannelMsg, Disconnect};
+
+use super::known_hosts::{KnownHosts, Verdict};
+use super::runtime::block_on;
+use crate::error::{Error, Result};
+use crate::identity::SshIdentity;
+
+/// SSH user name; the server ignores it.
+const SSH_USER: &str = "charm";
+
+/// Largest stdout we accept from a command. `api-auth` answers with a few KiB (one
+/// wrapped key is ~400 bytes); anything near this is a broken or hostile server.
+pub(crate) const MAX_OUTPUT: usize = 4 << 20;
+
+/// How long we wait for the session to wind down after the command.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Time limits of one SSH command.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SshTimeouts {
+    /// TCP connect plus key exchange and host-key check.
+    pub connect: Duration,
+    /// Authentication, exec and reading the whole output.
+    pub command: Duration,
+}
+
+/// Everything needed to run commands on one server.
+pub(crate) struct SshTarget {
+    pub host: String,
+    pub port: u16,
+    key: Arc<russh::keys::PrivateKey>,
+    known_hosts: KnownHosts,
+    timeouts: SshTimeouts,
+}
+
+impl SshTarget {
+    pub(crate) fn new(
+        host: &str,
+        port: u16,
+        identity: &SshIdentity,
+        known_hosts: KnownHosts,
+        timeouts: SshTimeouts,
+    ) -> Result<Self> {
+        Ok(SshTarget {
+            host: host.to_owned(),
+            port,
+            key: Arc::new(convert_key(identity)?),
+            known_hosts,
+            timeouts,
+        })
+    }
+
+    /// Runs `command` and returns its stdout (the server never writes stderr).
+    pub(crate) fn run(&self, command: &str) -> Result<Vec<u8>> {
+        block_on(self.run_async(command))?
+    }
+
+    async fn run_async(&self, command: &str) -> Result<Vec<u8>> {
+        let rejection = Arc::new(Mutex::new(None));
+        let handler = HostKeyCheck {
+            host: self.host.clone(),
+            port: self.port,
+            known_hosts: self.known_hosts.clone(),
+            rejection: rejection.clone(),
+        };
+        let config = Arc::new(client::Config {
+            inactivity_timeout: Some(self.timeouts.command),
+            ..Default::default()
+        });
+        let addr = format!("{}:{}", self.host, self.port);
+        let connecting = client::connect(config, (self.host.as_str(), self.port), handler);
+        let mut handle = match tokio::time::timeout(self.timeouts.connect, connecting).await {
+            Err(_) => {
+                return Err(Error::Network(format!(
+                    "SSH connection to {addr} timed out after {:?}",
+                    self.timeouts.connect
+                )))
+            }
+            Ok(Err(e)) => {
+                let pinned = rejection.lock().unwrap_or_else(|p| p.into_inner()).take();
+                return Err(pinned.unwrap_or_else(|| connect_error(&addr, e)));
+            }
+            Ok(Ok(handle)) => handle,
+        };
+        let work = async {
+            self.authenticate(&mut handle, &addr).await?;
+            exec(&handle, command, &addr).await
+        };
+        let result = match tokio::time::timeout(self.timeouts.command, work).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Network(format!(
+                "SSH command {command:?} on {addr} timed out after {:?}",
+                self.timeouts.command
+            ))),
+        };
+        // Say goodbye and let the session task finish, so the socket is closed now: the
+        // task only runs while some thread is inside `block_on`, and a half-open
+        // connection would, among other things, hold up the server's shutdown.
+        let _ = handle.disconnect(Disconnect::ByApplication, "", "en").await;
+        let _ = tokio::time::timeout(CLOSE_GRACE, handle).await;
+        result
+    }
+
+    async fn authenticate(&self, handle: &mut Handle<HostKeyCheck>, addr: &str) -> Result<()> {
+        // Ed25519 needs no choice. RSA signs with rsa-sha2-512/256 when the server says
+        // it accepts them; a server that does not say gets both tried before SHA-1.
+        let hashes: Vec<Option<HashAlg>> = if self.key.algorithm().is_rsa() {
+            match handle
+                .best_supported_rsa_hash()
+                .await
+                .map_err(|e| ssh_error(addr, e))?
+            {
+                Some(best) => vec![best],
+                None => vec![Some(HashAlg::Sha512), Some(HashAlg::Sha256), None],
+            }
+        } else {
+            vec![None]
+        };
+        for hash in hashes {
+            let key = PrivateKeyWithHashAlg::new(self.key.clone(), hash);
+            let result = handle
+                .authenticate_publickey(SSH_USER, key)
+                .await
+                .map_err(|e| ssh_error(addr, e))?;
+            if result.success() {
+                return Ok(());
+            }
+        }
+        Err(Error::Auth(format!(
+            "the Charm server at {addr} refused the SSH key \
+             (does the server restrict logins with an authorized_keys file?)"
+        )))
+    }
+}
+
+/// Opens a session channel, execs `command` and collects stdout until the channel ends.
+async fn exec(handle: &Handle<HostKeyCheck>, command: &str, addr: &str) -> Result<Vec<u8>> {
+    let mut channel = handle
+        .channel_open_session()
+        .await
+        .map_err(|e| ssh_error(addr, e))?;
+    channel
+        .exec(true, command)
+        .await
+        .map_err(|e| ssh_error(addr, e))?;
+    let mut out = Vec::new();
+    while let Some(msg) = channel.wait().await {
+        match msg {
+            ChannelMsg::Data { data } => {
+                if out.len() + data.len() > MAX_OUTPUT {
+                    return Err(Error::Corrupt(format!(
+                        "the SSH command {command:?} on {addr} printed more than {MAX_OUTPUT} bytes"
+                    )));
+                }
+                out.extend_from_slice(&data);
+            }
+            ChannelMsg::Close => break,
+            // Eof, exit status (always 0 on Charm), window updates, stderr (never used).
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Converts our ssh-key 0.6 private key to russh's ssh-key generation through the
+/// OpenSSH binary key encoding, which both read and write.
+fn convert_key(identity: &SshIdentity) -> Result<russh::keys::PrivateKey> {
+    let bytes = identity
+        .private_key()
+        .to_bytes()
+        .map_err(|e| Error::Keys(format!("encoding the SSH key: {e}")))?;
+    russh::keys::PrivateKey::from_bytes(&bytes)
+        .map_err(|e| Error::Keys(format!("loading the SSH key for the SSH client: {e}")))
+}
+
+/// russh's handler for one connection: the host-key check.
+struct HostKeyCheck {
+    host: String,
+    port: u16,
+    known_hosts: KnownHosts,
+    /// Why the key was refused, reported instead of russh's generic error.
+    rejection: Arc<Mutex<Option<Error>>>,
+}
+
+impl client::Handler for HostKeyCheck {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        server_public_key: &PublicKeyOrCertificate,
+    ) -> std::result::Result<bool, Self::Error> {
+        let verdict = match server_public_key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => match key.to_bytes() {
+                Ok(wire) => {
+                    let text = format!(
+                        "{} {}",
+                        key.algorithm().as_str(),
+                        base64::engine::general_purpose::STANDARD.encode(wire)
+                    );
+                    self.known_hosts.check(&self.host, self.port, &text)
+                }
+                Err(e) => Err(Error::Auth(format!("unreadable server host key: {e}"))),
+            },
+            PublicKeyOrCertificate::Certificate(_) => Err(Error::Auth(
+                "the server presented a host certificate; Charm servers use plain keys".into(),
+            )),
+        };
+        let refusal = match verdict {
+            Ok(Verdict::Known | Verdict::Pinned) => return Ok(true),
+            Ok(Verdict::Mismatch { pinned }) => Error::Auth(format!(
+                "the SSH host key of {}:{} changed (pinned {pinned}); if the server's key \
+                 really changed, remove its line from {}",
+                self.host,
+                self.port,
+                self.known_hosts.path().display()
+            )),
+            Err(e) => e,
+        };
+        *self.rejection.lock().unwrap_or_else(|p| p.into_inner()) = Some(refusal);
+        Ok(false)
+    }
+}
+
+/// Maps a failure to connect (before authentication) to our errors.
+fn connect_error(addr: &str, e: russh::Error) -> Error {
+    Error::Network(format!("cannot open an SSH session with {addr}: {e}"))
+}
+
+/// Maps an SSH failure after the handshake.
+fn ssh_error(addr: &str, e: russh::Error) -> Error {
+    Error::Network(format!("SSH session with {addr} failed: {e}"))
+}
