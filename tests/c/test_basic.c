@@ -466,6 +466,36 @@ static void test_options_borrowed_and_from_env(const char *dir) {
   unsetenv("CHARM_DATA_DIR");
 }
 
+/* The default path: options from the environment (NULL), keys from the local Charm
+ * account, which the first open creates (identity and encrypt key, 0600). */
+static void test_open_with_environment_and_local_keyring(const char *dir) {
+  setenv("CHARM_DATA_DIR", dir, 1);
+  unsetenv("CHARM_HOST");
+  charm_kv_store *store = NULL;
+  charm_kv_error *err = NULL;
+  CHECK_STATUS(charm_kv_open("env", NULL, &store, &err), CHARM_KV_STATUS_OK);
+  if (err != NULL) fprintf(stderr, "    %s\n", charm_kv_error_message(err));
+  charm_kv_error_free(err);
+  CHECK_STATUS(charm_kv_set(store, BYTES("k"), BYTES("v"), NULL), CHARM_KV_STATUS_OK);
+  charm_kv_free(store);
+  char path[4096];
+  snprintf(path, sizeof path, "%s/localhost/kv/env.sqlite", dir);
+  CHECK(path_exists(path));
+
+  /* Reopened (same account key) it reads back; an explicit other key does not. */
+  CHECK_STATUS(charm_kv_open("env", NULL, &store, NULL), CHARM_KV_STATUS_OK);
+  charm_kv_bytes value;
+  CHECK_STATUS(charm_kv_get(store, BYTES("k"), &value, NULL), CHARM_KV_STATUS_OK);
+  CHECK(bytes_eq(value.data, value.len, "v"));
+  charm_kv_bytes_free(&value);
+  charm_kv_free(store);
+  charm_kv_options *options = test_options(dir);
+  CHECK_STATUS(charm_kv_open("env", options, &store, &err), CHARM_KV_STATUS_KEYS);
+  CHECK_ERROR(err, CHARM_KV_STATUS_KEYS, NULL);
+  charm_kv_options_free(options);
+  unsetenv("CHARM_DATA_DIR");
+}
+
 static void test_option_setters(const char *dir) {
   charm_kv_options *options = NULL;
   charm_kv_error *err = NULL;
@@ -558,6 +588,8 @@ const test_case basic_tests[] = {
     {"backup_can_be_opened_as_a_database", test_backup_can_be_opened_as_a_database},
     {"list_and_delete_databases", test_list_and_delete_databases},
     {"options_borrowed_and_from_env", test_options_borrowed_and_from_env},
+    {"open_with_environment_and_local_keyring",
+     test_open_with_environment_and_local_keyring},
     {"option_setters", test_option_setters},
     {"encrypt_keys", test_encrypt_keys},
     {NULL, NULL},
