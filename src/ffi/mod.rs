@@ -39,3 +39,16 @@ pub use options::*;
 pub use status::*;
 pub use store::*;
 pub use version::*;
+
+// What the header promises about threads, checked by the compiler: a store handle is
+// shared between threads; options, iterators, batches and errors may move between
+// threads (goroutines do), and errors may be read from several at once.
+const _: () = {
+    const fn shared<T: Send + Sync>() {}
+    const fn movable<T: Send>() {}
+    shared::<crate::Kv>();
+    shared::<error::ErrorObject>();
+    movable::<crate::Options>();
+    movable::<iter::IterState>();
+    movable::<batch::BatchState>();
+};

@@ -565,11 +565,24 @@ static void test_encrypt_keys(const char *dir) {
   CHECK_STATUS(charm_kv_open("keyed", options, &store, &err), CHARM_KV_STATUS_OK);
   charm_kv_free(store);
 
-  /* An added key joins the list after the first. */
-  CHECK_STATUS(charm_kv_options_add_encrypt_key(options, BYTES(OTHER_KEY), NULL),
+  /* Rotation: a new first key plus the old one, added, still opens and reads it. */
+  CHECK_STATUS(charm_kv_options_set_encrypt_key(options, BYTES(OTHER_KEY), NULL),
                CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_open("fresh", options, &store, &err), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_set(store, BYTES("k"), BYTES("v"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_options_add_encrypt_key(options, BYTES(TEST_KEY), NULL),
+               CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_open("keyed", options, &store, &err), CHARM_KV_STATUS_OK);
+  charm_kv_bytes value;
+  CHECK_STATUS(charm_kv_get(store, BYTES("k"), &value, NULL), CHARM_KV_STATUS_OK);
+  CHECK(bytes_eq(value.data, value.len, "v"));
+  charm_kv_bytes_free(&value);
+  charm_kv_free(store);
+  /* add_encrypt_key on options without keys starts the list. */
+  charm_kv_options_free(options);
+  CHECK_STATUS(charm_kv_options_new(&options, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_options_set_data_dir(options, dir, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_options_add_encrypt_key(options, BYTES(TEST_KEY), NULL),
+               CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_open("keyed", options, &store, &err), CHARM_KV_STATUS_OK);
   charm_kv_free(store);
   charm_kv_options_free(options);
 }
