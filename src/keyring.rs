@@ -57,10 +57,14 @@ pub fn resolve(options: &Options) -> Result<Vec<EncryptKey>> {
         return Ok(cached);
     }
     if config.server().is_some() {
-        // Filled in by the Charm client (first open with a server authenticates once).
-        return Err(Error::Network(
-            "fetching encrypt keys from the server is not wired yet".into(),
-        ));
+        // First open with a server: ask the account for its keys (this caches them).
+        match crate::cloud::CharmClient::new(config).and_then(|c| c.encrypt_keys()) {
+            Ok(keys) => return Ok(keys),
+            // Offline: work with a local key, which the first sync registers with the
+            // account (after the account's own keys, so key 0 stays the account's).
+            Err(Error::Network(_)) => {}
+            Err(e) => return Err(e),
+        }
     }
     let key = EncryptKey::generate();
     store(config, &identity, std::slice::from_ref(&key))?;
@@ -138,8 +142,11 @@ fn keys_path(config: &Config) -> Result<PathBuf> {
 fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
     let dir = path.parent().expect("key file lives in the data path");
     create_private_dir(dir)?;
-    let tmp = dir.join(format!(".{KEYS_FILE}.{}.tmp", std::process::id()));
-    let _ = fs::remove_file(&tmp);
+    let tmp = dir.join(format!(
+        ".{KEYS_FILE}.{}-{:016x}.tmp",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -150,7 +157,9 @@ fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
     let result = options
         .open(&tmp)
         .and_then(|mut f| f.write_all(contents).and_then(|()| f.sync_all()))
-        .and_then(|()| fs::rename(&tmp, path));
+        .and_then(|()| fs::rename(&tmp, path))
+        // The rename is durable once the directory entry is.
+        .and_then(|()| fs::File::open(dir).and_then(|d| d.sync_all()));
     if let Err(e) = result {
         let _ = fs::remove_file(&tmp);
         return Err(Error::io(format!("writing {}", path.display()), e));

@@ -2,7 +2,13 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use crate::cloud::CharmClient;
+use crate::crypto::seal::Sealer;
+use crate::crypto::EncryptKey;
+use crate::sync::charm::CharmRemote;
+use crate::sync::DEFAULT_TICKET_WAIT;
 
 use crate::batch::Batch;
 use crate::error::{Error, Result};
@@ -24,6 +30,10 @@ struct Shared {
     options: Options,
     data_path: PathBuf,
     state: RwLock<Option<Arc<Store>>>,
+    /// The Charm client, made on first use (no network until then).
+    client: OnceLock<Arc<CharmClient>>,
+    /// Why the last automatic push failed, if it did.
+    last_push_error: Mutex<Option<String>>,
 }
 
 impl Kv {
@@ -38,7 +48,7 @@ impl Kv {
         names::validate(name)?;
         let data_path = options.config.data_path()?;
         let keys = crate::keyring::resolve(options)?;
-        let sealer = crate::crypto::seal::Sealer::new(&keys)?;
+        let sealer = Sealer::new(&keys)?;
         let db_path = names::db_path(&data_path, name)?;
         let store = Store::open(&db_path, sealer)?;
         crate::sync::engine::clean_stale_temp_files(&db_path)?;
@@ -48,6 +58,8 @@ impl Kv {
                 options: options.clone(),
                 data_path,
                 state: RwLock::new(Some(Arc::new(store))),
+                client: OnceLock::new(),
+                last_push_error: Mutex::new(None),
             }),
         })
     }
@@ -150,7 +162,51 @@ impl Kv {
         if ops.is_empty() {
             return Ok(());
         }
-        self.store()?.write(&ops)
+        self.store()?.write(&ops)?;
+        if self.shared.options.auto_push && self.shared.options.config.server().is_some() {
+            // The write is durable and journaled; pushing is best effort, and a failure
+            // leaves it pending for the next write or sync.
+            let outcome = self.sync().err().map(|e| e.to_string());
+            *crate::store::lock(&self.shared.last_push_error) = outcome;
+        }
+        Ok(())
+    }
+
+    /// Why the last automatic push (after a write) failed; `None` after a success.
+    pub fn last_push_error(&self) -> Option<String> {
+        crate::store::lock(&self.shared.last_push_error).clone()
+    }
+
+    fn client(&self) -> Result<Arc<CharmClient>> {
+        if let Some(client) = self.shared.client.get() {
+            return Ok(Arc::clone(client));
+        }
+        let client = Arc::new(CharmClient::new(&self.shared.options.config)?);
+        Ok(Arc::clone(self.shared.client.get_or_init(|| client)))
+    }
+
+    /// The account's keys, reopening the store with them if they changed (a key added
+    /// by another device, or the local key registered behind the account's).
+    fn refresh_keys(&self, client: &CharmClient) -> Result<Arc<Store>> {
+        let store = self.store()?;
+        if self.shared.options.keys.is_some() {
+            return Ok(store);
+        }
+        let keys: Vec<EncryptKey> = client.encrypt_keys()?;
+        if store.sealer().is_for(&keys) {
+            return Ok(store);
+        }
+        let reopened = Arc::new(Store::open(store.path(), Sealer::new(&keys)?)?);
+        let mut state = self
+            .shared
+            .state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match state.as_mut() {
+            Some(current) => *current = Arc::clone(&reopened),
+            None => return Err(Error::Closed),
+        }
+        Ok(reopened)
     }
 
     /// Pulls the newest snapshot from the Charm server and pushes local writes.
@@ -160,18 +216,27 @@ impl Kv {
 
     /// [`Kv::sync`], reporting transfer progress to `progress` as it goes.
     pub fn sync_with_progress(&self, progress: &mut dyn FnMut(&SyncProgress)) -> Result<()> {
-        let _ = progress;
         self.store()?;
-        if self.shared.options.config.server().is_none() {
-            return Err(Error::NotConfigured);
-        }
-        Err(Error::Internal(
-            "sync with a Charm server is not built yet".into(),
-        ))
+        let client = self.client()?;
+        let store = self.refresh_keys(&client)?;
+        let remote = CharmRemote::new(&client, &self.shared.name);
+        crate::sync::engine::Engine::new(&store, &remote, progress, DEFAULT_TICKET_WAIT).sync()
+    }
+
+    /// Drops the local copy and rebuilds it from the newest remote snapshot. Refuses
+    /// with [`Error::PendingWrites`] while local writes are not pushed, unless `force`
+    /// (which discards them).
+    pub fn reset(&self, force: bool) -> Result<()> {
+        self.store()?;
+        let client = self.client()?;
+        let store = self.refresh_keys(&client)?;
+        let remote = CharmRemote::new(&client, &self.shared.name);
+        crate::sync::engine::Engine::new(&store, &remote, &mut |_| {}, DEFAULT_TICKET_WAIT)
+            .reset(force)
     }
 
     /// Runs a sync against any remote (the Charm server in production).
-    #[cfg_attr(not(test), allow(dead_code))] // wired to the Charm client next
+    #[cfg(test)]
     pub(crate) fn sync_via(
         &self,
         remote: &dyn crate::sync::Remote,
@@ -183,7 +248,7 @@ impl Kv {
     }
 
     /// Runs a reset against any remote.
-    #[cfg_attr(not(test), allow(dead_code))] // wired to the Charm client next
+    #[cfg(test)]
     pub(crate) fn reset_via(&self, remote: &dyn crate::sync::Remote, force: bool) -> Result<()> {
         let store = self.store()?;
         crate::sync::engine::Engine::new(
@@ -193,19 +258,6 @@ impl Kv {
             crate::sync::DEFAULT_TICKET_WAIT,
         )
         .reset(force)
-    }
-
-    /// Drops the local copy and rebuilds it from the newest remote snapshot. Refuses
-    /// with [`Error::PendingWrites`] while local writes are not pushed, unless `force`.
-    pub fn reset(&self, force: bool) -> Result<()> {
-        let _ = force;
-        self.store()?;
-        if self.shared.options.config.server().is_none() {
-            return Err(Error::NotConfigured);
-        }
-        Err(Error::Internal(
-            "reset from a Charm server is not built yet".into(),
-        ))
     }
 
     /// Number of committed local writes not yet pushed to the server (in local mode:
@@ -284,11 +336,16 @@ pub fn list_databases(options: &Options) -> Result<Vec<String>> {
     Ok(found)
 }
 
-/// Deletes database `name` (its file and SQLite's companions) from the data path.
+/// Deletes database `name`: with a server, its snapshots on the server first (so the
+/// next sync cannot bring it back), then its local file and SQLite's companions.
 /// Handles still open on it keep working on the unlinked file until closed.
 pub fn delete_database(options: &Options, name: &str) -> Result<()> {
     let path = names::db_path(&options.config.data_path()?, name)?;
-    if !path.is_file() {
+    let local = path.is_file();
+    if options.config.server().is_some() {
+        let client = CharmClient::new(&options.config)?;
+        CharmRemote::new(&client, name).remove_all()?;
+    } else if !local {
         return Err(Error::NotFound);
     }
     for suffix in [

@@ -136,6 +136,7 @@ fn value_ad(stored_key: &[u8]) -> Vec<u8> {
 /// every index is tried on reads.
 pub struct Sealer {
     ciphers: Vec<RowCipher>,
+    key_ids: Vec<String>,
 }
 
 impl Sealer {
@@ -146,7 +147,16 @@ impl Sealer {
         }
         Ok(Sealer {
             ciphers: keys.iter().map(RowCipher::new).collect(),
+            key_ids: keys.iter().map(|k| k.id().to_owned()).collect(),
         })
+    }
+
+    /// Whether these are exactly the ciphers of `keys`, in order.
+    pub fn is_for(&self, keys: &[EncryptKey]) -> bool {
+        self.key_ids
+            .iter()
+            .map(String::as_str)
+            .eq(keys.iter().map(EncryptKey::id))
     }
 
     /// The cipher new rows are written with.

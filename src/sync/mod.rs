@@ -1,6 +1,7 @@
 //! Sync with a Charm server: encrypted full snapshots through Charm FS, the server's
 //! sequence counter as a ticket, and local-first writes (`docs/sync.md`).
 
+pub mod charm;
 pub mod engine;
 pub mod legacy;
 pub mod restore;

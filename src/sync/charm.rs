@@ -1,0 +1,128 @@
+//! The Charm server as a sync [`Remote`]: database `N` is the sequence `N` and the
+//! folder `N/` of Charm FS; names and contents are encrypted by [`CharmClient`].
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use super::Remote;
+use crate::cloud::{CharmClient, DEFAULT_FILE_MODE};
+use crate::error::{Error, Result};
+
+/// Copy buffer for downloads and uploads (the sasquatch chunk size).
+const BUFFER: usize = 64 * 1024;
+
+pub struct CharmRemote<'a> {
+    client: &'a CharmClient,
+    db: &'a str,
+}
+
+impl<'a> CharmRemote<'a> {
+    pub fn new(client: &'a CharmClient, db: &'a str) -> Self {
+        CharmRemote { client, db }
+    }
+
+    fn file(&self, seq: u64) -> String {
+        format!("{}/{seq}", self.db)
+    }
+
+    /// Removes the database's folder (every snapshot) from the server.
+    pub fn remove_all(&self) -> Result<()> {
+        self.client.fs_remove(self.db)
+    }
+}
+
+impl Remote for CharmRemote<'_> {
+    fn current_seq(&self) -> Result<u64> {
+        self.client.seq_get(self.db)
+    }
+
+    fn next_seq(&self) -> Result<u64> {
+        self.client.seq_next(self.db)
+    }
+
+    fn list(&self) -> Result<Vec<u64>> {
+        let Some(entries) = self.client.fs_list(self.db)? else {
+            return Ok(Vec::new());
+        };
+        // Names that are not sequence numbers are not ours to interpret; the Go client
+        // fails on them, we leave them alone. 0 is never a snapshot (§8.6).
+        let mut seqs: Vec<u64> = entries
+            .iter()
+            .filter(|e| !e.is_dir)
+            .filter_map(|e| e.name.parse::<u64>().ok())
+            .filter(|&s| s > 0)
+            .collect();
+        seqs.sort_unstable();
+        Ok(seqs)
+    }
+
+    fn download(
+        &self,
+        seq: u64,
+        out: &mut dyn Write,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<()> {
+        let mut reader = self.client.fs_read(&self.file(seq))?;
+        let total = reader.encrypted_len().unwrap_or(0);
+        let mut buf = vec![0u8; BUFFER];
+        let mut done = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::from_read("downloading a snapshot", e)),
+            };
+            out.write_all(&buf[..n])
+                .map_err(|e| Error::io("writing a downloaded snapshot", e))?;
+            done += n as u64;
+            progress(done.min(total.max(done)), total);
+        }
+        Ok(())
+    }
+
+    fn upload(&self, seq: u64, path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<()> {
+        let attempt = |progress: &mut dyn FnMut(u64, u64)| -> Result<()> {
+            let file = std::fs::File::open(path)
+                .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+            let len = file
+                .metadata()
+                .map_err(|e| Error::io(format!("reading {}", path.display()), e))?
+                .len();
+            let reader = Progress {
+                inner: file,
+                done: 0,
+                total: len,
+                progress,
+            };
+            self.client
+                .fs_write(&self.file(seq), reader, len, Some(DEFAULT_FILE_MODE))
+        };
+        match attempt(progress) {
+            // The JWT expired mid-way; the client dropped it, so one retry re-authenticates.
+            Err(Error::Auth(_)) => attempt(progress),
+            other => other,
+        }
+    }
+
+    fn remove(&self, seq: u64) -> Result<()> {
+        self.client.fs_remove(&self.file(seq))
+    }
+}
+
+/// Reports bytes read from a file being uploaded.
+struct Progress<'p, R> {
+    inner: R,
+    done: u64,
+    total: u64,
+    progress: &'p mut dyn FnMut(u64, u64),
+}
+
+impl<R: Read> Read for Progress<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        (self.progress)(self.done, self.total);
+        Ok(n)
+    }
+}

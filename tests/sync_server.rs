@@ -1,0 +1,331 @@
+//! Sync against a real `charm serve` v0.12.6 and the real Go client: devices of one
+//! account, legacy Badger data written by `charm kv`, concurrency and faults.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use charm_kv::cloud::CharmClient;
+use charm_kv::{ErrorKind, Kv, Options};
+use support::charm_server::CharmServer;
+
+const DB: &str = "charm.sh.kv.user.default";
+
+/// One device: its own data dir; `identity` shares another device's SSH key (one account).
+fn device(server: &CharmServer, dir: &Path, identity: Option<&Path>) -> Options {
+    let mut options = Options::new();
+    options
+        .data_dir(dir)
+        .host(Some(support::charm_server::HOST.into()))
+        .ssh_port(server.ssh_port)
+        .http_port(server.http_port);
+    if let Some(key) = identity {
+        options.identity_key(key);
+    }
+    options
+}
+
+fn key_of(dir: &Path) -> PathBuf {
+    dir.join(support::charm_server::HOST).join("charm_ed25519")
+}
+
+fn contents(kv: &Kv) -> Vec<(Vec<u8>, Vec<u8>)> {
+    kv.iter().unwrap().map(Result::unwrap).collect()
+}
+
+fn client(options: &Options) -> CharmClient {
+    CharmClient::new(options.config()).unwrap()
+}
+
+fn remote_files(options: &Options, db: &str) -> Vec<u64> {
+    let mut seqs: Vec<u64> = client(options)
+        .fs_list(db)
+        .unwrap()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|f| f.name.parse().ok())
+        .collect();
+    seqs.sort();
+    seqs
+}
+
+/// The file the server stores for snapshot `seq` of `db`.
+fn server_file(server: &CharmServer, options: &Options, db: &str, seq: u64) -> PathBuf {
+    let client = client(options);
+    let keys = client.encrypt_keys().unwrap();
+    let hex = |s: &str| charm_kv::crypto::lookup::encrypt_lookup_field(&keys[0], s).unwrap();
+    server
+        .data_dir()
+        .join("files")
+        .join(client.charm_id().unwrap())
+        .join(hex(db))
+        .join(hex(&seq.to_string()))
+}
+
+#[test]
+fn two_devices_round_trip_and_reset_keeps_the_newest_value() {
+    let server = CharmServer::start();
+    let (d1, d2) = (server.client_dir("host1"), server.client_dir("host2"));
+    let host1 = Kv::open_with(DB, &device(&server, &d1, None)).unwrap();
+    host1.set("foo", "original").unwrap();
+    host1.set("only-1", "x").unwrap();
+    assert_eq!(
+        host1.pending_writes().unwrap(),
+        0,
+        "{:?}",
+        host1.last_push_error()
+    );
+
+    let host2 = Kv::open_with(DB, &device(&server, &d2, Some(&key_of(&d1)))).unwrap();
+    host2.sync().unwrap();
+    assert_eq!(host2.get("foo").unwrap(), b"original");
+    // The case users reported: host 2 overwrites, host 1 must see it, also after a reset.
+    host2.set("foo", "overwritten on host 2").unwrap();
+    host2.delete("only-1").unwrap();
+    host1.sync().unwrap();
+    assert_eq!(host1.get("foo").unwrap(), b"overwritten on host 2");
+    assert_eq!(host1.get("only-1").unwrap_err().kind(), ErrorKind::NotFound);
+    host1.reset(false).unwrap();
+    assert_eq!(host1.get("foo").unwrap(), b"overwritten on host 2");
+    host2.reset(false).unwrap();
+    assert_eq!(contents(&host1), contents(&host2));
+    assert!(
+        remote_files(&device(&server, &d1, None), DB).len() <= 2,
+        "retention"
+    );
+}
+
+#[test]
+fn empty_remote_and_many_writes_in_one_push() {
+    let server = CharmServer::start();
+    let dir = server.client_dir("batch");
+    let mut options = device(&server, &dir, None);
+    options.auto_push(false);
+    let kv = Kv::open_with("jobs", &options).unwrap();
+    kv.sync().unwrap();
+    assert!(
+        remote_files(&options, "jobs").is_empty(),
+        "nothing pushed for nothing"
+    );
+    for i in 0..200 {
+        kv.set(format!("k{i:03}"), format!("v{i}")).unwrap();
+    }
+    let mut batch = kv.batch();
+    batch.set("b1", "1").set("b2", "2");
+    batch.commit().unwrap();
+    assert_eq!(kv.pending_writes().unwrap(), 202);
+    let mut progress = Vec::new();
+    kv.sync_with_progress(&mut |p| progress.push(*p)).unwrap();
+    assert_eq!(kv.pending_writes().unwrap(), 0);
+    assert_eq!(
+        remote_files(&options, "jobs"),
+        vec![1],
+        "one upload for all the writes"
+    );
+    let last = progress.last().expect("progress reported");
+    assert_eq!(last.phase, charm_kv::SyncPhase::Upload);
+    assert!(last.done > 0 && last.done == last.total, "{last:?}");
+
+    let other_dir = server.client_dir("reader");
+    let other = Kv::open_with("jobs", &device(&server, &other_dir, Some(&key_of(&dir)))).unwrap();
+    other.sync().unwrap();
+    assert_eq!(contents(&other), contents(&kv));
+    assert_eq!(contents(&other).len(), 202);
+}
+
+#[test]
+fn values_written_by_the_go_client_are_read_after_sync() {
+    let server = CharmServer::start();
+    // One data dir for both clients, as a user who switches from `charm kv` would have.
+    let dir = server.client_dir("shared");
+    server.go(&dir, &["kv", "set", "foo", "bar"]);
+    server.go(&dir, &["kv", "set", "baz", "qux"]);
+    server.go(&dir, &["kv", "set", "gone", "soon"]);
+    server.go(&dir, &["kv", "delete", "gone"]);
+
+    let options = device(&server, &dir, None);
+    let kv = Kv::open_with(DB, &options).unwrap();
+    kv.sync().unwrap();
+    assert_eq!(
+        contents(&kv),
+        vec![
+            (b"baz".to_vec(), b"qux".to_vec()),
+            (b"foo".to_vec(), b"bar".to_vec())
+        ]
+    );
+    // The Go client keeps writing (our pull uploaded nothing), and we keep reading.
+    server.go(&dir, &["kv", "delete", "foo"]);
+    server.go(&dir, &["kv", "set", "new", "from go"]);
+    kv.sync().unwrap();
+    assert_eq!(kv.get("foo").unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(kv.get("new").unwrap(), b"from go");
+    // The Go client's Badger directory sits next to our file, untouched.
+    assert!(dir
+        .join(support::charm_server::HOST)
+        .join("kv")
+        .join(DB)
+        .is_dir());
+
+    // Our first write uploads a SQLite snapshot; retention then drops old Badger files.
+    kv.set("mine", "charm-kv").unwrap();
+    assert_eq!(
+        kv.pending_writes().unwrap(),
+        0,
+        "{:?}",
+        kv.last_push_error()
+    );
+    assert!(remote_files(&options, DB).len() <= 2);
+    let other_dir = server.client_dir("second");
+    let other = Kv::open_with(DB, &device(&server, &other_dir, Some(&key_of(&dir)))).unwrap();
+    other.sync().unwrap();
+    assert_eq!(contents(&other), contents(&kv));
+}
+
+#[test]
+fn concurrent_devices_lose_no_acknowledged_write() {
+    let server = CharmServer::start();
+    let first = server.client_dir("dev0");
+    let devices: Vec<Kv> = (0..3)
+        .map(|n| {
+            let dir = if n == 0 {
+                first.clone()
+            } else {
+                server.client_dir(&format!("dev{n}"))
+            };
+            let identity = (n > 0).then(|| key_of(&first));
+            Kv::open_with(DB, &device(&server, &dir, identity.as_deref())).unwrap()
+        })
+        .collect();
+    let writers: Vec<_> = devices
+        .iter()
+        .enumerate()
+        .map(|(n, kv)| {
+            let kv = kv.clone();
+            std::thread::spawn(move || {
+                for i in 0..5 {
+                    // Each set pushes (auto-push); a push that loses a race stays pending.
+                    kv.set(format!("dev{n}-{i}"), format!("{n}:{i}")).unwrap();
+                    kv.set("contended", format!("{n}:{i}")).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    for _ in 0..2 {
+        for kv in &devices {
+            kv.sync().unwrap();
+        }
+    }
+    let expected = contents(&devices[0]);
+    for kv in &devices {
+        assert_eq!(kv.pending_writes().unwrap(), 0);
+        assert_eq!(contents(kv), expected);
+    }
+    for n in 0..3 {
+        for i in 0..5 {
+            assert_eq!(
+                devices[0].get(format!("dev{n}-{i}")).unwrap(),
+                format!("{n}:{i}").into_bytes()
+            );
+        }
+    }
+}
+
+#[test]
+fn tampered_and_foreign_snapshots_are_refused_and_the_next_sync_completes() {
+    let server = CharmServer::start();
+    let (d1, d2, stranger_dir) = (
+        server.client_dir("writer"),
+        server.client_dir("reader"),
+        server.client_dir("stranger"),
+    );
+    let writer_options = device(&server, &d1, None);
+    let writer = Kv::open_with(DB, &writer_options).unwrap();
+    for i in 0..50 {
+        writer
+            .set(format!("k{i}"), "v")
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    writer.sync().unwrap();
+    let newest = *remote_files(&writer_options, DB).last().unwrap();
+    let file = server_file(&server, &writer_options, DB, newest);
+    let original = std::fs::read(&file).unwrap();
+
+    let mut reader_options = device(&server, &d2, Some(&key_of(&d1)));
+    reader_options.auto_push(false);
+    let reader = Kv::open_with(DB, &reader_options).unwrap();
+    reader.set("local", "kept").unwrap();
+
+    // A flipped byte in the encrypted payload.
+    let mut tampered = original.clone();
+    let last = tampered.len() - 20;
+    tampered[last] ^= 0x40;
+    std::fs::write(&file, &tampered).unwrap();
+    assert_eq!(reader.sync().unwrap_err().kind(), ErrorKind::Corrupt);
+    assert_eq!(reader.get("local").unwrap(), b"kept");
+    assert_eq!(reader.keys().unwrap().len(), 1, "nothing applied");
+
+    // Another account's snapshot in its place.
+    let stranger = Kv::open_with(DB, &device(&server, &stranger_dir, None)).unwrap();
+    stranger.set("theirs", "x").unwrap();
+    let stranger_options = device(&server, &stranger_dir, None);
+    let foreign = *remote_files(&stranger_options, DB).last().unwrap();
+    std::fs::copy(server_file(&server, &stranger_options, DB, foreign), &file).unwrap();
+    assert_eq!(reader.sync().unwrap_err().kind(), ErrorKind::Keys);
+    assert_eq!(reader.get("local").unwrap(), b"kept");
+
+    // Repaired: the next sync completes and merges.
+    std::fs::write(&file, &original).unwrap();
+    reader.sync().unwrap();
+    assert_eq!(reader.keys().unwrap().len(), 51);
+    writer.sync().unwrap();
+    assert_eq!(writer.get("local").unwrap(), b"kept");
+}
+
+#[test]
+fn a_dead_server_leaves_writes_pending_and_reads_working() {
+    let server = CharmServer::start();
+    // Outside the server's folder, which goes away with it.
+    let client_dir = tempfile::tempdir().unwrap();
+    let dir = client_dir.path().to_owned();
+    let options = device(&server, &dir, None);
+    let kv = Kv::open_with(DB, &options).unwrap();
+    kv.set("before", "1").unwrap();
+    assert_eq!(kv.pending_writes().unwrap(), 0);
+    drop(server);
+    kv.set("after", "2").unwrap();
+    assert_eq!(kv.pending_writes().unwrap(), 1);
+    let why = kv.last_push_error().expect("the push failure is reported");
+    assert!(why.contains("network"), "{why}");
+    assert_eq!(kv.sync().unwrap_err().kind(), ErrorKind::Network);
+    assert_eq!(kv.get("after").unwrap(), b"2");
+    assert_eq!(
+        kv.reset(false).unwrap_err().kind(),
+        ErrorKind::PendingWrites
+    );
+    // A new process opening the store reads without the network.
+    kv.close().unwrap();
+    let again = Kv::open_with(DB, &options).unwrap();
+    assert_eq!(again.get("before").unwrap(), b"1");
+}
+
+#[test]
+fn delete_db_removes_the_remote_copy_too() {
+    let server = CharmServer::start();
+    let dir = server.client_dir("deleter");
+    let options = device(&server, &dir, None);
+    let kv = Kv::open_with("scratch", &options).unwrap();
+    kv.set("k", "v").unwrap();
+    assert_eq!(remote_files(&options, "scratch").len(), 1);
+    kv.close().unwrap();
+    charm_kv::delete_database(&options, "scratch").unwrap();
+    assert!(remote_files(&options, "scratch").is_empty());
+    assert!(!charm_kv::list_databases(&options)
+        .unwrap()
+        .contains(&"scratch".to_owned()));
+    let fresh = Kv::open_with("scratch", &options).unwrap();
+    fresh.sync().unwrap();
+    assert!(fresh.keys().unwrap().is_empty(), "it did not come back");
+}
