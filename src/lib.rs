@@ -1,11 +1,16 @@
 //! charm-kv: an encrypted SQLite key-value store compatible with Charm's `kv` package
 //! and its Charm Cloud sync, exposed to C, Go and Python through a C ABI.
 
+// Only the C ABI (`ffi`) may use `unsafe`.
+#![deny(unsafe_code)]
+
 pub mod batch;
 pub mod cloud;
 pub mod config;
 pub mod crypto;
 pub mod error;
+#[allow(unsafe_code)]
+pub mod ffi;
 pub mod identity;
 pub mod keyring;
 pub mod kv;

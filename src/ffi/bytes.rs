@@ -1,0 +1,209 @@
+//! Owned buffers handed to C: one byte string, a list of byte strings, a list of
+//! C strings. Each is a plain struct the caller reads directly and releases with its
+//! `_free` function, which also wipes the bytes (values and keys are plaintext).
+
+use std::ffi::{c_char, CString};
+use std::ptr;
+
+use zeroize::Zeroize;
+
+use super::error::Failure;
+
+/// A byte string owned by the caller, allocated by charm-kv (for example a value from
+/// `charm_kv_get`).
+///
+/// `data` is NULL exactly when `len` is 0. Release it with `charm_kv_bytes_free`,
+/// never with `free()`, and do not change `data` or `len` before that.
+#[repr(C)]
+#[derive(Debug)]
+pub struct charm_kv_bytes {
+    /// The bytes (NULL when `len` is 0).
+    pub data: *mut u8,
+    /// Number of bytes.
+    pub len: usize,
+}
+
+/// A list of byte strings owned by the caller (for example the keys from
+/// `charm_kv_keys`). `items` is NULL exactly when `len` is 0.
+///
+/// Release it with `charm_kv_bytes_list_free`, which frees every item too.
+#[repr(C)]
+#[derive(Debug)]
+pub struct charm_kv_bytes_list {
+    /// The items.
+    pub items: *mut charm_kv_bytes,
+    /// Number of items.
+    pub len: usize,
+}
+
+/// A list of NUL-terminated UTF-8 strings owned by the caller (for example the names
+/// from `charm_kv_list_databases`). `items` is NULL exactly when `len` is 0.
+///
+/// Release it with `charm_kv_string_list_free`, which frees every string too.
+#[repr(C)]
+#[derive(Debug)]
+pub struct charm_kv_string_list {
+    /// The strings.
+    pub items: *mut *mut c_char,
+    /// Number of strings.
+    pub len: usize,
+}
+
+impl charm_kv_bytes {
+    /// An empty value (NULL, 0).
+    pub(crate) const EMPTY: charm_kv_bytes = charm_kv_bytes {
+        data: ptr::null_mut(),
+        len: 0,
+    };
+
+    /// Hands `bytes` to C.
+    pub(crate) fn from_vec(bytes: Vec<u8>) -> Self {
+        if bytes.is_empty() {
+            return Self::EMPTY;
+        }
+        let boxed = bytes.into_boxed_slice();
+        let len = boxed.len();
+        charm_kv_bytes {
+            data: Box::into_raw(boxed).cast::<u8>(),
+            len,
+        }
+    }
+
+    /// Wipes and frees the bytes, leaving `self` empty.
+    ///
+    /// # Safety
+    /// `self` is empty or was made by [`charm_kv_bytes::from_vec`] and not freed since.
+    unsafe fn release(&mut self) {
+        if !self.data.is_null() && self.len != 0 {
+            let slice = ptr::slice_from_raw_parts_mut(self.data, self.len);
+            // SAFETY: by the caller's guarantee this is the Box<[u8]> of `from_vec`.
+            let mut boxed = unsafe { Box::from_raw(slice) };
+            boxed.zeroize();
+        }
+        *self = Self::EMPTY;
+    }
+}
+
+impl charm_kv_bytes_list {
+    /// An empty list (NULL, 0).
+    pub(crate) const EMPTY: charm_kv_bytes_list = charm_kv_bytes_list {
+        items: ptr::null_mut(),
+        len: 0,
+    };
+
+    /// Hands `items` to C.
+    pub(crate) fn from_vecs(items: Vec<Vec<u8>>) -> Self {
+        if items.is_empty() {
+            return Self::EMPTY;
+        }
+        let boxed: Box<[charm_kv_bytes]> =
+            items.into_iter().map(charm_kv_bytes::from_vec).collect();
+        let len = boxed.len();
+        charm_kv_bytes_list {
+            items: Box::into_raw(boxed).cast::<charm_kv_bytes>(),
+            len,
+        }
+    }
+}
+
+impl charm_kv_string_list {
+    /// An empty list (NULL, 0).
+    pub(crate) const EMPTY: charm_kv_string_list = charm_kv_string_list {
+        items: ptr::null_mut(),
+        len: 0,
+    };
+
+    /// Hands `items` to C; fails if one holds a NUL byte.
+    pub(crate) fn from_strings(items: Vec<String>) -> Result<Self, Failure> {
+        if items.is_empty() {
+            return Ok(Self::EMPTY);
+        }
+        let strings = items
+            .into_iter()
+            .map(CString::new)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| {
+                Failure::new(
+                    super::charm_kv_status::Internal,
+                    "a name contains a NUL byte",
+                )
+            })?;
+        let boxed: Box<[*mut c_char]> = strings.into_iter().map(CString::into_raw).collect();
+        let len = boxed.len();
+        Ok(charm_kv_string_list {
+            items: Box::into_raw(boxed).cast::<*mut c_char>(),
+            len,
+        })
+    }
+}
+
+/// Frees the bytes of `bytes` (after overwriting them with zeros) and sets it to
+/// `{NULL, 0}`, so freeing twice is harmless. NULL, or an empty value, is a no-op.
+///
+/// # Safety
+/// `bytes` is NULL or points to a `charm_kv_bytes` that charm-kv filled (or that is
+/// `{NULL, 0}`), unchanged since, and not used by another thread meanwhile.
+#[no_mangle]
+pub unsafe extern "C" fn charm_kv_bytes_free(bytes: *mut charm_kv_bytes) {
+    ffi_boundary_infallible!((), {
+        if bytes.is_null() {
+            return;
+        }
+        // SAFETY: non-NULL and, by the caller's guarantee, a value charm-kv filled.
+        unsafe { (*bytes).release() }
+    })
+}
+
+/// Frees every item of `list` (wiping the bytes first) and the list itself, and sets it
+/// to `{NULL, 0}`, so freeing twice is harmless. NULL is a no-op.
+///
+/// # Safety
+/// `list` is NULL or points to a `charm_kv_bytes_list` that charm-kv filled (or that is
+/// `{NULL, 0}`), unchanged since, and not used by another thread meanwhile.
+#[no_mangle]
+pub unsafe extern "C" fn charm_kv_bytes_list_free(list: *mut charm_kv_bytes_list) {
+    ffi_boundary_infallible!((), {
+        if list.is_null() {
+            return;
+        }
+        // SAFETY: non-NULL and, by the caller's guarantee, a list charm-kv filled.
+        let list = unsafe { &mut *list };
+        if !list.items.is_null() && list.len != 0 {
+            let slice = ptr::slice_from_raw_parts_mut(list.items, list.len);
+            // SAFETY: the Box<[charm_kv_bytes]> of `from_vecs`, each item from `from_vec`.
+            let mut items = unsafe { Box::from_raw(slice) };
+            for item in items.iter_mut() {
+                // SAFETY: each item was made by `from_vec`.
+                unsafe { item.release() };
+            }
+        }
+        *list = charm_kv_bytes_list::EMPTY;
+    })
+}
+
+/// Frees every string of `list` and the list itself, and sets it to `{NULL, 0}`, so
+/// freeing twice is harmless. NULL is a no-op.
+///
+/// # Safety
+/// `list` is NULL or points to a `charm_kv_string_list` that charm-kv filled (or that
+/// is `{NULL, 0}`), unchanged since, and not used by another thread meanwhile.
+#[no_mangle]
+pub unsafe extern "C" fn charm_kv_string_list_free(list: *mut charm_kv_string_list) {
+    ffi_boundary_infallible!((), {
+        if list.is_null() {
+            return;
+        }
+        // SAFETY: non-NULL and, by the caller's guarantee, a list charm-kv filled.
+        let list = unsafe { &mut *list };
+        if !list.items.is_null() && list.len != 0 {
+            let slice = ptr::slice_from_raw_parts_mut(list.items, list.len);
+            // SAFETY: the Box<[*mut c_char]> of `from_strings`.
+            let items = unsafe { Box::from_raw(slice) };
+            for &item in items.iter() {
+                // SAFETY: each item came from CString::into_raw in `from_strings`.
+                drop(unsafe { CString::from_raw(item) });
+            }
+        }
+        *list = charm_kv_string_list::EMPTY;
+    })
+}

@@ -1,0 +1,175 @@
+//! `charm_kv_iter`: ordered iteration over one snapshot.
+
+use zeroize::Zeroizing;
+
+use super::error::{charm_kv_error, Failure};
+use super::ptr::{handle_free, handle_mut, handle_ref, new_handle, opt_out, out, Handle};
+use super::status::charm_kv_status;
+use super::store::charm_kv_store;
+use crate::{Direction, Iter, Kv};
+
+/// An iterator over the `(key, value)` pairs of one consistent snapshot of a store,
+/// in ascending (or descending) byte order of keys. Writes made after it was created,
+/// by anyone, are not seen.
+///
+/// Made by `charm_kv_iter_new`, advanced by `charm_kv_iter_next`, released by
+/// `charm_kv_iter_free`. It keeps the database open until freed, even past
+/// `charm_kv_free` of its store, but returns CLOSED once the store is closed.
+///
+/// Thread safety: not thread-safe. Use an iterator from one thread at a time (moving
+/// it between threads is fine). Other threads may use the store meanwhile.
+pub struct charm_kv_iter {
+    _private: [u8; 0],
+}
+
+/// What a `charm_kv_iter` points to.
+pub(crate) struct IterState {
+    kv: Kv,
+    iter: Iter,
+    /// The pair last returned: the borrowed slices point into it.
+    current: Option<Pair>,
+}
+
+/// A plaintext pair, wiped when dropped.
+struct Pair {
+    key: Zeroizing<Vec<u8>>,
+    value: Zeroizing<Vec<u8>>,
+}
+
+// SAFETY: `charm_kv_iter` pointers are only made by `new_handle` from an `IterState`.
+unsafe impl Handle for charm_kv_iter {
+    type Inner = IterState;
+}
+
+/// Starts an iteration over `store`: descending key order when `reverse`, and
+/// without reading values when `with_values` is false (values then come back empty).
+///
+/// On success the caller owns `*out_iter` and releases it with `charm_kv_iter_free`.
+/// Returns OK, INVALID_ARGUMENT (`store`/`out_iter` NULL), CLOSED, IO, CORRUPT, KEYS,
+/// BUSY or PANIC.
+///
+/// # Safety
+/// `store` is NULL or a live store handle; `out_iter` and `err` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn charm_kv_iter_new(
+    store: *const charm_kv_store,
+    reverse: bool,
+    with_values: bool,
+    out_iter: *mut *mut charm_kv_iter,
+    err: *mut *mut charm_kv_error,
+) -> charm_kv_status {
+    ffi_boundary!(err, {
+        // SAFETY: the caller guarantees each pointer is NULL or valid as documented.
+        let (kv, slot) = unsafe { (handle_ref(store, "store")?, out(out_iter, "out_iter")?) };
+        let direction = if reverse {
+            Direction::Reverse
+        } else {
+            Direction::Forward
+        };
+        let iter = kv.iter_with(direction, with_values)?;
+        slot.write(new_handle(IterState {
+            kv: kv.clone(),
+            iter,
+            current: None,
+        }));
+        Ok(())
+    })
+}
+
+/// Advances the iterator. When a pair is left, sets `*out_has_item` to true and points
+/// `*out_key`/`*out_key_len` and `*out_value`/`*out_value_len` at it; at the end, sets
+/// `*out_has_item` to false and the slices to `{NULL, 0}`.
+///
+/// The slices are BORROWED from the iterator: valid until the next call on it or
+/// `charm_kv_iter_free`; copy what you keep. A slice of length 0 may be NULL.
+/// `out_value` and `out_value_len` may both be NULL when values are not wanted.
+///
+/// Returns OK, INVALID_ARGUMENT (`iter`, `out_key`, `out_key_len` or `out_has_item`
+/// NULL, or only one of `out_value`/`out_value_len` NULL), CLOSED (the store was
+/// closed), IO, CORRUPT, KEYS, BUSY or PANIC. After an error other than CLOSED the
+/// failing pair is skipped and the next call continues with the one after it.
+///
+/// # Safety
+/// `iter` is NULL or a live iterator no other thread uses meanwhile; every out-pointer
+/// is NULL or writable; `err` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn charm_kv_iter_next(
+    iter: *mut charm_kv_iter,
+    out_key: *mut *const u8,
+    out_key_len: *mut usize,
+    out_value: *mut *const u8,
+    out_value_len: *mut usize,
+    out_has_item: *mut bool,
+    err: *mut *mut charm_kv_error,
+) -> charm_kv_status {
+    ffi_boundary!(err, {
+        // SAFETY: the caller guarantees each pointer is NULL or valid as documented.
+        let (state, key_slot, key_len_slot, value_slot, value_len_slot, has_slot) = unsafe {
+            (
+                handle_mut(iter, "iter")?,
+                out(out_key, "out_key")?,
+                out(out_key_len, "out_key_len")?,
+                opt_out(out_value, "out_value")?,
+                opt_out(out_value_len, "out_value_len")?,
+                out(out_has_item, "out_has_item")?,
+            )
+        };
+        let value_slots = match (value_slot, value_len_slot) {
+            (Some(ptr), Some(len)) => Some((ptr, len)),
+            (None, None) => None,
+            _ => {
+                return Err(Failure::invalid(
+                    "out_value and out_value_len must both be NULL or both be set",
+                ))
+            }
+        };
+        if state.kv.is_closed() {
+            return Err(crate::Error::Closed.into());
+        }
+        state.current = None;
+        let ((key, key_len), (value, value_len), has_item) = match state.iter.next() {
+            None => ((null(), 0), (null(), 0), false),
+            Some(pair) => {
+                let (key, value) = pair?;
+                let current = state.current.insert(Pair {
+                    key: Zeroizing::new(key),
+                    value: Zeroizing::new(value),
+                });
+                (slice(&current.key), slice(&current.value), true)
+            }
+        };
+        key_slot.write(key);
+        key_len_slot.write(key_len);
+        if let Some((value_slot, value_len_slot)) = value_slots {
+            value_slot.write(value);
+            value_len_slot.write(value_len);
+        }
+        has_slot.write(has_item);
+        Ok(())
+    })
+}
+
+fn null() -> *const u8 {
+    std::ptr::null()
+}
+
+/// A borrowed C slice of `bytes`: `{NULL, 0}` when empty.
+fn slice(bytes: &[u8]) -> (*const u8, usize) {
+    if bytes.is_empty() {
+        (null(), 0)
+    } else {
+        (bytes.as_ptr(), bytes.len())
+    }
+}
+
+/// Releases an iterator and the snapshot it holds. NULL is a no-op.
+///
+/// # Safety
+/// `iter` is NULL or a live iterator, and no call on it is running or follows.
+#[no_mangle]
+pub unsafe extern "C" fn charm_kv_iter_free(iter: *mut charm_kv_iter) {
+    ffi_boundary_infallible!((), {
+        // SAFETY: the caller guarantees `iter` is NULL or a live iterator it gives up.
+        unsafe { handle_free(iter) }
+    })
+}

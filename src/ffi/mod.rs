@@ -1,0 +1,54 @@
+//! The C ABI: the only module that knows C exists, and the only one with `unsafe`.
+//!
+//! `include/charm_kv.h` is generated from these files by cbindgen (`cbindgen.toml`);
+//! the doc comments here are the header's documentation, and `docs/c-abi.md` states
+//! the conventions. In short:
+//!
+//! - every fallible function returns a [`charm_kv_status`] and takes a trailing
+//!   `charm_kv_error **err` (NULL allowed) that receives the error detail;
+//! - outputs are trailing out-pointers, written only when the call returns OK;
+//! - every body runs inside a panic boundary ([`panic`]), so no unwind crosses into C;
+//! - handles are opaque boxes, created by `_new`/`_open`/`_begin` and released by a
+//!   NULL-safe `_free` (or a consuming call such as `charm_kv_batch_commit`).
+//!
+//! Layout: [`panic`] (boundary macros), [`status`] and [`error`] (results),
+//! [`ptr`] (checked pointer conversions), [`bytes`] (owned buffers and lists), then one
+//! file per C object family.
+
+#![allow(non_camel_case_types)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+#[macro_use]
+mod panic;
+mod batch;
+mod bytes;
+mod error;
+mod iter;
+mod options;
+mod ptr;
+mod status;
+mod store;
+mod version;
+
+pub use batch::*;
+pub use bytes::*;
+pub use error::*;
+pub use iter::*;
+pub use options::*;
+pub use status::*;
+pub use store::*;
+pub use version::*;
+
+// What the header promises about threads, checked by the compiler: a store handle is
+// shared between threads; options, iterators, batches and errors may move between
+// threads (goroutines do), and errors may be read from several at once.
+const _: () = {
+    const fn shared<T: Send + Sync>() {}
+    const fn movable<T: Send>() {}
+    shared::<crate::Kv>();
+    shared::<error::ErrorObject>();
+    movable::<crate::Options>();
+    movable::<iter::IterState>();
+    movable::<batch::BatchState>();
+};

@@ -1,0 +1,173 @@
+//! Checked conversions from C pointers to Rust references: the only way FFI functions
+//! touch caller memory. Each helper returns an `INVALID_ARGUMENT` failure for NULL (or
+//! misaligned) pointers instead of undefined behaviour.
+
+use std::ffi::{c_char, CStr};
+use std::mem::MaybeUninit;
+
+use super::error::Failure;
+
+/// Marks an opaque C type (`struct x { _private: [u8; 0] }`) whose pointers are always
+/// `Box<Self::Inner>` in disguise.
+///
+/// # Safety
+/// Pointers to the implementing type must only ever be created by [`new_handle`] with
+/// this `Inner` type, so casting them back is sound.
+pub(crate) unsafe trait Handle {
+    type Inner;
+}
+
+/// Boxes `inner` and returns it as an opaque C handle.
+pub(crate) fn new_handle<H: Handle>(inner: H::Inner) -> *mut H {
+    Box::into_raw(Box::new(inner)).cast()
+}
+
+/// Borrows the object behind a handle.
+///
+/// # Safety
+/// `ptr` is NULL or a handle from [`new_handle`] that is not freed for `'a`, and nothing
+/// mutates the object during `'a`.
+pub(crate) unsafe fn handle_ref<'a, H: Handle>(
+    ptr: *const H,
+    what: &str,
+) -> Result<&'a H::Inner, Failure> {
+    let ptr = ptr.cast::<H::Inner>();
+    if ptr.is_null() {
+        return Err(Failure::invalid(format!("{what} is NULL")));
+    }
+    // SAFETY: non-NULL, and by the caller's guarantee a live Box<H::Inner>.
+    Ok(unsafe { &*ptr })
+}
+
+/// Borrows the object behind a handle mutably.
+///
+/// # Safety
+/// `ptr` is NULL or a handle from [`new_handle`] that is not freed for `'a` and not used
+/// by anyone else during `'a`.
+pub(crate) unsafe fn handle_mut<'a, H: Handle>(
+    ptr: *mut H,
+    what: &str,
+) -> Result<&'a mut H::Inner, Failure> {
+    let ptr = ptr.cast::<H::Inner>();
+    if ptr.is_null() {
+        return Err(Failure::invalid(format!("{what} is NULL")));
+    }
+    // SAFETY: non-NULL, and by the caller's guarantee a live, unaliased Box<H::Inner>.
+    Ok(unsafe { &mut *ptr })
+}
+
+/// Takes ownership of the object behind a handle (the handle is dead afterwards).
+///
+/// # Safety
+/// `ptr` is NULL or a handle from [`new_handle`] that is not freed and not used by anyone
+/// else, now or later.
+pub(crate) unsafe fn handle_take<H: Handle>(
+    ptr: *mut H,
+    what: &str,
+) -> Result<Box<H::Inner>, Failure> {
+    let ptr = ptr.cast::<H::Inner>();
+    if ptr.is_null() {
+        return Err(Failure::invalid(format!("{what} is NULL")));
+    }
+    // SAFETY: non-NULL, made by Box::into_raw in new_handle, and ownership passes to us.
+    Ok(unsafe { Box::from_raw(ptr) })
+}
+
+/// Frees a handle; NULL is a no-op.
+///
+/// # Safety
+/// As [`handle_take`].
+pub(crate) unsafe fn handle_free<H: Handle>(ptr: *mut H) {
+    // SAFETY: forwarded from the caller.
+    drop(unsafe { handle_take(ptr, "handle") });
+}
+
+/// The `len` bytes at `ptr`. A zero length is valid with any pointer (even NULL).
+///
+/// # Safety
+/// When `len > 0` and `ptr` is not NULL, `ptr` points to `len` readable bytes that
+/// nobody mutates during `'a`.
+pub(crate) unsafe fn bytes_in<'a>(
+    ptr: *const u8,
+    len: usize,
+    what: &str,
+) -> Result<&'a [u8], Failure> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(Failure::invalid(format!(
+            "{what} is NULL but its length is {len}"
+        )));
+    }
+    if len > isize::MAX as usize {
+        return Err(Failure::invalid(format!(
+            "{what} length {len} is too large"
+        )));
+    }
+    // SAFETY: non-NULL, len fits isize, and by the caller's guarantee readable.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// A NUL-terminated UTF-8 string.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string that nobody mutates during `'a`.
+pub(crate) unsafe fn text_in<'a>(ptr: *const c_char, what: &str) -> Result<&'a str, Failure> {
+    if ptr.is_null() {
+        return Err(Failure::invalid(format!("{what} is NULL")));
+    }
+    // SAFETY: non-NULL and NUL-terminated by the caller's guarantee.
+    let text = unsafe { CStr::from_ptr(ptr) };
+    text.to_str()
+        .map_err(|_| Failure::invalid(format!("{what} is not valid UTF-8")))
+}
+
+/// Like [`text_in`], but NULL means `None`.
+///
+/// # Safety
+/// As [`text_in`].
+pub(crate) unsafe fn opt_text_in<'a>(
+    ptr: *const c_char,
+    what: &str,
+) -> Result<Option<&'a str>, Failure> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe { text_in(ptr, what) }.map(Some)
+}
+
+/// An out-pointer, checked for NULL and alignment, to be written (never read) later.
+///
+/// # Safety
+/// `ptr` is NULL or valid for writing a `T` during `'a`.
+pub(crate) unsafe fn out<'a, T>(
+    ptr: *mut T,
+    what: &str,
+) -> Result<&'a mut MaybeUninit<T>, Failure> {
+    if ptr.is_null() {
+        return Err(Failure::invalid(format!("{what} is NULL")));
+    }
+    if !ptr.is_aligned() {
+        return Err(Failure::invalid(format!("{what} is misaligned")));
+    }
+    // SAFETY: non-NULL, aligned, writable by the caller's guarantee; MaybeUninit
+    // never reads or drops what was there.
+    Ok(unsafe { &mut *ptr.cast::<MaybeUninit<T>>() })
+}
+
+/// Like [`out`], but NULL means "not wanted".
+///
+/// # Safety
+/// As [`out`].
+pub(crate) unsafe fn opt_out<'a, T>(
+    ptr: *mut T,
+    what: &str,
+) -> Result<Option<&'a mut MaybeUninit<T>>, Failure> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe { out(ptr, what) }.map(Some)
+}

@@ -1,0 +1,159 @@
+//! Status codes: what every fallible C function returns.
+
+use std::ffi::{c_char, CStr};
+
+use crate::ErrorKind;
+
+/// The result of a charm-kv call: `CHARM_KV_STATUS_OK` (0) or the category of the
+/// failure. Details (a message) travel in the call's `charm_kv_error` out-param.
+///
+/// A `uint32_t` in C. Values are fixed forever: new codes get new numbers and retired
+/// ones are never reused. Treat unknown values like `CHARM_KV_STATUS_INTERNAL`.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum charm_kv_status {
+    /// Success.
+    Ok = 0,
+    /// The key (or database) does not exist.
+    NotFound = 1,
+    /// A bad argument: a NULL pointer, NULL data with a non-zero length, text that is
+    /// not UTF-8, an empty or path-escaping database name, an out-of-range option.
+    InvalidArgument = 2,
+    /// A file-system or SQLite operation failed.
+    Io = 3,
+    /// Stored or received data failed authentication or an integrity check.
+    Corrupt = 4,
+    /// No usable encryption key, or the keys at hand do not decrypt the data.
+    Keys = 5,
+    /// Authentication with the Charm server failed.
+    Auth = 6,
+    /// The Charm server could not be reached, or the connection broke.
+    Network = 7,
+    /// The Charm server answered with an error.
+    Server = 8,
+    /// The database stayed locked by another writer past the busy timeout; retry.
+    Busy = 9,
+    /// The store was closed with `charm_kv_close`; the handle only accepts
+    /// `charm_kv_close` and `charm_kv_free` now.
+    Closed = 10,
+    /// The operation needs a Charm server and none is configured (local mode).
+    NotConfigured = 11,
+    /// A reset would discard local writes not yet pushed; sync first or force it.
+    PendingWrites = 12,
+    /// A bug: charm-kv panicked. The panic was caught; the handles involved may be in
+    /// an unspecified (but memory-safe) state.
+    Panic = 13,
+    /// A bug or an unexpected condition inside charm-kv.
+    Internal = 14,
+}
+
+/// Phase of a sync, passed to a `charm_kv_sync_progress_fn` (a `uint32_t` in C).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum charm_kv_sync_phase {
+    /// Fetching and decrypting a remote snapshot.
+    Download = 1,
+    /// Encrypting and uploading a local snapshot.
+    Upload = 2,
+}
+
+impl charm_kv_status {
+    /// Every status, in numeric order (for tests and `charm_kv_status_str`).
+    pub(crate) const ALL: [charm_kv_status; 15] = [
+        Self::Ok,
+        Self::NotFound,
+        Self::InvalidArgument,
+        Self::Io,
+        Self::Corrupt,
+        Self::Keys,
+        Self::Auth,
+        Self::Network,
+        Self::Server,
+        Self::Busy,
+        Self::Closed,
+        Self::NotConfigured,
+        Self::PendingWrites,
+        Self::Panic,
+        Self::Internal,
+    ];
+
+    /// The status for a category of crate error: the one place kinds become codes.
+    pub(crate) fn from_kind(kind: ErrorKind) -> Self {
+        match kind {
+            ErrorKind::NotFound => Self::NotFound,
+            ErrorKind::InvalidArgument => Self::InvalidArgument,
+            ErrorKind::Io => Self::Io,
+            ErrorKind::Corrupt => Self::Corrupt,
+            ErrorKind::Keys => Self::Keys,
+            ErrorKind::Auth => Self::Auth,
+            ErrorKind::Network => Self::Network,
+            ErrorKind::Server => Self::Server,
+            ErrorKind::Busy => Self::Busy,
+            ErrorKind::Closed => Self::Closed,
+            ErrorKind::NotConfigured => Self::NotConfigured,
+            ErrorKind::PendingWrites => Self::PendingWrites,
+            ErrorKind::Internal => Self::Internal,
+        }
+    }
+
+    /// A short, static description.
+    pub(crate) fn description(self) -> &'static CStr {
+        match self {
+            Self::Ok => c"ok",
+            Self::NotFound => c"not found",
+            Self::InvalidArgument => c"invalid argument",
+            Self::Io => c"I/O error",
+            Self::Corrupt => c"corrupt data",
+            Self::Keys => c"encryption key error",
+            Self::Auth => c"authentication failed",
+            Self::Network => c"network error",
+            Self::Server => c"server error",
+            Self::Busy => c"database busy",
+            Self::Closed => c"store is closed",
+            Self::NotConfigured => c"no Charm server configured",
+            Self::PendingWrites => c"local writes not yet pushed",
+            Self::Panic => c"panic inside charm-kv",
+            Self::Internal => c"internal error",
+        }
+    }
+
+    /// The status with numeric value `code`, if there is one.
+    pub(crate) fn from_code(code: u32) -> Option<Self> {
+        Self::ALL.iter().copied().find(|s| *s as u32 == code)
+    }
+}
+
+/// A short, static, English description of `status` (for example "not found"), or
+/// "unknown status" for a value this library does not know.
+///
+/// Ownership: the string is static; never free it. Thread safety: any thread.
+#[no_mangle]
+pub extern "C" fn charm_kv_status_str(status: u32) -> *const c_char {
+    ffi_boundary_infallible!(c"panic inside charm-kv".as_ptr(), {
+        match charm_kv_status::from_code(status) {
+            Some(status) => status.description().as_ptr(),
+            None => c"unknown status".as_ptr(),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_dense_explicit_and_distinct() {
+        for (i, status) in charm_kv_status::ALL.iter().enumerate() {
+            assert_eq!(*status as u32, i as u32);
+            assert_eq!(charm_kv_status::from_code(i as u32), Some(*status));
+        }
+        assert_eq!(charm_kv_status::from_code(15), None);
+        let mut texts: Vec<_> = charm_kv_status::ALL
+            .iter()
+            .map(|s| s.description())
+            .collect();
+        texts.sort();
+        texts.dedup();
+        assert_eq!(texts.len(), charm_kv_status::ALL.len());
+    }
+}

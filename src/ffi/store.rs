@@ -1,0 +1,402 @@
+//! `charm_kv_store`: an open database, and the functions on whole databases.
+
+use std::borrow::Cow;
+use std::ffi::{c_char, c_void};
+
+use super::bytes::{charm_kv_bytes, charm_kv_bytes_list, charm_kv_string_list};
+use super::error::charm_kv_error;
+use super::options::charm_kv_options;
+use super::ptr::{bytes_in, handle_free, handle_ref, new_handle, out, text_in, Handle};
+use super::status::{charm_kv_status, charm_kv_sync_phase};
+use crate::{Kv, Options, SyncPhase, SyncProgress};
+
+/// An open database.
+///
+/// Made by `charm_kv_open`; closed by `charm_kv_close` and released by `charm_kv_free`.
+///
+/// Thread safety: thread-safe. One handle may be used by any number of threads at
+/// once (reads run in parallel, writes are serialised), except that `charm_kv_free`
+/// must come after every other call on the handle has returned. Iterators and batches
+/// made from it keep the database open on their own and may outlive the handle.
+pub struct charm_kv_store {
+    _private: [u8; 0],
+}
+
+// SAFETY: `charm_kv_store` pointers are only made by `new_handle` from a `Kv`.
+unsafe impl Handle for charm_kv_store {
+    type Inner = Kv;
+}
+
+/// Called during `charm_kv_sync` to report transfer progress: `phase` is a
+/// `charm_kv_sync_phase`, `done` and `total` are bytes (`total` 0 when unknown).
+///
+/// Runs on the thread that called `charm_kv_sync`, before it returns. It should be
+/// quick and must not call charm-kv functions on the store being synced (the sync may
+/// hold its write lock), nor unwind (C++ exceptions) or `longjmp` out of the call.
+pub type charm_kv_sync_progress_fn =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, phase: u32, done: u64, total: u64)>;
+
+/// The options at `options`, or the environment's when NULL.
+///
+/// # Safety
+/// `options` is NULL or a live options object no other thread changes meanwhile.
+unsafe fn options_or_env<'a>(
+    options: *const charm_kv_options,
+) -> Result<Cow<'a, Options>, super::error::Failure> {
+    if options.is_null() {
+        return Ok(Cow::Owned(Options::from_env()?));
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe { handle_ref(options, "options") }.map(Cow::Borrowed)
+}
+
+/// Opens (creating it if needed) the database `name` and returns a handle in `*out_store`.
+///
+/// `name` is NUL-terminated UTF-8: not empty, at most 200 bytes, no slash, backslash or
+/// control characters, not "." or "..". `options` is borrowed for the call only; NULL
+/// means options from the `CHARM_*` environment (`charm_kv_options_from_env`).
+///
+/// On success the caller owns `*out_store` and releases it with `charm_kv_free`. Returns
+/// OK, INVALID_ARGUMENT (NULL `name`/`out_store`, a bad name, bad options or environment),
+/// IO, CORRUPT (not a charm-kv database), KEYS (no key, or keys that do not open this
+/// database), BUSY, or PANIC.
+///
+/// # Safety
+/// `name` is NULL or NUL-terminated; `options` is NULL or a live options object no
+/// other thread changes meanwhile; `out_store` and `err` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn charm_kv_open(
+    name: *const c_char,
+    options: *const charm_kv_options,
+    out_store: *mut *mut charm_kv_store,
+    err: *mut *mut charm_kv_error,
+) -> charm_kv_status {
+    ffi_boundary!(err, {
+        // SAFETY: the caller guarantees each pointer is NULL or valid as documented.
+        let (name, options, slot) = unsafe {
+            (
+                text_in(name, "name")?,
+                options_or_env(options)?,
+                out(out_store, "out_store")?,
+            )
+        };
+        let kv = Kv::open_with(name, &options)?;
+        slot.write(new_handle(kv));
+        Ok(())
+    })
+}
+
+/// Closes the database: later calls on this handle (and on iterators and batches
+/// made from it) return CLOSED. Calls running on other threads finish first. Closing
+/// again is a no-op that returns OK. The handle itself stays valid until
+/// `charm_kv_free`.
+///
+/// Returns OK, INVALID_ARGUMENT (`store` NULL) or PANIC.
+///
+/// # Safety
+/// `store` is NULL or a live store handle; `err` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn charm_kv_close(
+    store: *const charm_kv_store,
+    err: *mut *mut charm_kv_error,
+) -> charm_kv_status {
+    ffi_boundary!(err, {
+        // SAFETY: the caller guarantees `store` is NULL or live.
+        let kv = unsafe { handle_ref(store, "store") }?;
+        kv.close()?;
+        Ok(())
+    })
+}
+
+/// Releases a store handle, closing the database unless iterators or batches made
+/// from it are still alive (they keep it open until freed). NULL is a no-op.
+///
+/// # Safety
+/// `store` is NULL or a live store handle, and no call on it is running or follows.
+#[no_mangle]
+pub unsafe extern "C" fn charm_kv_free(store: *mut charm_kv_store) {
+    ffi_boundary_infallible!((), {
+        // SAFETY: the caller guarantees `store` is NULL or a live handle it gives up.
+        unsafe { handle_free(store) }
+    })
+}
+
+/// Reads the value of `key` into `*out_value`.
+///
+/// `key` is `key_len` bytes (any bytes; `key_len` 0 is the empty key, and then `key`
+/// may be NULL). On success the caller owns `*out_value` and releases it with
+/// `charm_kv_bytes_free`; an empty value is `{NULL, 0}`. Returns OK, NOT_FOUND,
+/// INVALID_ARGUMENT (`store`/`out_value` NULL, `key` NULL with `key_len` > 0), CLOSED,
+/// IO, CORRUPT, KEYS, BUSY or PANIC.
+///
+/// Thread safety: any thread, concurrently with other calls on `store`.
+///
+/// # Safety
+/// `store` is NULL or a live store handle; `key` is NULL or points to `key_len`
+/// readable bytes; `out_value` and `err` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn charm_kv_get(
+    store: *const charm_kv_store,
+    key: *const u8,
+    key_len: usize,
+    out_value: *mut charm_kv_bytes,
+    err: *mut *mut charm_kv_error,
+) -> charm_kv_status {
+    ffi_boundary!(err, {
+        // SAFETY: the caller guarantees each pointer is NULL or valid as documented.
+        let (kv, key, slot) = unsafe {
+            (
+                handle_ref(store, "store")?,
+                bytes_in(key, key_len, "key")?,
+                out(out_value, "out_value")?,
+            )
+        };
+        let value = kv.get(key)?;
+        slot.write(charm_kv_bytes::from_vec(value));
+        Ok(())
+    })
+}
+
+/// Sets `key` to `value` (both any bytes, either may be empty). Durable when it
+/// returns OK.
+///
+/// Both are copied. Returns OK, INVALID_ARGUMENT (`store` NULL, NULL data with a
+/// non-zero length, a key over 65000 bytes or a value near 1 GB), CLOSED, IO, BUSY or
+/// PANIC.
+///
+/// Thread safety: any thread, concurrently with other calls on `store`.
+///
+/// # Safety
+/// `store` is NULL or a live store handle; `key` and `value` are NULL or point to
+/// `key_len` and `value_len` readable bytes; `err` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn charm_kv_set(
+    store: *const charm_kv_store,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+    err: *mut *mut charm_kv_error,
+) -> charm_kv_status {
+    ffi_boundary!(err, {
+        // SAFETY: the caller guarantees each pointer is NULL or valid as documented.
+        let (kv, key, value) = unsafe {
+            (
+                handle_ref(store, "store")?,
+                bytes_in(key, key_len, "key")?,
+                bytes_in(value, value_len, "value")?,
+            )
+        };
+        kv.set(key, value)?;
+        Ok(())
+    })
+}
+
+/// Deletes `key`. Deleting a missing key is not an error.
+///
+/// Returns OK, INVALID_ARGUMENT (`store` NULL, `key` NULL with `key_len` > 0), CLOSED,
+/// IO, BUSY or PANIC.
+///
+/// Thread safety: any thread, concurrently with other calls on `store`.
+///
+/// # Safety
+/// `store` is NULL or a live store handle; `key` is NULL or points to `key_len`
+/// readable bytes; `err` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn charm_kv_delete(
+    store: *const charm_kv_store,
+    key: *const u8,
+    key_len: usize,
+    err: *mut *mut charm_kv_error,
+) -> charm_kv_status {
+    ffi_boundary!(err, {
+        // SAFETY: the caller guarantees each pointer is NULL or valid as documented.
+        let (kv, key) = unsafe { (handle_ref(store, "store")?, bytes_in(key, key_len, "key")?) };
+        kv.delete(key)?;
+        Ok(())
+    })
+}
+
+/// Lists every key, in ascending byte order, into `*out_keys`.
+///
+/// On success the caller owns `*out_keys` and releases it with
+/// `charm_kv_bytes_list_free`. Returns OK, INVALID_ARGUMENT (`store`/`out_keys` NULL),
+/// CLOSED, IO, CORRUPT, KEYS, BUSY or PANIC.
+///
+/// Thread safety: any thread, concurrently with other calls on `store`.
+///
+/// # Safety
+/// `store` is NULL or a live store handle; `out_keys` and `err` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn charm_kv_keys(
+    store: *const charm_kv_store,
+    out_keys: *mut charm_kv_bytes_list,
+    err: *mut *mut charm_kv_error,
+) -> charm_kv_status {
+    ffi_boundary!(err, {
+        // SAFETY: the caller guarantees each pointer is NULL or valid as documented.
+        let (kv, slot) = unsafe { (handle_ref(store, "store")?, out(out_keys, "out_keys")?) };
+        let keys = kv.keys()?;
+        slot.write(charm_kv_bytes_list::from_vecs(keys));
+        Ok(())
+    })
+}
+
+/// Syncs with the Charm server: pulls the newest snapshot and pushes local writes.
+///
+/// `progress` (may be NULL) is called with `userdata` as transfers advance, on this
+/// thread, before the function returns. Returns OK, INVALID_ARGUMENT (`store` NULL),
+/// NOT_CONFIGURED (local mode: no server), CLOSED, IO, CORRUPT, KEYS, AUTH, NETWORK,
+/// SERVER, BUSY, INTERNAL or PANIC.
+///
+/// Thread safety: any thread, concurrently with other calls on `store`.
+///
+/// # Safety
+/// `store` is NULL or a live store handle; `progress` is NULL or a function safe to
+/// call with `userdata`; `err` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn charm_kv_sync(
+    store: *const charm_kv_store,
+    progress: charm_kv_sync_progress_fn,
+    userdata: *mut c_void,
+    err: *mut *mut charm_kv_error,
+) -> charm_kv_status {
+    ffi_boundary!(err, {
+        // SAFETY: the caller guarantees `store` is NULL or live.
+        let kv = unsafe { handle_ref(store, "store") }?;
+        let mut report = |p: &SyncProgress| {
+            let phase = match p.phase {
+                SyncPhase::Download => charm_kv_sync_phase::Download,
+                SyncPhase::Upload => charm_kv_sync_phase::Upload,
+            };
+            if let Some(callback) = progress {
+                // SAFETY: the caller guarantees `progress` may be called with `userdata`.
+                unsafe { callback(userdata, phase as u32, p.done, p.total) };
+            }
+        };
+        kv.sync_with_progress(&mut report)?;
+        Ok(())
+    })
+}
+
+/// Drops the local copy and rebuilds it from the newest snapshot on the server.
+///
+/// Without `force`, refuses with PENDING_WRITES while local writes are not yet pushed.
+/// Returns OK, INVALID_ARGUMENT (`store` NULL), NOT_CONFIGURED (local mode),
+/// PENDING_WRITES, CLOSED, IO, CORRUPT, KEYS, AUTH, NETWORK, SERVER, BUSY, INTERNAL or
+/// PANIC.
+///
+/// Thread safety: any thread, concurrently with other calls on `store`.
+///
+/// # Safety
+/// `store` is NULL or a live store handle; `err` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn charm_kv_reset(
+    store: *const charm_kv_store,
+    force: bool,
+    err: *mut *mut charm_kv_error,
+) -> charm_kv_status {
+    ffi_boundary!(err, {
+        // SAFETY: the caller guarantees `store` is NULL or live.
+        let kv = unsafe { handle_ref(store, "store") }?;
+        kv.reset(force)?;
+        Ok(())
+    })
+}
+
+/// The number of committed local writes not yet pushed to a server, into `*out_count`.
+///
+/// Returns OK, INVALID_ARGUMENT (`store`/`out_count` NULL), CLOSED, IO, BUSY or PANIC.
+///
+/// Thread safety: any thread, concurrently with other calls on `store`.
+///
+/// # Safety
+/// `store` is NULL or a live store handle; `out_count` and `err` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn charm_kv_pending_writes(
+    store: *const charm_kv_store,
+    out_count: *mut u64,
+    err: *mut *mut charm_kv_error,
+) -> charm_kv_status {
+    ffi_boundary!(err, {
+        // SAFETY: the caller guarantees each pointer is NULL or valid as documented.
+        let (kv, slot) = unsafe { (handle_ref(store, "store")?, out(out_count, "out_count")?) };
+        let count = kv.pending_writes()?;
+        slot.write(count);
+        Ok(())
+    })
+}
+
+/// Writes a consistent copy of the database file (still encrypted) to `path`, which
+/// must not exist yet. Readers and writers carry on meanwhile.
+///
+/// `path` is a NUL-terminated UTF-8 path. Returns OK, INVALID_ARGUMENT (`store`/`path`
+/// NULL or not UTF-8, `path` exists), CLOSED, IO, BUSY or PANIC.
+///
+/// Thread safety: any thread, concurrently with other calls on `store`.
+///
+/// # Safety
+/// `store` is NULL or a live store handle; `path` is NULL or NUL-terminated; `err` is
+/// NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn charm_kv_backup_to(
+    store: *const charm_kv_store,
+    path: *const c_char,
+    err: *mut *mut charm_kv_error,
+) -> charm_kv_status {
+    ffi_boundary!(err, {
+        // SAFETY: the caller guarantees each pointer is NULL or valid as documented.
+        let (kv, path) = unsafe { (handle_ref(store, "store")?, text_in(path, "path")?) };
+        kv.backup_to(path)?;
+        Ok(())
+    })
+}
+
+/// Lists the names of the databases in the data path of `options` (NULL: from the
+/// environment), sorted, into `*out_names`.
+///
+/// On success the caller owns `*out_names` and releases it with
+/// `charm_kv_string_list_free`. Returns OK, INVALID_ARGUMENT (`out_names` NULL, bad
+/// options or environment), IO or PANIC.
+///
+/// # Safety
+/// `options` is NULL or a live options object no other thread changes meanwhile;
+/// `out_names` and `err` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn charm_kv_list_databases(
+    options: *const charm_kv_options,
+    out_names: *mut charm_kv_string_list,
+    err: *mut *mut charm_kv_error,
+) -> charm_kv_status {
+    ffi_boundary!(err, {
+        // SAFETY: the caller guarantees each pointer is NULL or valid as documented.
+        let (options, slot) = unsafe { (options_or_env(options)?, out(out_names, "out_names")?) };
+        let names = crate::list_databases(&options)?;
+        slot.write(charm_kv_string_list::from_strings(names)?);
+        Ok(())
+    })
+}
+
+/// Deletes the database `name` (its file and SQLite's companion files) from the data
+/// path of `options` (NULL: from the environment). Handles still open on it keep
+/// working on the deleted file until closed.
+///
+/// Returns OK, NOT_FOUND, INVALID_ARGUMENT (`name` NULL, not UTF-8 or a bad name, bad
+/// options or environment), IO or PANIC.
+///
+/// # Safety
+/// `options` is NULL or a live options object no other thread changes meanwhile;
+/// `name` is NULL or NUL-terminated; `err` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn charm_kv_delete_database(
+    options: *const charm_kv_options,
+    name: *const c_char,
+    err: *mut *mut charm_kv_error,
+) -> charm_kv_status {
+    ffi_boundary!(err, {
+        // SAFETY: the caller guarantees each pointer is NULL or valid as documented.
+        let (options, name) = unsafe { (options_or_env(options)?, text_in(name, "name")?) };
+        crate::delete_database(&options, name)?;
+        Ok(())
+    })
+}

@@ -1,0 +1,609 @@
+/* Normal use of the C ABI: version, statuses, errors, options, get/set/delete,
+ * keys, iteration, batches, sync/reset/pending, backup, database listing. */
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "harness.h"
+
+static void test_version_macros_match_library(const char *dir) {
+  (void)dir;
+  char expected[64];
+  snprintf(expected, sizeof expected, "%d.%d.%d", CHARM_KV_VERSION_MAJOR,
+           CHARM_KV_VERSION_MINOR, CHARM_KV_VERSION_PATCH);
+  CHECK(strcmp(charm_kv_version(), expected) == 0);
+  CHECK(strcmp(charm_kv_version(), CHARM_KV_VERSION) == 0);
+  CHECK(charm_kv_version() == charm_kv_version()); /* static */
+}
+
+static void test_status_codes_and_strings(const char *dir) {
+  (void)dir;
+  /* The numeric values are ABI: they must never change. */
+  const charm_kv_status all[] = {
+      CHARM_KV_STATUS_OK,          CHARM_KV_STATUS_NOT_FOUND,
+      CHARM_KV_STATUS_INVALID_ARGUMENT, CHARM_KV_STATUS_IO,
+      CHARM_KV_STATUS_CORRUPT,     CHARM_KV_STATUS_KEYS,
+      CHARM_KV_STATUS_AUTH,        CHARM_KV_STATUS_NETWORK,
+      CHARM_KV_STATUS_SERVER,      CHARM_KV_STATUS_BUSY,
+      CHARM_KV_STATUS_CLOSED,      CHARM_KV_STATUS_NOT_CONFIGURED,
+      CHARM_KV_STATUS_PENDING_WRITES, CHARM_KV_STATUS_PANIC,
+      CHARM_KV_STATUS_INTERNAL,
+  };
+  const size_t n = sizeof all / sizeof all[0];
+  CHECK(sizeof(charm_kv_status) == 4);
+  for (size_t i = 0; i < n; i++) {
+    CHECK(all[i] == i);
+    const char *text = charm_kv_status_str(all[i]);
+    CHECK(text != NULL && text[0] != '\0');
+    CHECK(strcmp(text, "unknown status") != 0);
+    for (size_t j = 0; j < i; j++) {
+      CHECK(strcmp(text, charm_kv_status_str(all[j])) != 0);
+    }
+  }
+  CHECK(strcmp(charm_kv_status_str(CHARM_KV_STATUS_OK), "ok") == 0);
+  CHECK(strcmp(charm_kv_status_str(CHARM_KV_STATUS_NOT_FOUND), "not found") == 0);
+  CHECK(strcmp(charm_kv_status_str(15), "unknown status") == 0);
+  CHECK(strcmp(charm_kv_status_str(UINT32_MAX), "unknown status") == 0);
+  CHECK(CHARM_KV_SYNC_PHASE_DOWNLOAD == 1 && CHARM_KV_SYNC_PHASE_UPLOAD == 2);
+}
+
+static void test_set_get_delete(const char *dir) {
+  charm_kv_store *store = open_store(dir, "basic");
+  charm_kv_error *err = NULL;
+  charm_kv_bytes value = {NULL, 0};
+
+  CHECK_STATUS(charm_kv_set(store, BYTES("name"), BYTES("charm"), &err),
+               CHARM_KV_STATUS_OK);
+  CHECK(err == NULL);
+  CHECK_STATUS(charm_kv_get(store, BYTES("name"), &value, &err),
+               CHARM_KV_STATUS_OK);
+  CHECK(bytes_eq(value.data, value.len, "charm"));
+  charm_kv_bytes_free(&value);
+  CHECK(value.data == NULL && value.len == 0);
+  charm_kv_bytes_free(&value); /* twice is harmless */
+
+  /* Overwrite, then delete (twice: deleting a missing key is fine). */
+  CHECK_STATUS(charm_kv_set(store, BYTES("name"), BYTES("kv"), NULL),
+               CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_get(store, BYTES("name"), &value, NULL),
+               CHARM_KV_STATUS_OK);
+  CHECK(bytes_eq(value.data, value.len, "kv"));
+  charm_kv_bytes_free(&value);
+  CHECK_STATUS(charm_kv_delete(store, BYTES("name"), &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_delete(store, BYTES("name"), &err), CHARM_KV_STATUS_OK);
+
+  /* Missing key: NOT_FOUND with a message, and the output left untouched. */
+  charm_kv_bytes sentinel = {(uint8_t *)&sentinel, 12345};
+  CHECK_STATUS(charm_kv_get(store, BYTES("name"), &sentinel, &err),
+               CHARM_KV_STATUS_NOT_FOUND);
+  CHECK(sentinel.data == (uint8_t *)&sentinel && sentinel.len == 12345);
+  CHECK_ERROR(err, CHARM_KV_STATUS_NOT_FOUND, "not found");
+
+  CHECK_STATUS(charm_kv_close(store, NULL), CHARM_KV_STATUS_OK);
+  charm_kv_free(store);
+}
+
+static void test_binary_and_empty_keys_and_values(const char *dir) {
+  charm_kv_store *store = open_store(dir, "binary");
+  const uint8_t key[] = {0x00, 0xff, 0x00, 0x80};
+  const uint8_t val[] = {0x00, 0x00, 0xc3, 0x28, 0xff};
+  charm_kv_bytes value = {NULL, 0};
+
+  CHECK_STATUS(charm_kv_set(store, key, sizeof key, val, sizeof val, NULL),
+               CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_get(store, key, sizeof key, &value, NULL),
+               CHARM_KV_STATUS_OK);
+  CHECK(value.len == sizeof val && memcmp(value.data, val, sizeof val) == 0);
+  charm_kv_bytes_free(&value);
+
+  /* An empty value comes back as {NULL, 0}; len 0 accepts a NULL pointer. */
+  CHECK_STATUS(charm_kv_set(store, BYTES("empty"), NULL, 0, NULL),
+               CHARM_KV_STATUS_OK);
+  value.data = (uint8_t *)&value;
+  value.len = 99;
+  CHECK_STATUS(charm_kv_get(store, BYTES("empty"), &value, NULL),
+               CHARM_KV_STATUS_OK);
+  CHECK(value.data == NULL && value.len == 0);
+  charm_kv_bytes_free(&value);
+
+  /* The empty key is a key like any other, with any pointer. */
+  CHECK_STATUS(charm_kv_set(store, NULL, 0, BYTES("empty key"), NULL),
+               CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_get(store, (const uint8_t *)"ignored", 0, &value, NULL),
+               CHARM_KV_STATUS_OK);
+  CHECK(bytes_eq(value.data, value.len, "empty key"));
+  charm_kv_bytes_free(&value);
+
+  /* A large value. */
+  size_t big_len = 3u << 20;
+  uint8_t *big = malloc(big_len);
+  for (size_t i = 0; i < big_len; i++) big[i] = (uint8_t)(i * 7);
+  CHECK_STATUS(charm_kv_set(store, BYTES("big"), big, big_len, NULL),
+               CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_get(store, BYTES("big"), &value, NULL),
+               CHARM_KV_STATUS_OK);
+  CHECK(value.len == big_len && memcmp(value.data, big, big_len) == 0);
+  charm_kv_bytes_free(&value);
+  free(big);
+  charm_kv_free(store); /* free without close closes too */
+}
+
+static void test_keys_are_listed_in_order(const char *dir) {
+  charm_kv_store *store = open_store(dir, "keys");
+  charm_kv_bytes_list keys = {(charm_kv_bytes *)&keys, 7};
+  CHECK_STATUS(charm_kv_keys(store, &keys, NULL), CHARM_KV_STATUS_OK);
+  CHECK(keys.items == NULL && keys.len == 0);
+  charm_kv_bytes_list_free(&keys);
+
+  const char *inserted[] = {"b", "a", "c", "ab", ""};
+  for (size_t i = 0; i < 5; i++) {
+    CHECK_STATUS(charm_kv_set(store, BYTES(inserted[i]), BYTES("v"), NULL),
+                 CHARM_KV_STATUS_OK);
+  }
+  const uint8_t high[] = {0xff};
+  CHECK_STATUS(charm_kv_set(store, high, 1, BYTES("v"), NULL), CHARM_KV_STATUS_OK);
+
+  CHECK_STATUS(charm_kv_keys(store, &keys, NULL), CHARM_KV_STATUS_OK);
+  const char *expected[] = {"", "a", "ab", "b", "c"};
+  CHECK(keys.len == 6);
+  if (keys.len == 6) {
+    for (size_t i = 0; i < 5; i++) {
+      CHECK(bytes_eq(keys.items[i].data, keys.items[i].len, expected[i]));
+    }
+    CHECK(keys.items[5].len == 1 && keys.items[5].data[0] == 0xff);
+  }
+  charm_kv_bytes_list_free(&keys);
+  CHECK(keys.items == NULL && keys.len == 0);
+  charm_kv_bytes_list_free(&keys);
+  charm_kv_free(store);
+}
+
+/* Collects an iteration as "k=v," pairs. */
+static void collect(charm_kv_iter *it, char *out, size_t cap, bool values) {
+  out[0] = '\0';
+  for (;;) {
+    const uint8_t *k = NULL, *v = NULL;
+    size_t klen = 0, vlen = 0;
+    bool has = false;
+    charm_kv_error *err = NULL;
+    charm_kv_status status =
+        values ? charm_kv_iter_next(it, &k, &klen, &v, &vlen, &has, &err)
+               : charm_kv_iter_next(it, &k, &klen, NULL, NULL, &has, &err);
+    CHECK_STATUS(status, CHARM_KV_STATUS_OK);
+    CHECK(err == NULL);
+    if (status != CHARM_KV_STATUS_OK || !has) break;
+    size_t used = strlen(out);
+    snprintf(out + used, cap - used, "%.*s=%.*s,", (int)klen, (const char *)k,
+             (int)vlen, v ? (const char *)v : "");
+  }
+}
+
+static void test_iteration_both_ways(const char *dir) {
+  charm_kv_store *store = open_store(dir, "iter");
+  charm_kv_iter *it = NULL;
+  char seen[256];
+
+  CHECK_STATUS(charm_kv_iter_new(store, false, true, &it, NULL), CHARM_KV_STATUS_OK);
+  collect(it, seen, sizeof seen, true);
+  CHECK(strcmp(seen, "") == 0);
+  charm_kv_iter_free(it);
+
+  CHECK_STATUS(charm_kv_set(store, BYTES("b"), BYTES("2"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_set(store, BYTES("a"), BYTES("1"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_set(store, BYTES("c"), BYTES(""), NULL), CHARM_KV_STATUS_OK);
+
+  CHECK_STATUS(charm_kv_iter_new(store, false, true, &it, NULL), CHARM_KV_STATUS_OK);
+  collect(it, seen, sizeof seen, true);
+  CHECK(strcmp(seen, "a=1,b=2,c=,") == 0);
+  /* Past the end it keeps saying "no item", with empty slices. */
+  const uint8_t *k = (const uint8_t *)"x";
+  size_t klen = 9;
+  bool has = true;
+  CHECK_STATUS(charm_kv_iter_next(it, &k, &klen, NULL, NULL, &has, NULL),
+               CHARM_KV_STATUS_OK);
+  CHECK(!has && k == NULL && klen == 0);
+  charm_kv_iter_free(it);
+
+  CHECK_STATUS(charm_kv_iter_new(store, true, true, &it, NULL), CHARM_KV_STATUS_OK);
+  collect(it, seen, sizeof seen, true);
+  CHECK(strcmp(seen, "c=,b=2,a=1,") == 0);
+  charm_kv_iter_free(it);
+
+  /* Keys only: values come back empty (and may be not asked for at all). */
+  CHECK_STATUS(charm_kv_iter_new(store, true, false, &it, NULL), CHARM_KV_STATUS_OK);
+  collect(it, seen, sizeof seen, true);
+  CHECK(strcmp(seen, "c=,b=,a=,") == 0);
+  charm_kv_iter_free(it);
+  CHECK_STATUS(charm_kv_iter_new(store, false, true, &it, NULL), CHARM_KV_STATUS_OK);
+  collect(it, seen, sizeof seen, false);
+  CHECK(strcmp(seen, "a=,b=,c=,") == 0);
+  charm_kv_iter_free(it);
+
+  /* An iterator may be freed half-way. */
+  CHECK_STATUS(charm_kv_iter_new(store, false, true, &it, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_iter_next(it, &k, &klen, NULL, NULL, &has, NULL),
+               CHARM_KV_STATUS_OK);
+  CHECK(has && bytes_eq(k, klen, "a"));
+  charm_kv_iter_free(it);
+  charm_kv_free(store);
+}
+
+static void test_iteration_sees_one_snapshot_while_writing(const char *dir) {
+  charm_kv_store *store = open_store(dir, "snapshot");
+  for (int i = 0; i < 10; i++) {
+    char key[8];
+    snprintf(key, sizeof key, "k%d", i);
+    CHECK_STATUS(charm_kv_set(store, BYTES(key), BYTES("old"), NULL),
+                 CHARM_KV_STATUS_OK);
+  }
+  charm_kv_iter *it = NULL;
+  CHECK_STATUS(charm_kv_iter_new(store, false, true, &it, NULL), CHARM_KV_STATUS_OK);
+  int count = 0;
+  for (;;) {
+    const uint8_t *k, *v;
+    size_t klen, vlen;
+    bool has;
+    CHECK_STATUS(charm_kv_iter_next(it, &k, &klen, &v, &vlen, &has, NULL),
+                 CHARM_KV_STATUS_OK);
+    if (!has) break;
+    CHECK(bytes_eq(v, vlen, "old"));
+    count++;
+    /* Writes between steps: overwrite, delete, add. */
+    CHECK_STATUS(charm_kv_set(store, BYTES("k9"), BYTES("new"), NULL),
+                 CHARM_KV_STATUS_OK);
+    CHECK_STATUS(charm_kv_delete(store, BYTES("k5"), NULL), CHARM_KV_STATUS_OK);
+    CHECK_STATUS(charm_kv_set(store, BYTES("z-added"), BYTES("new"), NULL),
+                 CHARM_KV_STATUS_OK);
+  }
+  CHECK(count == 10);
+  charm_kv_iter_free(it);
+  charm_kv_bytes value;
+  CHECK_STATUS(charm_kv_get(store, BYTES("k9"), &value, NULL), CHARM_KV_STATUS_OK);
+  CHECK(bytes_eq(value.data, value.len, "new"));
+  charm_kv_bytes_free(&value);
+  charm_kv_free(store);
+}
+
+static void test_batch_commit_rollback_and_get(const char *dir) {
+  charm_kv_store *store = open_store(dir, "batch");
+  charm_kv_error *err = NULL;
+  charm_kv_bytes value;
+  CHECK_STATUS(charm_kv_set(store, BYTES("kept"), BYTES("1"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_set(store, BYTES("gone"), BYTES("1"), NULL), CHARM_KV_STATUS_OK);
+
+  charm_kv_batch *batch = NULL;
+  CHECK_STATUS(charm_kv_batch_begin(store, &batch, &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_batch_set(batch, BYTES("a"), BYTES("A"), &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_batch_set(batch, BYTES("b"), BYTES("B0"), &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_batch_set(batch, BYTES("b"), BYTES("B"), &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_batch_delete(batch, BYTES("gone"), &err), CHARM_KV_STATUS_OK);
+
+  /* The batch sees its own changes, then the database. */
+  CHECK_STATUS(charm_kv_batch_get(batch, BYTES("b"), &value, &err), CHARM_KV_STATUS_OK);
+  CHECK(bytes_eq(value.data, value.len, "B"));
+  charm_kv_bytes_free(&value);
+  CHECK_STATUS(charm_kv_batch_get(batch, BYTES("kept"), &value, &err), CHARM_KV_STATUS_OK);
+  CHECK(bytes_eq(value.data, value.len, "1"));
+  charm_kv_bytes_free(&value);
+  CHECK_STATUS(charm_kv_batch_get(batch, BYTES("gone"), &value, &err),
+               CHARM_KV_STATUS_NOT_FOUND);
+  CHECK_ERROR(err, CHARM_KV_STATUS_NOT_FOUND, NULL);
+  /* ...and the store does not see them before the commit. */
+  CHECK_STATUS(charm_kv_get(store, BYTES("a"), &value, NULL), CHARM_KV_STATUS_NOT_FOUND);
+
+  CHECK_STATUS(charm_kv_batch_commit(batch, &err), CHARM_KV_STATUS_OK);
+  CHECK(err == NULL);
+  CHECK_STATUS(charm_kv_get(store, BYTES("a"), &value, NULL), CHARM_KV_STATUS_OK);
+  CHECK(bytes_eq(value.data, value.len, "A"));
+  charm_kv_bytes_free(&value);
+  CHECK_STATUS(charm_kv_get(store, BYTES("gone"), &value, NULL), CHARM_KV_STATUS_NOT_FOUND);
+
+  /* Rollback and free both discard. */
+  CHECK_STATUS(charm_kv_batch_begin(store, &batch, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_batch_set(batch, BYTES("r"), BYTES("x"), NULL), CHARM_KV_STATUS_OK);
+  charm_kv_batch_rollback(batch);
+  CHECK_STATUS(charm_kv_batch_begin(store, &batch, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_batch_set(batch, BYTES("f"), BYTES("x"), NULL), CHARM_KV_STATUS_OK);
+  charm_kv_batch_free(batch);
+  CHECK_STATUS(charm_kv_get(store, BYTES("r"), &value, NULL), CHARM_KV_STATUS_NOT_FOUND);
+  CHECK_STATUS(charm_kv_get(store, BYTES("f"), &value, NULL), CHARM_KV_STATUS_NOT_FOUND);
+
+  /* An empty batch commits fine; a failed commit writes nothing and frees the batch. */
+  CHECK_STATUS(charm_kv_batch_begin(store, &batch, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_batch_commit(batch, NULL), CHARM_KV_STATUS_OK);
+  size_t huge_len = 70000;
+  uint8_t *huge_key = calloc(1, huge_len);
+  CHECK_STATUS(charm_kv_batch_begin(store, &batch, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_batch_set(batch, BYTES("ok"), BYTES("x"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_batch_set(batch, huge_key, huge_len, BYTES("x"), NULL),
+               CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_batch_commit(batch, &err), CHARM_KV_STATUS_INVALID_ARGUMENT);
+  CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "key");
+  CHECK_STATUS(charm_kv_get(store, BYTES("ok"), &value, NULL), CHARM_KV_STATUS_NOT_FOUND);
+  free(huge_key);
+  charm_kv_free(store);
+}
+
+struct progress_calls {
+  int calls;
+};
+
+static void on_progress(void *userdata, uint32_t phase, uint64_t done,
+                        uint64_t total) {
+  (void)phase;
+  (void)done;
+  (void)total;
+  ((struct progress_calls *)userdata)->calls++;
+}
+
+static void test_sync_reset_and_pending_in_local_mode(const char *dir) {
+  charm_kv_store *store = open_store(dir, "local");
+  charm_kv_error *err = NULL;
+  uint64_t pending = 99;
+  CHECK_STATUS(charm_kv_pending_writes(store, &pending, &err), CHARM_KV_STATUS_OK);
+  CHECK(pending == 0);
+  CHECK_STATUS(charm_kv_set(store, BYTES("a"), BYTES("1"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_set(store, BYTES("b"), BYTES("2"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_pending_writes(store, &pending, &err), CHARM_KV_STATUS_OK);
+  CHECK(pending >= 1);
+
+  struct progress_calls progress = {0};
+  CHECK_STATUS(charm_kv_sync(store, on_progress, &progress, &err),
+               CHARM_KV_STATUS_NOT_CONFIGURED);
+  CHECK_ERROR(err, CHARM_KV_STATUS_NOT_CONFIGURED, "CHARM_HOST");
+  CHECK(progress.calls == 0);
+  CHECK_STATUS(charm_kv_sync(store, NULL, NULL, NULL), CHARM_KV_STATUS_NOT_CONFIGURED);
+  CHECK_STATUS(charm_kv_reset(store, false, &err), CHARM_KV_STATUS_NOT_CONFIGURED);
+  CHECK_ERROR(err, CHARM_KV_STATUS_NOT_CONFIGURED, NULL);
+  CHECK_STATUS(charm_kv_reset(store, true, NULL), CHARM_KV_STATUS_NOT_CONFIGURED);
+  charm_kv_free(store);
+}
+
+static void test_backup_can_be_opened_as_a_database(const char *dir) {
+  charm_kv_store *store = open_store(dir, "orig");
+  charm_kv_error *err = NULL;
+  CHECK_STATUS(charm_kv_set(store, BYTES("k"), BYTES("v"), NULL), CHARM_KV_STATUS_OK);
+
+  /* Into another data dir's kv folder, where it is a database named "copy". */
+  char other[1024], kv[2048], dest[3072];
+  snprintf(other, sizeof other, "%s/other", dir);
+  snprintf(kv, sizeof kv, "%s/localhost", other);
+  mkdir(other, 0700);
+  mkdir(kv, 0700);
+  snprintf(kv, sizeof kv, "%s/localhost/kv", other);
+  mkdir(kv, 0700);
+  snprintf(dest, sizeof dest, "%s/copy.sqlite", kv);
+  CHECK_STATUS(charm_kv_backup_to(store, dest, &err), CHARM_KV_STATUS_OK);
+  CHECK(path_exists(dest));
+  /* Never over an existing file. */
+  CHECK_STATUS(charm_kv_backup_to(store, dest, &err), CHARM_KV_STATUS_INVALID_ARGUMENT);
+  CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "exists");
+  charm_kv_free(store);
+
+  charm_kv_store *copy = open_store(other, "copy");
+  charm_kv_bytes value;
+  CHECK_STATUS(charm_kv_get(copy, BYTES("k"), &value, NULL), CHARM_KV_STATUS_OK);
+  CHECK(bytes_eq(value.data, value.len, "v"));
+  charm_kv_bytes_free(&value);
+  charm_kv_free(copy);
+}
+
+static void test_list_and_delete_databases(const char *dir) {
+  charm_kv_options *options = test_options(dir);
+  charm_kv_string_list names = {NULL, 0};
+  charm_kv_error *err = NULL;
+
+  CHECK_STATUS(charm_kv_list_databases(options, &names, &err), CHARM_KV_STATUS_OK);
+  CHECK(names.items == NULL && names.len == 0);
+
+  const char *dbs[] = {"zeta", "alpha", "mid.dle"};
+  for (size_t i = 0; i < 3; i++) {
+    charm_kv_store *store = NULL;
+    CHECK_STATUS(charm_kv_open(dbs[i], options, &store, &err), CHARM_KV_STATUS_OK);
+    charm_kv_free(store);
+  }
+  CHECK_STATUS(charm_kv_list_databases(options, &names, &err), CHARM_KV_STATUS_OK);
+  CHECK(names.len == 3);
+  if (names.len == 3) {
+    CHECK(strcmp(names.items[0], "alpha") == 0);
+    CHECK(strcmp(names.items[1], "mid.dle") == 0);
+    CHECK(strcmp(names.items[2], "zeta") == 0);
+  }
+  charm_kv_string_list_free(&names);
+  CHECK(names.items == NULL && names.len == 0);
+  charm_kv_string_list_free(&names);
+
+  CHECK_STATUS(charm_kv_delete_database(options, "mid.dle", &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_delete_database(options, "mid.dle", &err),
+               CHARM_KV_STATUS_NOT_FOUND);
+  CHECK_ERROR(err, CHARM_KV_STATUS_NOT_FOUND, NULL);
+  CHECK_STATUS(charm_kv_list_databases(options, &names, NULL), CHARM_KV_STATUS_OK);
+  CHECK(names.len == 2);
+  charm_kv_string_list_free(&names);
+  charm_kv_options_free(options);
+}
+
+static void test_options_borrowed_and_from_env(const char *dir) {
+  /* Options are borrowed: one object opens several stores, and freeing it early
+   * leaves them working. */
+  charm_kv_options *options = test_options(dir);
+  charm_kv_store *one = NULL, *two = NULL;
+  CHECK_STATUS(charm_kv_open("one", options, &one, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_open("two", options, &two, NULL), CHARM_KV_STATUS_OK);
+  charm_kv_options_free(options);
+  CHECK_STATUS(charm_kv_set(one, BYTES("k"), BYTES("1"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_set(two, BYTES("k"), BYTES("2"), NULL), CHARM_KV_STATUS_OK);
+  charm_kv_free(one);
+  charm_kv_free(two);
+
+  /* NULL options read the CHARM_* environment. */
+  setenv("CHARM_DATA_DIR", dir, 1);
+  charm_kv_string_list names = {NULL, 0};
+  CHECK_STATUS(charm_kv_list_databases(NULL, &names, NULL), CHARM_KV_STATUS_OK);
+  CHECK(names.len == 2);
+  charm_kv_string_list_free(&names);
+  CHECK_STATUS(charm_kv_options_from_env(&options, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_options_set_encrypt_key(options, BYTES(TEST_KEY), NULL),
+               CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_open("one", options, &one, NULL), CHARM_KV_STATUS_OK);
+  charm_kv_bytes value;
+  CHECK_STATUS(charm_kv_get(one, BYTES("k"), &value, NULL), CHARM_KV_STATUS_OK);
+  CHECK(bytes_eq(value.data, value.len, "1"));
+  charm_kv_bytes_free(&value);
+  charm_kv_free(one);
+  charm_kv_options_free(options);
+
+  /* A malformed variable is an error, from both entry points. */
+  charm_kv_error *err = NULL;
+  setenv("CHARM_SSH_PORT", "not-a-port", 1);
+  options = (charm_kv_options *)&value; /* untouched on failure */
+  CHECK_STATUS(charm_kv_options_from_env(&options, &err),
+               CHARM_KV_STATUS_INVALID_ARGUMENT);
+  CHECK(options == (charm_kv_options *)&value);
+  CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "CHARM_SSH_PORT");
+  CHECK_STATUS(charm_kv_open("one", NULL, &one, &err), CHARM_KV_STATUS_INVALID_ARGUMENT);
+  CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "CHARM_SSH_PORT");
+  unsetenv("CHARM_SSH_PORT");
+  unsetenv("CHARM_DATA_DIR");
+}
+
+/* The default path: options from the environment (NULL), keys from the local Charm
+ * account, which the first open creates (identity and encrypt key, 0600). */
+static void test_open_with_environment_and_local_keyring(const char *dir) {
+  setenv("CHARM_DATA_DIR", dir, 1);
+  unsetenv("CHARM_HOST");
+  charm_kv_store *store = NULL;
+  charm_kv_error *err = NULL;
+  CHECK_STATUS(charm_kv_open("env", NULL, &store, &err), CHARM_KV_STATUS_OK);
+  if (err != NULL) fprintf(stderr, "    %s\n", charm_kv_error_message(err));
+  charm_kv_error_free(err);
+  CHECK_STATUS(charm_kv_set(store, BYTES("k"), BYTES("v"), NULL), CHARM_KV_STATUS_OK);
+  charm_kv_free(store);
+  char path[4096];
+  snprintf(path, sizeof path, "%s/localhost/kv/env.sqlite", dir);
+  CHECK(path_exists(path));
+
+  /* Reopened (same account key) it reads back; an explicit other key does not. */
+  CHECK_STATUS(charm_kv_open("env", NULL, &store, NULL), CHARM_KV_STATUS_OK);
+  charm_kv_bytes value;
+  CHECK_STATUS(charm_kv_get(store, BYTES("k"), &value, NULL), CHARM_KV_STATUS_OK);
+  CHECK(bytes_eq(value.data, value.len, "v"));
+  charm_kv_bytes_free(&value);
+  charm_kv_free(store);
+  charm_kv_options *options = test_options(dir);
+  CHECK_STATUS(charm_kv_open("env", options, &store, &err), CHARM_KV_STATUS_KEYS);
+  CHECK_ERROR(err, CHARM_KV_STATUS_KEYS, NULL);
+  charm_kv_options_free(options);
+  unsetenv("CHARM_DATA_DIR");
+}
+
+static void test_option_setters(const char *dir) {
+  charm_kv_options *options = NULL;
+  charm_kv_error *err = NULL;
+  CHECK_STATUS(charm_kv_options_new(&options, &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_options_set_data_dir(options, dir, &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_options_set_host(options, "charm.example.com", &err),
+               CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_options_set_host(options, NULL, &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_options_set_host(options, "", &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_options_set_ssh_port(options, 2222, &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_options_set_http_port(options, 8080, &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_options_set_identity_key(options, "/nonexistent/id", &err),
+               CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_options_set_key_type(options, "rsa", &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_options_set_key_type(options, "ed25519", &err),
+               CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_options_set_local(options, true, &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_options_set_auto_push(options, false, &err), CHARM_KV_STATUS_OK);
+  CHECK(err == NULL);
+
+  /* A host with local mode keeps the data under that host and never syncs. */
+  CHECK_STATUS(charm_kv_options_set_host(options, "charm.example.com", &err),
+               CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_options_set_encrypt_key(options, BYTES(TEST_KEY), &err),
+               CHARM_KV_STATUS_OK);
+  charm_kv_store *store = NULL;
+  CHECK_STATUS(charm_kv_open("hosted", options, &store, &err), CHARM_KV_STATUS_OK);
+  char path[4096];
+  snprintf(path, sizeof path, "%s/charm.example.com/kv/hosted.sqlite", dir);
+  CHECK(path_exists(path));
+  CHECK_STATUS(charm_kv_sync(store, NULL, NULL, &err), CHARM_KV_STATUS_NOT_CONFIGURED);
+  CHECK_ERROR(err, CHARM_KV_STATUS_NOT_CONFIGURED, NULL);
+  charm_kv_free(store);
+  charm_kv_options_free(options);
+}
+
+static void test_encrypt_keys(const char *dir) {
+  charm_kv_store *store = open_store(dir, "keyed");
+  CHECK_STATUS(charm_kv_set(store, BYTES("k"), BYTES("v"), NULL), CHARM_KV_STATUS_OK);
+  charm_kv_free(store);
+
+  /* Another key does not open it. */
+  charm_kv_options *options = NULL;
+  charm_kv_error *err = NULL;
+  CHECK_STATUS(charm_kv_options_new(&options, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_options_set_data_dir(options, dir, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_options_set_encrypt_key(options, BYTES(OTHER_KEY), NULL),
+               CHARM_KV_STATUS_OK);
+  store = NULL;
+  CHECK_STATUS(charm_kv_open("keyed", options, &store, &err), CHARM_KV_STATUS_KEYS);
+  CHECK(store == NULL);
+  CHECK_ERROR(err, CHARM_KV_STATUS_KEYS, NULL);
+
+  /* Too short a key is refused, and leaves the options as they were. */
+  CHECK_STATUS(charm_kv_options_set_encrypt_key(options, BYTES("short"), &err),
+               CHARM_KV_STATUS_KEYS);
+  CHECK_ERROR(err, CHARM_KV_STATUS_KEYS, "32");
+  CHECK_STATUS(charm_kv_options_add_encrypt_key(options, BYTES("short"), &err),
+               CHARM_KV_STATUS_KEYS);
+  CHECK_ERROR(err, CHARM_KV_STATUS_KEYS, "32");
+  CHECK_STATUS(charm_kv_open("keyed", options, &store, &err), CHARM_KV_STATUS_KEYS);
+  CHECK_ERROR(err, CHARM_KV_STATUS_KEYS, NULL);
+
+  /* Setting replaces: the right key alone opens it again. */
+  CHECK_STATUS(charm_kv_options_set_encrypt_key(options, BYTES(TEST_KEY), NULL),
+               CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_open("keyed", options, &store, &err), CHARM_KV_STATUS_OK);
+  charm_kv_free(store);
+
+  /* Rotation: a new first key plus the old one, added, still opens and reads it. */
+  CHECK_STATUS(charm_kv_options_set_encrypt_key(options, BYTES(OTHER_KEY), NULL),
+               CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_options_add_encrypt_key(options, BYTES(TEST_KEY), NULL),
+               CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_open("keyed", options, &store, &err), CHARM_KV_STATUS_OK);
+  charm_kv_bytes value;
+  CHECK_STATUS(charm_kv_get(store, BYTES("k"), &value, NULL), CHARM_KV_STATUS_OK);
+  CHECK(bytes_eq(value.data, value.len, "v"));
+  charm_kv_bytes_free(&value);
+  charm_kv_free(store);
+  /* add_encrypt_key on options without keys starts the list. */
+  charm_kv_options_free(options);
+  CHECK_STATUS(charm_kv_options_new(&options, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_options_set_data_dir(options, dir, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_options_add_encrypt_key(options, BYTES(TEST_KEY), NULL),
+               CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_open("keyed", options, &store, &err), CHARM_KV_STATUS_OK);
+  charm_kv_free(store);
+  charm_kv_options_free(options);
+}
+
+const test_case basic_tests[] = {
+    {"version_macros_match_library", test_version_macros_match_library},
+    {"status_codes_and_strings", test_status_codes_and_strings},
+    {"set_get_delete", test_set_get_delete},
+    {"binary_and_empty_keys_and_values", test_binary_and_empty_keys_and_values},
+    {"keys_are_listed_in_order", test_keys_are_listed_in_order},
+    {"iteration_both_ways", test_iteration_both_ways},
+    {"iteration_sees_one_snapshot_while_writing",
+     test_iteration_sees_one_snapshot_while_writing},
+    {"batch_commit_rollback_and_get", test_batch_commit_rollback_and_get},
+    {"sync_reset_and_pending_in_local_mode", test_sync_reset_and_pending_in_local_mode},
+    {"backup_can_be_opened_as_a_database", test_backup_can_be_opened_as_a_database},
+    {"list_and_delete_databases", test_list_and_delete_databases},
+    {"options_borrowed_and_from_env", test_options_borrowed_and_from_env},
+    {"open_with_environment_and_local_keyring",
+     test_open_with_environment_and_local_keyring},
+    {"option_setters", test_option_setters},
+    {"encrypt_keys", test_encrypt_keys},
+    {NULL, NULL},
+};

@@ -1,0 +1,420 @@
+/* The bad-input matrix: NULL handles, NULL out-pointers, NULL data with a length,
+ * invalid UTF-8, path-escaping names, use after close, double close, free(NULL), and
+ * the error out-param contract. Every case must fail cleanly, never crash. */
+#include <stdlib.h>
+
+#include "harness.h"
+
+#define INVALID CHARM_KV_STATUS_INVALID_ARGUMENT
+
+static void test_null_store_handle(const char *dir) {
+  (void)dir;
+  charm_kv_error *err = NULL;
+  charm_kv_bytes value;
+  charm_kv_bytes_list keys;
+  charm_kv_iter *it;
+  charm_kv_batch *batch;
+  uint64_t count;
+  CHECK_STATUS(charm_kv_get(NULL, BYTES("k"), &value, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "store is NULL");
+  CHECK_STATUS(charm_kv_set(NULL, BYTES("k"), BYTES("v"), &err), INVALID);
+  CHECK_ERROR(err, INVALID, "store is NULL");
+  CHECK_STATUS(charm_kv_delete(NULL, BYTES("k"), &err), INVALID);
+  CHECK_ERROR(err, INVALID, "store is NULL");
+  CHECK_STATUS(charm_kv_keys(NULL, &keys, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "store is NULL");
+  CHECK_STATUS(charm_kv_iter_new(NULL, false, true, &it, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "store is NULL");
+  CHECK_STATUS(charm_kv_batch_begin(NULL, &batch, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "store is NULL");
+  CHECK_STATUS(charm_kv_sync(NULL, NULL, NULL, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "store is NULL");
+  CHECK_STATUS(charm_kv_reset(NULL, true, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "store is NULL");
+  CHECK_STATUS(charm_kv_pending_writes(NULL, &count, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "store is NULL");
+  CHECK_STATUS(charm_kv_backup_to(NULL, "/tmp/x", &err), INVALID);
+  CHECK_ERROR(err, INVALID, "store is NULL");
+  CHECK_STATUS(charm_kv_close(NULL, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "store is NULL");
+  /* The other handles. */
+  const uint8_t *k, *v;
+  size_t kl, vl;
+  bool has;
+  CHECK_STATUS(charm_kv_iter_next(NULL, &k, &kl, &v, &vl, &has, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "iter is NULL");
+  CHECK_STATUS(charm_kv_batch_set(NULL, BYTES("k"), BYTES("v"), &err), INVALID);
+  CHECK_ERROR(err, INVALID, "batch is NULL");
+  CHECK_STATUS(charm_kv_batch_delete(NULL, BYTES("k"), &err), INVALID);
+  CHECK_ERROR(err, INVALID, "batch is NULL");
+  CHECK_STATUS(charm_kv_batch_get(NULL, BYTES("k"), &value, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "batch is NULL");
+  CHECK_STATUS(charm_kv_batch_commit(NULL, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "batch is NULL");
+  CHECK_STATUS(charm_kv_options_set_data_dir(NULL, "/tmp", &err), INVALID);
+  CHECK_ERROR(err, INVALID, "options is NULL");
+  CHECK_STATUS(charm_kv_options_set_host(NULL, "h", &err), INVALID);
+  CHECK_ERROR(err, INVALID, "options is NULL");
+  CHECK_STATUS(charm_kv_options_set_ssh_port(NULL, 1, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "options is NULL");
+  CHECK_STATUS(charm_kv_options_set_http_port(NULL, 1, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "options is NULL");
+  CHECK_STATUS(charm_kv_options_set_identity_key(NULL, "/k", &err), INVALID);
+  CHECK_ERROR(err, INVALID, "options is NULL");
+  CHECK_STATUS(charm_kv_options_set_key_type(NULL, "rsa", &err), INVALID);
+  CHECK_ERROR(err, INVALID, "options is NULL");
+  CHECK_STATUS(charm_kv_options_set_local(NULL, true, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "options is NULL");
+  CHECK_STATUS(charm_kv_options_set_auto_push(NULL, true, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "options is NULL");
+  CHECK_STATUS(charm_kv_options_set_encrypt_key(NULL, BYTES(TEST_KEY), &err), INVALID);
+  CHECK_ERROR(err, INVALID, "options is NULL");
+  CHECK_STATUS(charm_kv_options_add_encrypt_key(NULL, BYTES(TEST_KEY), &err), INVALID);
+  CHECK_ERROR(err, INVALID, "options is NULL");
+}
+
+static void test_null_out_pointers(const char *dir) {
+  charm_kv_store *store = open_store(dir, "outs");
+  charm_kv_error *err = NULL;
+  charm_kv_options *options = test_options(dir);
+  CHECK_STATUS(charm_kv_set(store, BYTES("k"), BYTES("v"), NULL), CHARM_KV_STATUS_OK);
+
+  CHECK_STATUS(charm_kv_open("outs", options, NULL, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "out_store is NULL");
+  CHECK_STATUS(charm_kv_options_new(NULL, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "out_options is NULL");
+  CHECK_STATUS(charm_kv_options_from_env(NULL, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "out_options is NULL");
+  CHECK_STATUS(charm_kv_get(store, BYTES("k"), NULL, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "out_value is NULL");
+  CHECK_STATUS(charm_kv_keys(store, NULL, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "out_keys is NULL");
+  CHECK_STATUS(charm_kv_pending_writes(store, NULL, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "out_count is NULL");
+  CHECK_STATUS(charm_kv_iter_new(store, false, true, NULL, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "out_iter is NULL");
+  CHECK_STATUS(charm_kv_batch_begin(store, NULL, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "out_batch is NULL");
+  CHECK_STATUS(charm_kv_list_databases(options, NULL, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "out_names is NULL");
+
+  /* Iterator outputs: key, key length and has-item are required; the value pair is
+   * optional but all-or-nothing. A refused call does not advance the iterator. */
+  charm_kv_iter *it = NULL;
+  CHECK_STATUS(charm_kv_iter_new(store, false, true, &it, NULL), CHARM_KV_STATUS_OK);
+  const uint8_t *k, *v;
+  size_t kl, vl;
+  bool has;
+  CHECK_STATUS(charm_kv_iter_next(it, NULL, &kl, &v, &vl, &has, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "out_key is NULL");
+  CHECK_STATUS(charm_kv_iter_next(it, &k, NULL, &v, &vl, &has, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "out_key_len is NULL");
+  CHECK_STATUS(charm_kv_iter_next(it, &k, &kl, &v, &vl, NULL, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "out_has_item is NULL");
+  CHECK_STATUS(charm_kv_iter_next(it, &k, &kl, &v, NULL, &has, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "out_value");
+  CHECK_STATUS(charm_kv_iter_next(it, &k, &kl, NULL, &vl, &has, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "out_value");
+  CHECK_STATUS(charm_kv_iter_next(it, &k, &kl, &v, &vl, &has, &err), CHARM_KV_STATUS_OK);
+  CHECK(has && bytes_eq(k, kl, "k") && bytes_eq(v, vl, "v"));
+  charm_kv_iter_free(it);
+
+  charm_kv_batch *batch = NULL;
+  CHECK_STATUS(charm_kv_batch_begin(store, &batch, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_batch_get(batch, BYTES("k"), NULL, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "out_value is NULL");
+  charm_kv_batch_free(batch);
+  charm_kv_options_free(options);
+  charm_kv_free(store);
+}
+
+static void test_null_data_with_length(const char *dir) {
+  charm_kv_store *store = open_store(dir, "nulldata");
+  charm_kv_error *err = NULL;
+  charm_kv_bytes value;
+  CHECK_STATUS(charm_kv_get(store, NULL, 3, &value, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "key is NULL but its length is 3");
+  CHECK_STATUS(charm_kv_set(store, NULL, 1, BYTES("v"), &err), INVALID);
+  CHECK_ERROR(err, INVALID, "key is NULL");
+  CHECK_STATUS(charm_kv_set(store, BYTES("k"), NULL, 1, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "value is NULL");
+  CHECK_STATUS(charm_kv_delete(store, NULL, 1, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "key is NULL");
+  /* A huge length is refused before anything is read. */
+  CHECK_STATUS(charm_kv_set(store, BYTES("k"), (const uint8_t *)"v", SIZE_MAX, &err),
+               INVALID);
+  CHECK_ERROR(err, INVALID, "too large");
+
+  charm_kv_batch *batch = NULL;
+  CHECK_STATUS(charm_kv_batch_begin(store, &batch, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_batch_set(batch, NULL, 1, BYTES("v"), &err), INVALID);
+  CHECK_ERROR(err, INVALID, "key is NULL");
+  CHECK_STATUS(charm_kv_batch_set(batch, BYTES("k"), NULL, 1, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "value is NULL");
+  CHECK_STATUS(charm_kv_batch_delete(batch, NULL, 1, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "key is NULL");
+  CHECK_STATUS(charm_kv_batch_get(batch, NULL, 1, &value, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "key is NULL");
+  charm_kv_batch_rollback(batch);
+
+  charm_kv_options *options = NULL;
+  CHECK_STATUS(charm_kv_options_new(&options, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_options_set_encrypt_key(options, NULL, 40, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "text is NULL");
+  CHECK_STATUS(charm_kv_options_add_encrypt_key(options, NULL, 40, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "text is NULL");
+  charm_kv_options_free(options);
+
+  /* Nothing was written by any of it. */
+  charm_kv_bytes_list keys;
+  CHECK_STATUS(charm_kv_keys(store, &keys, NULL), CHARM_KV_STATUS_OK);
+  CHECK(keys.len == 0);
+  charm_kv_bytes_list_free(&keys);
+  charm_kv_free(store);
+}
+
+static void test_invalid_utf8_text(const char *dir) {
+  charm_kv_options *options = test_options(dir);
+  charm_kv_error *err = NULL;
+  charm_kv_store *store = NULL;
+  const char *bad = "bad\xff\xfe";
+  const char *overlong = "\xc0\xaf"; /* an overlong '/' */
+  CHECK_STATUS(charm_kv_open(bad, options, &store, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "name is not valid UTF-8");
+  CHECK_STATUS(charm_kv_open(overlong, options, &store, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "UTF-8");
+  CHECK_STATUS(charm_kv_delete_database(options, bad, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "UTF-8");
+  CHECK_STATUS(charm_kv_options_set_data_dir(options, bad, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "dir is not valid UTF-8");
+  CHECK_STATUS(charm_kv_options_set_host(options, bad, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "host is not valid UTF-8");
+  CHECK_STATUS(charm_kv_options_set_identity_key(options, bad, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "UTF-8");
+  CHECK_STATUS(charm_kv_options_set_key_type(options, bad, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "UTF-8");
+  CHECK_STATUS(charm_kv_options_set_encrypt_key(options, (const uint8_t *)"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+                                                33, &err),
+               INVALID);
+  CHECK_ERROR(err, INVALID, "UTF-8");
+  /* NULL text where text is required. */
+  CHECK_STATUS(charm_kv_open(NULL, options, &store, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "name is NULL");
+  CHECK_STATUS(charm_kv_options_set_data_dir(options, NULL, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "dir is NULL");
+  CHECK_STATUS(charm_kv_options_set_data_dir(options, "", &err), INVALID);
+  CHECK_ERROR(err, INVALID, "empty");
+  CHECK_STATUS(charm_kv_options_set_key_type(options, NULL, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "key_type is NULL");
+  CHECK_STATUS(charm_kv_delete_database(options, NULL, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "name is NULL");
+
+  /* Bad option values. */
+  CHECK_STATUS(charm_kv_options_set_host(options, "../escape", &err), INVALID);
+  CHECK_ERROR(err, INVALID, "host");
+  CHECK_STATUS(charm_kv_options_set_host(options, "..", &err), INVALID);
+  CHECK_ERROR(err, INVALID, "host");
+  CHECK_STATUS(charm_kv_options_set_ssh_port(options, 0, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "port");
+  CHECK_STATUS(charm_kv_options_set_http_port(options, 0, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "port");
+  CHECK_STATUS(charm_kv_options_set_key_type(options, "dsa", &err), INVALID);
+  CHECK_ERROR(err, INVALID, "dsa");
+  CHECK_STATUS(charm_kv_options_set_key_type(options, "../x", &err), INVALID);
+  CHECK_ERROR(err, INVALID, NULL);
+  charm_kv_options_free(options);
+}
+
+static void test_path_escaping_names(const char *dir) {
+  charm_kv_options *options = test_options(dir);
+  charm_kv_error *err = NULL;
+  char long_name[202];
+  memset(long_name, 'n', 201);
+  long_name[201] = '\0';
+  const char *bad[] = {"",     ".",      "..",        "../x", "a/b", "/abs",
+                       "a\\b", "tab\tx", "line\nbreak", long_name};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    charm_kv_store *store = (charm_kv_store *)&err;
+    CHECK_STATUS(charm_kv_open(bad[i], options, &store, &err), INVALID);
+    CHECK(store == (charm_kv_store *)&err); /* untouched */
+    CHECK_ERROR(err, INVALID, "database name");
+    CHECK_STATUS(charm_kv_delete_database(options, bad[i], &err), INVALID);
+    CHECK_ERROR(err, INVALID, "database name");
+  }
+  /* Nothing was created next to the data path. */
+  char path[4096];
+  snprintf(path, sizeof path, "%s/localhost/x.sqlite", dir);
+  CHECK(!path_exists(path));
+  snprintf(path, sizeof path, "%s/x.sqlite", dir);
+  CHECK(!path_exists(path));
+  /* Names that only look odd are fine. */
+  charm_kv_store *store = NULL;
+  CHECK_STATUS(charm_kv_open("..x", options, &store, NULL), CHARM_KV_STATUS_OK);
+  charm_kv_free(store);
+  CHECK_STATUS(charm_kv_open("\xc3\xbcnicode name", options, &store, NULL),
+               CHARM_KV_STATUS_OK);
+  charm_kv_free(store);
+  charm_kv_options_free(options);
+}
+
+static void test_use_after_close_and_double_close(const char *dir) {
+  charm_kv_store *store = open_store(dir, "closing");
+  charm_kv_error *err = NULL;
+  CHECK_STATUS(charm_kv_set(store, BYTES("k"), BYTES("v"), NULL), CHARM_KV_STATUS_OK);
+  /* An iterator and a batch made before the close. */
+  charm_kv_iter *it = NULL;
+  charm_kv_batch *batch = NULL;
+  CHECK_STATUS(charm_kv_iter_new(store, false, true, &it, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_batch_begin(store, &batch, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_batch_set(batch, BYTES("b"), BYTES("1"), NULL), CHARM_KV_STATUS_OK);
+
+  CHECK_STATUS(charm_kv_close(store, &err), CHARM_KV_STATUS_OK);
+  CHECK(err == NULL);
+  CHECK_STATUS(charm_kv_close(store, &err), CHARM_KV_STATUS_OK);
+
+  const charm_kv_status closed = CHARM_KV_STATUS_CLOSED;
+  charm_kv_bytes value;
+  charm_kv_bytes_list keys;
+  uint64_t count;
+  charm_kv_iter *it2;
+  charm_kv_batch *batch2;
+  CHECK_STATUS(charm_kv_get(store, BYTES("k"), &value, &err), closed);
+  CHECK_ERROR(err, closed, "closed");
+  CHECK_STATUS(charm_kv_set(store, BYTES("k"), BYTES("v"), &err), closed);
+  CHECK_ERROR(err, closed, "closed");
+  CHECK_STATUS(charm_kv_delete(store, BYTES("k"), &err), closed);
+  CHECK_ERROR(err, closed, "closed");
+  CHECK_STATUS(charm_kv_keys(store, &keys, &err), closed);
+  CHECK_ERROR(err, closed, "closed");
+  CHECK_STATUS(charm_kv_iter_new(store, false, true, &it2, &err), closed);
+  CHECK_ERROR(err, closed, "closed");
+  CHECK_STATUS(charm_kv_batch_begin(store, &batch2, &err), closed);
+  CHECK_ERROR(err, closed, "closed");
+  CHECK_STATUS(charm_kv_sync(store, NULL, NULL, &err), closed);
+  CHECK_ERROR(err, closed, "closed");
+  CHECK_STATUS(charm_kv_reset(store, true, &err), closed);
+  CHECK_ERROR(err, closed, "closed");
+  CHECK_STATUS(charm_kv_pending_writes(store, &count, &err), closed);
+  CHECK_ERROR(err, closed, "closed");
+  char dest[4096];
+  snprintf(dest, sizeof dest, "%s/backup.sqlite", dir);
+  CHECK_STATUS(charm_kv_backup_to(store, dest, &err), closed);
+  CHECK_ERROR(err, closed, "closed");
+
+  /* The iterator and the batch made before report CLOSED too, and free cleanly. */
+  const uint8_t *k, *v;
+  size_t kl, vl;
+  bool has;
+  CHECK_STATUS(charm_kv_iter_next(it, &k, &kl, &v, &vl, &has, &err), closed);
+  CHECK_ERROR(err, closed, "closed");
+  CHECK_STATUS(charm_kv_batch_set(batch, BYTES("k"), BYTES("v"), &err), closed);
+  CHECK_ERROR(err, closed, "closed");
+  CHECK_STATUS(charm_kv_batch_delete(batch, BYTES("k"), &err), closed);
+  CHECK_ERROR(err, closed, "closed");
+  CHECK_STATUS(charm_kv_batch_get(batch, BYTES("b"), &value, &err), closed);
+  CHECK_ERROR(err, closed, "closed");
+  CHECK_STATUS(charm_kv_batch_commit(batch, &err), closed); /* consumed anyway */
+  CHECK_ERROR(err, closed, "closed");
+  charm_kv_iter_free(it);
+  CHECK_STATUS(charm_kv_close(store, NULL), CHARM_KV_STATUS_OK);
+  charm_kv_free(store);
+
+  /* Reopening works, and the committed data is there; the batch's is not. */
+  store = open_store(dir, "closing");
+  CHECK_STATUS(charm_kv_get(store, BYTES("k"), &value, NULL), CHARM_KV_STATUS_OK);
+  charm_kv_bytes_free(&value);
+  CHECK_STATUS(charm_kv_get(store, BYTES("b"), &value, NULL), CHARM_KV_STATUS_NOT_FOUND);
+  charm_kv_free(store);
+}
+
+static void test_handles_outlive_the_store_handle(const char *dir) {
+  charm_kv_store *store = open_store(dir, "outlive");
+  CHECK_STATUS(charm_kv_set(store, BYTES("k"), BYTES("v"), NULL), CHARM_KV_STATUS_OK);
+  charm_kv_iter *it = NULL;
+  charm_kv_batch *batch = NULL;
+  CHECK_STATUS(charm_kv_iter_new(store, false, true, &it, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_batch_begin(store, &batch, NULL), CHARM_KV_STATUS_OK);
+  charm_kv_free(store); /* without close: the iterator and batch keep it open */
+  const uint8_t *k, *v;
+  size_t kl, vl;
+  bool has;
+  CHECK_STATUS(charm_kv_iter_next(it, &k, &kl, &v, &vl, &has, NULL), CHARM_KV_STATUS_OK);
+  CHECK(has && bytes_eq(k, kl, "k") && bytes_eq(v, vl, "v"));
+  charm_kv_iter_free(it);
+  CHECK_STATUS(charm_kv_batch_set(batch, BYTES("b"), BYTES("1"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_batch_commit(batch, NULL), CHARM_KV_STATUS_OK);
+  store = open_store(dir, "outlive");
+  charm_kv_bytes value;
+  CHECK_STATUS(charm_kv_get(store, BYTES("b"), &value, NULL), CHARM_KV_STATUS_OK);
+  charm_kv_bytes_free(&value);
+  charm_kv_free(store);
+}
+
+static void test_free_functions_accept_null(const char *dir) {
+  (void)dir;
+  charm_kv_free(NULL);
+  charm_kv_options_free(NULL);
+  charm_kv_iter_free(NULL);
+  charm_kv_batch_free(NULL);
+  charm_kv_batch_rollback(NULL);
+  charm_kv_error_free(NULL);
+  charm_kv_bytes_free(NULL);
+  charm_kv_bytes_list_free(NULL);
+  charm_kv_string_list_free(NULL);
+  charm_kv_bytes empty = {NULL, 0};
+  charm_kv_bytes_free(&empty);
+  charm_kv_bytes_list empty_list = {NULL, 0};
+  charm_kv_bytes_list_free(&empty_list);
+  charm_kv_string_list empty_names = {NULL, 0};
+  charm_kv_string_list_free(&empty_names);
+  CHECK(1);
+}
+
+static void test_error_object_contract(const char *dir) {
+  charm_kv_store *store = open_store(dir, "errors");
+  /* NULL error accessors. */
+  CHECK(charm_kv_error_status(NULL) == CHARM_KV_STATUS_OK);
+  CHECK(charm_kv_error_message(NULL) != NULL);
+  CHECK(strcmp(charm_kv_error_message(NULL), "") == 0);
+
+  /* *err is always written when err is not NULL: NULL on success. */
+  charm_kv_error *err = (charm_kv_error *)&store; /* garbage, never read */
+  CHECK_STATUS(charm_kv_set(store, BYTES("k"), BYTES("v"), &err), CHARM_KV_STATUS_OK);
+  CHECK(err == NULL);
+
+  /* On failure: a fresh object with the same status and a message, which stays
+   * valid (and unchanged) until freed, across other calls. */
+  charm_kv_bytes value;
+  charm_kv_error *first = NULL, *second = NULL;
+  CHECK_STATUS(charm_kv_get(store, BYTES("missing"), &value, &first),
+               CHARM_KV_STATUS_NOT_FOUND);
+  CHECK_STATUS(charm_kv_open("../x", NULL, &store, &second), INVALID);
+  CHECK(first != NULL && second != NULL && first != second);
+  CHECK(charm_kv_error_status(first) == CHARM_KV_STATUS_NOT_FOUND);
+  CHECK(charm_kv_error_status(second) == INVALID);
+  const char *message = charm_kv_error_message(first);
+  CHECK(strcmp(message, "key not found") == 0);
+  CHECK(charm_kv_error_message(first) == message);
+  CHECK(strstr(charm_kv_error_message(second), "\"../x\"") != NULL);
+  charm_kv_error_free(second);
+  CHECK(strcmp(message, "key not found") == 0);
+  charm_kv_error_free(first);
+
+  /* A failing call without err still reports its status. */
+  CHECK_STATUS(charm_kv_get(store, BYTES("missing"), &value, NULL),
+               CHARM_KV_STATUS_NOT_FOUND);
+  charm_kv_free(store);
+}
+
+const test_case misuse_tests[] = {
+    {"null_store_handle", test_null_store_handle},
+    {"null_out_pointers", test_null_out_pointers},
+    {"null_data_with_length", test_null_data_with_length},
+    {"invalid_utf8_text", test_invalid_utf8_text},
+    {"path_escaping_names", test_path_escaping_names},
+    {"use_after_close_and_double_close", test_use_after_close_and_double_close},
+    {"handles_outlive_the_store_handle", test_handles_outlive_the_store_handle},
+    {"free_functions_accept_null", test_free_functions_accept_null},
+    {"error_object_contract", test_error_object_contract},
+    {NULL, NULL},
+};
