@@ -1,0 +1,72 @@
+"""charm-kv: an encrypted SQLite key-value store compatible with Charm's ``kv``.
+
+A thin ``ctypes`` binding of the charm-kv library (bundled in this package)::
+
+    import charm_kv
+
+    with charm_kv.open("app", local=True) as kv:
+        kv[b"name"] = b"charm"
+        assert kv[b"name"] == b"charm"
+        with kv.batch() as batch:          # one atomic commit
+            batch["a"] = "1"               # str is stored as UTF-8
+            batch["b"] = "2"
+        for key, value in kv.items():      # ascending key order
+            print(key, value)
+
+``KV`` is a ``MutableMapping[bytes, bytes]`` and may be shared by threads. Errors are
+:class:`Error` subclasses; a missing key raises :class:`NotFoundError`, which is also a
+``KeyError``. Set ``CHARM_KV_LIBRARY`` to load another build of the library.
+"""
+
+from ._bindings import Status, SyncPhase
+from ._errors import (
+    AuthenticationError,
+    BusyError,
+    ClosedError,
+    CorruptError,
+    EncryptionKeyError,
+    Error,
+    InternalError,
+    InvalidArgumentError,
+    NetworkError,
+    NotConfiguredError,
+    NotFoundError,
+    PanicError,
+    PendingWritesError,
+    ServerError,
+    StorageError,
+)
+from ._ffi import LIBRARY_PATH, LIBRARY_VERSION
+from ._kv import KV, Batch, BytesLike, ProgressCallback, delete_database, list_databases, open
+
+#: This package's version (the same as the charm-kv library it was built with).
+__version__ = "0.1.0"
+
+__all__ = [
+    "KV",
+    "LIBRARY_PATH",
+    "LIBRARY_VERSION",
+    "AuthenticationError",
+    "Batch",
+    "BusyError",
+    "BytesLike",
+    "ClosedError",
+    "CorruptError",
+    "EncryptionKeyError",
+    "Error",
+    "InternalError",
+    "InvalidArgumentError",
+    "NetworkError",
+    "NotConfiguredError",
+    "NotFoundError",
+    "PanicError",
+    "PendingWritesError",
+    "ProgressCallback",
+    "ServerError",
+    "Status",
+    "StorageError",
+    "SyncPhase",
+    "delete_database",
+    "list_databases",
+    "open",
+]

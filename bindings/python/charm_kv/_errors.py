@@ -1,0 +1,174 @@
+"""Exceptions, and the one place that turns a library status into one."""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+from ._bindings import Status
+from ._ffi import lib
+
+
+class Error(Exception):
+    """Base class of every error charm-kv raises.
+
+    ``status`` is the library's :class:`Status` code and ``message`` its message.
+    """
+
+    #: The status this class stands for (each subclass sets its own).
+    default_status = Status.INTERNAL
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = _as_status(self.default_status if status is None else status)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NotFoundError(Error, KeyError):
+    """A key (or database) that does not exist. Also a :class:`KeyError`.
+
+    Raised by ``kv[key]`` and ``del kv[key]`` for a missing key, with the key in
+    ``key`` (and, as for a dict, as the exception's argument).
+    """
+
+    default_status = Status.NOT_FOUND
+
+    def __init__(self, message: str, status: int | None = None, *, key: Any = None) -> None:
+        super().__init__(message, status)
+        self.key = key
+        if key is not None:
+            self.args = (key,)
+
+    def __str__(self) -> str:
+        return repr(self.key) if self.key is not None else self.message
+
+
+class InvalidArgumentError(Error, ValueError):
+    """A bad argument: a bad database name, an out-of-range option, a key or value over
+    the size limits. Also a :class:`ValueError`."""
+
+    default_status = Status.INVALID_ARGUMENT
+
+
+class StorageError(Error):
+    """A file-system or SQLite operation failed."""
+
+    default_status = Status.IO
+
+
+class CorruptError(Error):
+    """Stored or received data failed authentication or an integrity check."""
+
+    default_status = Status.CORRUPT
+
+
+class EncryptionKeyError(Error):
+    """No usable encryption key, or the keys at hand do not decrypt the data."""
+
+    default_status = Status.KEYS
+
+
+class AuthenticationError(Error):
+    """Authentication with the Charm server failed."""
+
+    default_status = Status.AUTH
+
+
+class NetworkError(Error):
+    """The Charm server could not be reached, or the connection broke."""
+
+    default_status = Status.NETWORK
+
+
+class ServerError(Error):
+    """The Charm server answered with an error."""
+
+    default_status = Status.SERVER
+
+
+class BusyError(Error):
+    """The database stayed locked by another writer past the busy timeout; retry."""
+
+    default_status = Status.BUSY
+
+
+class ClosedError(Error):
+    """The store (or the batch or iterator) was closed; it cannot be used any more."""
+
+    default_status = Status.CLOSED
+
+
+class NotConfiguredError(Error):
+    """The operation needs a Charm server and none is configured (local mode)."""
+
+    default_status = Status.NOT_CONFIGURED
+
+
+class PendingWritesError(Error):
+    """A reset would discard local writes not yet pushed: sync first, or force it."""
+
+    default_status = Status.PENDING_WRITES
+
+
+class InternalError(Error):
+    """A bug or an unexpected condition inside charm-kv (or an unknown status)."""
+
+    default_status = Status.INTERNAL
+
+
+class PanicError(InternalError):
+    """A bug: charm-kv panicked. The panic was caught; the objects involved are
+    memory-safe but may be in an unspecified state."""
+
+    default_status = Status.PANIC
+
+
+#: Status -> exception class. A status missing here (a newer library) is INTERNAL.
+EXCEPTIONS: dict[int, type[Error]] = {
+    cls.default_status: cls
+    for cls in (
+        NotFoundError,
+        InvalidArgumentError,
+        StorageError,
+        CorruptError,
+        EncryptionKeyError,
+        AuthenticationError,
+        NetworkError,
+        ServerError,
+        BusyError,
+        ClosedError,
+        NotConfiguredError,
+        PendingWritesError,
+        PanicError,
+        InternalError,
+    )
+}
+
+
+def _as_status(value: int) -> int:
+    try:
+        return Status(value)
+    except ValueError:
+        return value
+
+
+def status_str(status: int) -> str:
+    """The library's short description of ``status``."""
+    return lib.charm_kv_status_str(status).decode("utf-8", "replace")
+
+
+def take_error(status: int, err: Any) -> Error:
+    """The exception for a failed call: ``status`` is what it returned and ``err`` the
+    ``POINTER(charm_kv_error)`` it wrote (NULL when the call had no error out-param).
+
+    Frees the error object and resets ``err`` to NULL.
+    """
+    message = ""
+    if err:
+        message = lib.charm_kv_error_message(err).decode("utf-8", "replace")
+        lib.charm_kv_error_free(err)
+        ctypes.memset(ctypes.addressof(err), 0, ctypes.sizeof(err))
+    return EXCEPTIONS.get(status, InternalError)(message or status_str(status), status)
