@@ -70,3 +70,10 @@ __all__ = [
     "list_databases",
     "open",
 ]
+
+# Public classes show as charm_kv.X in tracebacks, reprs and docs.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type):
+        _obj.__module__ = __name__
+del _name, _obj

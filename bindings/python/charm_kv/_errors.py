@@ -26,6 +26,16 @@ class Error(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def __reduce__(self) -> Any:
+        # Pickles (for multiprocessing and friends) with status, message and key.
+        return (_rebuild, (type(self), self.message, int(self.status), self.__dict__))
+
+
+def _rebuild(cls: type[Error], message: str, status: int, state: dict) -> Error:
+    error = cls(message, status, **({"key": state["key"]} if "key" in state else {}))
+    error.__dict__.update(state)
+    return error
+
 
 class NotFoundError(Error, KeyError):
     """A key (or database) that does not exist. Also a :class:`KeyError`.

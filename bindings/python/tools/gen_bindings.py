@@ -260,7 +260,11 @@ def render(header: Header) -> str:
     w("}")
     body = "\n".join(out[imports_at:])
     used = sorted(
-        {n for n in re.findall(r"\b(CFUNCTYPE|POINTER|Structure|c_\w+)\b", body)},
+        set(
+            re.findall(
+                r"\b(CFUNCTYPE|POINTER|Structure|c_(?:bool|char_p|void_p|size_t|u?int\d+))\b", body
+            )
+        ),
         key=_isort_key,
     )
     out[imports_at:imports_at] = [f"    {name}," for name in used]
