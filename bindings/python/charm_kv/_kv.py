@@ -578,7 +578,20 @@ class KV(MutableMapping[bytes, bytes]):
                 key = _to_bytes(key, "key")
             except TypeError:
                 return False
-        return self.get(key, _MISSING) is not _MISSING  # type: ignore[arg-type]
+        try:
+            out = _OUTS.pop()
+        except IndexError:
+            out = _Out()
+        status = _get(self._ptr, key, len(key), out.value_ptr, None)
+        if status == _STATUS_OK:
+            if out.value.len:
+                _bytes_free(out.value_ptr)  # the value is not copied into Python
+            _OUTS.append(out)
+            return True
+        _OUTS.append(out)
+        if status == _STATUS_NOT_FOUND:
+            return False
+        return self._get_slow(key) is not None  # type: ignore[arg-type]
 
     def __len__(self) -> int:
         """The number of keys. Reads every key: O(n)."""
