@@ -329,3 +329,55 @@ fn delete_db_removes_the_remote_copy_too() {
     fresh.sync().unwrap();
     assert!(fresh.keys().unwrap().is_empty(), "it did not come back");
 }
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn no_plaintext_on_either_side_after_sync() {
+    let server = CharmServer::start();
+    let (d1, d2) = (server.client_dir("p1"), server.client_dir("p2"));
+    let a = Kv::open_with(DB, &device(&server, &d1, None)).unwrap();
+    let mut batch = a.batch();
+    for i in 0..20 {
+        batch.set(format!("secret-key-{i}"), format!("secret-value-{i}"));
+    }
+    batch.commit().unwrap();
+    let b = Kv::open_with(DB, &device(&server, &d2, Some(&key_of(&d1)))).unwrap();
+    b.sync().unwrap();
+    assert_eq!(b.keys().unwrap().len(), 20);
+    let files: Vec<PathBuf> = [d1.as_path(), d2.as_path(), server.data_dir().as_path()]
+        .iter()
+        .flat_map(|d| files_under(d))
+        .collect();
+    assert!(files
+        .iter()
+        .any(|f| f.to_string_lossy().ends_with(".sqlite")));
+    assert!(files
+        .iter()
+        .any(|f| f.starts_with(server.data_dir().join("files"))));
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        for needle in [&b"secret-key-"[..], b"secret-value-"] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{} holds plaintext",
+                file.display()
+            );
+        }
+    }
+}
