@@ -26,10 +26,10 @@ fn store() -> &'static Store {
         let mut store = ptr::null_mut();
         // SAFETY: every pointer is valid for the call; outputs are written on OK.
         unsafe {
-            assert_eq!(charm_kv_options_new(&mut options, ptr::null_mut()), charm_kv_status::CHARM_KV_STATUS_OK);
-            assert_eq!(charm_kv_options_set_data_dir(options, dir.as_ptr(), ptr::null_mut()), charm_kv_status::CHARM_KV_STATUS_OK);
-            assert_eq!(charm_kv_options_set_encrypt_key(options, key.as_ptr(), key.len(), ptr::null_mut()), charm_kv_status::CHARM_KV_STATUS_OK);
-            assert_eq!(charm_kv_open(name.as_ptr(), options, &mut store, ptr::null_mut()), charm_kv_status::CHARM_KV_STATUS_OK);
+            assert_eq!(charm_kv_options_new(&mut options, ptr::null_mut()), charm_kv_status::Ok);
+            assert_eq!(charm_kv_options_set_data_dir(options, dir.as_ptr(), ptr::null_mut()), charm_kv_status::Ok);
+            assert_eq!(charm_kv_options_set_encrypt_key(options, key.as_ptr(), key.len(), ptr::null_mut()), charm_kv_status::Ok);
+            assert_eq!(charm_kv_open(name.as_ptr(), options, &mut store, ptr::null_mut()), charm_kv_status::Ok);
             charm_kv_options_free(options);
         }
         Store(store)
@@ -72,9 +72,9 @@ fuzz_target!(|data: &[u8]| {
                 3 => {
                     let mut batch = ptr::null_mut();
                     let mut s = charm_kv_batch_begin(store, &mut batch, &mut err);
-                    if s == charm_kv_status::CHARM_KV_STATUS_OK {
+                    if s == charm_kv_status::Ok {
                         s = charm_kv_batch_set(batch, key, key_len, val, val_len, &mut err);
-                        if s == charm_kv_status::CHARM_KV_STATUS_OK {
+                        if s == charm_kv_status::Ok {
                             s = charm_kv_batch_commit(batch, &mut err);
                         } else {
                             charm_kv_batch_free(batch);
@@ -85,11 +85,11 @@ fuzz_target!(|data: &[u8]| {
                 4 => {
                     let mut iter = ptr::null_mut();
                     let s = charm_kv_iter_new(store, op[4] & 2 == 2, op[5] & 2 == 2, &mut iter, &mut err);
-                    if s == charm_kv_status::CHARM_KV_STATUS_OK {
+                    if s == charm_kv_status::Ok {
                         for _ in 0..(len % 16) {
                             let (mut k, mut kl, mut v, mut vl, mut has) = (ptr::null(), 0, ptr::null(), 0, false);
                             let s = charm_kv_iter_next(iter, &mut k, &mut kl, &mut v, &mut vl, &mut has, ptr::null_mut());
-                            assert_eq!(s, charm_kv_status::CHARM_KV_STATUS_OK);
+                            assert_eq!(s, charm_kv_status::Ok);
                             if !has {
                                 break;
                             }
@@ -107,11 +107,11 @@ fuzz_target!(|data: &[u8]| {
             };
             let needs_value = matches!(kind, 0 | 3);
             if !key_ok || (needs_value && !val_ok) {
-                assert_eq!(status, charm_kv_status::CHARM_KV_STATUS_INVALID_ARGUMENT);
+                assert_eq!(status, charm_kv_status::InvalidArgument);
             } else {
                 assert!(matches!(
                     status,
-                    charm_kv_status::CHARM_KV_STATUS_OK | charm_kv_status::CHARM_KV_STATUS_NOT_FOUND
+                    charm_kv_status::Ok | charm_kv_status::NotFound
                 ), "{status:?}");
             }
             charm_kv_error_free(err);
