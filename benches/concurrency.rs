@@ -51,7 +51,10 @@ fn measure(kv: &Kv, readers: usize, with_writer: bool) -> (f64, u64) {
         t.join().unwrap();
     }
     let secs = start.elapsed().as_secs_f64();
-    (reads.load(Ordering::Relaxed) as f64 / secs, writes.load(Ordering::Relaxed))
+    (
+        reads.load(Ordering::Relaxed) as f64 / secs,
+        writes.load(Ordering::Relaxed),
+    )
 }
 
 fn main() {
@@ -61,14 +64,19 @@ fn main() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut options = Options::new();
-    options.data_dir(dir.path()).encrypt_keys(vec![EncryptKey::generate()]);
+    options
+        .data_dir(dir.path())
+        .encrypt_keys(vec![EncryptKey::generate()]);
     let kv = Kv::open_with("bench", &options).unwrap();
     let mut batch = kv.batch();
     for i in 0..KEYS {
         batch.set(key(i), [1u8; 100]);
     }
     batch.commit().unwrap();
-    println!("{:<10} {:>16} {:>18} {:>14}", "readers", "reads/s alone", "reads/s + writer", "writer commits");
+    println!(
+        "{:<10} {:>16} {:>18} {:>14}",
+        "readers", "reads/s alone", "reads/s + writer", "writer commits"
+    );
     for readers in [1, 2, 4] {
         let (alone, _) = measure(&kv, readers, false);
         let (contended, writes) = measure(&kv, readers, true);
