@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 use charm_kv::ffi::*;
 use libfuzzer_sys::fuzz_target;
 
-struct Store(*mut charm_kv_store);
+/// The store and the folder it lives in, alive for the whole process.
+struct Store(*mut charm_kv_store, #[allow(dead_code)] tempfile::TempDir);
 // SAFETY: a charm_kv_store is documented thread-safe; the fuzzer only shares the handle.
 unsafe impl Send for Store {}
 // SAFETY: as above.
@@ -18,8 +19,8 @@ unsafe impl Sync for Store {}
 fn store() -> &'static Store {
     static STORE: OnceLock<Store> = OnceLock::new();
     STORE.get_or_init(|| {
-        let dir = Box::leak(Box::new(tempfile::tempdir().unwrap()));
-        let dir = CString::new(dir.path().to_str().unwrap()).unwrap();
+        let folder = tempfile::tempdir().unwrap();
+        let dir = CString::new(folder.path().to_str().unwrap()).unwrap();
         let key = b"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==";
         let name = CString::new("fuzz").unwrap();
         let mut options = ptr::null_mut();
@@ -32,7 +33,7 @@ fn store() -> &'static Store {
             assert_eq!(charm_kv_open(name.as_ptr(), options, &mut store, ptr::null_mut()), charm_kv_status::Ok);
             charm_kv_options_free(options);
         }
-        Store(store)
+        Store(store, folder)
     })
 }
 
@@ -105,8 +106,8 @@ fuzz_target!(|data: &[u8]| {
                     s
                 }
             };
-            let needs_value = matches!(kind, 0 | 3);
-            if !key_ok || (needs_value && !val_ok) {
+            let (needs_key, needs_value) = (kind <= 3, matches!(kind, 0 | 3));
+            if (needs_key && !key_ok) || (needs_value && !val_ok) {
                 assert_eq!(status, charm_kv_status::InvalidArgument);
             } else {
                 assert!(matches!(
