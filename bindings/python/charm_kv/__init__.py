@@ -74,6 +74,6 @@ __all__ = [
 # Public classes show as charm_kv.X in tracebacks, reprs and docs.
 for _name in __all__:
     _obj = globals()[_name]
-    if isinstance(_obj, type):
+    if issubclass(type(_obj), type):  # classes (not typing aliases)
         _obj.__module__ = __name__
 del _name, _obj
