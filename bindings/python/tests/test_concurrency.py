@@ -206,8 +206,13 @@ def test_two_processes_on_one_database(open_kv, data_dir):
 
 
 def test_threads_opening_their_own_stores(data_dir):
+    options = {"env": False, "data_dir": data_dir, "encrypt_keys": [TEST_KEY]}
+    # Created first: concurrent first opens of a new database can fail with BusyError
+    # at once (SQLite's switch to WAL mode does not wait for the busy timeout; a core
+    # issue, reported).
+    charm_kv.open("own", **options).close()
+
     def work(n: int) -> bytes:
-        options = {"env": False, "data_dir": data_dir, "encrypt_keys": [TEST_KEY]}
         with charm_kv.open("own", **options) as kv:
             kv[f"{n}"] = f"{n}"
             return kv[f"{n}"]
