@@ -12,7 +12,9 @@ from ._ffi import lib
 class Error(Exception):
     """Base class of every error charm-kv raises.
 
-    ``status`` is the library's :class:`Status` code and ``message`` its message.
+    ``status`` is the library's status code (a :class:`Status` member for every code
+    these bindings know; a plain ``int`` for a newer one) and ``message`` the library's
+    message, which never contains key or value bytes.
     """
 
     #: The status this class stands for (each subclass sets its own).
@@ -21,7 +23,7 @@ class Error(Exception):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.status = _as_status(self.default_status if status is None else status)
+        self.status: int = _as_status(self.default_status if status is None else status)
 
     def __str__(self) -> str:
         return self.message
@@ -31,7 +33,7 @@ class Error(Exception):
         return (_rebuild, (type(self), self.message, int(self.status), self.__dict__))
 
 
-def _rebuild(cls: type[Error], message: str, status: int, state: dict) -> Error:
+def _rebuild(cls: type[Error], message: str, status: int, state: dict[str, Any]) -> Error:
     error = cls(message, status, **({"key": state["key"]} if "key" in state else {}))
     error.__dict__.update(state)
     return error
@@ -167,7 +169,8 @@ def _as_status(value: int) -> int:
 
 def status_str(status: int) -> str:
     """The library's short description of ``status``."""
-    return lib.charm_kv_status_str(status).decode("utf-8", "replace")
+    text: bytes = lib.charm_kv_status_str(status)
+    return text.decode("utf-8", "replace")
 
 
 def take_error(status: int, err: Any) -> Error:

@@ -12,7 +12,7 @@ import ctypes
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from . import _bindings
 
@@ -104,4 +104,4 @@ def _bytes_from_address() -> Any:
 
 
 #: bytes_at(address, size) -> a new bytes object copied from library memory.
-bytes_at = _bytes_from_address()
+bytes_at: Callable[[int | None, int], bytes] = _bytes_from_address()

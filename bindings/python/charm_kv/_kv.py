@@ -107,7 +107,7 @@ def _c_text(obj: object, what: str) -> bytes:
 
 def _c_path(obj: object, what: str) -> bytes:
     """A file-system path, as the bytes the OS uses (the library wants UTF-8)."""
-    path = os.fsencode(obj)  # type: ignore[call-overload]
+    path = os.fsencode(obj)  # type: ignore[arg-type]
     if b"\0" in path:
         raise InvalidArgumentError(f"{what} contains a NUL character")
     return path
@@ -491,15 +491,14 @@ class KV(MutableMapping[bytes, bytes]):
     def __getitem__(self, key: BytesLike) -> bytes:
         """``kv[key]``: the value of ``key``; :class:`NotFoundError` (a ``KeyError``)
         if it is missing."""
-        if key.__class__ is not bytes:
-            key = _to_bytes(key, "key")
+        k = key if key.__class__ is bytes else _to_bytes(key, "key")
         try:
             out = _OUTS.pop()
         except IndexError:
             out = _Out()
         # No error out-param on the fast path: a missing key then costs no error
         # object. Other failures are rare and read again to get the message.
-        status = _get(self._ptr, key, len(key), out.value_ptr, None)
+        status = _get(self._ptr, k, len(k), out.value_ptr, None)
         if status == _STATUS_OK:
             value = out.value
             size = value.len
@@ -515,10 +514,10 @@ class KV(MutableMapping[bytes, bytes]):
         _OUTS.append(out)
         if status == _STATUS_NOT_FOUND:
             raise NotFoundError("not found", key=key)
-        data = self._get_slow(key)  # type: ignore[arg-type]
-        if data is None:
+        found = self._get_slow(k)
+        if found is None:
             raise NotFoundError("not found", key=key)
-        return data
+        return found
 
     @overload
     def get(self, key: BytesLike) -> bytes | None: ...
@@ -549,8 +548,8 @@ class KV(MutableMapping[bytes, bytes]):
         _OUTS.append(out)
         if status == _STATUS_NOT_FOUND:
             return default
-        data = self._get_slow(key)  # type: ignore[arg-type]
-        return default if data is None else data
+        found = self._get_slow(key)
+        return default if found is None else found
 
     def _get_slow(self, key: bytes) -> bytes | None:
         """A get with the error out-param: the value, None if missing, or raises."""
@@ -591,7 +590,7 @@ class KV(MutableMapping[bytes, bytes]):
         _OUTS.append(out)
         if status == _STATUS_NOT_FOUND:
             return False
-        return self._get_slow(key) is not None  # type: ignore[arg-type]
+        return self._get_slow(key) is not None
 
     def __len__(self) -> int:
         """The number of keys. Reads every key: O(n)."""
@@ -610,15 +609,15 @@ class KV(MutableMapping[bytes, bytes]):
         """The keys in descending byte order, from one snapshot."""
         return _Cursor(self._ptr, True, _KEYS)
 
-    def keys(self, reverse: bool = False) -> KeysView[bytes]:  # type: ignore[override]
+    def keys(self, reverse: bool = False) -> KeysView[bytes]:
         """A view of the keys, iterated in ascending (``reverse``: descending) order."""
         return _KeysView(self, reverse)
 
-    def values(self, reverse: bool = False) -> ValuesView[bytes]:  # type: ignore[override]
+    def values(self, reverse: bool = False) -> ValuesView[bytes]:
         """A view of the values, in the order of their keys."""
         return _ValuesView(self, reverse)
 
-    def items(self, reverse: bool = False) -> ItemsView[bytes, bytes]:  # type: ignore[override]
+    def items(self, reverse: bool = False) -> ItemsView[bytes, bytes]:
         """A view of the ``(key, value)`` pairs in key order; each iteration reads one
         consistent snapshot."""
         return _ItemsView(self, reverse)
@@ -645,10 +644,10 @@ class KV(MutableMapping[bytes, bytes]):
     def __delitem__(self, key: BytesLike) -> None:
         """``del kv[key]``: :class:`NotFoundError` (a ``KeyError``) if it is missing.
         :meth:`delete` does not mind missing keys."""
-        key = _to_bytes(key, "key")
-        if key not in self:
+        k = _to_bytes(key, "key")
+        if k not in self:
             raise NotFoundError("not found", key=key)
-        self.delete(key)
+        self.delete(k)
 
     def delete(self, key: BytesLike) -> None:
         """Deletes ``key`` if it exists (a missing key is not an error)."""
@@ -851,10 +850,10 @@ class Batch:
     def __delitem__(self, key: BytesLike) -> None:
         """Records the deletion of ``key``; :class:`NotFoundError` (a ``KeyError``) if it
         is missing (in the batch or the database)."""
-        key = _to_bytes(key, "key")
-        if key not in self:
+        k = _to_bytes(key, "key")
+        if k not in self:
             raise NotFoundError("not found", key=key)
-        self.delete(key)
+        self.delete(k)
 
     @overload
     def get(self, key: BytesLike) -> bytes | None: ...
@@ -883,16 +882,15 @@ class Batch:
 
     def __getitem__(self, key: BytesLike) -> bytes:
         """The value of ``key`` as the batch would leave it."""
-        value = self.get(key, _MISSING)
-        if value is _MISSING:
-            raise NotFoundError("not found", key=_to_bytes(key, "key"))
-        return value  # type: ignore[no-any-return]
+        value: bytes | None = self.get(key)
+        if value is None:
+            raise NotFoundError("not found", key=key)
+        return value
 
     def __contains__(self, key: object) -> bool:
-        try:
-            return self.get(key, _MISSING) is not _MISSING  # type: ignore[arg-type]
-        except TypeError:
+        if not isinstance(key, (bytes, bytearray, memoryview, str)):
             return False
+        return self.get(key) is not None
 
     def commit(self) -> None:
         """Writes every change atomically. The batch is finished afterwards, even when

@@ -43,6 +43,12 @@ def test_missing_key_is_a_key_error_and_a_charm_kv_error(kv):
     assert error.key == b"missing"
     assert error.args == (b"missing",)
     assert str(error) == "b'missing'"  # as a dict's KeyError
+    with pytest.raises(KeyError) as info:
+        kv["missing str"]
+    assert info.value.args == ("missing str",)  # the key as given
+    with pytest.raises(KeyError) as info:
+        del kv["missing str"]
+    assert info.value.args == ("missing str",)
 
 
 def test_invalid_arguments_are_value_errors_with_the_library_message(open_kv):

@@ -1,0 +1,37 @@
+"""Type-checked (``mypy --strict``) by scripts/test-all: how user code sees the API.
+Not a test module; it only has to type-check."""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+
+import charm_kv
+
+
+def usage(path: str) -> None:
+    with charm_kv.open("typing", data_dir=path, env=False, auto_push=False) as kv:
+        store: MutableMapping[bytes, bytes] = kv
+        kv[b"k"] = b"v"
+        kv["text"] = "value"
+        value: bytes = kv[b"k"]
+        maybe: bytes | None = kv.get(b"k")
+        either: bytes | int = kv.get(b"k", 0)
+        keys: list[bytes] = list(kv.keys(reverse=True))
+        items: list[tuple[bytes, bytes]] = list(kv.items())
+        with kv.batch() as batch:
+            batch[b"a"] = b"1"
+            batch.delete(b"b")
+            got: bytes | None = batch.get(b"a")
+
+        def progress(phase: charm_kv.SyncPhase, done: int, total: int) -> None:
+            print(phase.name, done, total)
+
+        try:
+            kv.sync(progress)
+        except charm_kv.NotConfiguredError as error:
+            status: int = error.status  # a charm_kv.Status for every known code
+            print(status, error.message)
+        count: int = kv.pending_writes()
+        print(store, value, maybe, either, keys, items, got, count, len(kv))
+    names: list[str] = charm_kv.list_databases(data_dir=path, env=False)
+    print(names)
