@@ -143,3 +143,34 @@ def test_public_api_is_typed_and_documented():
         if callable(member) and not name.startswith("_"):
             assert member.__doc__, f"KV.{name} has no docstring"
             assert member.__annotations__, f"KV.{name} has no type hints"
+
+
+SHUTDOWN = """
+import sys, threading, charm_kv
+kv = charm_kv.open("shutdown", env=False, data_dir=sys.argv[1])
+kv.update({b"a": b"1", b"b": b"2"})
+it = iter(kv.items())
+next(it)
+batch = kv.batch()
+batch[b"c"] = b"3"
+cycle = [kv, it, batch]
+cycle.append(cycle)  # only the cycle collector (or shutdown) frees these
+
+
+def reader():
+    while True:
+        kv[b"a"]
+
+
+threading.Thread(target=reader, daemon=True).start()
+print("exiting", flush=True)
+"""
+
+
+def test_interpreter_shutdown_with_live_objects(tmp_path):
+    # Stores, iterators and batches left open, plus a daemon thread still calling into
+    # the library: the interpreter exits cleanly, with nothing printed by __del__.
+    result = _run(SHUTDOWN.replace("sys.argv[1]", repr(str(tmp_path))))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "exiting\n"
+    assert result.stderr == ""
