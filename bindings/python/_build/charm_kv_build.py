@@ -29,6 +29,7 @@ import subprocess
 import sys
 import sysconfig
 import tarfile
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -246,21 +247,17 @@ def _write_wheel(wheel_directory: str, editable: bool) -> str:
     name = f"{dist}-{version}-{tag}.whl"
     dist_info = f"{dist}-{version}.dist-info"
     wheel = _Wheel(Path(wheel_directory) / name)
-    if editable:
-        # The package is imported from the source tree; the library goes next to it.
-        lib_dir.mkdir(exist_ok=True)
-        shutil.copyfile(_bundled_library(built, lib_dir.parent), lib_dir / built.name)
-        wheel.add(f"_{dist}_editable.pth", (str(ROOT) + "\n").encode())
-    else:
-        for arcname, path in _package_files():
-            wheel.add(arcname, path.read_bytes())
-        scratch = Path(wheel_directory) / f".{dist}-build"
-        scratch.mkdir(exist_ok=True)
-        try:
-            library = _bundled_library(built, scratch)
+    with tempfile.TemporaryDirectory() as scratch:
+        library = _bundled_library(built, Path(scratch))
+        if editable:
+            # The package is imported from the source tree; the library goes into it.
+            lib_dir.mkdir(exist_ok=True)
+            shutil.copyfile(library, lib_dir / built.name)
+            wheel.add(f"_{dist}_editable.pth", (str(ROOT) + "\n").encode())
+        else:
+            for arcname, path in _package_files():
+                wheel.add(arcname, path.read_bytes())
             wheel.add(f"{PACKAGE}/lib/{built.name}", library.read_bytes(), executable=True)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
     wheel.add(f"{dist_info}/METADATA", _metadata(project).encode("utf-8"))
     wheel.add(f"{dist_info}/WHEEL", _wheel_file(tag).encode())
     wheel.add(f"{dist_info}/top_level.txt", f"{PACKAGE}\n".encode())
