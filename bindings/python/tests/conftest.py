@@ -18,7 +18,8 @@ OTHER_KEY = "b3RoZXIta2V5LWZvci10aGUtY2hhcm0ta3YtcHl0aG9uLXRlc3RzLTExMTExMTExMTE
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_environment() -> Iterator[None]:
     """No test reads the developer's CHARM_* settings or data by accident."""
-    saved = {k: v for k, v in os.environ.items() if k.startswith("CHARM_") and k != "CHARM_BIN"}
+    ours = ("CHARM_BIN", "CHARM_KV_LIBRARY")  # the test setup's, not Charm settings
+    saved = {k: v for k, v in os.environ.items() if k.startswith("CHARM_") and k not in ours}
     for key in saved:
         del os.environ[key]
     yield
