@@ -552,3 +552,27 @@ fn temporary_files_of_a_crashed_sync_are_removed_at_the_next_open() {
     assert!(unrelated.exists(), "only this database's files are removed");
     kv.set("k", "v").unwrap();
 }
+
+#[test]
+fn many_handles_create_one_new_database_at_the_same_moment() {
+    for round in 0..30 {
+        let dir = tempfile::tempdir().unwrap();
+        let key = EncryptKey::generate();
+        let start = Arc::new(Barrier::new(6));
+        let openers: Vec<_> = (0..6)
+            .map(|t| {
+                let (dir, key, start) = (dir.path().to_owned(), key.clone(), start.clone());
+                thread::spawn(move || {
+                    start.wait();
+                    let kv = open(&dir, &key);
+                    kv.set(format!("t{t}"), "v").unwrap();
+                })
+            })
+            .collect();
+        for o in openers {
+            o.join()
+                .unwrap_or_else(|_| panic!("an opener failed in round {round}"));
+        }
+        assert_eq!(open(dir.path(), &key).keys().unwrap().len(), 6);
+    }
+}

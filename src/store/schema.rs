@@ -72,7 +72,7 @@ pub fn initialize(conn: &mut Connection, sealer: &Sealer) -> Result<()> {
     // Snapshots from a server are attached to this connection: never let a schema
     // object in one run SQL functions with side effects.
     conn.pragma_update(None, "trusted_schema", false)?;
-    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    let mode = switch_to_wal(conn)?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(Error::Internal(format!(
             "SQLite refused WAL mode (journal_mode is {mode})"
@@ -101,6 +101,29 @@ pub fn initialize(conn: &mut Connection, sealer: &Sealer) -> Result<()> {
     verify(&tx, sealer)?;
     tx.commit()?;
     Ok(())
+}
+
+/// `PRAGMA journal_mode=WAL`, retried: on a brand-new file that several connections
+/// open at once, SQLite answers "database is locked" at once instead of waiting for the
+/// busy timeout.
+fn switch_to_wal(conn: &Connection) -> Result<String> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)) {
+            Ok(mode) => return Ok(mode),
+            Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 /// Whether all tables and the rows `initialize` creates exist.
