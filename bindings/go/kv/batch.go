@@ -60,7 +60,7 @@ func (b *Batch) lock() (*C.charm_kv_batch, error) {
 	b.mu.Lock()
 	if b.ptr == nil {
 		b.mu.Unlock()
-		return nil, errClosed("batch (committed or discarded)")
+		return nil, errClosed("batch is already committed or discarded")
 	}
 	maybeGC()
 	return b.ptr, nil

@@ -60,7 +60,7 @@ var (
 	// not a charm-kv database).
 	ErrCorrupt error = &sentinel{StatusCorrupt, "corrupt data"}
 	// ErrKeys: no usable encryption key, or the keys at hand do not decrypt the data.
-	ErrKeys error = &sentinel{StatusKeys, "encryption keys"}
+	ErrKeys error = &sentinel{StatusKeys, "encryption key error"}
 	// ErrAuth: authentication with the Charm server failed (or its host key changed).
 	ErrAuth error = &sentinel{StatusAuth, "authentication failed"}
 	// ErrNetwork: the Charm server could not be reached, or the connection broke.
@@ -72,15 +72,15 @@ var (
 	ErrBusy error = &sentinel{StatusBusy, "database busy"}
 	// ErrClosed: the store (or the iterator's or batch's store) was closed, or the
 	// batch was already committed or discarded.
-	ErrClosed error = &sentinel{StatusClosed, "closed"}
+	ErrClosed error = &sentinel{StatusClosed, "store is closed"}
 	// ErrNotConfigured: the operation needs a Charm server and none is configured
 	// (local mode).
 	ErrNotConfigured error = &sentinel{StatusNotConfigured, "no Charm server configured"}
 	// ErrPendingWrites: a Reset would discard local writes not yet pushed; Sync first
 	// or use ForceReset.
-	ErrPendingWrites error = &sentinel{StatusPendingWrites, "pending writes"}
+	ErrPendingWrites error = &sentinel{StatusPendingWrites, "local writes not yet pushed"}
 	// ErrPanic: a bug, charm-kv panicked (the panic was caught).
-	ErrPanic error = &sentinel{StatusPanic, "panic in charm-kv"}
+	ErrPanic error = &sentinel{StatusPanic, "panic inside charm-kv"}
 	// ErrInternal: a bug or an unexpected condition inside charm-kv.
 	ErrInternal error = &sentinel{StatusInternal, "internal error"}
 )
@@ -132,13 +132,16 @@ func (e *Error) Is(target error) bool {
 	return s.status == e.Status
 }
 
-// newError makes an error raised on the Go side of the binding.
+// newError makes an error raised on the Go side of the binding, worded like the
+// library's ("invalid argument: ...").
 func newError(status Status, message string) *Error {
-	return &Error{Status: status, Message: message}
+	return &Error{Status: status, Message: status.String() + ": " + message}
 }
 
-func errClosed(what string) error {
-	return newError(StatusClosed, what+" is closed")
+// errClosed is ErrClosed raised on the Go side: use of a closed store, or of a
+// batch already ended.
+func errClosed(message string) error {
+	return &Error{Status: StatusClosed, Message: message}
 }
 
 // takeError converts a failed call's status and error object into an *Error and

@@ -82,7 +82,7 @@ func (kv *KV) acquire() (*C.charm_kv_store, error) {
 	kv.mu.RLock()
 	if kv.ptr == nil {
 		kv.mu.RUnlock()
-		return nil, errClosed("store " + kv.name)
+		return nil, errClosed("store is closed")
 	}
 	maybeGC()
 	return kv.ptr, nil
