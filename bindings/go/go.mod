@@ -2,7 +2,10 @@ module charm-kv/bindings/go
 
 go 1.24
 
-require github.com/charmbracelet/charm v0.12.6
+require (
+	github.com/charmbracelet/charm v0.12.6
+	github.com/dgraph-io/badger/v3 v3.2103.2
+)
 
 require (
 	github.com/aymanbagabas/go-osc52/v2 v2.0.1 // indirect
@@ -17,7 +20,6 @@ require (
 	github.com/charmbracelet/lipgloss v0.7.1 // indirect
 	github.com/charmbracelet/log v0.2.2 // indirect
 	github.com/containerd/console v1.0.3 // indirect
-	github.com/dgraph-io/badger/v3 v3.2103.2 // indirect
 	github.com/dgraph-io/ristretto v0.1.0 // indirect
 	github.com/dustin/go-humanize v1.0.0 // indirect
 	github.com/go-logfmt/logfmt v0.6.0 // indirect
