@@ -89,6 +89,7 @@ impl Config {
         if let Some(v) = get("CHARM_KEY_TYPE") {
             config.key_type = v;
         }
+        config.check_key_type()?;
         config.identity_key = get("CHARM_IDENTITY_KEY").map(|p| expand_tilde(&p));
         if let Some(v) = get("CHARM_DEBUG") {
             config.debug = parse_bool("CHARM_DEBUG", &v)?;
@@ -127,6 +128,21 @@ impl Config {
             None => default_data_dir()?,
         };
         Ok(base.join(host))
+    }
+
+    /// `CHARM_KEY_TYPE` becomes part of a file name: only a plain word is accepted.
+    pub(crate) fn check_key_type(&self) -> Result<()> {
+        let t = &self.key_type;
+        if t.is_empty()
+            || !t
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(Error::invalid(format!(
+                "CHARM_KEY_TYPE={t:?} is not a key type (ed25519 or rsa)"
+            )));
+        }
+        Ok(())
     }
 
     /// The key file name the data path is searched for (`charm_<CHARM_KEY_TYPE>`).
@@ -237,6 +253,18 @@ mod tests {
         c.local = true;
         assert_eq!(c.server(), None);
         assert_eq!(c.data_path().unwrap(), PathBuf::from("/d/h"));
+    }
+
+    #[test]
+    fn path_escaping_key_type_is_rejected() {
+        assert!(config(&[("CHARM_KEY_TYPE", "../x")]).is_err());
+        assert!(config(&[("CHARM_KEY_TYPE", "a/b")]).is_err());
+        assert_eq!(
+            config(&[("CHARM_KEY_TYPE", "rsa")])
+                .unwrap()
+                .key_file_name(),
+            "charm_rsa"
+        );
     }
 
     #[test]

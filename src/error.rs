@@ -125,13 +125,25 @@ impl Error {
     /// Turns an error from a `Read` back into the crate error it carries, if any:
     /// streaming decryptors report tampering as `io::Error::other(Error::Corrupt(..))`.
     pub fn from_read(context: impl Into<String>, err: io::Error) -> Self {
-        if err.get_ref().is_some_and(|inner| inner.is::<Error>()) {
-            if let Some(Ok(inner)) = err.into_inner().map(|b| b.downcast::<Error>()) {
-                return *inner;
+        let context = context.into();
+        // Readers stacked on readers (decryptor over network body) may wrap twice.
+        let mut err = err;
+        loop {
+            let wrapped = err
+                .get_ref()
+                .map(|inner| inner.is::<Error>() || inner.is::<io::Error>());
+            if wrapped != Some(true) {
+                return Error::io(context, err);
             }
-            return Error::Internal("lost a wrapped error".into());
+            let inner = err.into_inner().expect("checked above");
+            match inner.downcast::<Error>() {
+                Ok(crate_error) => return *crate_error,
+                Err(other) => match other.downcast::<io::Error>() {
+                    Ok(io_error) => err = *io_error,
+                    Err(_) => return Error::Internal("lost a wrapped error".into()),
+                },
+            }
         }
-        Error::io(context, err)
     }
 
     pub(crate) fn invalid(msg: impl Into<String>) -> Self {

@@ -29,6 +29,7 @@ impl SshIdentity {
         if let Some(path) = &config.identity_key {
             return Self::load(path);
         }
+        config.check_key_type()?;
         let data_path = config.data_path()?;
         let path = data_path.join(config.key_file_name());
         if path.exists() {

@@ -133,7 +133,7 @@ fn processes_and_threads_share_one_database() {
             BufReader::new(stdout)
                 .lines()
                 .map_while(Result::ok)
-                .filter_map(|l| l.strip_prefix("ack ").map(str::to_owned)),
+                .filter_map(|l| l.split_once("ack ").map(|(_, k)| k.to_owned())),
         );
         assert!(child.wait().unwrap().success(), "a child process failed");
     }

@@ -87,7 +87,10 @@ fn writes_survive_sigkill() {
             BufReader::new(stdout)
                 .lines()
                 .map_while(Result::ok)
-                .filter_map(|l| l.strip_prefix("ack ").and_then(|n| n.parse::<u64>().ok()))
+                .filter_map(|l| {
+                    l.split_once("ack ")
+                        .and_then(|(_, n)| n.parse::<u64>().ok())
+                })
                 .collect::<Vec<u64>>()
         });
         std::thread::sleep(Duration::from_millis(rng.gen_range(20..150)));

@@ -527,3 +527,28 @@ fn two_processes_share_one_database() {
     );
     assert_eq!(kv.get("counter").unwrap(), b"199");
 }
+
+#[test]
+fn temporary_files_of_a_crashed_sync_are_removed_at_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = EncryptKey::generate();
+    let kv = open(dir.path(), &key);
+    let db = kv.path().unwrap();
+    kv.close().unwrap();
+    let kv_dir = db.parent().unwrap();
+    let leftovers = [
+        kv_dir.join(".test.sqlite.sync-download-123-00000000deadbeef.tmp"),
+        kv_dir.join(".test.sqlite.sync-upload-123-00000000deadbeef.tmp"),
+    ];
+    for file in &leftovers {
+        std::fs::write(file, b"encrypted snapshot bytes").unwrap();
+    }
+    let unrelated = kv_dir.join(".other.sqlite.sync-upload-1-0.tmp");
+    std::fs::write(&unrelated, b"another database's").unwrap();
+    let kv = open(dir.path(), &key);
+    for file in &leftovers {
+        assert!(!file.exists(), "{} left behind", file.display());
+    }
+    assert!(unrelated.exists(), "only this database's files are removed");
+    kv.set("k", "v").unwrap();
+}

@@ -329,3 +329,159 @@ fn delete_db_removes_the_remote_copy_too() {
     fresh.sync().unwrap();
     assert!(fresh.keys().unwrap().is_empty(), "it did not come back");
 }
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn no_plaintext_on_either_side_after_sync() {
+    let server = CharmServer::start();
+    let (d1, d2) = (server.client_dir("p1"), server.client_dir("p2"));
+    let a = Kv::open_with(DB, &device(&server, &d1, None)).unwrap();
+    let mut batch = a.batch();
+    for i in 0..20 {
+        batch.set(format!("secret-key-{i}"), format!("secret-value-{i}"));
+    }
+    batch.commit().unwrap();
+    let b = Kv::open_with(DB, &device(&server, &d2, Some(&key_of(&d1)))).unwrap();
+    b.sync().unwrap();
+    assert_eq!(b.keys().unwrap().len(), 20);
+    let files: Vec<PathBuf> = [d1.as_path(), d2.as_path(), server.data_dir().as_path()]
+        .iter()
+        .flat_map(|d| files_under(d))
+        .collect();
+    assert!(files
+        .iter()
+        .any(|f| f.to_string_lossy().ends_with(".sqlite")));
+    assert!(files
+        .iter()
+        .any(|f| f.starts_with(server.data_dir().join("files"))));
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        for needle in [&b"secret-key-"[..], b"secret-value-"] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{} holds plaintext",
+                file.display()
+            );
+        }
+    }
+}
+
+/// Runs in child processes of `processes_on_one_machine_and_another_device_converge`.
+#[test]
+fn sync_process_child() {
+    let Ok(spec) = std::env::var("CHARM_KV_SYNC_CHILD") else {
+        return;
+    };
+    let parts: Vec<&str> = spec.split('|').collect();
+    let (role, dir, identity, ssh, http) = (parts[0], parts[1], parts[2], parts[3], parts[4]);
+    let mut options = Options::new();
+    options
+        .data_dir(dir)
+        .host(Some(support::charm_server::HOST.into()))
+        .ssh_port(ssh.parse().unwrap())
+        .http_port(http.parse().unwrap());
+    if !identity.is_empty() {
+        options.identity_key(identity);
+    }
+    let kv = Kv::open_with(DB, &options).unwrap();
+    if role == "reader" {
+        // Reads while other processes restore snapshots into this same file.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(4);
+        let mut reads = 0u64;
+        while std::time::Instant::now() < deadline {
+            for (k, v) in contents(&kv) {
+                assert!(v.starts_with(&k[..2]), "inconsistent pair");
+            }
+            reads += 1;
+        }
+        println!("reads {reads}");
+        return;
+    }
+    for i in 0..4 {
+        let key = format!("{role}-{i}");
+        kv.set(&key, format!("{}:{i}", &key[..2])).unwrap();
+        println!("ack {key}");
+    }
+}
+
+#[test]
+fn processes_on_one_machine_and_another_device_converge() {
+    let server = CharmServer::start();
+    let (machine, other) = (server.client_dir("machine"), server.client_dir("laptop"));
+    let seed = Kv::open_with(DB, &device(&server, &machine, None)).unwrap();
+    seed.set("seed", "se").unwrap();
+    let identity = key_of(&machine);
+    let spawn = |role: &str, dir: &Path, identity: &str| {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "sync_process_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(
+                "CHARM_KV_SYNC_CHILD",
+                format!(
+                    "{role}|{}|{identity}|{}|{}",
+                    dir.display(),
+                    server.ssh_port,
+                    server.http_port
+                ),
+            )
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let id = identity.to_str().unwrap();
+    let children = vec![
+        spawn("p1", &machine, ""),
+        spawn("p2", &machine, ""),
+        spawn("reader", &machine, ""),
+        spawn("l1", &other, id),
+    ];
+    let mut acked = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        // libtest prints "test name ... " before the first line of the test's output.
+        acked.extend(
+            text.lines()
+                .filter_map(|l| l.split_once("ack "))
+                .map(|(_, k)| k.to_owned()),
+        );
+        if let Some((_, reads)) = text.lines().find_map(|l| l.split_once("reads ")) {
+            assert!(reads.parse::<u64>().unwrap() > 0);
+        }
+    }
+    assert_eq!(acked.len(), 12);
+    let laptop = Kv::open_with(DB, &device(&server, &other, Some(&identity))).unwrap();
+    for _ in 0..2 {
+        seed.sync().unwrap();
+        laptop.sync().unwrap();
+    }
+    assert_eq!(contents(&seed), contents(&laptop));
+    for key in &acked {
+        assert!(laptop.get(key).is_ok(), "acknowledged {key} lost");
+    }
+}

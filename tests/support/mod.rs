@@ -3,6 +3,7 @@
 
 pub mod charm_server;
 pub mod fake_ssh;
+pub mod fault_proxy;
 
 /// `jwt` with a broken signature: same claims (so it still looks fresh), rejected by
 /// the server. The first signature character changes (the last one may carry only

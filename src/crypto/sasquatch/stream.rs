@@ -140,6 +140,8 @@ impl<W: Write> StreamWriter<W> {
 #[derive(Clone)]
 enum Failure {
     Corrupt(String),
+    /// The source failed with a network error (an HTTP body): keeps its category.
+    Network(String),
     Io(io::ErrorKind, String),
 }
 
@@ -147,6 +149,7 @@ impl Failure {
     fn to_io(&self) -> io::Error {
         match self {
             Failure::Corrupt(msg) => corrupt_io(msg.clone()),
+            Failure::Network(msg) => io::Error::other(Error::Network(msg.clone())),
             Failure::Io(kind, msg) => io::Error::new(*kind, msg.clone()),
         }
     }
@@ -215,7 +218,14 @@ impl<R: Read> StreamReader<R> {
 
     /// Reads, authenticates and decrypts the next chunk into `buf`.
     fn next_chunk(&mut self) -> std::result::Result<(), Failure> {
-        let io_fail = |e: io::Error| Failure::Io(e.kind(), e.to_string());
+        let io_fail = |e: io::Error| {
+            let kind = e.kind();
+            match Error::from_read("reading the payload", e) {
+                Error::Network(msg) => Failure::Network(msg),
+                Error::Corrupt(msg) => Failure::Corrupt(msg),
+                other => Failure::Io(kind, other.to_string()),
+            }
+        };
         let n = read_full(&mut self.src, &mut self.buf).map_err(io_fail)?;
         if n == 0 {
             return Err(Failure::Corrupt(

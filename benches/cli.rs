@@ -1,0 +1,135 @@
+//! `cargo bench --bench cli`: whole-process cost of `charm-kv get` (spawn, open, read,
+//! exit) against a minimal program that opens the same SQLite file and selects one row,
+//! and (with a server) against the Go `charm kv get`, which authenticates over SSH and
+//! fetches its keys on every run.
+//!
+//! `BENCH_RUNS` (default 50) processes per command; the median is reported.
+
+#[path = "../tests/support/charm_server.rs"]
+#[allow(dead_code)]
+mod charm_server;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn time_runs(runs: usize, mut command: impl FnMut() -> Command) -> Duration {
+    let samples = (0..runs)
+        .map(|_| {
+            let mut c = command();
+            let start = Instant::now();
+            let out = c.output().expect("spawn");
+            let elapsed = start.elapsed();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            elapsed
+        })
+        .collect();
+    median(samples)
+}
+
+/// The minimal program: open the file, select one row, print it.
+fn minimal_get(db: &str) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let value: Vec<u8> = conn
+        .query_row("SELECT value FROM kv LIMIT 1", [], |r| r.get(0))
+        .unwrap();
+    use std::io::Write;
+    std::io::stdout().write_all(&value).unwrap();
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(pos) = args.iter().position(|a| a == "--minimal-get") {
+        minimal_get(&args[pos + 1]);
+        return;
+    }
+    if !args.iter().any(|a| a == "--bench") {
+        println!("cli: skipped outside `cargo bench`");
+        return;
+    }
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(50);
+    let charm_kv = env!("CARGO_BIN_EXE_charm-kv");
+    let me = std::env::current_exe().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let local = |args: &[&str]| {
+        let mut c = Command::new(charm_kv);
+        c.args(args).env_clear().env("CHARM_DATA_DIR", dir.path());
+        c
+    };
+    assert!(local(&["set", "greeting", "hello"])
+        .status()
+        .unwrap()
+        .success());
+    let db = dir
+        .path()
+        .join("localhost/kv/charm.sh.kv.user.default.sqlite");
+
+    let ours = time_runs(runs, || local(&["get", "greeting"]));
+    let minimal = time_runs(runs, || {
+        let mut c = Command::new(&me);
+        c.args(["--minimal-get", db.to_str().unwrap()]);
+        c
+    });
+    println!("{:<44} {:>10}", "command (median of runs)", "time");
+    println!("{:<44} {:>10.2?}", "charm-kv get (local mode)", ours);
+    println!(
+        "{:<44} {:>10.2?}",
+        "minimal SQLite select (same file)", minimal
+    );
+    let ratio = ours.as_secs_f64() / minimal.as_secs_f64();
+    println!(
+        "ratio {ratio:.2}x (target <= 2x): {}",
+        if ratio <= 2.0 { "ok" } else { "MISS" }
+    );
+
+    // Against the Go client, same account, same loopback server.
+    if std::env::var("BENCH_NO_SERVER").is_ok() {
+        return;
+    }
+    let server = charm_server::CharmServer::start();
+    let data = server.client_dir("bench");
+    let env = server.env_for_client(&data);
+    let with_server = |bin: &Path, args: &[&str]| {
+        let mut c = Command::new(bin);
+        c.args(args)
+            .env_clear()
+            .envs(env.clone())
+            .env("HOME", &data);
+        c
+    };
+    let go = charm_server::charm_bin();
+    assert!(with_server(&go, &["kv", "set", "greeting", "hello"])
+        .status()
+        .unwrap()
+        .success());
+    let ours_bin = Path::new(charm_kv);
+    assert!(with_server(ours_bin, &["sync"]).status().unwrap().success());
+    let go_runs = runs.min(20);
+    let go_time = time_runs(go_runs, || with_server(&go, &["kv", "get", "greeting"]));
+    let ours_server = time_runs(runs, || with_server(ours_bin, &["get", "greeting"]));
+    println!(
+        "{:<44} {:>10.2?}",
+        "Go `charm kv get` (auth + keys each run)", go_time
+    );
+    println!(
+        "{:<44} {:>10.2?}",
+        "charm-kv get (server configured)", ours_server
+    );
+    let ratio = ours_server.as_secs_f64() / go_time.as_secs_f64();
+    println!(
+        "ratio {ratio:.3}x (target <= 0.1x): {}",
+        if ratio <= 0.1 { "ok" } else { "MISS" }
+    );
+}
