@@ -103,9 +103,10 @@ func lookupProgress(h uintptr) *progressCall {
 
 // SyncWithProgress is Sync, calling fn as transfers advance, on the calling
 // goroutine, before SyncWithProgress returns. fn should be quick and must not use
-// kv (the sync may hold its write lock: that would deadlock). If fn panics, later
-// reports are dropped, the sync runs to its end, and the panic is raised again
-// from SyncWithProgress.
+// kv (the sync may hold its write lock: that would deadlock), nor call
+// runtime.Goexit (t.FailNow in tests), which cannot leave a C call. If fn panics,
+// later reports are dropped, the sync runs to its end, and the panic is raised
+// again from SyncWithProgress.
 func (kv *KV) SyncWithProgress(fn func(SyncProgress)) error {
 	if fn == nil {
 		return kv.sync(nil)
