@@ -31,10 +31,17 @@ type SyncPhase uint32
 // The phases of a sync.
 const (
 	// SyncDownload: fetching and decrypting a remote snapshot.
-	SyncDownload SyncPhase = C.CHARM_KV_SYNC_PHASE_DOWNLOAD
+	SyncDownload SyncPhase = 1
 	// SyncUpload: encrypting and uploading a local snapshot.
-	SyncUpload SyncPhase = C.CHARM_KV_SYNC_PHASE_UPLOAD
+	SyncUpload SyncPhase = 2
 )
+
+// Checked against the header at compile time (see errors.go).
+func _() {
+	var x [1]struct{}
+	_ = x[int(SyncDownload)-int(C.CHARM_KV_SYNC_PHASE_DOWNLOAD)]
+	_ = x[int(SyncUpload)-int(C.CHARM_KV_SYNC_PHASE_UPLOAD)]
+}
 
 func (p SyncPhase) String() string {
 	switch p {
