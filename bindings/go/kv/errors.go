@@ -1,0 +1,182 @@
+package kv
+
+// #include <stdlib.h>
+// #include "charm_kv.h"
+import "C"
+
+import "strconv"
+
+// Status is the category of a failure: one value per charm_kv_status of the C
+// library. The numbers never change.
+type Status uint32
+
+// The statuses of the C library (charm_kv_status in include/charm_kv.h).
+const (
+	StatusOK              Status = 0
+	StatusNotFound        Status = 1
+	StatusInvalidArgument Status = 2
+	StatusIO              Status = 3
+	StatusCorrupt         Status = 4
+	StatusKeys            Status = 5
+	StatusAuth            Status = 6
+	StatusNetwork         Status = 7
+	StatusServer          Status = 8
+	StatusBusy            Status = 9
+	StatusClosed          Status = 10
+	StatusNotConfigured   Status = 11
+	StatusPendingWrites   Status = 12
+	StatusPanic           Status = 13
+	StatusInternal        Status = 14
+)
+
+// The values above are checked against the header at compile time: an index out
+// of range here means they differ.
+func _() {
+	var x [1]struct{}
+	_ = x[int(StatusOK)-int(C.CHARM_KV_STATUS_OK)]
+	_ = x[int(StatusNotFound)-int(C.CHARM_KV_STATUS_NOT_FOUND)]
+	_ = x[int(StatusInvalidArgument)-int(C.CHARM_KV_STATUS_INVALID_ARGUMENT)]
+	_ = x[int(StatusIO)-int(C.CHARM_KV_STATUS_IO)]
+	_ = x[int(StatusCorrupt)-int(C.CHARM_KV_STATUS_CORRUPT)]
+	_ = x[int(StatusKeys)-int(C.CHARM_KV_STATUS_KEYS)]
+	_ = x[int(StatusAuth)-int(C.CHARM_KV_STATUS_AUTH)]
+	_ = x[int(StatusNetwork)-int(C.CHARM_KV_STATUS_NETWORK)]
+	_ = x[int(StatusServer)-int(C.CHARM_KV_STATUS_SERVER)]
+	_ = x[int(StatusBusy)-int(C.CHARM_KV_STATUS_BUSY)]
+	_ = x[int(StatusClosed)-int(C.CHARM_KV_STATUS_CLOSED)]
+	_ = x[int(StatusNotConfigured)-int(C.CHARM_KV_STATUS_NOT_CONFIGURED)]
+	_ = x[int(StatusPendingWrites)-int(C.CHARM_KV_STATUS_PENDING_WRITES)]
+	_ = x[int(StatusPanic)-int(C.CHARM_KV_STATUS_PANIC)]
+	_ = x[int(StatusInternal)-int(C.CHARM_KV_STATUS_INTERNAL)]
+}
+
+// String returns the library's short description of the status, such as
+// "not found".
+func (s Status) String() string {
+	return C.GoString(C.charm_kv_status_str(C.uint32_t(s)))
+}
+
+// sentinel is the type of the Err* values: comparable, and matched by *Error.Is.
+type sentinel struct {
+	status Status
+	text   string
+}
+
+func (s *sentinel) Error() string { return "charm-kv: " + s.text }
+
+// The sentinel errors, one per failure status. Every error this package returns for
+// a failure of the library is an *Error; test for a category with errors.Is:
+//
+//	v, err := db.Get(key)
+//	if errors.Is(err, kv.ErrNotFound) { ... }
+var (
+	// ErrNotFound: the key (or database) does not exist. An ordinary outcome.
+	ErrNotFound error = &sentinel{StatusNotFound, "not found"}
+	// ErrInvalidArgument: a bad argument, such as an empty or path-escaping database
+	// name, a key over 65000 bytes or an out-of-range option.
+	ErrInvalidArgument error = &sentinel{StatusInvalidArgument, "invalid argument"}
+	// ErrIO: a file-system or SQLite operation failed.
+	ErrIO error = &sentinel{StatusIO, "I/O error"}
+	// ErrCorrupt: stored or received data failed an integrity check (or the file is
+	// not a charm-kv database).
+	ErrCorrupt error = &sentinel{StatusCorrupt, "corrupt data"}
+	// ErrKeys: no usable encryption key, or the keys at hand do not decrypt the data.
+	ErrKeys error = &sentinel{StatusKeys, "encryption key error"}
+	// ErrAuth: authentication with the Charm server failed (or its host key changed).
+	ErrAuth error = &sentinel{StatusAuth, "authentication failed"}
+	// ErrNetwork: the Charm server could not be reached, or the connection broke.
+	ErrNetwork error = &sentinel{StatusNetwork, "network error"}
+	// ErrServer: the Charm server answered with an error.
+	ErrServer error = &sentinel{StatusServer, "server error"}
+	// ErrBusy: the database stayed locked by another writer past the busy timeout;
+	// retry.
+	ErrBusy error = &sentinel{StatusBusy, "database busy"}
+	// ErrClosed: the store (or the iterator's or batch's store) was closed, or the
+	// batch was already committed or discarded.
+	ErrClosed error = &sentinel{StatusClosed, "store is closed"}
+	// ErrNotConfigured: the operation needs a Charm server and none is configured
+	// (local mode).
+	ErrNotConfigured error = &sentinel{StatusNotConfigured, "no Charm server configured"}
+	// ErrPendingWrites: a Reset would discard local writes not yet pushed; Sync first
+	// or use ForceReset.
+	ErrPendingWrites error = &sentinel{StatusPendingWrites, "local writes not yet pushed"}
+	// ErrPanic: a bug, charm-kv panicked (the panic was caught).
+	ErrPanic error = &sentinel{StatusPanic, "panic inside charm-kv"}
+	// ErrInternal: a bug or an unexpected condition inside charm-kv.
+	ErrInternal error = &sentinel{StatusInternal, "internal error"}
+)
+
+var sentinels = map[Status]error{
+	StatusNotFound:        ErrNotFound,
+	StatusInvalidArgument: ErrInvalidArgument,
+	StatusIO:              ErrIO,
+	StatusCorrupt:         ErrCorrupt,
+	StatusKeys:            ErrKeys,
+	StatusAuth:            ErrAuth,
+	StatusNetwork:         ErrNetwork,
+	StatusServer:          ErrServer,
+	StatusBusy:            ErrBusy,
+	StatusClosed:          ErrClosed,
+	StatusNotConfigured:   ErrNotConfigured,
+	StatusPendingWrites:   ErrPendingWrites,
+	StatusPanic:           ErrPanic,
+	StatusInternal:        ErrInternal,
+}
+
+// Error is a failure reported by charm-kv: its Status and the library's message
+// (English, never containing key or value bytes).
+//
+// errors.Is(err, ErrX) is true when err is an *Error whose Status is the one of ErrX.
+// A status this package does not know (from a newer library) matches ErrInternal.
+type Error struct {
+	Status  Status
+	Message string
+}
+
+// Error returns "charm-kv: " and the message.
+func (e *Error) Error() string {
+	if e.Message == "" {
+		return "charm-kv: " + e.Status.String()
+	}
+	return "charm-kv: " + e.Message
+}
+
+// Is reports whether target is the sentinel of e's status.
+func (e *Error) Is(target error) bool {
+	s, ok := target.(*sentinel)
+	if !ok {
+		return false
+	}
+	if _, known := sentinels[e.Status]; !known {
+		return s.status == StatusInternal
+	}
+	return s.status == e.Status
+}
+
+// newError makes an error raised on the Go side of the binding, worded like the
+// library's ("invalid argument: ...").
+func newError(status Status, message string) *Error {
+	return &Error{Status: status, Message: status.String() + ": " + message}
+}
+
+// errClosed is ErrClosed raised on the Go side: use of a closed store, or of a
+// batch already ended.
+func errClosed(message string) error {
+	return &Error{Status: StatusClosed, Message: message}
+}
+
+// takeError converts a failed call's status and error object into an *Error and
+// frees the object. status is not OK.
+func takeError(status C.charm_kv_status, cerr *C.charm_kv_error) error {
+	e := &Error{Status: Status(status)}
+	if cerr != nil {
+		// The object's status is authoritative; the returned one is the same.
+		e.Status = Status(C.charm_kv_error_status(cerr))
+		e.Message = C.GoString(C.charm_kv_error_message(cerr))
+		C.charm_kv_error_free(cerr)
+	}
+	if e.Message == "" {
+		e.Message = e.Status.String() + " (status " + strconv.FormatUint(uint64(e.Status), 10) + ")"
+	}
+	return e
+}
