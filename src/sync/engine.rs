@@ -214,7 +214,10 @@ impl<'a> Engine<'a> {
                     base = newest;
                 }
             }
-            if base + 1 >= ticket || Instant::now() >= deadline {
+            if base + 1 >= ticket
+                || self.only_own_abandoned_between(base, ticket)?
+                || Instant::now() >= deadline
+            {
                 return Ok(base);
             }
             std::thread::sleep(POLL_INTERVAL);
@@ -225,14 +228,19 @@ impl<'a> Engine<'a> {
         let file = TempFile::new(self.store.path(), "upload")?;
         let info = snapshot::create(self.store, file.path(), ticket)?;
         let progress = &mut *self.progress;
-        self.remote
-            .upload(ticket, file.path(), &mut |done, total| {
-                progress(&SyncProgress {
-                    phase: SyncPhase::Upload,
-                    done,
-                    total,
-                })
-            })?;
+        let uploaded = self.remote.upload(ticket, file.path(), &mut |done, total| {
+            progress(&SyncProgress {
+                phase: SyncPhase::Upload,
+                done,
+                total,
+            })
+        });
+        if let Err(e) = uploaded {
+            // Nobody will ever upload this ticket: our next push must not wait for it.
+            let conn = self.store.writer();
+            schema::state_set(&conn, &abandoned_name(ticket), ticket as i64)?;
+            return Err(e);
+        }
         drop(file);
         {
             let mut conn = self.store.writer();
@@ -246,6 +254,10 @@ impl<'a> Engine<'a> {
                 schema::STATE_UPLOADED_SEQ,
                 uploaded.max(info.included_seq),
             )?;
+            tx.execute(
+                "DELETE FROM sync_state WHERE name LIKE 'abandoned:%' AND value < ?1",
+                [ticket as i64],
+            )?;
             tx.commit()?;
         }
         self.apply_retention(ticket)?;
@@ -253,6 +265,17 @@ impl<'a> Engine<'a> {
             restore::forget_confirmed(self.store, info.included_seq)?;
         }
         Ok(())
+    }
+
+    /// Whether every ticket strictly between `base` and `ticket` is one this device drew
+    /// and failed to upload (so no snapshot will ever come for it).
+    fn only_own_abandoned_between(&self, base: u64, ticket: u64) -> Result<bool> {
+        let reader = self.store.reader()?;
+        let mut stmt = reader.prepare_cached(
+            "SELECT count(*) FROM sync_state WHERE name LIKE 'abandoned:%' AND value > ?1 AND value < ?2",
+        )?;
+        let own: i64 = stmt.query_row([base as i64, ticket as i64], |r| r.get(0))?;
+        Ok(own as u64 == ticket - base - 1)
     }
 
     /// Keeps the new snapshot and the one before it.
@@ -266,6 +289,10 @@ impl<'a> Engine<'a> {
         }
         Ok(())
     }
+}
+
+fn abandoned_name(ticket: u64) -> String {
+    format!("abandoned:{ticket}")
 }
 
 /// Serialises sync runs on one database across threads and processes.

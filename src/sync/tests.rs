@@ -352,3 +352,25 @@ fn tampered_remote_snapshot_is_refused_and_the_next_sync_completes() {
     sync(&b, &remote).unwrap();
     assert_eq!(contents(&b).len(), 201);
 }
+
+#[test]
+fn a_ticket_whose_upload_failed_is_not_waited_for() {
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let dir = tempfile::tempdir().unwrap();
+    let kv = device(dir.path(), &key);
+    kv.set("a", "1").unwrap();
+    sync(&kv, &remote).unwrap();
+    kv.set("b", "2").unwrap();
+    remote.fail_uploads.store(true, Ordering::SeqCst);
+    assert_eq!(sync(&kv, &remote).unwrap_err().kind(), ErrorKind::Network);
+    remote.fail_uploads.store(false, Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    sync(&kv, &remote).unwrap();
+    assert!(
+        started.elapsed() < WAIT,
+        "waited for its own abandoned ticket"
+    );
+    assert_eq!(remote.list().unwrap(), vec![1, 3]);
+    assert_eq!(kv.pending_writes().unwrap(), 0);
+}
