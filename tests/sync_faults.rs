@@ -14,16 +14,8 @@ use support::fault_proxy::{Fault, FaultProxy};
 const DB: &str = "faults";
 
 fn options(server: &CharmServer, dir: &Path, http_port: u16, identity: Option<&Path>) -> Options {
-    let mut options = Options::new();
-    options
-        .data_dir(dir)
-        .host(Some(HOST.into()))
-        .ssh_port(server.ssh_port)
-        .http_port(http_port)
-        .auto_push(false);
-    if let Some(key) = identity {
-        options.identity_key(key);
-    }
+    let mut options = server.options(dir, identity);
+    options.http_port(http_port).auto_push(false);
     options
 }
 

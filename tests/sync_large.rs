@@ -21,16 +21,8 @@ fn options(
     dir: &std::path::Path,
     identity: Option<&std::path::Path>,
 ) -> Options {
-    let mut options = Options::new();
-    options
-        .data_dir(dir)
-        .host(Some(HOST.into()))
-        .ssh_port(server.ssh_port)
-        .http_port(server.http_port)
-        .auto_push(false);
-    if let Some(key) = identity {
-        options.identity_key(key);
-    }
+    let mut options = server.options(dir, identity);
+    options.auto_push(false);
     options
 }
 

@@ -13,16 +13,7 @@ const DB: &str = "charm.sh.kv.user.default";
 
 /// One device: its own data dir; `identity` shares another device's SSH key (one account).
 fn device(server: &CharmServer, dir: &Path, identity: Option<&Path>) -> Options {
-    let mut options = Options::new();
-    options
-        .data_dir(dir)
-        .host(Some(support::charm_server::HOST.into()))
-        .ssh_port(server.ssh_port)
-        .http_port(server.http_port);
-    if let Some(key) = identity {
-        options.identity_key(key);
-    }
-    options
+    server.options(dir, identity)
 }
 
 fn key_of(dir: &Path) -> PathBuf {

@@ -296,4 +296,19 @@ impl CharmServer {
         })
         .expect("client config")
     }
+
+    /// Options for a store of a device with `data_dir`, talking to this server;
+    /// `identity` makes it share another device's SSH key (one account).
+    pub fn options(&self, data_dir: &Path, identity: Option<&Path>) -> charm_kv::Options {
+        let mut options = charm_kv::Options::new();
+        options
+            .data_dir(data_dir)
+            .host(Some(HOST.into()))
+            .ssh_port(self.ssh_port)
+            .http_port(self.http_port);
+        if let Some(key) = identity {
+            options.identity_key(key);
+        }
+        options
+    }
 }
