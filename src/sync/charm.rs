@@ -1,8 +1,10 @@
 //! The Charm server as a sync [`Remote`]: database `N` is the sequence `N` and the
 //! folder `N/` of Charm FS; names and contents are encrypted by [`CharmClient`].
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::Path;
+use std::sync::Mutex;
 
 use super::Remote;
 use crate::cloud::{CharmClient, DEFAULT_FILE_MODE};
@@ -11,14 +13,23 @@ use crate::error::{Error, Result};
 /// Copy buffer for downloads and uploads (the sasquatch chunk size).
 const BUFFER: usize = 64 * 1024;
 
+/// Sequences are stored as SQLite integers: anything above this is a hostile server.
+const MAX_SEQ: u64 = i64::MAX as u64;
+
 pub struct CharmRemote<'a> {
     client: &'a CharmClient,
     db: &'a str,
+    /// Ciphertext sizes from the last listing: a download may not exceed its file's.
+    sizes: Mutex<HashMap<u64, u64>>,
 }
 
 impl<'a> CharmRemote<'a> {
     pub fn new(client: &'a CharmClient, db: &'a str) -> Self {
-        CharmRemote { client, db }
+        CharmRemote {
+            client,
+            db,
+            sizes: Mutex::new(HashMap::new()),
+        }
     }
 
     fn file(&self, seq: u64) -> String {
@@ -33,11 +44,11 @@ impl<'a> CharmRemote<'a> {
 
 impl Remote for CharmRemote<'_> {
     fn current_seq(&self) -> Result<u64> {
-        self.client.seq_get(self.db)
+        checked_seq(self.client.seq_get(self.db)?)
     }
 
     fn next_seq(&self) -> Result<u64> {
-        self.client.seq_next(self.db)
+        checked_seq(self.client.seq_next(self.db)?)
     }
 
     fn list(&self) -> Result<Vec<u64>> {
@@ -46,13 +57,15 @@ impl Remote for CharmRemote<'_> {
         };
         // Names that are not sequence numbers are not ours to interpret; the Go client
         // fails on them, we leave them alone. 0 is never a snapshot (§8.6).
-        let mut seqs: Vec<u64> = entries
+        let files: HashMap<u64, u64> = entries
             .iter()
             .filter(|e| !e.is_dir)
-            .filter_map(|e| e.name.parse::<u64>().ok())
-            .filter(|&s| s > 0)
+            .filter_map(|e| Some((e.name.parse::<u64>().ok()?, e.size)))
+            .filter(|&(s, _)| s > 0 && s <= MAX_SEQ)
             .collect();
+        let mut seqs: Vec<u64> = files.keys().copied().collect();
         seqs.sort_unstable();
+        *crate::store::lock(&self.sizes) = files;
         Ok(seqs)
     }
 
@@ -62,8 +75,12 @@ impl Remote for CharmRemote<'_> {
         out: &mut dyn Write,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<()> {
+        let listed = crate::store::lock(&self.sizes).get(&seq).copied();
         let mut reader = self.client.fs_read(&self.file(seq))?;
-        let total = reader.encrypted_len().unwrap_or(0);
+        let total = reader.encrypted_len().or(listed).unwrap_or(0);
+        // Plaintext is never longer than the ciphertext the server said it holds: an
+        // endless or swollen body is cut off instead of filling the disk.
+        let limit = listed.or(reader.encrypted_len());
         let mut buf = vec![0u8; BUFFER];
         let mut done = 0u64;
         loop {
@@ -76,6 +93,12 @@ impl Remote for CharmRemote<'_> {
             out.write_all(&buf[..n])
                 .map_err(|e| Error::io("writing a downloaded snapshot", e))?;
             done += n as u64;
+            if limit.is_some_and(|limit| done > limit) {
+                return Err(Error::corrupt(format!(
+                    "the server sent more than the {} bytes it listed for snapshot {seq}",
+                    limit.unwrap_or(0)
+                )));
+            }
             progress(done.min(total.max(done)), total);
         }
         Ok(())
@@ -108,6 +131,16 @@ impl Remote for CharmRemote<'_> {
     fn remove(&self, seq: u64) -> Result<()> {
         self.client.fs_remove(&self.file(seq))
     }
+}
+
+fn checked_seq(seq: u64) -> Result<u64> {
+    if seq > MAX_SEQ {
+        return Err(Error::Server {
+            status: 200,
+            message: format!("sequence number {seq} is out of range"),
+        });
+    }
+    Ok(seq)
 }
 
 /// Reports bytes read from a file being uploaded.
