@@ -153,3 +153,40 @@ fn local_identity_and_keys_are_created_private() {
         }
     }
 }
+
+#[test]
+fn an_unreachable_server_keeps_writes_local_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_charm-kv"))
+            .args(args)
+            .env_clear()
+            .env("CHARM_DATA_DIR", dir.path())
+            .env("HOME", dir.path())
+            .env("CHARM_HOST", "127.0.0.1")
+            .env("CHARM_SSH_PORT", closed_port.to_string())
+            .env("CHARM_HTTP_PORT", closed_port.to_string())
+            .output()
+            .unwrap()
+    };
+    let out = run(&["set", "offline", "still saved"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("charm-kv: warning: 1 write(s) saved locally but not yet pushed")
+            && stderr.contains("network error"),
+        "{stderr}"
+    );
+    assert_eq!(run(&["get", "offline"]).stdout, b"still saved");
+    let sync = run(&["sync"]);
+    assert!(!sync.status.success());
+    assert!(String::from_utf8_lossy(&sync.stderr).contains("network error"));
+}

@@ -66,8 +66,12 @@ pub fn warn_pending(kv: &Kv) {
     }
     if let Ok(pending) = kv.pending_writes() {
         if pending > 0 {
+            let why = kv
+                .last_push_error()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default();
             eprintln!(
-                "charm-kv: warning: {pending} write(s) saved locally but not yet pushed to the server; \
+                "charm-kv: warning: {pending} write(s) saved locally but not yet pushed to the server{why}; \
                  run `charm-kv sync` when it is reachable"
             );
         }
