@@ -101,6 +101,10 @@ impl Remote for CharmRemote<'_> {
             }
             progress(done.min(total.max(done)), total);
         }
+        // `done` counts decrypted bytes, a little less than the ciphertext `total`:
+        // the last report says the transfer is complete.
+        let end = total.max(done);
+        progress(end, end);
         Ok(())
     }
 
