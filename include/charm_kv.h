@@ -261,6 +261,32 @@ typedef struct charm_kv_string_list {
 } charm_kv_string_list;
 
 /**
+ * A caller's buffer for `charm_kv_get_into`, and where the value landed.
+ *
+ * The caller sets `data` and `cap` (once: the struct can be reused call after call);
+ * the call sets `len`, and `large` when the value is longer than `cap`.
+ */
+typedef struct charm_kv_value_buf {
+  /**
+   * The caller's buffer (may be NULL when `cap` is 0).
+   */
+  uint8_t *data;
+  /**
+   * Its capacity in bytes.
+   */
+  size_t cap;
+  /**
+   * Out: the value's length.
+   */
+  size_t len;
+  /**
+   * Out: the value, owned by the caller, when it did not fit in `data`; otherwise
+   * empty (NULL, 0).
+   */
+  struct charm_kv_bytes large;
+} charm_kv_value_buf;
+
+/**
  * Called during `charm_kv_sync` to report transfer progress: `phase` is a
  * `charm_kv_sync_phase`, `done` and `total` are bytes (`total` 0 when unknown).
  *
@@ -743,6 +769,37 @@ charm_kv_status charm_kv_get(const struct charm_kv_store *store,
                              size_t key_len,
                              struct charm_kv_bytes *out_value,
                              struct charm_kv_error **err);
+
+/**
+ * Reads the value of `key` into the caller's buffer `out->data` (capacity
+ * `out->cap`): the fast path for bindings, where every call across the boundary
+ * costs (one call with few arguments instead of `charm_kv_get` plus
+ * `charm_kv_bytes_free`).
+ *
+ * On OK, `out->len` is the length of the value. If it is at most `out->cap`, the
+ * value is in `out->data[0..len]` and `out->large` is set empty (NULL, 0). Otherwise
+ * `out->data` is left as it was and `out->large` receives the value, owned by the
+ * caller (release it with `charm_kv_bytes_free`): one read either way, so the value
+ * never changes between a size query and the copy. `out->large` is overwritten, not
+ * freed: free a previous one first. Returns OK, NOT_FOUND (`out->len` is 0 and
+ * `out->large` empty), INVALID_ARGUMENT (`store` or `out` NULL, NULL `key` or
+ * `out->data` with a non-zero length, a key over 65000 bytes), CLOSED, IO, CORRUPT,
+ * KEYS, BUSY or PANIC.
+ *
+ * Thread safety: any thread, concurrently with other calls on `store`; `out` and its
+ * buffer must not be used by anyone else during the call.
+ *
+ * # Safety
+ * `store` is NULL or a live store handle; `key` is NULL or points to `key_len`
+ * readable bytes; `out` is NULL or points to a readable and writable
+ * `charm_kv_value_buf` whose `data` is NULL or points to `cap` writable bytes; `err`
+ * is NULL or writable.
+ */
+charm_kv_status charm_kv_get_into(const struct charm_kv_store *store,
+                                  const uint8_t *key,
+                                  size_t key_len,
+                                  struct charm_kv_value_buf *out,
+                                  struct charm_kv_error **err);
 
 /**
  * Sets `key` to `value` (both any bytes, either may be empty). Durable when it

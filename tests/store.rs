@@ -95,6 +95,52 @@ fn keys_come_back_in_byte_order_both_ways() {
 }
 
 #[test]
+fn key_listing_sees_every_commit_from_any_connection() {
+    // Listings are cached between commits: every kind of commit must show at once.
+    let dir = tempfile::tempdir().unwrap();
+    let key = EncryptKey::generate();
+    let reader = open(dir.path(), &key);
+    let other = open(dir.path(), &key);
+    assert!(reader.keys().unwrap().is_empty());
+    other.set("a", "1").unwrap();
+    assert_eq!(reader.keys().unwrap(), [b"a".to_vec()]);
+    let mut listed = reader.keys().unwrap();
+    listed.push(b"not stored".to_vec());
+    assert_eq!(reader.keys().unwrap(), [b"a".to_vec()]);
+    reader.set("b", "2").unwrap();
+    assert_eq!(reader.keys().unwrap(), [b"a".to_vec(), b"b".to_vec()]);
+    other.delete("a").unwrap();
+    assert_eq!(reader.keys().unwrap(), [b"b".to_vec()]);
+    let mut batch = other.batch();
+    batch.set("c", "3").delete("b");
+    batch.commit().unwrap();
+    assert_eq!(reader.keys().unwrap(), [b"c".to_vec()]);
+    // An overwrite keeps the key set; the listing is still right.
+    other.set("c", "4").unwrap();
+    assert_eq!(reader.keys().unwrap(), [b"c".to_vec()]);
+    // Listings from several threads at once, with a writer going on.
+    thread::scope(|scope| {
+        scope.spawn(|| {
+            for i in 0..50 {
+                other.set(format!("w{i:02}"), "x").unwrap();
+            }
+        });
+        for _ in 0..4 {
+            scope.spawn(|| {
+                let mut seen = 0;
+                while seen < 51 {
+                    let keys = reader.keys().unwrap();
+                    assert!(keys.len() >= seen, "a listing went back in time");
+                    assert!(keys.windows(2).all(|w| w[0] < w[1]));
+                    seen = keys.len();
+                }
+            });
+        }
+    });
+    assert_eq!(reader.keys().unwrap().len(), 51);
+}
+
+#[test]
 fn iterator_reads_one_snapshot_while_writes_go_on() {
     let dir = tempfile::tempdir().unwrap();
     let kv = open(dir.path(), &EncryptKey::generate());
@@ -510,6 +556,9 @@ fn two_processes_share_one_database() {
                 kv.get(format!("child{n}")).unwrap(),
                 n.to_string().as_bytes()
             );
+            // A listing made after that read sees at least the child's commits so far.
+            let listed = kv.keys().unwrap();
+            assert!(listed.iter().filter(|k| k.starts_with(b"child")).count() > n);
             observations += 1;
         }
         i += 1;

@@ -54,9 +54,12 @@ fuzz_target!(|data: &[u8]| {
         if op.len() < 6 {
             break;
         }
-        let (kind, at, len, null) = (op[0] % 6, op[1] as usize * 7, u16::from_le_bytes([op[2], op[3]]) as usize, op[4] & 1 == 1);
+        let (kind, at, len, null) = (op[0] % 7, op[1] as usize * 7, u16::from_le_bytes([op[2], op[3]]) as usize, op[4] & 1 == 1);
         let (key, key_len, key_ok) = slice(data, at, len % 300, null);
         let (val, val_len, val_ok) = slice(data, at / 2, len, op[5] & 1 == 1);
+        // A caller's buffer for charm_kv_get_into: any capacity, or NULL with it.
+        let mut buf = vec![0u8; len % 256];
+        let (buf_ptr, buf_ok) = if op[5] & 1 == 1 { (ptr::null_mut(), buf.is_empty()) } else { (buf.as_mut_ptr(), true) };
         let mut err = ptr::null_mut();
         // SAFETY: pointers are NULL or point into `data` for their length; out-params
         // are valid locals; every object is freed below.
@@ -99,6 +102,16 @@ fuzz_target!(|data: &[u8]| {
                     }
                     s
                 }
+                6 => {
+                    let large = charm_kv_bytes { data: ptr::null_mut(), len: 0 };
+                    let mut out = charm_kv_value_buf { data: buf_ptr, cap: buf.len(), len: 0, large };
+                    let s = charm_kv_get_into(store, key, key_len, &mut out, &mut err);
+                    if s == charm_kv_status::Ok {
+                        assert_eq!(out.large.data.is_null(), out.len <= buf.len());
+                    }
+                    charm_kv_bytes_free(&mut out.large);
+                    s
+                }
                 _ => {
                     let mut list = std::mem::zeroed::<charm_kv_bytes_list>();
                     let s = charm_kv_keys(store, &mut list, &mut err);
@@ -106,8 +119,8 @@ fuzz_target!(|data: &[u8]| {
                     s
                 }
             };
-            let (needs_key, needs_value) = (kind <= 3, matches!(kind, 0 | 3));
-            if (needs_key && !key_ok) || (needs_value && !val_ok) {
+            let (needs_key, needs_value) = (kind <= 3 || kind == 6, matches!(kind, 0 | 3));
+            if (needs_key && !key_ok) || (needs_value && !val_ok) || (kind == 6 && !buf_ok) {
                 assert_eq!(status, charm_kv_status::InvalidArgument);
             } else {
                 assert!(matches!(

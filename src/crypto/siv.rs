@@ -5,18 +5,19 @@
 //! computed once: database keys are short, and that setup was most of the cost of a
 //! lookup. Safe to share between threads (`&self`).
 
-use aes::cipher::{KeyIvInit, StreamCipher};
+use aes::cipher::{InnerIvInit, KeyInit, StreamCipher};
 use aes::Aes256;
 use cmac::{Cmac, Mac};
 use subtle::ConstantTimeEq;
-use zeroize::Zeroizing;
 
 type Ctr = ctr::Ctr128BE<Aes256>;
+type Aes256CtrCore = ctr::CtrCore<Aes256, ctr::flavors::Ctr128BE>;
 const BLOCK: usize = 16;
 
 pub struct DeterministicSiv {
     mac: Cmac<Aes256>,
-    ctr_key: Zeroizing<[u8; 32]>,
+    /// The CTR key, expanded once (the aes crate zeroizes round keys on drop).
+    ctr_cipher: Aes256,
     /// `CMAC(0^128)`: S2V's running value `D` before the one and only string.
     d: [u8; BLOCK],
 }
@@ -28,9 +29,8 @@ impl DeterministicSiv {
         let mut zero = mac.clone();
         zero.update(&[0u8; BLOCK]);
         let d = zero.finalize().into_bytes().into();
-        let mut ctr_key = Zeroizing::new([0u8; 32]);
-        ctr_key.copy_from_slice(&key[32..]);
-        DeterministicSiv { mac, ctr_key, d }
+        let ctr_cipher = Aes256::new_from_slice(&key[32..]).expect("32-byte key");
+        DeterministicSiv { mac, ctr_cipher, d }
     }
 
     /// `V || CTR(V, plaintext)`.
@@ -84,7 +84,10 @@ impl DeterministicSiv {
         // RFC 5297 §2.6: clear the 31st and 63rd bits (from the right) of V.
         iv[8] &= 0x7f;
         iv[12] &= 0x7f;
-        let mut cipher = Ctr::new(self.ctr_key.as_ref().into(), (&iv).into());
+        let mut cipher = Ctr::from_core(Aes256CtrCore::inner_iv_init(
+            self.ctr_cipher.clone(),
+            (&iv).into(),
+        ));
         cipher.apply_keystream(data);
     }
 }

@@ -23,6 +23,24 @@ pub struct charm_kv_bytes {
     pub len: usize,
 }
 
+/// A caller's buffer for `charm_kv_get_into`, and where the value landed.
+///
+/// The caller sets `data` and `cap` (once: the struct can be reused call after call);
+/// the call sets `len`, and `large` when the value is longer than `cap`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct charm_kv_value_buf {
+    /// The caller's buffer (may be NULL when `cap` is 0).
+    pub data: *mut u8,
+    /// Its capacity in bytes.
+    pub cap: usize,
+    /// Out: the value's length.
+    pub len: usize,
+    /// Out: the value, owned by the caller, when it did not fit in `data`; otherwise
+    /// empty (NULL, 0).
+    pub large: charm_kv_bytes,
+}
+
 /// A list of byte strings owned by the caller (for example the keys from
 /// `charm_kv_keys`). `items` is NULL exactly when `len` is 0.
 ///

@@ -109,6 +109,35 @@ pub(crate) unsafe fn bytes_in<'a>(
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
+/// A caller's buffer of `cap` writable bytes. A zero capacity is valid with any pointer
+/// (even NULL).
+///
+/// # Safety
+/// When `cap > 0` and `ptr` is not NULL, `ptr` points to `cap` writable bytes that
+/// nobody else reads or writes during `'a`.
+pub(crate) unsafe fn buffer_out<'a>(
+    ptr: *mut u8,
+    cap: usize,
+    what: &str,
+) -> Result<&'a mut [u8], Failure> {
+    if cap == 0 {
+        return Ok(&mut []);
+    }
+    if ptr.is_null() {
+        return Err(Failure::invalid(format!(
+            "{what} is NULL but its capacity is {cap}"
+        )));
+    }
+    if cap > isize::MAX as usize {
+        return Err(Failure::invalid(format!(
+            "{what} capacity {cap} is too large"
+        )));
+    }
+    // SAFETY: non-NULL, cap fits isize, and by the caller's guarantee writable and
+    // not aliased.
+    Ok(unsafe { std::slice::from_raw_parts_mut(ptr, cap) })
+}
+
 /// A NUL-terminated UTF-8 string.
 ///
 /// # Safety
@@ -155,6 +184,24 @@ pub(crate) unsafe fn out<'a, T>(
     // SAFETY: non-NULL, aligned, writable by the caller's guarantee; MaybeUninit
     // never reads or drops what was there.
     Ok(unsafe { &mut *ptr.cast::<MaybeUninit<T>>() })
+}
+
+/// An in-out pointer, checked for NULL and alignment: the caller set some fields, the
+/// call sets others.
+///
+/// # Safety
+/// `ptr` is NULL or points to an initialised `T`, readable and writable and used by
+/// nobody else during `'a`.
+pub(crate) unsafe fn in_out<'a, T>(ptr: *mut T, what: &str) -> Result<&'a mut T, Failure> {
+    if ptr.is_null() {
+        return Err(Failure::invalid(format!("{what} is NULL")));
+    }
+    if !ptr.is_aligned() {
+        return Err(Failure::invalid(format!("{what} is misaligned")));
+    }
+    // SAFETY: non-NULL, aligned, initialised and exclusively ours by the caller's
+    // guarantee.
+    Ok(unsafe { &mut *ptr })
 }
 
 /// Like [`out`], but NULL means "not wanted".

@@ -3,12 +3,15 @@
 use std::borrow::Cow;
 use std::ffi::{c_char, c_void};
 
-use super::bytes::{charm_kv_bytes, charm_kv_bytes_list, charm_kv_string_list};
+use super::bytes::{charm_kv_bytes, charm_kv_bytes_list, charm_kv_string_list, charm_kv_value_buf};
 use super::error::charm_kv_error;
 use super::options::charm_kv_options;
-use super::ptr::{bytes_in, handle_free, handle_ref, new_handle, out, text_in, Handle};
+use super::ptr::{
+    buffer_out, bytes_in, handle_free, handle_ref, in_out, new_handle, out, text_in, Handle,
+};
 use super::status::{charm_kv_status, charm_kv_sync_phase};
 use crate::{Kv, Options, SyncPhase, SyncProgress};
+use zeroize::Zeroizing;
 
 /// An open database.
 ///
@@ -153,6 +156,65 @@ pub unsafe extern "C" fn charm_kv_get(
         };
         let value = kv.get(key)?;
         slot.write(charm_kv_bytes::from_vec(value));
+        Ok(())
+    })
+}
+
+/// Reads the value of `key` into the caller's buffer `out->data` (capacity
+/// `out->cap`): the fast path for bindings, where every call across the boundary
+/// costs (one call with few arguments instead of `charm_kv_get` plus
+/// `charm_kv_bytes_free`).
+///
+/// On OK, `out->len` is the length of the value. If it is at most `out->cap`, the
+/// value is in `out->data[0..len]` and `out->large` is set empty (NULL, 0). Otherwise
+/// `out->data` is left as it was and `out->large` receives the value, owned by the
+/// caller (release it with `charm_kv_bytes_free`): one read either way, so the value
+/// never changes between a size query and the copy. `out->large` is overwritten, not
+/// freed: free a previous one first. Returns OK, NOT_FOUND (`out->len` is 0 and
+/// `out->large` empty), INVALID_ARGUMENT (`store` or `out` NULL, NULL `key` or
+/// `out->data` with a non-zero length, a key over 65000 bytes), CLOSED, IO, CORRUPT,
+/// KEYS, BUSY or PANIC.
+///
+/// Thread safety: any thread, concurrently with other calls on `store`; `out` and its
+/// buffer must not be used by anyone else during the call.
+///
+/// # Safety
+/// `store` is NULL or a live store handle; `key` is NULL or points to `key_len`
+/// readable bytes; `out` is NULL or points to a readable and writable
+/// `charm_kv_value_buf` whose `data` is NULL or points to `cap` writable bytes; `err`
+/// is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn charm_kv_get_into(
+    store: *const charm_kv_store,
+    key: *const u8,
+    key_len: usize,
+    out: *mut charm_kv_value_buf,
+    err: *mut *mut charm_kv_error,
+) -> charm_kv_status {
+    ffi_boundary!(err, {
+        // SAFETY: the caller guarantees each pointer is NULL or valid as documented.
+        let (kv, key, out) = unsafe {
+            (
+                handle_ref(store, "store")?,
+                bytes_in(key, key_len, "key")?,
+                in_out(out, "out")?,
+            )
+        };
+        // SAFETY: `out->data` points to `out->cap` writable bytes, as documented.
+        let buf = unsafe { buffer_out(out.data, out.cap, "out->data")? };
+        // Set first, so that every failure after the argument checks leaves them defined.
+        out.len = 0;
+        out.large = charm_kv_bytes::EMPTY;
+        let value = kv.get(key)?;
+        out.len = value.len();
+        match buf.get_mut(..value.len()) {
+            Some(dest) => {
+                dest.copy_from_slice(&value);
+                // The plaintext now lives in the caller's buffer only.
+                drop(Zeroizing::new(value));
+            }
+            None => out.large = charm_kv_bytes::from_vec(value),
+        }
         Ok(())
     })
 }

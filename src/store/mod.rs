@@ -10,8 +10,9 @@ pub mod names;
 pub mod schema;
 
 use std::fs;
-use std::ops::Deref;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
@@ -27,6 +28,9 @@ pub const MAX_KEY_LEN: usize = 65_000;
 pub const MAX_VALUE_LEN: usize = 1_000_000_000 - VALUE_OVERHEAD - KEY_OVERHEAD;
 /// Reader connections kept open when idle.
 const MAX_IDLE_READERS: usize = 8;
+/// The sorted plaintext key list is kept for the next listing while it is at most
+/// this large (key bytes plus per-key bookkeeping): above it, each listing decrypts.
+const KEYS_CACHE_MAX_BYTES: usize = 32 << 20;
 
 /// One change of a write: `Some(value)` sets, `None` deletes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +44,25 @@ pub struct Store {
     path: PathBuf,
     sealer: Sealer,
     writer: Mutex<Connection>,
-    idle_readers: Mutex<Vec<Connection>>,
+    idle_readers: Mutex<Vec<ReaderConn>>,
+    next_reader_id: AtomicU64,
+    keys_cache: Mutex<Option<KeysCache>>,
+}
+
+/// A reader connection and its identity in this store (for the keys cache).
+struct ReaderConn {
+    id: u64,
+    conn: Connection,
+}
+
+/// The last full key listing, valid while `PRAGMA data_version` on reader `reader_id`
+/// still returns `data_version`: SQLite changes it whenever another connection (our
+/// writer, another process, a restore from sync) has committed since, and reader
+/// connections never write. Decrypting every key was most of a listing's cost.
+struct KeysCache {
+    reader_id: u64,
+    data_version: i64,
+    keys: Arc<Vec<Vec<u8>>>,
 }
 
 impl Store {
@@ -64,6 +86,8 @@ impl Store {
             sealer,
             writer: Mutex::new(writer),
             idle_readers: Mutex::new(Vec::new()),
+            next_reader_id: AtomicU64::new(0),
+            keys_cache: Mutex::new(None),
         })
     }
 
@@ -85,7 +109,10 @@ impl Store {
             None => {
                 let conn = schema::connect(&self.path, false)?;
                 conn.pragma_update(None, "query_only", true)?;
-                conn
+                ReaderConn {
+                    id: self.next_reader_id.fetch_add(1, Ordering::Relaxed),
+                    conn,
+                }
             }
         };
         Ok(Reader {
@@ -164,15 +191,43 @@ impl Store {
 
     /// All plaintext keys in ascending byte order, read in one snapshot.
     pub fn keys(self: &Arc<Self>) -> Result<Vec<Vec<u8>>> {
-        let reader = self.reader()?;
-        let mut stmt = reader.prepare_cached("SELECT key FROM kv")?;
-        let mut rows = stmt.query([])?;
-        let mut keys = Vec::new();
-        while let Some(row) = rows.next()? {
-            let (key, _) = self.sealer.open_key(row.get_ref(0)?.as_blob()?)?;
-            keys.push(key);
+        Ok(self.sorted_keys()?.as_ref().clone())
+    }
+
+    /// The sorted key list, from the cache when nothing has been committed since it
+    /// was made on the same reader connection.
+    pub fn sorted_keys(self: &Arc<Self>) -> Result<Arc<Vec<Vec<u8>>>> {
+        let mut reader = self.reader()?;
+        let reader_id = reader.id();
+        let tx = reader.transaction()?;
+        let data_version: i64 = tx.pragma_query_value(None, "data_version", |row| row.get(0))?;
+        let cached = lock(&self.keys_cache).as_ref().and_then(|cache| {
+            (cache.reader_id == reader_id && cache.data_version == data_version)
+                .then(|| Arc::clone(&cache.keys))
+        });
+        if let Some(keys) = cached {
+            return Ok(keys);
         }
+        let mut keys = Vec::new();
+        let mut bytes = 0usize;
+        {
+            let mut stmt = tx.prepare_cached("SELECT key FROM kv")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let (key, _) = self.sealer.open_key(row.get_ref(0)?.as_blob()?)?;
+                bytes += key.len() + std::mem::size_of::<Vec<u8>>();
+                keys.push(key);
+            }
+        }
+        tx.finish()?;
         keys.sort_unstable();
+        let keys = Arc::new(keys);
+        let mut cache = lock(&self.keys_cache);
+        *cache = (bytes <= KEYS_CACHE_MAX_BYTES).then(|| KeysCache {
+            reader_id,
+            data_version,
+            keys: Arc::clone(&keys),
+        });
         Ok(keys)
     }
 
@@ -216,14 +271,26 @@ impl Store {
 
 /// A pooled read connection.
 pub struct Reader {
-    conn: Option<Connection>,
+    conn: Option<ReaderConn>,
     store: Arc<Store>,
+}
+
+impl Reader {
+    fn id(&self) -> u64 {
+        self.conn.as_ref().expect("present until drop").id
+    }
 }
 
 impl Deref for Reader {
     type Target = Connection;
     fn deref(&self) -> &Connection {
-        self.conn.as_ref().expect("present until drop")
+        &self.conn.as_ref().expect("present until drop").conn
+    }
+}
+
+impl DerefMut for Reader {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn.as_mut().expect("present until drop").conn
     }
 }
 
@@ -231,7 +298,7 @@ impl Drop for Reader {
     fn drop(&mut self) {
         let Some(conn) = self.conn.take() else { return };
         // Only a connection outside any transaction goes back to the pool.
-        if conn.is_autocommit() {
+        if conn.conn.is_autocommit() {
             let mut idle = lock(&self.store.idle_readers);
             if idle.len() < MAX_IDLE_READERS {
                 idle.push(conn);

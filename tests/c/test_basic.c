@@ -127,6 +127,73 @@ static void test_binary_and_empty_keys_and_values(const char *dir) {
   charm_kv_free(store); /* free without close closes too */
 }
 
+static void test_get_into_caller_buffer(const char *dir) {
+  charm_kv_store *store = open_store(dir, "into");
+  charm_kv_error *err = NULL;
+  uint8_t buf[8];
+  /* Set up once, reused by every call. */
+  charm_kv_value_buf out = {buf, sizeof buf, 777, {NULL, 0}};
+
+  /* Fits: copied into buf, `large` stays empty. Exactly the capacity fits too. */
+  CHECK_STATUS(charm_kv_set(store, BYTES("short"), BYTES("charm"), NULL),
+               CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_get_into(store, BYTES("short"), &out, &err), CHARM_KV_STATUS_OK);
+  CHECK(err == NULL);
+  CHECK(out.len == 5 && bytes_eq(buf, out.len, "charm"));
+  CHECK(out.large.data == NULL && out.large.len == 0);
+  CHECK(out.data == buf && out.cap == sizeof buf); /* the caller's fields are kept */
+  CHECK_STATUS(charm_kv_set(store, BYTES("eight"), BYTES("12345678"), NULL),
+               CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_get_into(store, BYTES("eight"), &out, NULL), CHARM_KV_STATUS_OK);
+  CHECK(out.len == 8 && bytes_eq(buf, out.len, "12345678") && out.large.data == NULL);
+
+  /* One byte over: handed over as an owned value, buf untouched. */
+  memset(buf, 0xAA, sizeof buf);
+  CHECK_STATUS(charm_kv_set(store, BYTES("nine"), BYTES("123456789"), NULL),
+               CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_get_into(store, BYTES("nine"), &out, NULL), CHARM_KV_STATUS_OK);
+  CHECK(out.len == 9 && bytes_eq(out.large.data, out.large.len, "123456789"));
+  CHECK(buf[0] == 0xAA && buf[7] == 0xAA);
+  charm_kv_bytes_free(&out.large);
+
+  /* No buffer at all (NULL, 0): every non-empty value comes back owned. */
+  charm_kv_value_buf none = {NULL, 0, 0, {NULL, 0}};
+  CHECK_STATUS(charm_kv_get_into(store, BYTES("short"), &none, NULL), CHARM_KV_STATUS_OK);
+  CHECK(none.len == 5 && bytes_eq(none.large.data, none.large.len, "charm"));
+  charm_kv_bytes_free(&none.large);
+
+  /* An empty value fits any buffer, even none. */
+  CHECK_STATUS(charm_kv_set(store, BYTES("empty"), NULL, 0, NULL), CHARM_KV_STATUS_OK);
+  none.len = 777;
+  CHECK_STATUS(charm_kv_get_into(store, BYTES("empty"), &none, NULL), CHARM_KV_STATUS_OK);
+  CHECK(none.len == 0 && none.large.data == NULL && none.large.len == 0);
+
+  /* Missing: NOT_FOUND, length 0, nothing to free. */
+  out.len = 777;
+  CHECK_STATUS(charm_kv_get_into(store, BYTES("missing"), &out, &err),
+               CHARM_KV_STATUS_NOT_FOUND);
+  CHECK(out.len == 0 && out.large.data == NULL && out.large.len == 0);
+  CHECK_ERROR(err, CHARM_KV_STATUS_NOT_FOUND, "not found");
+
+  /* Bad arguments are refused with a message. */
+  charm_kv_value_buf null_data = {NULL, 8, 0, {NULL, 0}};
+  CHECK_STATUS(charm_kv_get_into(store, BYTES("short"), &null_data, &err),
+               CHARM_KV_STATUS_INVALID_ARGUMENT);
+  CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "out->data is NULL");
+  CHECK_STATUS(charm_kv_get_into(store, BYTES("short"), NULL, &err),
+               CHARM_KV_STATUS_INVALID_ARGUMENT);
+  CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "out is NULL");
+  CHECK_STATUS(charm_kv_get_into(NULL, BYTES("short"), &out, &err),
+               CHARM_KV_STATUS_INVALID_ARGUMENT);
+  CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "store");
+
+  CHECK_STATUS(charm_kv_close(store, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_get_into(store, BYTES("short"), &out, &err),
+               CHARM_KV_STATUS_CLOSED);
+  CHECK_ERROR(err, CHARM_KV_STATUS_CLOSED, NULL);
+  charm_kv_free(store);
+}
+
 static void test_keys_are_listed_in_order(const char *dir) {
   charm_kv_store *store = open_store(dir, "keys");
   charm_kv_bytes_list keys = {(charm_kv_bytes *)&keys, 7};
@@ -592,6 +659,7 @@ const test_case basic_tests[] = {
     {"status_codes_and_strings", test_status_codes_and_strings},
     {"set_get_delete", test_set_get_delete},
     {"binary_and_empty_keys_and_values", test_binary_and_empty_keys_and_values},
+    {"get_into_caller_buffer", test_get_into_caller_buffer},
     {"keys_are_listed_in_order", test_keys_are_listed_in_order},
     {"iteration_both_ways", test_iteration_both_ways},
     {"iteration_sees_one_snapshot_while_writing",

@@ -123,15 +123,47 @@ func (kv *KV) Get(key []byte) ([]byte, error) {
 		return nil, err
 	}
 	defer kv.release()
-	var out C.charm_kv_bytes
-	var cerr *C.charm_kv_error
-	st := C.charm_kv_get(p, bytesPtr(key), C.size_t(len(key)), &out, &cerr)
+	s := getScratchPool.Get().(*getScratch)
+	defer getScratchPool.Put(s)
+	st := C.charm_kv_get_into(p, bytesPtr(key), C.size_t(len(key)), &s.out, &s.err)
 	runtime.KeepAlive(key)
 	if st != C.CHARM_KV_STATUS_OK {
-		return nil, takeError(st, cerr)
+		err := takeError(st, s.err)
+		s.err = nil
+		return nil, err
 	}
-	return takeBytes(&out), nil
+	if s.out.large.data != nil {
+		return takeBytes(&s.out.large), nil
+	}
+	buf := unsafe.Slice((*byte)(unsafe.Pointer(s.out.data)), int(s.out.len))
+	v := make([]byte, len(buf))
+	copy(v, buf)
+	// The library wipes its copies of plaintext; so does the pooled buffer.
+	clear(buf)
+	return v, nil
 }
+
+// getScratch is what one Get hands to charm_kv_get_into: a buffer the value is
+// copied into (values that do not fit come back allocated by the library) and the
+// out-parameters. Pooled, so a Get is one C call and one allocation, the result.
+// The buffer is C memory: cgo forbids passing C a Go object that points to Go
+// memory, and the struct must point to its buffer.
+type getScratch struct {
+	out C.charm_kv_value_buf
+	err *C.charm_kv_error
+}
+
+const getBufSize = 4096
+
+var getScratchPool = sync.Pool{New: func() any {
+	s := new(getScratch)
+	buf := C.malloc(getBufSize)
+	s.out.data = (*C.uint8_t)(buf)
+	s.out.cap = getBufSize
+	// The pool drops idle scratches at garbage collections: free the buffer then.
+	runtime.AddCleanup(s, func(buf unsafe.Pointer) { C.free(buf) }, buf)
+	return s
+}}
 
 // GetReader returns the value of key as an io.Reader. The value is read into
 // memory first (the library has no streaming reads); it exists for symmetry with

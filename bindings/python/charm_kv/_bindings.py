@@ -115,6 +115,17 @@ class charm_kv_string_list(Structure):
     ]
 
 
+class charm_kv_value_buf(Structure):
+    """``struct charm_kv_value_buf``."""
+
+    _fields_ = [
+        ("data", c_void_p),
+        ("cap", c_size_t),
+        ("len", c_size_t),
+        ("large", charm_kv_bytes),
+    ]
+
+
 #: ``charm_kv_sync_progress_fn``: userdata, phase, done, total.
 charm_kv_sync_progress_fn = CFUNCTYPE(None, c_void_p, c_uint32, c_uint64, c_uint64)
 
@@ -378,6 +389,16 @@ FUNCTIONS = {
             c_char_p,  # const uint8_t *key
             c_size_t,  # size_t key_len
             POINTER(charm_kv_bytes),  # charm_kv_bytes *out_value
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
+        ],
+    ),
+    "charm_kv_get_into": (
+        c_uint32,
+        [
+            POINTER(charm_kv_store),  # const charm_kv_store *store
+            c_char_p,  # const uint8_t *key
+            c_size_t,  # size_t key_len
+            POINTER(charm_kv_value_buf),  # charm_kv_value_buf *out
             POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
         ],
     ),

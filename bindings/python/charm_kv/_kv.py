@@ -15,7 +15,17 @@ from collections.abc import (
     MutableMapping,
     ValuesView,
 )
-from ctypes import POINTER, byref, c_bool, c_size_t, c_uint64, c_void_p, pointer
+from ctypes import (
+    POINTER,
+    addressof,
+    byref,
+    c_bool,
+    c_size_t,
+    c_uint8,
+    c_uint64,
+    c_void_p,
+    pointer,
+)
 from typing import TYPE_CHECKING, Any, TypeVar, Union, overload
 
 from . import _bindings as _b
@@ -46,6 +56,7 @@ _T = TypeVar("_T")
 
 # Prebound functions for the hot paths (one attribute lookup saved per call).
 _get = lib.charm_kv_get
+_get_into = lib.charm_kv_get_into
 _set = lib.charm_kv_set
 _delete = lib.charm_kv_delete
 _bytes_free = lib.charm_kv_bytes_free
@@ -67,16 +78,32 @@ class _Out:
     as threads ever calling at the same time.
     """
 
-    __slots__ = ("err", "err_ptr", "value", "value_ptr")
+    __slots__ = (
+        "buf",
+        "buf_view",
+        "err",
+        "err_ptr",
+        "into",
+        "into_ptr",
+        "value",
+        "value_ptr",
+    )
 
     def __init__(self) -> None:
         self.value = _b.charm_kv_bytes()
         self.value_ptr = pointer(self.value)
         self.err = _ERROR_PTR()
         self.err_ptr = pointer(self.err)
+        # A get copies values up to _GET_BUF_SIZE bytes into ``buf`` (one C call per
+        # get; a larger value comes back in ``into.large`` instead).
+        self.buf = (c_uint8 * _GET_BUF_SIZE)()
+        self.buf_view = memoryview(self.buf).cast("B")
+        self.into = _b.charm_kv_value_buf(data=addressof(self.buf), cap=_GET_BUF_SIZE)
+        self.into_ptr = pointer(self.into)
 
 
 _OUTS: list[_Out] = []
+_GET_BUF_SIZE = 4096
 
 
 def _take_out() -> _Out:
@@ -84,6 +111,15 @@ def _take_out() -> _Out:
         return _OUTS.pop()
     except IndexError:
         return _Out()
+
+
+def _take_large(out: _Out) -> bytes:
+    """A value too large for ``out.buf``: copied from library memory, then freed."""
+    large = out.into.large
+    try:
+        return _bytes_at(large.data, large.len)
+    finally:
+        _bytes_free(byref(large))
 
 
 def _to_bytes(obj: object, what: str) -> bytes:
@@ -496,19 +532,13 @@ class KV(MutableMapping[bytes, bytes]):
             out = _OUTS.pop()
         except IndexError:
             out = _Out()
-        # No error out-param on the fast path: a missing key then costs no error
-        # object. Other failures are rare and read again to get the message.
-        status = _get(self._ptr, k, len(k), out.value_ptr, None)
+        # One C call: the value lands in out.buf (or, if larger, in out.value). No
+        # error out-param on the fast path: a missing key then costs no error object.
+        # Other failures are rare and read again to get the message.
+        status = _get_into(self._ptr, k, len(k), out.into_ptr, None)
         if status == _STATUS_OK:
-            value = out.value
-            size = value.len
-            if size:
-                try:
-                    data = _bytes_at(value.data, size)
-                finally:
-                    _bytes_free(out.value_ptr)
-            else:
-                data = b""
+            size = out.into.len
+            data = out.buf_view[:size].tobytes() if size <= _GET_BUF_SIZE else _take_large(out)
             _OUTS.append(out)
             return data
         _OUTS.append(out)
@@ -532,17 +562,10 @@ class KV(MutableMapping[bytes, bytes]):
             out = _OUTS.pop()
         except IndexError:
             out = _Out()
-        status = _get(self._ptr, key, len(key), out.value_ptr, None)
+        status = _get_into(self._ptr, key, len(key), out.into_ptr, None)
         if status == _STATUS_OK:
-            value = out.value
-            size = value.len
-            if size:
-                try:
-                    data = _bytes_at(value.data, size)
-                finally:
-                    _bytes_free(out.value_ptr)
-            else:
-                data = b""
+            size = out.into.len
+            data = out.buf_view[:size].tobytes() if size <= _GET_BUF_SIZE else _take_large(out)
             _OUTS.append(out)
             return data
         _OUTS.append(out)
