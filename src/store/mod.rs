@@ -79,7 +79,7 @@ impl Store {
             crate::config::create_private_dir(dir)?;
         }
         create_private_file(path)?;
-        let mut writer = schema::connect(path, false)?;
+        let mut writer = schema::connect(path, schema::Role::Writer)?;
         schema::initialize(&mut writer, &sealer)?;
         Ok(Store {
             path: path.to_owned(),
@@ -107,8 +107,7 @@ impl Store {
         let conn = match pooled {
             Some(conn) => conn,
             None => {
-                let conn = schema::connect(&self.path, false)?;
-                conn.pragma_update(None, "query_only", true)?;
+                let conn = schema::connect(&self.path, schema::Role::Reader)?;
                 ReaderConn {
                     id: self.next_reader_id.fetch_add(1, Ordering::Relaxed),
                     conn,
