@@ -8,7 +8,7 @@ into it, then renders them:
     bench_report.py criterion DIR        criterion's estimates under DIR ($CRITERION_HOME)
                                          as TSV lines on stdout (suite ``rust``)
     bench_report.py go FILE              ``go test -bench`` output as TSV lines (``go``)
-    bench_report.py render TSV OUT [--sizes TEXT] [--readme README.md] [--check]
+    bench_report.py render TSV OUT [--sizes TEXT] [--date TEXT] [--readme README.md] [--check]
         writes OUT/results.md (tables with ratios and targets, the machine and date),
         OUT/throughput.png (throughput per operation and size, log scale) and
         OUT/sync.png (push and pull time and peak RSS against size); --readme replaces
@@ -763,6 +763,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("tsv", type=Path)
     p.add_argument("out", type=Path)
     p.add_argument("--sizes", default="as given to scripts/bench")
+    p.add_argument("--date", help="when the figures were measured (default: now)")
     p.add_argument("--readme", type=Path)
     p.add_argument("--check", action="store_true")
     args = ap.parse_args(argv)
@@ -777,7 +778,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = read_tsv(args.tsv)
     res = Results(rows)
     args.out.mkdir(parents=True, exist_ok=True)
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    when = args.date or time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     markdown, headline = render_markdown(res, args.sizes, when)
     (args.out / "results.md").write_text(markdown, encoding="utf-8")
     (args.out / "results.tsv").write_text(tsv(rows), encoding="utf-8")

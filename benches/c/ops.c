@@ -15,7 +15,8 @@
  * sample gives the figure (elements per second). scripts/bench builds it against the
  * release static library (pkg-config charm_kv-static) and divides by the Rust API's.
  *
- * Usage: ops DATA_DIR SIZE [SIZE...]; BENCH_MEASURE_MS (default 2000) per benchmark.
+ * Usage: ops DATA_DIR SIZE [SIZE...]; BENCH_MEASURE_MS (default 2000) per benchmark;
+ * BENCH_OPS (comma-separated names) runs only those operations.
  * Prints one line per operation and size, tab-separated:
  *   c-abi <operation> <size> c-abi <elements per second> <unit> */
 #include <stdint.h>
@@ -197,6 +198,19 @@ static double measure(struct ctx *c, op_fn op, double budget, double elements) {
   return elements / median;
 }
 
+/* Whether `name` is one of the comma-separated names in `list`. */
+static int listed(const char *list, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = list; *p;) {
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    if (len == n && strncmp(p, name, n) == 0) return 1;
+    if (!end) break;
+    p = end + 1;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
     fprintf(stderr, "usage: ops DATA_DIR SIZE [SIZE...]\n");
@@ -257,7 +271,9 @@ int main(int argc, char **argv) {
         {"batch_set", op_batch_set, BATCH, "ops/s"},
         {"delete", op_delete, 1, "ops/s"},
     };
+    const char *only = getenv("BENCH_OPS");
     for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
+      if (only && !listed(only, ops[o].name)) continue;
       double rate = measure(&c, ops[o].fn, budget, ops[o].elements);
       printf("c-abi\t%s\t%llu\tc-abi\t%.1f\t%s\n", ops[o].name, (unsigned long long)c.size, rate,
              ops[o].unit);
