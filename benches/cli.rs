@@ -3,7 +3,11 @@
 //! and (with a server) against the Go `charm kv get`, which authenticates over SSH and
 //! fetches its keys on every run.
 //!
-//! `BENCH_RUNS` (default 50) processes per command; the median is reported.
+//! `BENCH_RUNS` (default 50) processes per command; the median is reported (and with
+//! `BENCH_TSV`, appended there: suite `cli`, milliseconds per process).
+
+#[path = "support/results.rs"]
+mod results;
 
 #[path = "../tests/support/charm_server.rs"]
 #[allow(dead_code)]
@@ -88,6 +92,9 @@ fn main() {
         "{:<44} {:>10.2?}",
         "minimal SQLite select (same file)", minimal
     );
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    results::record("cli", "get_local", 1, "charm-kv", ms(ours), "ms");
+    results::record("cli", "get_local", 1, "minimal-sqlite", ms(minimal), "ms");
     let ratio = ours.as_secs_f64() / minimal.as_secs_f64();
     println!(
         "ratio {ratio:.2}x (target <= 2x): {}",
@@ -127,6 +134,8 @@ fn main() {
         "{:<44} {:>10.2?}",
         "charm-kv get (server configured)", ours_server
     );
+    results::record("cli", "get_server", 1, "charm-kv", ms(ours_server), "ms");
+    results::record("cli", "get_server", 1, "go-charm", ms(go_time), "ms");
     let ratio = ours_server.as_secs_f64() / go_time.as_secs_f64();
     println!(
         "ratio {ratio:.3}x (target <= 0.1x): {}",

@@ -1,6 +1,12 @@
 //! `cargo bench --bench concurrency`: read throughput of one `Kv` shared by 1, 2 and 4
 //! reader threads while one writer thread commits, against the same with no writer.
 //! (Thread scaling is bounded by the machine's cores: 2 here.)
+//!
+//! `BENCH_CONCURRENCY_MS` (default 2000) is the length of each run; with `BENCH_TSV`
+//! the figures are also appended there (suite `concurrency`, size = reader threads).
+
+#[path = "support/results.rs"]
+mod results;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -9,7 +15,6 @@ use std::time::{Duration, Instant};
 use charm_kv::{EncryptKey, Kv, Options};
 
 const KEYS: u64 = 10_000;
-const RUN: Duration = Duration::from_secs(2);
 
 fn key(i: u64) -> [u8; 16] {
     let mut k = [0u8; 16];
@@ -17,7 +22,7 @@ fn key(i: u64) -> [u8; 16] {
     k
 }
 
-fn measure(kv: &Kv, readers: usize, with_writer: bool) -> (f64, u64) {
+fn measure(kv: &Kv, readers: usize, with_writer: bool, run: Duration) -> (f64, u64) {
     let stop = Arc::new(AtomicBool::new(false));
     let reads = Arc::new(AtomicU64::new(0));
     let writes = Arc::new(AtomicU64::new(0));
@@ -45,7 +50,7 @@ fn measure(kv: &Kv, readers: usize, with_writer: bool) -> (f64, u64) {
         }));
     }
     let start = Instant::now();
-    std::thread::sleep(RUN);
+    std::thread::sleep(run);
     stop.store(true, Ordering::Relaxed);
     for t in threads {
         t.join().unwrap();
@@ -62,6 +67,12 @@ fn main() {
         println!("concurrency: skipped outside `cargo bench`");
         return;
     }
+    let run = Duration::from_millis(
+        std::env::var("BENCH_CONCURRENCY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2000),
+    );
     let dir = tempfile::tempdir().unwrap();
     let mut options = Options::new();
     options
@@ -78,8 +89,18 @@ fn main() {
         "readers", "reads/s alone", "reads/s + writer", "writer commits"
     );
     for readers in [1, 2, 4] {
-        let (alone, _) = measure(&kv, readers, false);
-        let (contended, writes) = measure(&kv, readers, true);
+        let (alone, _) = measure(&kv, readers, false, run);
+        let (contended, writes) = measure(&kv, readers, true, run);
         println!("{readers:<10} {alone:>16.0} {contended:>18.0} {writes:>14}");
+        let record = |op, value, unit| {
+            results::record("concurrency", op, readers as u64, "charm-kv", value, unit)
+        };
+        record("reads_alone", alone, "reads/s");
+        record("reads_with_writer", contended, "reads/s");
+        record(
+            "writer_commits",
+            writes as f64 / run.as_secs_f64(),
+            "commits/s",
+        );
     }
 }

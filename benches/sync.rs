@@ -2,6 +2,10 @@
 //! `charm serve` on loopback, for 1, 10 and 100 MB (`BENCH_SYNC_MB=1,10,100`): time and
 //! peak memory (RSS) of the process doing it, i.e. the curve of cost against size.
 //! Each push and pull runs in a fresh child process so its peak RSS is its own.
+//! With `BENCH_TSV`, the figures are also appended there (suite `sync`, size in MB).
+
+#[path = "support/results.rs"]
+mod results;
 
 #[path = "../tests/support/charm_server.rs"]
 #[allow(dead_code)]
@@ -129,5 +133,10 @@ fn main() {
         let (push_s, push_rss) = run("push", &writer, "-");
         let (pull_s, pull_rss) = run("pull", &reader, key.to_str().unwrap());
         println!("{mb:>8} {push_s:>10.2} {push_rss:>12.1} {pull_s:>10.2} {pull_rss:>12.1}");
+        let size = mb as u64;
+        results::record("sync", "push", size, "charm-kv", push_s, "s");
+        results::record("sync", "push_rss", size, "charm-kv", push_rss, "MiB");
+        results::record("sync", "pull", size, "charm-kv", pull_s, "s");
+        results::record("sync", "pull_rss", size, "charm-kv", pull_rss, "MiB");
     }
 }

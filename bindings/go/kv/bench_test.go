@@ -9,8 +9,12 @@ package kv_test
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,17 +27,42 @@ import (
 	"charm-kv/bindings/go/kv"
 )
 
-// benchKeys is the number of pairs in the database read by BenchmarkGet and
-// BenchmarkKeys; benchValue the size of each value.
-const (
-	benchKeys  = 1000
-	benchValue = 100
-)
+// benchValue is the size of each value; keys are 16 bytes (benchKey).
+const benchValue = 100
 
-func benchKey(i int) []byte { return []byte(fmt.Sprintf("key%05d", i%benchKeys)) }
+// benchKey is the 16-byte key number i.
+func benchKey(i int) []byte { return []byte(fmt.Sprintf("key%013d", i)) }
 
-// bench is the shared fixture: one server, one data directory (one account), the
-// original package and the binding on the same data.
+// envSizes reads a comma-separated list of database sizes (numbers of keys) from the
+// environment variable name, or returns def.
+func envSizes(b *testing.B, name string, def []int) []int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	var sizes []int
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			b.Fatalf("%s: %q is not a list of sizes", name, v)
+		}
+		sizes = append(sizes, n)
+	}
+	return sizes
+}
+
+// readSizes are the database sizes of BenchmarkGet and BenchmarkKeys: BENCH_SIZES
+// (scripts/bench passes 10000,100000,1000000), 1000 keys by default.
+func readSizes(b *testing.B) []int { return envSizes(b, "BENCH_SIZES", []int{1000}) }
+
+// syncSizes are the database sizes of BenchmarkSetSync: BENCH_GO_SYNC_SIZES, by
+// default 1000 and 100000 keys.
+func syncSizes(b *testing.B) []int {
+	return envSizes(b, "BENCH_GO_SYNC_SIZES", []int{1000, 100000})
+}
+
+// bench is the shared fixture: one server, one data directory (one account), and per
+// size the original package and the binding on the same data.
 var bench struct {
 	once sync.Once
 	err  error
@@ -41,9 +70,15 @@ var bench struct {
 	dir  string
 	cc   *client.Client
 
-	// read: the same benchKeys pairs in the original and in the binding.
-	origRead *charmkv.KV
-	kvRead   *kv.KV
+	mu   sync.Mutex
+	read map[int]*readPair
+}
+
+// readPair is the same pairs in the original and in the binding.
+type readPair struct {
+	orig    *charmkv.KV
+	kv      *kv.KV
+	lookups [][]byte // present keys, in random order
 }
 
 // openOriginal opens the original package's database name with the settings
@@ -80,69 +115,12 @@ func benchSetup(b *testing.B) {
 				return err
 			}
 			bench.dir = dir
-			cc, err := client.NewClient(&client.Config{
+			bench.read = map[int]*readPair{}
+			bench.cc, err = client.NewClient(&client.Config{
 				Host: charmtest.Host, SSHPort: srv.SSHPort, HTTPPort: srv.HTTPPort,
 				KeyType: "ed25519", DataDir: dir,
 			})
-			if err != nil {
-				return err
-			}
-			bench.cc = cc
-			orig, err := openOriginal(cc, "bench-read")
-			if err != nil {
-				return err
-			}
-			bench.origRead = orig
-			// One transaction, one push, as a user of the original would load data.
-			txn, err := orig.NewTransaction(true)
-			if err != nil {
-				return err
-			}
-			value := make([]byte, benchValue)
-			for i := range benchKeys {
-				if err := txn.Set(benchKey(i), value); err != nil {
-					return err
-				}
-			}
-			if err := orig.Commit(txn, func(error) {}); err != nil {
-				return err
-			}
-			// Its commit is asynchronous (a callback is given): wait until it landed.
-			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-				keys, err := orig.Keys()
-				if err != nil {
-					return err
-				}
-				if len(keys) == benchKeys {
-					break
-				}
-				if time.Now().After(deadline) {
-					return fmt.Errorf("the original has %d keys, want %d", len(keys), benchKeys)
-				}
-			}
-			// The binding gets the same pairs, also in one batch and one push. (It
-			// could pull them, but the original's push of an asynchronous commit
-			// races with the commit and often uploads only part of it; the interop
-			// test covers pulling.)
-			db, err := kv.Open("bench-read", serverOpts(srv, dir)...)
-			if err != nil {
-				return err
-			}
-			bench.kvRead = db
-			if err := db.Update(func(b *kv.Batch) error {
-				for i := range benchKeys {
-					if err := b.Set(benchKey(i), value); err != nil {
-						return err
-					}
-				}
-				return nil
-			}); err != nil {
-				return err
-			}
-			if n, err := db.PendingWrites(); err != nil || n != 0 {
-				return fmt.Errorf("the binding left %d writes unpushed (%v)", n, err)
-			}
-			return nil
+			return err
 		}()
 	})
 	if bench.err != nil {
@@ -150,44 +128,106 @@ func benchSetup(b *testing.B) {
 	}
 }
 
-func BenchmarkGet(b *testing.B) {
+// readFixture returns the size-key databases read by BenchmarkGet and BenchmarkKeys,
+// loading them on first use. Both are loaded locally (reads never touch the server):
+// the original through Badger's managed write batch at one version, as its own Sync
+// would leave the data, and the binding in batches, with auto-push off.
+func readFixture(b *testing.B, size int) *readPair {
+	b.Helper()
 	benchSetup(b)
-	b.Run("charm-kv", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
-			if _, err := bench.kvRead.Get(benchKey(i)); err != nil {
-				b.Fatal(err)
-			}
+	bench.mu.Lock()
+	defer bench.mu.Unlock()
+	if p, ok := bench.read[size]; ok {
+		return p
+	}
+	name := fmt.Sprintf("bench-read-%d", size)
+	orig, err := openOriginal(bench.cc, name)
+	if err != nil {
+		b.Fatalf("open the original: %v", err)
+	}
+	value := make([]byte, benchValue)
+	wb := orig.DB.NewManagedWriteBatch()
+	for i := range size {
+		if err := wb.SetEntryAt(badger.NewEntry(benchKey(i), value), 1); err != nil {
+			b.Fatalf("load the original: %v", err)
 		}
-	})
-	b.Run("badger", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
-			if _, err := bench.origRead.Get(benchKey(i)); err != nil {
-				b.Fatal(err)
+	}
+	if err := wb.Flush(); err != nil {
+		b.Fatalf("load the original: %v", err)
+	}
+	db, err := kv.Open(name, serverOpts(bench.srv, bench.dir, kv.WithAutoPush(false))...)
+	if err != nil {
+		b.Fatalf("open the binding: %v", err)
+	}
+	for start := 0; start < size; start += 50000 {
+		if err := db.Update(func(batch *kv.Batch) error {
+			for i := start; i < min(start+50000, size); i++ {
+				if err := batch.Set(benchKey(i), value); err != nil {
+					return err
+				}
 			}
+			return nil
+		}); err != nil {
+			b.Fatalf("load the binding: %v", err)
 		}
-	})
+	}
+	rng := rand.New(rand.NewPCG(7, uint64(size)))
+	p := &readPair{orig: orig, kv: db}
+	for range min(size, 100000) {
+		p.lookups = append(p.lookups, benchKey(rng.IntN(size)))
+	}
+	bench.read[size] = p
+	return p
 }
 
+// BenchmarkGet reads present keys in random order, on the same data in both, for
+// each size of readSizes.
+func BenchmarkGet(b *testing.B) {
+	for _, size := range readSizes(b) {
+		b.Run(fmt.Sprintf("keys=%d", size), func(b *testing.B) {
+			p := readFixture(b, size)
+			b.Run("charm-kv", func(b *testing.B) {
+				b.ReportAllocs()
+				for i := 0; b.Loop(); i++ {
+					if _, err := p.kv.Get(p.lookups[i%len(p.lookups)]); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run("badger", func(b *testing.B) {
+				b.ReportAllocs()
+				for i := 0; b.Loop(); i++ {
+					if _, err := p.orig.Get(p.lookups[i%len(p.lookups)]); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkKeys lists every key, for each size of readSizes; it reports keys/s.
 func BenchmarkKeys(b *testing.B) {
-	benchSetup(b)
-	b.Run("charm-kv", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if keys, err := bench.kvRead.Keys(); err != nil || len(keys) != benchKeys {
-				b.Fatal(len(keys), err)
+	for _, size := range readSizes(b) {
+		b.Run(fmt.Sprintf("keys=%d", size), func(b *testing.B) {
+			p := readFixture(b, size)
+			list := map[string]func() ([][]byte, error){
+				"charm-kv": p.kv.Keys,
+				"badger":   p.orig.Keys,
 			}
-		}
-	})
-	b.Run("badger", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if keys, err := bench.origRead.Keys(); err != nil || len(keys) != benchKeys {
-				b.Fatal(len(keys), err)
+			for _, engine := range []string{"charm-kv", "badger"} {
+				b.Run(engine, func(b *testing.B) {
+					b.ReportAllocs()
+					for b.Loop() {
+						if keys, err := list[engine](); err != nil || len(keys) != size {
+							b.Fatal(len(keys), err)
+						}
+					}
+					b.ReportMetric(float64(size)*float64(b.N)/b.Elapsed().Seconds(), "keys/s")
+				})
 			}
-		}
-	})
+		})
+	}
 }
 
 // BenchmarkSet writes locally, with no server involved: the binding in local mode,
@@ -231,42 +271,94 @@ func BenchmarkSet(b *testing.B) {
 	})
 }
 
-// BenchmarkSetSync is Set as users of the original call it, against the server
-// (each on a database of its own: the original cannot read charm-kv's snapshots):
-// each write is committed and pushed (the binding with auto-push, uploading a
-// snapshot of the database; the original drawing a sequence number and uploading
-// a Badger backup of the change).
+// BenchmarkSetSync is Set as users of the original call it, against the server,
+// on a database already holding size pairs (for each size of syncSizes; each engine
+// on a database of its own: the original cannot read charm-kv's snapshots). Each write
+// is committed and pushed: the binding with auto-push, uploading a snapshot of the
+// database; the original drawing a sequence number and uploading a Badger backup of
+// the change since its previous commit. Besides the mean (ns/op) it reports the
+// median and 99th percentile latency (p50-ms, p99-ms); scripts/bench bounds the run
+// with -benchtime=Nx.
 func BenchmarkSetSync(b *testing.B) {
 	benchSetup(b)
 	value := make([]byte, benchValue)
-	b.Run("charm-kv", func(b *testing.B) {
-		db, err := kv.Open("bench-sync-charm-kv", serverOpts(bench.srv, bench.dir)...)
-		if err != nil {
+	for _, size := range syncSizes(b) {
+		b.Run(fmt.Sprintf("keys=%d", size), func(b *testing.B) {
+			b.Run("charm-kv", func(b *testing.B) {
+				db, err := kv.Open(fmt.Sprintf("bench-sync-%d-charm-kv", size),
+					serverOpts(bench.srv, bench.dir)...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer db.Close()
+				// The data, in one batch and one push, as a user would load it.
+				if err := db.Update(func(batch *kv.Batch) error {
+					for i := range size {
+						if err := batch.Set(benchKey(i), value); err != nil {
+							return err
+						}
+					}
+					return nil
+				}); err != nil {
+					b.Fatal(err)
+				}
+				measureSets(b, db.Set, value)
+				if n, err := db.PendingWrites(); err != nil || n != 0 {
+					b.Fatalf("%d writes not pushed: %v", n, err)
+				}
+			})
+			b.Run("badger", func(b *testing.B) {
+				orig, err := openOriginal(bench.cc, fmt.Sprintf("bench-sync-%d-badger", size))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer orig.Close()
+				// The data through the original's own commits (each pushes a backup of
+				// the change), 10k pairs per transaction to stay under Badger's limit.
+				for start := 0; start < size; start += 10000 {
+					txn, err := orig.NewTransaction(true)
+					if err != nil {
+						b.Fatal(err)
+					}
+					for i := start; i < min(start+10000, size); i++ {
+						if err := txn.Set(benchKey(i), value); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if err := orig.Commit(txn, nil); err != nil {
+						b.Fatal(err)
+					}
+				}
+				measureSets(b, orig.Set, value)
+			})
+		})
+	}
+}
+
+// measureSets times set of new keys, one per iteration, after two untimed warm-up
+// writes, and reports the median and 99th percentile latency.
+func measureSets(b *testing.B, set func(key, value []byte) error, value []byte) {
+	b.Helper()
+	for i := range 2 {
+		if err := set([]byte(fmt.Sprintf("warm%012d", i)), value); err != nil {
 			b.Fatal(err)
 		}
-		defer db.Close()
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
-			if err := db.Set(benchKey(i), value); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.StopTimer()
-		if n, err := db.PendingWrites(); err != nil || n != 0 {
-			b.Fatalf("%d writes not pushed: %v", n, err)
-		}
-	})
-	b.Run("badger", func(b *testing.B) {
-		orig, err := openOriginal(bench.cc, "bench-sync-badger")
-		if err != nil {
+	}
+	var latencies []time.Duration
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		start := time.Now()
+		if err := set([]byte(fmt.Sprintf("set%013d", i)), value); err != nil {
 			b.Fatal(err)
 		}
-		defer orig.Close()
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
-			if err := orig.Set(benchKey(i), value); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+		latencies = append(latencies, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(latencies)
+	percentile := func(p float64) float64 {
+		at := int(math.Ceil(p*float64(len(latencies)))) - 1
+		return float64(latencies[max(at, 0)]) / float64(time.Millisecond)
+	}
+	b.ReportMetric(percentile(0.50), "p50-ms")
+	b.ReportMetric(percentile(0.99), "p99-ms")
 }

@@ -10,8 +10,12 @@ each of its writes is durable like each charm-kv write.
 Reported: microseconds per operation (best of the repeats, measurements interleaved)
 and the ratio sqlite3 time / charm_kv time: 1.0 or more means charm_kv is at least as
 fast. This machine class is shared and noisy: compare ratios, not absolute numbers.
+Each size times at most ``--lookups`` reads (random present keys) per repeat.
 
-    python bindings/python/benchmarks/bench_get_set.py [--n 20000] [--repeats 5]
+    python bindings/python/benchmarks/bench_get_set.py [--sizes 20000,100000] [--repeats 5]
+
+``--tsv FILE`` appends the figures as ``python <operation> <size> <engine> <ops/s>
+ops/s`` lines (tab-separated), which ``scripts/bench`` collects.
 """
 
 from __future__ import annotations
@@ -42,20 +46,59 @@ def best_time(run: Callable[[], None], count: int, repeats: int) -> float:
     return best
 
 
+# Operation names in the --tsv output.
+TSV_NAMES = {
+    "get (kv[key])": "get",
+    "get (kv.get(key))": "get_method",
+    "get, missing key": "get_miss",
+    "set (durable)": "set",
+}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=20000, help="keys in the table (default 20000)")
+    ap.add_argument("--sizes", help="comma-separated table sizes, instead of --n")
+    ap.add_argument("--lookups", type=int, default=20000, help="reads timed per repeat")
     ap.add_argument("--writes", type=int, default=300, help="single durable writes timed")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    ap.add_argument("--tsv", help="append the results to this file as TSV lines")
     args = ap.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else [args.n]
+    all_results = {}
+    for n in sizes:
+        results = run(n, args)
+        all_results[n] = results
+        if args.tsv:
+            with open(args.tsv, "a", encoding="utf-8") as out:
+                for name, r in results.items():
+                    for engine in ("charm_kv", "sqlite3"):
+                        rate = 1e6 / r[f"{engine}_us"]
+                        out.write(f"python\t{TSV_NAMES[name]}\t{n}\t{engine}\t{rate}\tops/s\n")
+        if args.json:
+            continue
+        print(f"{n} keys, {KEY_LEN}-byte keys, {VALUE_LEN}-byte values, best of {args.repeats}")
+        print(f"{'operation':<20} {'charm_kv':>12} {'sqlite3':>12} {'ratio':>7}")
+        for name, r in results.items():
+            print(
+                f"{name:<20} {r['charm_kv_us']:>9.2f} us {r['sqlite3_us']:>9.2f} us"
+                f" {r['ratio']:>6.2f}x"
+            )
+    if args.json:
+        print(json.dumps(all_results if args.sizes else all_results[args.n], indent=2))
+    else:
+        print("ratio = sqlite3 time / charm_kv time (>= 1.0: charm_kv at least as fast)")
+    return all_results
 
+
+def run(n: int, args: argparse.Namespace) -> dict:
+    """Times both sides on a table of ``n`` keys; microseconds per operation."""
     rng = random.Random(42)
-    keys = [rng.randbytes(KEY_LEN) for _ in range(args.n)]
+    keys = [rng.randbytes(KEY_LEN) for _ in range(n)]
     value = rng.randbytes(VALUE_LEN)
-    lookups = keys[:]
-    rng.shuffle(lookups)
-    missing = [rng.randbytes(KEY_LEN + 1) for _ in range(args.n)]
+    lookups = rng.sample(keys, min(n, args.lookups))
+    missing = [rng.randbytes(KEY_LEN + 1) for _ in range(len(lookups))]
     write_keys = [rng.randbytes(KEY_LEN) for _ in range(args.writes)]
 
     with tempfile.TemporaryDirectory(prefix="charm-kv-bench-") as tmp:
@@ -105,9 +148,9 @@ def main(argv: list[str] | None = None) -> dict:
                 kv[k] = value
 
         pairs = {
-            "get (kv[key])": (charm_get, sqlite_get, args.n),
-            "get (kv.get(key))": (charm_get_method, sqlite_get, args.n),
-            "get, missing key": (charm_miss, sqlite_miss, args.n),
+            "get (kv[key])": (charm_get, sqlite_get, len(lookups)),
+            "get (kv.get(key))": (charm_get_method, sqlite_get, len(lookups)),
+            "get, missing key": (charm_miss, sqlite_miss, len(missing)),
             "set (durable)": (charm_set, sqlite_set, args.writes),
         }
         # Warm both up, then interleave the measurements so drift hits both alike.
@@ -126,20 +169,6 @@ def main(argv: list[str] | None = None) -> dict:
             }
         kv.close()
         db.close()
-
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        print(
-            f"{args.n} keys, {KEY_LEN}-byte keys, {VALUE_LEN}-byte values, best of {args.repeats}"
-        )
-        print(f"{'operation':<20} {'charm_kv':>12} {'sqlite3':>12} {'ratio':>7}")
-        for name, r in results.items():
-            print(
-                f"{name:<20} {r['charm_kv_us']:>9.2f} us {r['sqlite3_us']:>9.2f} us"
-                f" {r['ratio']:>6.2f}x"
-            )
-        print("ratio = sqlite3 time / charm_kv time (>= 1.0: charm_kv at least as fast)")
     return results
 
 

@@ -1,0 +1,392 @@
+//! `cargo bench --bench ops`: criterion micro-benchmarks of charm-kv's Rust API against
+//! raw `rusqlite` on the same schema and pragmas without encryption (WAL,
+//! `synchronous=FULL`, `kv (key BLOB PRIMARY KEY, value BLOB) WITHOUT ROWID`), with
+//! 16-byte keys and 100-byte values, at 10k, 100k and 1M keys.
+//!
+//! One criterion group per operation; in each, one benchmark per engine and size, named
+//! `<operation>/<engine>/<size>` (engine `charm-kv` or `rusqlite`):
+//!
+//! | group      | one iteration                                   | throughput     |
+//! |------------|-------------------------------------------------|----------------|
+//! | get_hit    | a point get of a present key (random order)     | 1 op           |
+//! | get_miss   | a point get of an absent key                    | 1 op           |
+//! | keys       | the full sorted key listing                     | `size` keys    |
+//! | open       | open the database and drop the handle           | 1 open         |
+//! | set        | a single set in autocommit mode (durable)       | 1 op           |
+//! | batch_set  | 10k sets in one transaction (one charm-kv batch)| 10k ops        |
+//! | delete     | a single delete of a present key (autocommit)   | 1 op           |
+//!
+//! Each size's database is loaded once and reused by every group; reads run before the
+//! writes so the listing sees exactly `size` keys. `scripts/bench` collects the estimates
+//! criterion writes (`$CRITERION_HOME`, by default `target/criterion`,
+//! `<group>/<engine>/<size>/new/estimates.json`).
+//!
+//! Settings: `BENCH_SIZES` (default `10000,100000,1000000`), `BENCH_WARMUP_MS` (500)
+//! and `BENCH_MEASURE_MS` (2000) per benchmark. Outside `cargo bench` (as in
+//! `cargo test --all-targets`) it does nothing.
+
+use std::cell::Cell;
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use charm_kv::{EncryptKey, Kv, Options};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
+use rand::{Rng, SeedableRng};
+use rusqlite::{Connection, OptionalExtension};
+
+const KEY_LEN: usize = 16;
+const VALUE_LEN: usize = 100;
+/// Writes in one `batch_set` iteration.
+const BATCH: u64 = 10_000;
+/// Distinct random lookups cycled through by the get benchmarks.
+const LOOKUPS: usize = 100_000;
+
+/// Key `i`: big-endian `i`, then a mix of it (as in `benches/compare.rs` and
+/// `benches/c/ops.c`, so every driver reads the same kind of keys).
+fn key(i: u64) -> [u8; KEY_LEN] {
+    let mut k = [0u8; KEY_LEN];
+    k[..8].copy_from_slice(&i.to_be_bytes());
+    k[8..].copy_from_slice(&(i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).to_le_bytes());
+    k
+}
+
+fn value(i: u64) -> Vec<u8> {
+    let mut v = vec![0u8; VALUE_LEN];
+    rand::rngs::StdRng::seed_from_u64(i).fill(&mut v[..]);
+    v
+}
+
+/// The operations measured, on either engine.
+trait Engine {
+    fn name(&self) -> &'static str;
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>>;
+    fn set(&self, key: &[u8], value: &[u8]);
+    fn set_batch(&self, pairs: &[([u8; KEY_LEN], Vec<u8>)]);
+    fn delete(&self, key: &[u8]);
+    fn keys(&self) -> usize;
+    /// Opens the same database again and closes it.
+    fn reopen(&self);
+}
+
+struct Charm {
+    kv: Kv,
+    options: Options,
+}
+
+impl Engine for Charm {
+    fn name(&self) -> &'static str {
+        "charm-kv"
+    }
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        match self.kv.get(key) {
+            Ok(v) => Some(v),
+            Err(charm_kv::Error::NotFound) => None,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    fn set(&self, key: &[u8], value: &[u8]) {
+        self.kv.set(key, value).unwrap()
+    }
+    fn set_batch(&self, pairs: &[([u8; KEY_LEN], Vec<u8>)]) {
+        let mut batch = self.kv.batch();
+        for (k, v) in pairs {
+            batch.set(k, v);
+        }
+        batch.commit().unwrap()
+    }
+    fn delete(&self, key: &[u8]) {
+        self.kv.delete(key).unwrap()
+    }
+    fn keys(&self) -> usize {
+        self.kv.keys().unwrap().len()
+    }
+    fn reopen(&self) {
+        drop(Kv::open_with("bench", &self.options).unwrap())
+    }
+}
+
+struct Raw {
+    conn: Mutex<Connection>,
+    path: std::path::PathBuf,
+}
+
+impl Raw {
+    fn connect(path: &Path) -> Connection {
+        let conn = Connection::open(path).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.pragma_update(None, "synchronous", "FULL").unwrap();
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
+        )
+        .unwrap();
+        conn
+    }
+
+    fn open(path: &Path) -> Raw {
+        Raw {
+            conn: Mutex::new(Raw::connect(path)),
+            path: path.to_owned(),
+        }
+    }
+}
+
+impl Engine for Raw {
+    fn name(&self) -> &'static str {
+        "rusqlite"
+    }
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let conn = self.conn.lock().unwrap();
+        let mut stmt = conn
+            .prepare_cached("SELECT value FROM kv WHERE key = ?1")
+            .unwrap();
+        stmt.query_row([key], |r| r.get(0)).optional().unwrap()
+    }
+    fn set(&self, key: &[u8], value: &[u8]) {
+        let conn = self.conn.lock().unwrap();
+        conn.prepare_cached("INSERT OR REPLACE INTO kv (key, value) VALUES (?1, ?2)")
+            .unwrap()
+            .execute((key, value))
+            .unwrap();
+    }
+    fn set_batch(&self, pairs: &[([u8; KEY_LEN], Vec<u8>)]) {
+        let mut conn = self.conn.lock().unwrap();
+        let tx = conn.transaction().unwrap();
+        {
+            let mut stmt = tx
+                .prepare_cached("INSERT OR REPLACE INTO kv (key, value) VALUES (?1, ?2)")
+                .unwrap();
+            for (k, v) in pairs {
+                stmt.execute((&k[..], v)).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    fn delete(&self, key: &[u8]) {
+        let conn = self.conn.lock().unwrap();
+        conn.prepare_cached("DELETE FROM kv WHERE key = ?1")
+            .unwrap()
+            .execute([key])
+            .unwrap();
+    }
+    fn keys(&self) -> usize {
+        let conn = self.conn.lock().unwrap();
+        let mut stmt = conn.prepare_cached("SELECT key FROM kv").unwrap();
+        let mut rows = stmt.query([]).unwrap();
+        let mut keys = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            keys.push(row.get::<_, Vec<u8>>(0).unwrap());
+        }
+        keys.sort();
+        keys.len()
+    }
+    fn reopen(&self) {
+        drop(Raw::connect(&self.path))
+    }
+}
+
+fn env_ms(name: &str, default: u64) -> Duration {
+    Duration::from_millis(
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default),
+    )
+}
+
+/// A fresh value for every write: SQLite skips rewriting a row identical to the stored
+/// one, which would make repeated writes of the unencrypted side nearly free.
+struct Counter(Cell<u64>);
+
+impl Counter {
+    fn next(&self) -> u64 {
+        self.0.set(self.0.get() + 1);
+        self.0.get()
+    }
+}
+
+fn bench_size(c: &mut Criterion, size: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = Options::new();
+    options
+        .data_dir(dir.path())
+        .encrypt_keys(vec![EncryptKey::generate()]);
+    let charm = Charm {
+        kv: Kv::open_with("bench", &options).unwrap(),
+        options: options.clone(),
+    };
+    let raw = Raw::open(&dir.path().join("raw.sqlite"));
+    let engines: [&dyn Engine; 2] = [&charm, &raw];
+
+    let loading = Instant::now();
+    for start in (0..size).step_by(50_000) {
+        let chunk: Vec<_> = (start..(start + 50_000).min(size))
+            .map(|i| (key(i), value(i)))
+            .collect();
+        for engine in engines {
+            engine.set_batch(&chunk);
+        }
+    }
+    eprintln!(
+        "ops: loaded {size} keys into both engines in {:.1?}",
+        loading.elapsed()
+    );
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let lookups: Vec<u64> = (0..LOOKUPS).map(|_| rng.gen_range(0..size)).collect();
+    let warm_up = env_ms("BENCH_WARMUP_MS", 500);
+    let measure = env_ms("BENCH_MEASURE_MS", 2000);
+    let counter = Counter(Cell::new(size));
+    let id = |engine: &dyn Engine| BenchmarkId::new(engine.name(), size);
+
+    // Fast operations: criterion's linear sampling over many iterations.
+    let mut fast = |name: &str, absent: bool| {
+        let mut group = c.benchmark_group(name);
+        group
+            .warm_up_time(warm_up)
+            .measurement_time(measure)
+            .sample_size(30)
+            .throughput(Throughput::Elements(1));
+        let offset = if absent { size } else { 0 };
+        for engine in engines {
+            let mut at = 0usize;
+            group.bench_function(id(engine), |b| {
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        let k = key(lookups[at] + offset);
+                        at = (at + 1) % lookups.len();
+                        let found = black_box(engine.get(black_box(&k)));
+                        debug_assert_eq!(found.is_some(), !absent);
+                    }
+                    start.elapsed()
+                })
+            });
+        }
+        group.finish();
+    };
+    fast("get_hit", false);
+    fast("get_miss", true);
+
+    // Slow operations: few, equally long samples.
+    fn slow_group<'a>(
+        c: &'a mut Criterion,
+        name: &str,
+        elements: u64,
+        times: (Duration, Duration),
+    ) -> BenchmarkGroup<'a, WallTime> {
+        let mut group = c.benchmark_group(name);
+        group
+            .warm_up_time(times.0)
+            .measurement_time(times.1)
+            .sample_size(10)
+            .sampling_mode(SamplingMode::Flat)
+            .throughput(Throughput::Elements(elements));
+        group
+    }
+    let times = (warm_up, measure);
+
+    let mut group = slow_group(c, "keys", size, times);
+    for engine in engines {
+        group.bench_function(id(engine), |b| {
+            b.iter(|| assert_eq!(engine.keys() as u64, size))
+        });
+    }
+    group.finish();
+
+    let mut group = slow_group(c, "open", 1, times);
+    for engine in engines {
+        group.bench_function(id(engine), |b| b.iter(|| engine.reopen()));
+    }
+    group.finish();
+
+    // Single durable sets: new keys above the loaded ones, at most 10k of them.
+    let mut group = slow_group(c, "set", 1, times);
+    for engine in engines {
+        group.bench_function(id(engine), |b| {
+            b.iter_custom(|iters| {
+                let pairs: Vec<_> = (0..iters)
+                    .map(|_| {
+                        let n = counter.next();
+                        (key(size + n % BATCH), value(n))
+                    })
+                    .collect();
+                let start = Instant::now();
+                for (k, v) in &pairs {
+                    engine.set(k, v);
+                }
+                start.elapsed()
+            })
+        });
+    }
+    group.finish();
+
+    // 10k sets in one transaction, over the same 10k keys each time with new values.
+    let mut group = slow_group(c, "batch_set", BATCH, times);
+    for engine in engines {
+        group.bench_function(id(engine), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let round = counter.next();
+                    let pairs: Vec<_> = (0..BATCH)
+                        .map(|i| (key(2 * size + i), value(round * BATCH + i)))
+                        .collect();
+                    let start = Instant::now();
+                    engine.set_batch(&pairs);
+                    total += start.elapsed();
+                }
+                total
+            })
+        });
+    }
+    group.finish();
+
+    // Deletes of present keys: inserted (untimed, in one batch) before each timed run.
+    let mut group = slow_group(c, "delete", 1, times);
+    for engine in engines {
+        group.bench_function(id(engine), |b| {
+            b.iter_custom(|iters| {
+                let pairs: Vec<_> = (0..iters)
+                    .map(|i| (key(3 * size + i), value(counter.next())))
+                    .collect();
+                engine.set_batch(&pairs);
+                let start = Instant::now();
+                for (k, _) in &pairs {
+                    engine.delete(k);
+                }
+                start.elapsed()
+            })
+        });
+    }
+    group.finish();
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without
+    // it, in a debug build, where loading a million keys would take long and mean nothing.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("ops: skipped outside `cargo bench`");
+        return;
+    }
+    let sizes: Vec<u64> = std::env::var("BENCH_SIZES")
+        .unwrap_or_else(|_| "10000,100000,1000000".into())
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse()
+                .expect("BENCH_SIZES: comma-separated counts")
+        })
+        .collect();
+    let mut c = Criterion::default()
+        .nresamples(10_000)
+        .without_plots()
+        .configure_from_args();
+    for size in sizes {
+        bench_size(&mut c, size);
+    }
+    c.final_summary();
+}
