@@ -44,8 +44,8 @@ const BATCH: u64 = 10_000;
 /// Distinct random lookups cycled through by the get benchmarks.
 const LOOKUPS: usize = 100_000;
 
-/// Key `i`: big-endian `i`, then a mix of it (as in `benches/compare.rs` and
-/// `benches/c/ops.c`, so every driver reads the same kind of keys).
+/// Key `i`: big-endian `i`, then a mix of it (as in `benches/c/ops.c`, so every
+/// driver reads the same kind of keys).
 fn key(i: u64) -> [u8; KEY_LEN] {
     let mut k = [0u8; KEY_LEN];
     k[..8].copy_from_slice(&i.to_be_bytes());
@@ -118,6 +118,8 @@ impl Raw {
         let conn = Connection::open(path).unwrap();
         conn.pragma_update(None, "journal_mode", "WAL").unwrap();
         conn.pragma_update(None, "synchronous", "FULL").unwrap();
+        // charm-kv's writer cache (its readers have 8 MiB each): never smaller than ours.
+        conn.pragma_update(None, "cache_size", -32768).unwrap();
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
              CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",

@@ -231,15 +231,29 @@ impl Store {
     }
 
     /// Writes a consistent copy of the whole database to the new file `dest` with
-    /// SQLite's online backup API. One read transaction covers the copy, so it neither
-    /// waits for nor blocks writers (WAL), and it never restarts.
+    /// SQLite's online backup API, durable when it returns. One read transaction covers
+    /// the copy, so it neither waits for nor blocks writers (WAL), and it never restarts.
     pub fn backup_to(self: &Arc<Self>, dest: &Path) -> Result<()> {
+        self.copy_to(dest, Durability::Durable)
+    }
+
+    /// Like [`Store::backup_to`], for a temporary file (a snapshot about to be
+    /// uploaded): nothing is fsynced. A crash loses only the temporary file, which the
+    /// next open removes; the fsyncs were most of a small database's push time.
+    pub fn copy_to_temporary(self: &Arc<Self>, dest: &Path) -> Result<()> {
+        self.copy_to(dest, Durability::Temporary)
+    }
+
+    fn copy_to(self: &Arc<Self>, dest: &Path, durability: Durability) -> Result<()> {
         if dest.exists() {
             return Err(Error::invalid(format!("{} already exists", dest.display())));
         }
         create_private_file(dest)?;
         let reader = self.reader()?;
         let mut target = Connection::open(dest)?;
+        if durability == Durability::Temporary {
+            target.pragma_update(None, "synchronous", "OFF")?;
+        }
         {
             use rusqlite::backup::{Backup, StepResult};
             let backup = Backup::new(&reader, &mut target)?;
@@ -266,6 +280,13 @@ impl Store {
     pub fn meta(self: &Arc<Self>, name: &str) -> Result<Option<i64>> {
         schema::meta_get(&*self.reader()?, name)
     }
+}
+
+/// Whether a copy of the database must survive a crash once written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    Durable,
+    Temporary,
 }
 
 /// A pooled read connection.

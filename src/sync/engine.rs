@@ -49,6 +49,9 @@ pub struct Engine<'a> {
     remote: &'a dyn Remote,
     progress: &'a mut dyn FnMut(&SyncProgress),
     ticket_wait: Duration,
+    /// The last listing of the remote files (ascending), made before the ticket was
+    /// drawn: retention works from it instead of listing again after the upload.
+    listed: Vec<u64>,
 }
 
 impl<'a> Engine<'a> {
@@ -63,6 +66,7 @@ impl<'a> Engine<'a> {
             remote,
             progress,
             ticket_wait,
+            listed: Vec::new(),
         }
     }
 
@@ -113,7 +117,7 @@ impl<'a> Engine<'a> {
 
     /// Restores the newest remote file if it is newer than the local base.
     fn pull(&mut self) -> Result<()> {
-        let files = self.remote.list()?;
+        let files = self.list()?;
         match files.last() {
             Some(&newest) if newest > self.base()? => self.restore_newest(&files),
             _ => Ok(()),
@@ -207,7 +211,7 @@ impl<'a> Engine<'a> {
     fn wait_for_earlier_tickets(&mut self, mut base: u64, ticket: u64) -> Result<u64> {
         let deadline = Instant::now() + self.ticket_wait;
         loop {
-            let files = self.remote.list()?;
+            let files = self.list()?;
             if let Some(&newest) = files.last() {
                 if newest > base {
                     self.restore_newest(&files)?;
@@ -278,15 +282,30 @@ impl<'a> Engine<'a> {
         Ok(own as u64 == ticket - base - 1)
     }
 
-    /// Keeps the new snapshot and the one before it.
-    fn apply_retention(&mut self, ticket: u64) -> Result<()> {
+    fn list(&mut self) -> Result<Vec<u64>> {
         let files = self.remote.list()?;
-        let Some(&previous) = files.iter().filter(|&&s| s < ticket).max() else {
+        self.listed.clone_from(&files);
+        Ok(files)
+    }
+
+    /// Keeps the new snapshot and the one before it, judged from the listing made
+    /// before the ticket (one request less per push). Files uploaded since by other
+    /// devices are not in it and stay, as does what they would have let us delete:
+    /// a later push removes those.
+    fn apply_retention(&mut self, ticket: u64) -> Result<()> {
+        let Some(&previous) = self.listed.iter().filter(|&&s| s < ticket).max() else {
             return Ok(());
         };
-        for &seq in files.iter().filter(|&&s| s < previous) {
+        let old: Vec<u64> = self
+            .listed
+            .iter()
+            .copied()
+            .filter(|&s| s < previous)
+            .collect();
+        for seq in old {
             self.remote.remove(seq)?;
         }
+        self.listed.retain(|&s| s >= previous);
         Ok(())
     }
 }

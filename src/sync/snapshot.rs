@@ -21,8 +21,12 @@ pub struct SnapshotInfo {
 
 /// Writes the snapshot for remote sequence `seq` to the new file `dest`.
 pub fn create(store: &Arc<Store>, dest: &Path, seq: u64) -> Result<SnapshotInfo> {
-    store.backup_to(dest)?;
+    store.copy_to_temporary(dest)?;
     let conn = Connection::open(dest)?;
+    // A temporary file until uploaded: no fsyncs, and the rollback journal in memory
+    // (a failure here discards the file).
+    conn.pragma_update(None, "synchronous", "OFF")?;
+    conn.pragma_update(None, "journal_mode", "MEMORY")?;
     // Counters read from the copy itself, so they describe exactly what it holds.
     let device_id = schema::state_get(&conn, schema::STATE_DEVICE_ID)?;
     let included_seq = schema::state_get(&conn, schema::STATE_WRITE_SEQ)?;
