@@ -569,7 +569,9 @@ def render_markdown(res: Results, sizes: str, when: str) -> tuple[str, list[str]
         "",
         "The machine is shared and noisy: read the ratios, each measured within one run, "
         "rather than the absolute figures. Every figure is also in "
-        "[results.tsv](results.tsv) (`suite operation size engine value unit`).",
+        "[results.tsv](results.tsv) (`suite operation size engine value unit`). "
+        "What bounds each figure, and what was done where a target is missed: "
+        "[performance.md](../performance.md).",
         "",
         "![throughput](throughput.png)",
         "",

@@ -3,9 +3,9 @@
 
 Both sides do the same primary-key work on the same machine in one run: a table
 ``kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID`` in WAL mode with
-``synchronous=FULL`` and a 32 MiB page cache (what charm-kv uses underneath, minus the encryption), 16-byte
-keys and 100-byte values, lookups in random order. sqlite3 runs in autocommit mode, so
-each of its writes is durable like each charm-kv write.
+``synchronous=FULL`` and a 32 MiB page cache (what charm-kv uses underneath, minus the
+encryption), 16-byte keys and 100-byte values, lookups in random order. sqlite3 runs in
+autocommit mode, so each of its writes is durable like each charm-kv write.
 
 Reported: microseconds per operation (best of the repeats, measurements interleaved)
 and the ratio sqlite3 time / charm_kv time: 1.0 or more means charm_kv is at least as
