@@ -86,10 +86,15 @@ fn a_100_mb_database_syncs_in_bounded_memory() {
         peak >> 20,
         before >> 20
     );
-    // The whole process, writer and reader included, never held the database.
+    // The whole process, writer and reader included, never held the database: at most
+    // half its size beyond what SQLite's page caches may hold by configuration (each
+    // store: its writer and a reader, filled by writing and restoring the 100 MB).
+    use charm_kv::store::schema::Role;
+    let caches = 2 * (Role::Writer.cache_kib() + Role::Reader.cache_kib()) as usize * 1024;
     assert!(
-        (peak as usize) < megabytes * 1024 * 1024 / 2,
-        "peak RSS {} MiB for a {megabytes} MB database",
-        peak >> 20
+        (peak as usize) < megabytes * 1024 * 1024 / 2 + caches,
+        "peak RSS {} MiB for a {megabytes} MB database (page caches may hold {} MiB)",
+        peak >> 20,
+        caches >> 20
     );
 }

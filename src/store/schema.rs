@@ -62,7 +62,7 @@ impl Role {
     /// with SQLite's default 2 MiB a 10k-row batch into 100k rows spent most of its time
     /// re-reading and spilling pages (1.6x faster with 32 MiB). Readers are up to 8,
     /// each with its own cache, and share the OS page cache underneath.
-    fn cache_kib(self) -> i64 {
+    pub fn cache_kib(self) -> i64 {
         match self {
             Role::Writer => 32 * 1024,
             Role::Reader => 8 * 1024,
