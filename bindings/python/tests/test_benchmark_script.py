@@ -16,9 +16,11 @@ def test_benchmark_smoke(capsys):
     sys.modules[spec.name] = module
     try:
         spec.loader.exec_module(module)
-        results = module.main(["--n", "200", "--writes", "5", "--repeats", "1"])
+        by_size = module.main(["--n", "200", "--writes", "5", "--repeats", "1"])
     finally:
         del sys.modules[spec.name]
+    assert set(by_size) == {200}
+    results = by_size[200]
     assert set(results) == {
         "get (kv[key])",
         "get (kv.get(key))",
