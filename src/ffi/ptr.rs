@@ -193,15 +193,10 @@ pub(crate) unsafe fn out<'a, T>(
 /// `ptr` is NULL or points to an initialised `T`, readable and writable and used by
 /// nobody else during `'a`.
 pub(crate) unsafe fn in_out<'a, T>(ptr: *mut T, what: &str) -> Result<&'a mut T, Failure> {
-    if ptr.is_null() {
-        return Err(Failure::invalid(format!("{what} is NULL")));
-    }
-    if !ptr.is_aligned() {
-        return Err(Failure::invalid(format!("{what} is misaligned")));
-    }
-    // SAFETY: non-NULL, aligned, initialised and exclusively ours by the caller's
-    // guarantee.
-    Ok(unsafe { &mut *ptr })
+    // SAFETY: forwarded from the caller; `out` checks NULL and alignment.
+    let slot = unsafe { out(ptr, what) }?;
+    // SAFETY: the caller guarantees the `T` behind `ptr` is initialised.
+    Ok(unsafe { slot.assume_init_mut() })
 }
 
 /// Like [`out`], but NULL means "not wanted".

@@ -195,7 +195,7 @@ impl Store {
 
     /// The sorted key list, from the cache when nothing has been committed since it
     /// was made on the same reader connection.
-    pub fn sorted_keys(self: &Arc<Self>) -> Result<Arc<Vec<Vec<u8>>>> {
+    fn sorted_keys(self: &Arc<Self>) -> Result<Arc<Vec<Vec<u8>>>> {
         let mut reader = self.reader()?;
         let reader_id = reader.id();
         let tx = reader.transaction()?;
