@@ -13,7 +13,7 @@ use crate::sync::DEFAULT_TICKET_WAIT;
 use crate::batch::Batch;
 use crate::error::{Error, Result};
 use crate::options::Options;
-use crate::store::{names, Direction, Iter, Op, Store, MAX_VALUE_LEN};
+use crate::store::{names, Direction, Fetched, Iter, Op, Store, MAX_VALUE_LEN};
 
 /// An encrypted key-value database.
 ///
@@ -96,6 +96,12 @@ impl Kv {
     /// The value of `key`, or [`Error::NotFound`].
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Vec<u8>> {
         self.store()?.get(key.as_ref())
+    }
+
+    /// The value of `key` decrypted into `buf` when it fits (no allocation), otherwise
+    /// returned owned; [`Error::NotFound`] when missing. For hot read loops.
+    pub fn get_into(&self, key: impl AsRef<[u8]>, buf: &mut [u8]) -> Result<Fetched> {
+        self.store()?.get_into(key.as_ref(), buf)
     }
 
     /// Sets `key` to `value` (any bytes, empty allowed). Durable when it returns.

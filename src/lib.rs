@@ -24,4 +24,4 @@ pub use crypto::EncryptKey;
 pub use error::{Error, ErrorKind, Result};
 pub use kv::{delete_database, list_databases, Kv, SyncPhase, SyncProgress};
 pub use options::Options;
-pub use store::{Direction, Iter};
+pub use store::{Direction, Fetched, Iter};

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use charm_kv::{Direction, EncryptKey, ErrorKind, Kv, Options};
+use charm_kv::{Direction, EncryptKey, ErrorKind, Fetched, Kv, Options};
 
 fn options(dir: &Path, keys: &[EncryptKey]) -> Options {
     let mut options = Options::new();
@@ -29,6 +29,38 @@ fn set_get_delete_and_missing_keys() {
     kv.delete("a").unwrap();
     assert_eq!(kv.get("a").unwrap_err().kind(), ErrorKind::NotFound);
     kv.delete("a").unwrap();
+}
+
+#[test]
+fn get_into_uses_the_buffer_when_the_value_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = open(dir.path(), &EncryptKey::generate());
+    kv.set("empty", "").unwrap();
+    kv.set("four", "1234").unwrap();
+    kv.set("five", "12345").unwrap();
+    let mut buf = [0u8; 4];
+    assert_eq!(kv.get_into("four", &mut buf).unwrap(), Fetched::InBuffer(4));
+    assert_eq!(&buf, b"1234");
+    assert_eq!(
+        kv.get_into("empty", &mut buf).unwrap(),
+        Fetched::InBuffer(0)
+    );
+    assert_eq!(
+        kv.get_into("five", &mut buf).unwrap(),
+        Fetched::Owned(b"12345".to_vec())
+    );
+    assert_eq!(
+        &buf, b"1234",
+        "a value that does not fit leaves the buffer alone"
+    );
+    assert_eq!(
+        kv.get_into("missing", &mut buf).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        kv.get_into("five", &mut []).unwrap(),
+        Fetched::Owned(b"12345".to_vec())
+    );
 }
 
 #[test]

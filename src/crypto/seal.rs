@@ -11,7 +11,7 @@
 use chacha20::cipher::consts::U10;
 use hkdf::Hkdf;
 use rand::RngCore;
-use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
+use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, CHACHA20_POLY1305};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
@@ -92,20 +92,38 @@ impl RowCipher {
 
     /// Decrypts a stored value; fails when it was moved from another row or altered.
     pub fn open_value(&self, stored_key: &[u8], stored: &[u8]) -> Result<Vec<u8>> {
-        if stored.len() < VALUE_OVERHEAD || stored[0] != VALUE_FORMAT_V1 {
-            return Err(Error::corrupt("stored value has an unknown format"));
+        let mut plain = vec![0u8; stored_value_len(stored)?];
+        self.open_value_into(stored_key, stored, &mut plain)?;
+        Ok(plain)
+    }
+
+    /// Decrypts a stored value into `dest`, which must be exactly
+    /// [`stored_value_len`] bytes long; on failure `dest` is left zeroed.
+    pub fn open_value_into(&self, stored_key: &[u8], stored: &[u8], dest: &mut [u8]) -> Result<()> {
+        let plain_len = stored_value_len(stored)?;
+        if dest.len() != plain_len {
+            return Err(Error::invalid("value buffer of the wrong length"));
         }
         let nonce: &[u8; NONCE_LEN] = stored[1..1 + NONCE_LEN].try_into().expect("length checked");
-        let mut buf = stored[1 + NONCE_LEN..].to_vec();
+        let (ciphertext, tag) = stored[1 + NONCE_LEN..].split_at(plain_len);
+        let tag: [u8; TAG_LEN] = tag.try_into().expect("length checked");
+        dest.copy_from_slice(ciphertext);
         let (key, ietf_nonce) = xchacha_subkey(&self.value_key, nonce);
-        let plain_len = with_value_ad(stored_key, |ad| {
-            key.open_in_place(ietf_nonce, Aad::from(ad), &mut buf)
-                .map(|plain| plain.len())
+        // ring zeroes `dest` when the tag does not verify.
+        with_value_ad(stored_key, |ad| {
+            key.open_in_place_separate_tag(ietf_nonce, Aad::from(ad), Tag::from(tag), dest, 0..)
+                .map(|_| ())
         })
-        .map_err(|_| Error::corrupt("stored value failed authentication"))?;
-        buf.truncate(plain_len);
-        Ok(buf)
+        .map_err(|_| Error::corrupt("stored value failed authentication"))
     }
+}
+
+/// The length of the plaintext a stored value decrypts to.
+pub fn stored_value_len(stored: &[u8]) -> Result<usize> {
+    if stored.len() < VALUE_OVERHEAD || stored[0] != VALUE_FORMAT_V1 {
+        return Err(Error::corrupt("stored value has an unknown format"));
+    }
+    Ok(stored.len() - VALUE_OVERHEAD)
 }
 
 /// XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha): HChaCha20 turns the key and the first
@@ -263,6 +281,33 @@ mod tests {
         *flipped.last_mut().unwrap() ^= 1;
         assert!(c.open_value(&k1, &flipped).is_err());
         assert!(c.open_value(&k1, &v[..10]).is_err());
+    }
+
+    #[test]
+    fn opening_into_a_buffer_matches_and_leaves_nothing_on_failure() {
+        let c = RowCipher::new(&EncryptKey::generate());
+        let (k1, k2) = (c.seal_key(b"a"), c.seal_key(b"b"));
+        let sealed = c.seal_value(&k1, b"secret value");
+        assert_eq!(stored_value_len(&sealed).unwrap(), 12);
+        let mut dest = [0xAAu8; 12];
+        c.open_value_into(&k1, &sealed, &mut dest).unwrap();
+        assert_eq!(&dest, b"secret value");
+        // Wrong row: the unauthenticated plaintext must not stay in the buffer.
+        let mut dest = [0xAAu8; 12];
+        let err = c.open_value_into(&k2, &sealed, &mut dest).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Corrupt);
+        assert_eq!(dest, [0u8; 12]);
+        let mut short = [0u8; 11];
+        assert_eq!(
+            c.open_value_into(&k1, &sealed, &mut short)
+                .unwrap_err()
+                .kind(),
+            crate::ErrorKind::InvalidArgument
+        );
+        assert!(stored_value_len(&sealed[..VALUE_OVERHEAD - 1]).is_err());
+        let mut other_format = sealed.clone();
+        other_format[0] = 2;
+        assert!(stored_value_len(&other_format).is_err());
     }
 
     #[test]

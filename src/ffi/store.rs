@@ -10,8 +10,7 @@ use super::ptr::{
     buffer_out, bytes_in, handle_free, handle_ref, in_out, new_handle, out, text_in, Handle,
 };
 use super::status::{charm_kv_status, charm_kv_sync_phase};
-use crate::{Kv, Options, SyncPhase, SyncProgress};
-use zeroize::Zeroizing;
+use crate::{Fetched, Kv, Options, SyncPhase, SyncProgress};
 
 /// An open database.
 ///
@@ -205,15 +204,12 @@ pub unsafe extern "C" fn charm_kv_get_into(
         // Set first, so that every failure after the argument checks leaves them defined.
         out.len = 0;
         out.large = charm_kv_bytes::EMPTY;
-        let value = kv.get(key)?;
-        out.len = value.len();
-        match buf.get_mut(..value.len()) {
-            Some(dest) => {
-                dest.copy_from_slice(&value);
-                // The plaintext now lives in the caller's buffer only.
-                drop(Zeroizing::new(value));
+        match kv.get_into(key, buf)? {
+            Fetched::InBuffer(len) => out.len = len,
+            Fetched::Owned(value) => {
+                out.len = value.len();
+                out.large = charm_kv_bytes::from_vec(value);
             }
-            None => out.large = charm_kv_bytes::from_vec(value),
         }
         Ok(())
     })

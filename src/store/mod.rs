@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
-use crate::crypto::seal::{Sealer, KEY_OVERHEAD, VALUE_OVERHEAD};
+use crate::crypto::seal::{stored_value_len, RowCipher, Sealer, KEY_OVERHEAD, VALUE_OVERHEAD};
 use crate::error::{Error, Result};
 
 pub use iter::{Direction, Iter};
@@ -37,6 +37,15 @@ const KEYS_CACHE_MAX_BYTES: usize = 32 << 20;
 pub struct Op {
     pub key: Vec<u8>,
     pub value: Option<Vec<u8>>,
+}
+
+/// Where [`Store::get_into`] left the value.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fetched {
+    /// The value is the first `n` bytes of the caller's buffer.
+    InBuffer(usize),
+    /// The value did not fit the buffer.
+    Owned(Vec<u8>),
 }
 
 /// An open database file.
@@ -127,6 +136,32 @@ impl Store {
 
     /// Point lookup by plaintext key.
     pub fn get(self: &Arc<Self>, key: &[u8]) -> Result<Vec<u8>> {
+        self.lookup(key, |cipher, stored_key, stored| {
+            cipher.open_value(stored_key, stored)
+        })
+    }
+
+    /// Point lookup that decrypts into `buf` when the value fits, without allocating.
+    pub fn get_into(self: &Arc<Self>, key: &[u8], buf: &mut [u8]) -> Result<Fetched> {
+        self.lookup(key, |cipher, stored_key, stored| {
+            let len = stored_value_len(stored)?;
+            match buf.get_mut(..len) {
+                Some(dest) => {
+                    cipher.open_value_into(stored_key, stored, dest)?;
+                    Ok(Fetched::InBuffer(len))
+                }
+                None => cipher.open_value(stored_key, stored).map(Fetched::Owned),
+            }
+        })
+    }
+
+    /// Finds the stored row of `key` (under whichever of the account's keys sealed it)
+    /// and hands it to `open` while the row is still borrowed from SQLite.
+    fn lookup<T>(
+        self: &Arc<Self>,
+        key: &[u8],
+        mut open: impl FnMut(&RowCipher, &[u8], &[u8]) -> Result<T>,
+    ) -> Result<T> {
         check_key(key)?;
         let reader = self.reader()?;
         let mut stmt = reader.prepare_cached("SELECT value FROM kv WHERE key = ?1")?;
@@ -134,8 +169,8 @@ impl Store {
             let stored_key = cipher.seal_key(key);
             let found = stmt
                 .query_row([&stored_key], |row| {
-                    let value = row.get_ref(0)?.as_blob()?;
-                    Ok(cipher.open_value(&stored_key, value))
+                    let stored = row.get_ref(0)?.as_blob()?;
+                    Ok(open(cipher, &stored_key, stored))
                 })
                 .optional()?;
             if let Some(value) = found {
