@@ -2,8 +2,10 @@
 //! reader threads while one writer thread commits, against the same with no writer.
 //! (Thread scaling is bounded by the machine's cores: 2 here.)
 //!
-//! `BENCH_CONCURRENCY_MS` (default 2000) is the length of each run; with `BENCH_TSV`
-//! the figures are also appended there (suite `concurrency`, size = reader threads).
+//! `BENCH_CONCURRENCY_MS` (default 1500) is the counted length of each run and
+//! `BENCH_CONCURRENCY_ROUNDS` (default 3) how many times each configuration runs (the
+//! median is reported); with `BENCH_TSV` the figures are also appended there (suite
+//! `concurrency`, size = reader threads).
 
 #[path = "support/results.rs"]
 mod results;
@@ -22,7 +24,15 @@ fn key(i: u64) -> [u8; 16] {
     k
 }
 
-fn measure(kv: &Kv, readers: usize, with_writer: bool, run: Duration) -> (f64, u64) {
+/// One run: the threads start, settle for a fifth of `run`, then reads and commits are
+/// counted over `run` while all of them keep going (spawning and joining stay outside
+/// the window). Returns reads/s and commits/s.
+fn measure(kv: &Kv, readers: usize, with_writer: bool, run: Duration) -> (f64, f64) {
+    // Every run starts from an empty WAL: how many frames readers must look up in it
+    // depends on what ran before, and otherwise skews one run against another.
+    let conn = rusqlite::Connection::open(kv.path().unwrap()).unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let reads = Arc::new(AtomicU64::new(0));
     let writes = Arc::new(AtomicU64::new(0));
@@ -49,17 +59,32 @@ fn measure(kv: &Kv, readers: usize, with_writer: bool, run: Duration) -> (f64, u
             }
         }));
     }
-    let start = Instant::now();
+    std::thread::sleep(run / 5);
+    let (reads0, writes0, start) = (
+        reads.load(Ordering::Relaxed),
+        writes.load(Ordering::Relaxed),
+        Instant::now(),
+    );
     std::thread::sleep(run);
+    let (reads1, writes1, secs) = (
+        reads.load(Ordering::Relaxed),
+        writes.load(Ordering::Relaxed),
+        start.elapsed().as_secs_f64(),
+    );
     stop.store(true, Ordering::Relaxed);
     for t in threads {
         t.join().unwrap();
     }
-    let secs = start.elapsed().as_secs_f64();
     (
-        reads.load(Ordering::Relaxed) as f64 / secs,
-        writes.load(Ordering::Relaxed),
+        (reads1 - reads0) as f64 / secs,
+        (writes1 - writes0) as f64 / secs,
     )
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    (values[(n - 1) / 2] + values[n / 2]) / 2.0
 }
 
 fn main() {
@@ -67,12 +92,14 @@ fn main() {
         println!("concurrency: skipped outside `cargo bench`");
         return;
     }
-    let run = Duration::from_millis(
-        std::env::var("BENCH_CONCURRENCY_MS")
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(2000),
-    );
+            .unwrap_or(default)
+    };
+    let run = Duration::from_millis(env("BENCH_CONCURRENCY_MS", 1500));
+    let rounds = env("BENCH_CONCURRENCY_ROUNDS", 3).max(1);
     let dir = tempfile::tempdir().unwrap();
     let mut options = Options::new();
     options
@@ -84,23 +111,31 @@ fn main() {
         batch.set(key(i), [1u8; 100]);
     }
     batch.commit().unwrap();
+    const READERS: [usize; 3] = [1, 2, 4];
+    // Rounds interleave the configurations, so slow phases of a shared machine spread
+    // over all of them; each figure is the median of its rounds.
+    let mut figures: Vec<[Vec<f64>; 3]> = READERS.iter().map(|_| Default::default()).collect();
+    for _ in 0..rounds {
+        for (n, readers) in READERS.into_iter().enumerate() {
+            let (alone, _) = measure(&kv, readers, false, run);
+            let (contended, commits) = measure(&kv, readers, true, run);
+            for (slot, value) in figures[n].iter_mut().zip([alone, contended, commits]) {
+                slot.push(value);
+            }
+        }
+    }
     println!(
-        "{:<10} {:>16} {:>18} {:>14}",
-        "readers", "reads/s alone", "reads/s + writer", "writer commits"
+        "{:<10} {:>16} {:>18} {:>16}   (median of {rounds} rounds of {run:?})",
+        "readers", "reads/s alone", "reads/s + writer", "writer commits/s"
     );
-    for readers in [1, 2, 4] {
-        let (alone, _) = measure(&kv, readers, false, run);
-        let (contended, writes) = measure(&kv, readers, true, run);
-        println!("{readers:<10} {alone:>16.0} {contended:>18.0} {writes:>14}");
+    for (readers, [alone, contended, commits]) in READERS.into_iter().zip(figures) {
+        let (alone, contended, commits) = (median(alone), median(contended), median(commits));
+        println!("{readers:<10} {alone:>16.0} {contended:>18.0} {commits:>16.0}");
         let record = |op, value, unit| {
             results::record("concurrency", op, readers as u64, "charm-kv", value, unit)
         };
         record("reads_alone", alone, "reads/s");
         record("reads_with_writer", contended, "reads/s");
-        record(
-            "writer_commits",
-            writes as f64 / run.as_secs_f64(),
-            "commits/s",
-        );
+        record("writer_commits", commits, "commits/s");
     }
 }

@@ -17,7 +17,13 @@
 //! | delete     | a single delete of a present key (autocommit)   | 1 op           |
 //!
 //! Each size's database is loaded once and reused by every group; reads run before the
-//! writes so the listing sees exactly `size` keys. `scripts/bench` collects the estimates
+//! writes so the listing sees exactly `size` keys.
+//!
+//! The C ABI's cost on top of the Rust API is measured apart, without criterion (see
+//! [`boundary`]): paired runs of the same operation through both, on the same database
+//! file, alternating, so that the machine's drift (large on shared machines) cancels.
+//! With `BENCH_BOUNDARY_TSV` set, its lines (`boundary <operation> <size> <engine> <value>
+//! <unit>`, engines `c-abi`, `rust` and `ratio`) are appended to that file. `scripts/bench` collects the estimates
 //! criterion writes (`$CRITERION_HOME`, by default `target/criterion`,
 //! `<group>/<engine>/<size>/new/estimates.json`).
 //!
@@ -41,6 +47,8 @@ const KEY_LEN: usize = 16;
 const VALUE_LEN: usize = 100;
 /// Writes in one `batch_set` iteration.
 const BATCH: u64 = 10_000;
+/// The Charm encrypt key of the charm-kv database (both of its handles).
+const ENCRYPT_KEY: &str = "bench-key-bench-key-bench-key-0123456789";
 /// Distinct random lookups cycled through by the get benchmarks.
 const LOOKUPS: usize = 100_000;
 
@@ -62,7 +70,8 @@ fn value(i: u64) -> Vec<u8> {
 /// The operations measured, on either engine.
 trait Engine {
     fn name(&self) -> &'static str;
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>>;
+    /// The value's length (the value itself is dropped, as a caller would after use).
+    fn get(&self, key: &[u8]) -> Option<usize>;
     fn set(&self, key: &[u8], value: &[u8]);
     fn set_batch(&self, pairs: &[([u8; KEY_LEN], Vec<u8>)]);
     fn delete(&self, key: &[u8]);
@@ -80,9 +89,9 @@ impl Engine for Charm {
     fn name(&self) -> &'static str {
         "charm-kv"
     }
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+    fn get(&self, key: &[u8]) -> Option<usize> {
         match self.kv.get(key) {
-            Ok(v) => Some(v),
+            Ok(v) => Some(v.len()),
             Err(charm_kv::Error::NotFound) => None,
             Err(e) => panic!("{e}"),
         }
@@ -105,6 +114,191 @@ impl Engine for Charm {
     }
     fn reopen(&self) {
         drop(Kv::open_with("bench", &self.options).unwrap())
+    }
+}
+
+/// The C ABI, called exactly as a C program would (`benches/c/ops.c` does the same from
+/// C): the calls below are what the boundary costs on top of the Rust API.
+mod c_abi {
+    use std::ffi::CString;
+    use std::path::Path;
+    use std::ptr::{self, NonNull};
+
+    use charm_kv::ffi::*;
+
+    use super::KEY_LEN;
+
+    pub struct CAbi {
+        store: NonNull<charm_kv_store>,
+        options: NonNull<charm_kv_options>,
+        name: CString,
+    }
+
+    fn check(status: charm_kv_status, what: &str) {
+        assert_eq!(status, charm_kv_status::Ok, "{what}");
+    }
+
+    impl CAbi {
+        pub fn open(dir: &Path, name: &str, key_text: &str) -> CAbi {
+            let dir = CString::new(dir.to_str().unwrap()).unwrap();
+            let name = CString::new(name).unwrap();
+            let mut options = ptr::null_mut();
+            let mut store = ptr::null_mut();
+            // SAFETY: every pointer is valid for the call; the strings are NUL-terminated
+            // and outlive it; errors are not requested (NULL).
+            unsafe {
+                check(
+                    charm_kv_options_new(&mut options, ptr::null_mut()),
+                    "options",
+                );
+                check(
+                    charm_kv_options_set_data_dir(options, dir.as_ptr(), ptr::null_mut()),
+                    "data dir",
+                );
+                check(
+                    charm_kv_options_set_encrypt_key(
+                        options,
+                        key_text.as_ptr(),
+                        key_text.len(),
+                        ptr::null_mut(),
+                    ),
+                    "encrypt key",
+                );
+                check(
+                    charm_kv_open(name.as_ptr(), options, &mut store, ptr::null_mut()),
+                    "open",
+                );
+            }
+            CAbi {
+                store: NonNull::new(store).expect("store"),
+                options: NonNull::new(options).expect("options"),
+                name,
+            }
+        }
+    }
+
+    impl Drop for CAbi {
+        fn drop(&mut self) {
+            // SAFETY: both handles are live and owned by self.
+            unsafe {
+                charm_kv_free(self.store.as_ptr());
+                charm_kv_options_free(self.options.as_ptr());
+            }
+        }
+    }
+
+    impl super::Engine for CAbi {
+        fn name(&self) -> &'static str {
+            "c-abi"
+        }
+        fn get(&self, key: &[u8]) -> Option<usize> {
+            let mut out = charm_kv_bytes {
+                data: ptr::null_mut(),
+                len: 0,
+            };
+            // SAFETY: the store is live, `key` is readable, `out` is writable; on OK the
+            // value is ours and freed once.
+            unsafe {
+                match charm_kv_get(
+                    self.store.as_ptr(),
+                    key.as_ptr(),
+                    key.len(),
+                    &mut out,
+                    ptr::null_mut(),
+                ) {
+                    charm_kv_status::Ok => {
+                        let len = out.len;
+                        charm_kv_bytes_free(&mut out);
+                        Some(len)
+                    }
+                    charm_kv_status::NotFound => None,
+                    other => panic!("get: {other:?}"),
+                }
+            }
+        }
+        fn set(&self, key: &[u8], value: &[u8]) {
+            // SAFETY: the store is live; key and value are readable for their lengths.
+            let status = unsafe {
+                charm_kv_set(
+                    self.store.as_ptr(),
+                    key.as_ptr(),
+                    key.len(),
+                    value.as_ptr(),
+                    value.len(),
+                    ptr::null_mut(),
+                )
+            };
+            check(status, "set");
+        }
+        fn set_batch(&self, pairs: &[([u8; KEY_LEN], Vec<u8>)]) {
+            let mut batch = ptr::null_mut();
+            // SAFETY: the store is live; the batch is used by this thread only and
+            // consumed by the commit; keys and values are readable for their lengths.
+            unsafe {
+                check(
+                    charm_kv_batch_begin(self.store.as_ptr(), &mut batch, ptr::null_mut()),
+                    "batch",
+                );
+                for (k, v) in pairs {
+                    check(
+                        charm_kv_batch_set(
+                            batch,
+                            k.as_ptr(),
+                            k.len(),
+                            v.as_ptr(),
+                            v.len(),
+                            ptr::null_mut(),
+                        ),
+                        "batch set",
+                    );
+                }
+                check(charm_kv_batch_commit(batch, ptr::null_mut()), "commit");
+            }
+        }
+        fn delete(&self, key: &[u8]) {
+            // SAFETY: the store is live; key is readable for its length.
+            let status = unsafe {
+                charm_kv_delete(
+                    self.store.as_ptr(),
+                    key.as_ptr(),
+                    key.len(),
+                    ptr::null_mut(),
+                )
+            };
+            check(status, "delete");
+        }
+        fn keys(&self) -> usize {
+            let mut list = charm_kv_bytes_list {
+                items: ptr::null_mut(),
+                len: 0,
+            };
+            // SAFETY: the store is live and `list` writable; the list is freed once.
+            unsafe {
+                check(
+                    charm_kv_keys(self.store.as_ptr(), &mut list, ptr::null_mut()),
+                    "keys",
+                );
+                let len = list.len;
+                charm_kv_bytes_list_free(&mut list);
+                len
+            }
+        }
+        fn reopen(&self) {
+            let mut again = ptr::null_mut();
+            // SAFETY: name and options are live; the new handle is freed at once.
+            unsafe {
+                check(
+                    charm_kv_open(
+                        self.name.as_ptr(),
+                        self.options.as_ptr(),
+                        &mut again,
+                        ptr::null_mut(),
+                    ),
+                    "open",
+                );
+                charm_kv_free(again);
+            }
+        }
     }
 }
 
@@ -140,12 +334,15 @@ impl Engine for Raw {
     fn name(&self) -> &'static str {
         "rusqlite"
     }
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+    fn get(&self, key: &[u8]) -> Option<usize> {
         let conn = self.conn.lock().unwrap();
         let mut stmt = conn
             .prepare_cached("SELECT value FROM kv WHERE key = ?1")
             .unwrap();
-        stmt.query_row([key], |r| r.get(0)).optional().unwrap()
+        stmt.query_row([key], |r| r.get::<_, Vec<u8>>(0))
+            .optional()
+            .unwrap()
+            .map(|v| v.len())
     }
     fn set(&self, key: &[u8], value: &[u8]) {
         let conn = self.conn.lock().unwrap();
@@ -215,7 +412,9 @@ fn bench_size(c: &mut Criterion, size: u64) {
     let mut options = Options::new();
     options
         .data_dir(dir.path())
-        .encrypt_keys(vec![EncryptKey::generate()]);
+        .encrypt_keys(vec![
+            EncryptKey::from_text("bench", ENCRYPT_KEY, None).unwrap()
+        ]);
     let charm = Charm {
         kv: Kv::open_with("bench", &options).unwrap(),
         options: options.clone(),
@@ -272,6 +471,7 @@ fn bench_size(c: &mut Criterion, size: u64) {
     };
     fast("get_hit", false);
     fast("get_miss", true);
+    boundary(&charm, dir.path(), size, &lookups, &counter);
 
     // Slow operations: few, equally long samples.
     fn slow_group<'a>(
@@ -365,6 +565,112 @@ fn bench_size(c: &mut Criterion, size: u64) {
         });
     }
     group.finish();
+}
+
+/// One paired run of an operation: `iters` iterations on `engine`, the time they took.
+type PairedOp<'a> = &'a dyn Fn(&dyn Engine, u64) -> Duration;
+
+/// The C ABI against the Rust API, in pairs: each round times the same number of
+/// iterations through both (alternating which goes first), on the same database file
+/// through two handles. The ratio is the median of the rounds' ratios, so slow phases
+/// of a shared machine hit both sides of a pair alike instead of one engine's whole run.
+fn boundary(charm: &Charm, dir: &Path, size: u64, lookups: &[u64], counter: &Counter) {
+    let c_abi = c_abi::CAbi::open(dir, "bench", ENCRYPT_KEY);
+    let pair: [&dyn Engine; 2] = [&c_abi, charm];
+    let cursor = &Cell::new(0usize);
+    let gets = |offset: u64| {
+        move |engine: &dyn Engine, iters: u64| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let at = cursor.get();
+                cursor.set((at + 1) % lookups.len());
+                black_box(engine.get(black_box(&key(lookups[at] + offset))));
+            }
+            start.elapsed()
+        }
+    };
+    let get_hit = gets(0);
+    let get_miss = gets(size);
+    let keys = |engine: &dyn Engine, iters: u64| {
+        let start = Instant::now();
+        for _ in 0..iters {
+            assert_eq!(engine.keys() as u64, size);
+        }
+        start.elapsed()
+    };
+    let open = |engine: &dyn Engine, iters: u64| {
+        let start = Instant::now();
+        for _ in 0..iters {
+            engine.reopen();
+        }
+        start.elapsed()
+    };
+    let batch_set = |engine: &dyn Engine, iters: u64| {
+        let mut total = Duration::ZERO;
+        for _ in 0..iters {
+            let round = counter.next();
+            let pairs: Vec<_> = (0..BATCH)
+                .map(|i| (key(2 * size + i), value(round * BATCH + i)))
+                .collect();
+            let start = Instant::now();
+            engine.set_batch(&pairs);
+            total += start.elapsed();
+        }
+        total
+    };
+    let ops: [(&str, PairedOp, u64, &str); 5] = [
+        ("get_hit", &get_hit, 1, "ops/s"),
+        ("get_miss", &get_miss, 1, "ops/s"),
+        ("keys", &keys, size, "keys/s"),
+        ("open", &open, 1, "opens/s"),
+        ("batch_set", &batch_set, BATCH, "ops/s"),
+    ];
+    let budget = env_ms("BENCH_MEASURE_MS", 2000);
+    let mut lines = String::new();
+    for (name, op, elements, unit) in ops {
+        // Iterations per run: enough for 20 ms (at least one).
+        let mut iters = 1u64;
+        while op(pair[0], iters) < Duration::from_millis(20) && iters < 1 << 30 {
+            iters *= 2;
+        }
+        let per_run = op(pair[1], iters).max(op(pair[0], iters));
+        let rounds =
+            (budget.as_secs_f64() / (2.0 * per_run.as_secs_f64())).clamp(5.0, 50.0) as usize;
+        let mut times: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+        let mut ratios = Vec::new();
+        for round in 0..rounds {
+            let mut t = [0f64; 2];
+            for side in [round % 2, 1 - round % 2] {
+                t[side] = op(pair[side], iters).as_secs_f64();
+                times[side].push(t[side]);
+            }
+            ratios.push(t[1] / t[0]); // Rust time / C time = C throughput / Rust throughput
+        }
+        let [c_rate, rust_rate] = times.map(|mut t| (elements * iters) as f64 / median(&mut t));
+        let ratio = median(&mut ratios);
+        eprintln!(
+            "boundary {name}/{size}: c-abi {c_rate:.0} rust {rust_rate:.0} {unit}, \
+             paired ratio {ratio:.3} ({rounds} rounds of {iters})"
+        );
+        lines += &format!("boundary\t{name}\t{size}\tc-abi\t{c_rate}\t{unit}\n");
+        lines += &format!("boundary\t{name}\t{size}\trust\t{rust_rate}\t{unit}\n");
+        lines += &format!("boundary\t{name}\t{size}\tratio\t{ratio}\tx\n");
+    }
+    if let Ok(path) = std::env::var("BENCH_BOUNDARY_TSV") {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        file.write_all(lines.as_bytes()).unwrap();
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    (values[(n - 1) / 2] + values[n / 2]) / 2.0
 }
 
 fn main() {

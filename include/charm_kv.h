@@ -230,7 +230,8 @@ typedef struct charm_kv_bytes {
  * A list of byte strings owned by the caller (for example the keys from
  * `charm_kv_keys`). `items` is NULL exactly when `len` is 0.
  *
- * Release it with `charm_kv_bytes_list_free`, which frees every item too.
+ * Release it with `charm_kv_bytes_list_free`, which frees every item too; never free
+ * an item on its own (the items share one buffer).
  */
 typedef struct charm_kv_bytes_list {
   /**

@@ -273,40 +273,50 @@ def section_rust(res: Results) -> list[str]:
     return [*out, *table(["operation", "keys", "charm-kv", "rusqlite", "ratio", "target"], rows)]
 
 
+BOUNDARY_OPS = ["get_hit", "get_miss", "keys", "open", "batch_set"]
+
+
 def section_c(res: Results) -> list[str]:
     out = [
         "## 2. C ABI vs Rust API",
         "",
-        "`benches/c/ops.c` drives the same operations through `include/charm_kv.h` "
-        "(release static library, pkg-config `charm_kv-static`), median of 10 samples after "
-        "a warm-up; the Rust API figure is section 1's. Ratio = C / Rust throughput. "
-        "Single sets and deletes wait for `fsync` and vary more than the boundary costs: "
-        "they are shown, not judged.",
+        "The boundary's cost, measured in pairs (`benches/ops.rs`, `boundary`): each round "
+        "times the same iterations through the `extern \"C\"` functions of "
+        "`include/charm_kv.h` and through the Rust API, alternating, on one database file "
+        "in one process; ratio = the median of the rounds' C / Rust throughput ratios (so "
+        "the machine's drift hits both sides of each pair alike). The C program "
+        "(`benches/c/ops.c`, release static library via pkg-config `charm_kv-static`, "
+        "median of 10 samples, a process of its own) drives every operation from C; its "
+        "figures are shown for reference. Single sets and deletes wait for `fsync`: shown, "
+        "not judged.",
         "",
     ]
     rows = []
     judged = []
-    for size in res.sizes("c-abi"):
+    for size in sorted(set(res.sizes("boundary")) | set(res.sizes("c-abi"))):
         for op in RUST_OPS:
-            c, r = res.get("c-abi", op, size, "c-abi"), res.get("rust", op, size, "charm-kv")
-            if not c:
+            c, r = res.get("boundary", op, size, "c-abi"), res.get("boundary", op, size, "rust")
+            q = res.get("boundary", op, size, "ratio")
+            driver = res.get("c-abi", op, size, "c-abi")
+            if not (q or driver):
                 continue
-            q = ratio(c, r)
-            target = None if op in ("set", "delete") else ">=0.95"
+            target = ">=0.95" if op in BOUNDARY_OPS else None
             if target:
-                judged.append((f"{op} {size_label(size)}", q))
+                judged.append((f"{op} {size_label(size)}", q.value if q else None))
             rows.append(
                 [
                     OP_NAMES[op],
                     f"{size:,}",
-                    fmt(c.value, c.unit),
+                    fmt(c.value, c.unit) if c else "",
                     fmt(r.value, r.unit) if r else "",
-                    rx(q),
-                    judge(q, target),
+                    rx(q.value) if q else "",
+                    judge(q.value if q else None, target),
+                    fmt(driver.value, driver.unit) if driver else "",
                 ]
             )
-    res.target("C ABI vs Rust API (each operation but fsync-bound ones)", judged, ">=0.95")
-    return [*out, *table(["operation", "keys", "C ABI", "Rust API", "ratio", "target"], rows)]
+    res.target("C ABI vs Rust API (paired; each operation but fsync-bound ones)", judged, ">=0.95")
+    header = ["operation", "keys", "C ABI", "Rust API", "ratio", "target", "from the C program"]
+    return [*out, *table(header, rows)]
 
 
 def section_cli(res: Results) -> list[str]:
@@ -695,6 +705,7 @@ def plot(res: Results, out: Path) -> None:
 REQUIRED = {
     "rust": [(op, e) for op in RUST_OPS for e in ("charm-kv", "rusqlite")],
     "c-abi": [(op, "c-abi") for op in RUST_OPS],
+    "boundary": [(op, e) for op in BOUNDARY_OPS for e in ("c-abi", "rust", "ratio")],
     "cli": [
         ("get_local", "charm-kv"),
         ("get_local", "minimal-sqlite"),

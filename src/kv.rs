@@ -141,6 +141,12 @@ impl Kv {
         self.store()?.keys()
     }
 
+    /// Calls `f` with every key in ascending byte order, without copying the list (it
+    /// is shared with later listings while nothing is written).
+    pub fn with_keys<T>(&self, f: impl FnOnce(&[Vec<u8>]) -> T) -> Result<T> {
+        self.store()?.with_keys(f)
+    }
+
     /// All `(key, value)` pairs in ascending key order, from one consistent snapshot.
     pub fn iter(&self) -> Result<Iter> {
         self.iter_with(Direction::Forward, true)

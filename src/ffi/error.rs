@@ -28,17 +28,25 @@ unsafe impl Handle for charm_kv_error {
 }
 
 /// A failure on its way out of an FFI function: a status plus a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct Failure {
     pub(crate) status: charm_kv_status,
-    pub(crate) message: String,
+    message: Message,
+}
+
+/// The message is rendered only when the caller asked for an error object: a missing
+/// key with `err` NULL (the common way to probe) costs no formatting or allocation.
+#[derive(Debug)]
+enum Message {
+    Text(String),
+    Error(crate::Error),
 }
 
 impl Failure {
     pub(crate) fn new(status: charm_kv_status, message: impl Into<String>) -> Self {
         Failure {
             status,
-            message: message.into(),
+            message: Message::Text(message.into()),
         }
     }
 
@@ -49,9 +57,12 @@ impl Failure {
 
     /// The C object for this failure.
     pub(crate) fn into_raw(self) -> *mut charm_kv_error {
+        let text = match self.message {
+            Message::Text(text) => text,
+            Message::Error(err) => err.to_string(),
+        };
         // Messages never hold NUL bytes in practice; replace any so nothing is lost.
-        let text = self.message.replace('\0', "\u{FFFD}");
-        let message = CString::new(text).unwrap_or_default();
+        let message = CString::new(text.replace('\0', "\u{FFFD}")).unwrap_or_default();
         new_handle::<charm_kv_error>(ErrorObject {
             status: self.status,
             message,
@@ -61,7 +72,10 @@ impl Failure {
 
 impl From<crate::Error> for Failure {
     fn from(err: crate::Error) -> Self {
-        Failure::new(charm_kv_status::from_kind(err.kind()), err.to_string())
+        Failure {
+            status: charm_kv_status::from_kind(err.kind()),
+            message: Message::Error(err),
+        }
     }
 }
 

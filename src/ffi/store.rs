@@ -294,8 +294,7 @@ pub unsafe extern "C" fn charm_kv_keys(
     ffi_boundary!(err, {
         // SAFETY: the caller guarantees each pointer is NULL or valid as documented.
         let (kv, slot) = unsafe { (handle_ref(store, "store")?, out(out_keys, "out_keys")?) };
-        let keys = kv.keys()?;
-        slot.write(charm_kv_bytes_list::from_vecs(keys));
+        slot.write(kv.with_keys(charm_kv_bytes_list::copied_from)?);
         Ok(())
     })
 }

@@ -228,6 +228,11 @@ impl Store {
         Ok(self.sorted_keys()?.as_ref().clone())
     }
 
+    /// Hands the sorted key list to `f` without copying it.
+    pub fn with_keys<T>(self: &Arc<Self>, f: impl FnOnce(&[Vec<u8>]) -> T) -> Result<T> {
+        Ok(f(&self.sorted_keys()?))
+    }
+
     /// The sorted key list, from the cache when nothing has been committed since it
     /// was made on the same reader connection.
     fn sorted_keys(self: &Arc<Self>) -> Result<Arc<Vec<Vec<u8>>>> {
