@@ -57,15 +57,16 @@ pub enum Role {
 }
 
 impl Role {
-    /// SQLite page cache limit, KiB. The writer's is the larger: encrypted keys land at
-    /// random places in the B-trees, so a batch touches pages all over the file, and
-    /// with SQLite's default 2 MiB a 10k-row batch into 100k rows spent most of its time
-    /// re-reading and spilling pages (1.6x faster with 32 MiB). Readers are up to 8,
-    /// each with its own cache, and share the OS page cache underneath.
+    /// SQLite page cache limit, KiB: an upper bound, filled as pages are read.
+    /// Encrypted keys land at random places in the B-trees, so a batch touches pages all
+    /// over the file: with SQLite's default 2 MiB a 10k-row batch into 100k rows spent
+    /// most of its time re-reading and spilling pages (1.6x faster with 32 MiB). Point
+    /// reads likewise: a 100k-key database (about 22 MB) fits a reader's 32 MiB, and
+    /// with 8 MiB a get cost 10% more (a `pread` per missed page). Each connection has
+    /// its own cache (docs/storage.md, "SQLite build"); readers are up to 8.
     pub fn cache_kib(self) -> i64 {
         match self {
-            Role::Writer => 32 * 1024,
-            Role::Reader => 8 * 1024,
+            Role::Writer | Role::Reader => 32 * 1024,
         }
     }
 }

@@ -108,7 +108,7 @@ def run(n: int, args: argparse.Namespace) -> dict:
         db = sqlite3.connect(Path(tmp) / "plain.sqlite", isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA cache_size=-32768")  # charm-kv's writer cache; readers have 8 MiB
+        db.execute("PRAGMA cache_size=-32768")  # what each charm-kv connection has
         db.execute("CREATE TABLE kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID")
         db.execute("BEGIN")
         db.executemany("INSERT INTO kv VALUES (?, ?)", ((k, value) for k in keys))
