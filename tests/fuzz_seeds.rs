@@ -45,11 +45,34 @@ fn snapshot_bytes(key: &str, seq: u64) -> Vec<u8> {
     std::fs::read(dest).unwrap()
 }
 
+/// A delta on version 6, as a push would upload it: two sets and a deletion.
+fn delta_bytes(seq: u64) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("db.sqlite"), sealer(FUZZ_KEY)).unwrap());
+    let op = |k: &str, v: Option<&str>| Op {
+        key: k.as_bytes().to_vec(),
+        value: v.map(|v| v.as_bytes().to_vec()),
+    };
+    store
+        .write(&[op("name", Some("charm")), op("gone", Some("x"))])
+        .unwrap();
+    store
+        .write(&[op("gone", None), op("", Some("empty key"))])
+        .unwrap();
+    let dest = dir.path().join("delta.sqlite");
+    snapshot::create_delta(&store, &dest, seq, 6).unwrap();
+    std::fs::read(dest).unwrap()
+}
+
 /// A copy of a valid snapshot with one SQL statement run on it.
 fn altered(sql: &str) -> Vec<u8> {
+    altered_bytes(snapshot_bytes(FUZZ_KEY, 7), sql)
+}
+
+fn altered_bytes(bytes: Vec<u8>, sql: &str) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.sqlite");
-    std::fs::write(&path, snapshot_bytes(FUZZ_KEY, 7)).unwrap();
+    std::fs::write(&path, bytes).unwrap();
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(sql).unwrap();
     drop(conn);
@@ -79,6 +102,20 @@ fn seeds() -> Vec<(&'static str, Vec<u8>, Option<ErrorKind>)> {
                 "INSERT INTO kv (key, value) VALUES (x'00112233445566778899aabbccddeeff00', x'01')",
             ),
             Some(ErrorKind::Keys),
+        ),
+        ("delta.sqlite", delta_bytes(7), None),
+        (
+            "delta-without-base.sqlite",
+            altered_bytes(delta_bytes(7), "DELETE FROM meta WHERE name = 'delta_base'"),
+            Some(ErrorKind::Corrupt),
+        ),
+        (
+            "full-with-a-deletion.sqlite",
+            altered(&format!(
+                "INSERT INTO kv (key, value) VALUES (x'{}', x'')",
+                hex::encode(sealer(FUZZ_KEY).writer().seal_key(b"deleted"))
+            )),
+            Some(ErrorKind::Corrupt),
         ),
     ]
 }

@@ -80,9 +80,53 @@ fn two_devices_round_trip_and_reset_keeps_the_newest_value() {
     assert_eq!(host1.get("foo").unwrap(), b"overwritten on host 2");
     host2.reset(false).unwrap();
     assert_eq!(contents(&host1), contents(&host2));
-    assert!(
-        remote_files(&device(&server, &d1, None), DB).len() <= 2,
-        "retention"
+    assert_eq!(
+        remote_files(&device(&server, &d1, None), DB),
+        vec![1, 2, 3, 4],
+        "a full snapshot and the deltas on it"
+    );
+}
+
+#[test]
+fn a_push_uploads_only_the_changes() {
+    let server = CharmServer::start();
+    let (d1, d2) = (server.client_dir("big"), server.client_dir("fresh"));
+    let options = device(&server, &d1, None);
+    let kv = Kv::open_with(DB, &options).unwrap();
+    let mut batch = kv.batch();
+    for i in 0..5000 {
+        batch.set(format!("key{i:05}"), vec![b'v'; 100]);
+    }
+    batch.commit().unwrap();
+    assert_eq!(
+        kv.pending_writes().unwrap(),
+        0,
+        "{:?}",
+        kv.last_push_error()
+    );
+    kv.set("key00007", "changed").unwrap();
+    kv.delete("key04000").unwrap();
+    assert_eq!(remote_files(&options, DB), vec![1, 2, 3]);
+    let size = |seq| {
+        std::fs::metadata(server_file(&server, &options, DB, seq))
+            .unwrap()
+            .len()
+    };
+    for seq in [2, 3] {
+        assert!(
+            size(seq) * 20 < size(1),
+            "file {seq}: {} bytes on the server, the full snapshot {} bytes",
+            size(seq),
+            size(1)
+        );
+    }
+    let fresh = Kv::open_with(DB, &device(&server, &d2, Some(&key_of(&d1)))).unwrap();
+    fresh.sync().unwrap();
+    assert_eq!(contents(&fresh), contents(&kv));
+    assert_eq!(fresh.get("key00007").unwrap(), b"changed");
+    assert_eq!(
+        fresh.get("key04000").unwrap_err().kind(),
+        ErrorKind::NotFound
     );
 }
 

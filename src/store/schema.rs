@@ -7,6 +7,9 @@
 //! - `format`: version of charm-kv's at-rest row format (1).
 //! - `writer:<device id>`: in uploaded snapshots, the last local write of that device the
 //!   snapshot contains (see `docs/sync.md`).
+//! - `chain_start`, `chain_length`: the full snapshot the remote version is built on and
+//!   how many deltas follow it; `delta_base` (in delta files only): the version a delta
+//!   applies to (`docs/sync.md`, "Deltas").
 //!
 //! Two local-only tables, never uploaded and kept across restores (`docs/sync.md`):
 //! - `sync_journal(key, seq)`: the stored key of every local write, with the local write
@@ -42,6 +45,12 @@ pub const META_MAX_VERSION: &str = "max_version";
 pub const META_KEY_CHECK: &str = "key_check";
 pub const META_FORMAT: &str = "format";
 pub const FORMAT_VERSION: i64 = 1;
+/// The `format` of an uploaded delta: the changes since `delta_base`, not a whole
+/// database. A charm-kv that predates deltas rejects it instead of taking it for one.
+pub const DELTA_FORMAT: i64 = 2;
+pub const META_DELTA_BASE: &str = "delta_base";
+pub const META_CHAIN_START: &str = "chain_start";
+pub const META_CHAIN_LENGTH: &str = "chain_length";
 
 /// How long a writer waits for another process's write lock before giving up with
 /// `Error::Busy`. Normal contention (many writers, short transactions) stays far below.
@@ -177,6 +186,11 @@ fn is_complete(conn: &Connection) -> Result<bool> {
 
 /// Checks shape, format and keys of an open database (also used on restore candidates).
 pub fn verify(conn: &Connection, sealer: &Sealer) -> Result<()> {
+    verify_formats(conn, sealer, &[FORMAT_VERSION]).map(|_| ())
+}
+
+/// [`verify`], accepting any of `formats`; returns the file's.
+pub fn verify_formats(conn: &Connection, sealer: &Sealer, formats: &[i64]) -> Result<i64> {
     for (table, columns) in [("kv", ["key", "value"]), ("meta", ["name", "value"])] {
         let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
         let found: Vec<String> = stmt
@@ -188,14 +202,16 @@ pub fn verify(conn: &Connection, sealer: &Sealer) -> Result<()> {
             )));
         }
     }
-    let format = meta_get(conn, META_FORMAT)?;
-    if format != Some(FORMAT_VERSION) {
-        return Err(Error::corrupt(format!(
-            "database format {format:?} is not supported by this charm-kv (expects {FORMAT_VERSION})"
-        )));
-    }
+    let format = match meta_get(conn, META_FORMAT)? {
+        Some(format) if formats.contains(&format) => format,
+        other => {
+            return Err(Error::corrupt(format!(
+                "database format {other:?} is not supported by this charm-kv (expects {formats:?})"
+            )))
+        }
+    };
     match meta_get(conn, META_KEY_CHECK)? {
-        Some(check) if sealer.knows_check(check) => Ok(()),
+        Some(check) if sealer.knows_check(check) => Ok(format),
         Some(_) => Err(Error::Keys(
             "the database was encrypted with an encrypt key this account does not have".into(),
         )),

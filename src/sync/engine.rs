@@ -42,6 +42,9 @@ pub const DEFAULT_TICKET_WAIT: Duration = Duration::from_secs(10);
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// Tickets drawn in a row before a push gives up (each retry follows a newer snapshot).
 const MAX_PUSH_ATTEMPTS: usize = 8;
+/// Deltas uploaded on top of one full snapshot before the next push uploads a full one:
+/// a device that starts from scratch downloads at most this many files besides it.
+pub(crate) const MAX_CHAIN: i64 = 15;
 
 /// One sync run over a store.
 pub struct Engine<'a> {
@@ -100,7 +103,7 @@ impl<'a> Engine<'a> {
             tx.commit()?;
             return Ok(());
         }
-        self.restore_newest(&files)
+        self.restore_newest(&files, true)
     }
 
     fn pending(&self) -> Result<u64> {
@@ -119,28 +122,57 @@ impl<'a> Engine<'a> {
     fn pull(&mut self) -> Result<()> {
         let files = self.list()?;
         match files.last() {
-            Some(&newest) if newest > self.base()? => self.restore_newest(&files),
+            Some(&newest) if newest > self.base()? => self.restore_newest(&files, false),
             _ => Ok(()),
         }
     }
 
-    /// Restores the newest of `files` (ascending); legacy Badger streams on top are
-    /// merged and restored as one.
-    fn restore_newest(&mut self, files: &[u64]) -> Result<()> {
+    /// Restores the newest of `files` (ascending): a full snapshot, or a delta with the
+    /// files it builds on, back to the local version or to a full snapshot (all of them
+    /// with `from_scratch`). Legacy Badger streams on top are merged and restored as one.
+    fn restore_newest(&mut self, files: &[u64], from_scratch: bool) -> Result<()> {
         let newest = *files.last().expect("callers pass a non-empty list");
+        let local = self.base()?;
         let mut legacy = Vec::new();
-        for &seq in files.iter().rev() {
+        let mut chain: Vec<(u64, TempFile)> = Vec::new();
+        let mut next = Some(newest);
+        let mut older = files.iter().rev().copied().skip(1);
+        while let Some(seq) = next {
             let download = self.download(seq)?;
-            if download.is_sqlite()? {
-                if !legacy.is_empty() {
-                    return Err(Error::corrupt(
-                        "legacy Badger backups are newer than a charm-kv snapshot on the server",
-                    ));
+            if !download.is_sqlite()? {
+                if !chain.is_empty() {
+                    return Err(Error::corrupt(format!(
+                        "the delta chain of {newest} reaches a legacy Badger backup ({seq})"
+                    )));
                 }
-                restore::apply(self.store, download.path(), seq)?;
-                return Ok(());
+                legacy.push(download);
+                next = older.next();
+                continue;
             }
-            legacy.push(download);
+            if !legacy.is_empty() {
+                return Err(Error::corrupt(
+                    "legacy Badger backups are newer than a charm-kv snapshot on the server",
+                ));
+            }
+            let base = restore::delta_base(download.path())?;
+            chain.push((seq, download));
+            next = match base {
+                None => None,
+                Some(base) if base == local && !from_scratch => None,
+                Some(base) if base < seq && files.contains(&base) => Some(base),
+                Some(base) => {
+                    return Err(Error::corrupt(format!(
+                        "delta {seq} builds on {base}, which the server does not have"
+                    )))
+                }
+            };
+        }
+        if legacy.is_empty() {
+            // Oldest first: a full snapshot (or the delta on our version), then the rest.
+            for (seq, file) in chain.iter().rev() {
+                restore::apply(self.store, file.path(), *seq)?;
+            }
+            return Ok(());
         }
         let mut merge = LegacyMerge::new();
         for file in &legacy {
@@ -214,7 +246,7 @@ impl<'a> Engine<'a> {
             let files = self.list()?;
             if let Some(&newest) = files.last() {
                 if newest > base {
-                    self.restore_newest(&files)?;
+                    self.restore_newest(&files, false)?;
                     base = newest;
                 }
             }
@@ -230,7 +262,30 @@ impl<'a> Engine<'a> {
 
     fn upload(&mut self, ticket: u64) -> Result<()> {
         let file = TempFile::new(self.store.path(), "upload")?;
-        let info = snapshot::create(self.store, file.path(), ticket)?;
+        let base = self.base()?;
+        let chain_length = self.store.meta(schema::META_CHAIN_LENGTH)?;
+        let chain_start = self.store.meta(schema::META_CHAIN_START)?;
+        // A delta needs every file of its chain on the server (the chain's files lie
+        // between its full snapshot and our base, with perhaps some orphans of
+        // overtaken pushers); past MAX_CHAIN deltas a full snapshot bounds what a new
+        // device downloads.
+        let delta = match (chain_length, chain_start) {
+            (Some(length), Some(start)) if (0..MAX_CHAIN).contains(&length) && base > 0 => {
+                let start = start.max(0) as u64;
+                let present = self
+                    .listed
+                    .iter()
+                    .filter(|&&s| (start..=base).contains(&s))
+                    .count() as i64;
+                self.listed.contains(&base) && self.listed.contains(&start) && present > length
+            }
+            _ => false,
+        };
+        let info = if delta {
+            snapshot::create_delta(self.store, file.path(), ticket, base)?
+        } else {
+            snapshot::create(self.store, file.path(), ticket)?
+        };
         let progress = &mut *self.progress;
         let uploaded = self.remote.upload(ticket, file.path(), &mut |done, total| {
             progress(&SyncProgress {
@@ -250,6 +305,13 @@ impl<'a> Engine<'a> {
             let mut conn = self.store.writer();
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             schema::meta_set(&tx, schema::META_MAX_VERSION, ticket as i64)?;
+            // The chain as the uploaded file describes it.
+            let (length, start) = match (delta, chain_length, chain_start) {
+                (true, Some(length), Some(start)) => (length + 1, start),
+                _ => (0, ticket as i64),
+            };
+            schema::meta_set(&tx, schema::META_CHAIN_LENGTH, length)?;
+            schema::meta_set(&tx, schema::META_CHAIN_START, start)?;
             let device = schema::state_get(&tx, schema::STATE_DEVICE_ID)?;
             schema::meta_set(&tx, &schema::writer_mark(device), info.included_seq)?;
             let uploaded = schema::state_get(&tx, schema::STATE_UPLOADED_SEQ)?;
@@ -288,24 +350,29 @@ impl<'a> Engine<'a> {
         Ok(files)
     }
 
-    /// Keeps the new snapshot and the one before it, judged from the listing made
-    /// before the ticket (one request less per push). Files uploaded since by other
-    /// devices are not in it and stay, as does what they would have let us delete:
-    /// a later push removes those.
+    /// Keeps what the new file builds on (from the full snapshot starting its chain) and
+    /// the file before it, judged from the listing made before the ticket (one request
+    /// less per push). Files uploaded since by other devices are not in it and stay, as
+    /// does what they would have let us delete: a later push removes those.
     fn apply_retention(&mut self, ticket: u64) -> Result<()> {
         let Some(&previous) = self.listed.iter().filter(|&&s| s < ticket).max() else {
             return Ok(());
         };
+        let chain_start = self
+            .store
+            .meta(schema::META_CHAIN_START)?
+            .map_or(ticket, |start| start.max(0) as u64);
+        let keep_from = previous.min(chain_start);
         let old: Vec<u64> = self
             .listed
             .iter()
             .copied()
-            .filter(|&s| s < previous)
+            .filter(|&s| s < keep_from)
             .collect();
         for seq in old {
             self.remote.remove(seq)?;
         }
-        self.listed.retain(|&s| s >= previous);
+        self.listed.retain(|&s| s >= keep_from);
         Ok(())
     }
 }

@@ -26,6 +26,8 @@ pub struct Candidate {
     pub max_version: i64,
     /// This device's writer mark in it (0 when absent).
     pub our_mark: i64,
+    /// For a delta, the version it applies to; `None` for a full snapshot.
+    pub delta_base: Option<i64>,
 }
 
 /// Checks a downloaded snapshot before anything touches the live database.
@@ -59,23 +61,42 @@ pub fn verify(path: &Path, sealer: &Sealer, device_id: i64) -> Result<Candidate>
             "snapshot has unexpected schema objects {objects:?}"
         )));
     }
-    schema::verify(&conn, sealer)?;
+    let format = schema::verify_formats(
+        &conn,
+        sealer,
+        &[schema::FORMAT_VERSION, schema::DELTA_FORMAT],
+    )?;
+    let delta_base = schema::meta_get(&conn, schema::META_DELTA_BASE)?;
+    let delta_base = match (format == schema::DELTA_FORMAT, delta_base) {
+        (true, Some(base)) if base >= 0 => Some(base),
+        (false, None) => None,
+        _ => {
+            return Err(Error::corrupt(
+                "snapshot has an inconsistent delta_base row",
+            ))
+        }
+    };
     // Every row key must open with our keys: a snapshot of another account fails here
-    // (the key_check above normally catches it first).
-    let mut keys = conn.prepare("SELECT key FROM kv")?;
+    // (the key_check above normally catches it first). Only deltas hold deletions.
+    let mut keys = conn.prepare("SELECT key, length(value) FROM kv")?;
     let mut rows = keys.query([])?;
     while let Some(row) = rows.next()? {
         sealer.open_key(row.get_ref(0)?.as_blob()?)?;
+        if delta_base.is_none() && row.get::<_, i64>(1)? == 0 {
+            return Err(Error::corrupt("snapshot holds a row without a value"));
+        }
     }
     let max_version = schema::meta_get(&conn, schema::META_MAX_VERSION)?.unwrap_or(0);
     let our_mark = schema::meta_get(&conn, &schema::writer_mark(device_id))?.unwrap_or(0);
     Ok(Candidate {
         max_version,
         our_mark,
+        delta_base,
     })
 }
 
-/// Replaces the live `kv` and `meta` with the candidate's, re-applying local writes newer
+/// Replaces the live `kv` and `meta` with the candidate's (a delta: merges its rows into
+/// them, and then only onto the version it was made for), re-applying local writes newer
 /// than the candidate's mark for this device, and records `seq` (the remote file it came
 /// from) as the new `max_version`. Returns the candidate's description.
 pub fn apply(store: &Store, path: &Path, seq: u64) -> Result<Candidate> {
@@ -97,6 +118,14 @@ fn replace(conn: &mut Connection, sealer: &Sealer, candidate: &Candidate, seq: u
     // The write lock is taken before reading what to keep, so no write can slip in
     // between.
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    if let Some(base) = candidate.delta_base {
+        let local = schema::meta_get(&tx, schema::META_MAX_VERSION)?.unwrap_or(0);
+        if local != base {
+            return Err(Error::corrupt(format!(
+                "a delta on version {base} cannot apply to version {local}"
+            )));
+        }
+    }
     tx.execute_batch(
         "CREATE TEMP TABLE IF NOT EXISTS restore_keep (key BLOB PRIMARY KEY, value BLOB) WITHOUT ROWID;
          DELETE FROM temp.restore_keep;",
@@ -107,12 +136,24 @@ fn replace(conn: &mut Connection, sealer: &Sealer, candidate: &Candidate, seq: u
          WHERE j.seq > ?1",
         [candidate.our_mark],
     )?;
+    if candidate.delta_base.is_some() {
+        tx.execute_batch(
+            "INSERT OR REPLACE INTO main.kv (key, value)
+                 SELECT key, value FROM snap.kv WHERE length(value) > 0;
+             DELETE FROM main.kv WHERE key IN (SELECT key FROM snap.kv WHERE length(value) = 0);
+             INSERT OR REPLACE INTO main.meta (name, value)
+                 SELECT name, value FROM snap.meta WHERE name NOT IN ('format', 'delta_base');",
+        )?;
+    } else {
+        tx.execute_batch(
+            "DELETE FROM main.kv;
+             INSERT INTO main.kv (key, value) SELECT key, value FROM snap.kv;
+             DELETE FROM main.meta;
+             INSERT INTO main.meta (name, value) SELECT name, value FROM snap.meta;",
+        )?;
+    }
     tx.execute_batch(
-        "DELETE FROM main.kv;
-         INSERT INTO main.kv (key, value) SELECT key, value FROM snap.kv;
-         DELETE FROM main.meta;
-         INSERT INTO main.meta (name, value) SELECT name, value FROM snap.meta;
-         INSERT OR REPLACE INTO main.kv (key, value)
+        "INSERT OR REPLACE INTO main.kv (key, value)
              SELECT key, value FROM temp.restore_keep WHERE value IS NOT NULL;
          DELETE FROM main.kv WHERE key IN (SELECT key FROM temp.restore_keep WHERE value IS NULL);",
     )?;
@@ -156,6 +197,29 @@ pub fn forget_confirmed(store: &Store, mark: i64) -> Result<()> {
     let conn = store.writer();
     conn.execute("DELETE FROM sync_journal WHERE seq <= ?1", [mark])?;
     Ok(())
+}
+
+/// The `delta_base` of a downloaded file (`None` for a full snapshot), read before the
+/// full verification that [`apply`] does, to find the files a delta builds on.
+pub fn delta_base(path: &Path) -> Result<Option<u64>> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| Error::corrupt(format!("snapshot is not a SQLite database: {e}")))?;
+    conn.pragma_update(None, "trusted_schema", false)?;
+    let base: Option<i64> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE name = 'delta_base'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| Error::corrupt(format!("snapshot has no readable meta table: {e}")))?;
+    match base {
+        Some(base) if base < 0 => Err(Error::corrupt("snapshot has a negative delta_base")),
+        base => Ok(base.map(|b| b as u64)),
+    }
 }
 
 /// Whether a file starts like a SQLite database.

@@ -1,10 +1,14 @@
-//! The upload form of a database: a consistent copy, taken with SQLite's online backup
-//! API, without the local-only tables, stamped with its sequence and our writer mark.
+//! The upload forms of a database (`docs/sync.md`): a full snapshot, a consistent copy
+//! taken with SQLite's online backup API without the local-only tables; or a delta, a
+//! small database of the same shape holding only the rows of the pending writes (an
+//! empty value deletes). Both are stamped with their sequence and our writer mark.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use rusqlite::Connection;
+
+use crate::crypto::seal::Sealer;
 
 use crate::error::Result;
 use crate::store::schema::{self, LOCAL_TABLES};
@@ -39,10 +43,93 @@ pub fn create(store: &Arc<Store>, dest: &Path, seq: u64) -> Result<SnapshotInfo>
     }
     schema::meta_set(&tx, schema::META_MAX_VERSION, seq as i64)?;
     schema::meta_set(&tx, &schema::writer_mark(device_id), included_seq)?;
+    schema::meta_set(&tx, schema::META_CHAIN_START, seq as i64)?;
+    schema::meta_set(&tx, schema::META_CHAIN_LENGTH, 0)?;
     tx.commit()?;
     drop(conn);
     let size = std::fs::metadata(dest)
         .map_err(|e| crate::Error::io(format!("reading {}", dest.display()), e))?
         .len();
     Ok(SnapshotInfo { included_seq, size })
+}
+
+/// Writes to the new file `dest` the delta for remote sequence `seq` on top of version
+/// `base` (the local `max_version`): every pending write's row as it is now, deletions
+/// as empty values, deletions of each key's copies under the account's older keys, and
+/// the local `meta` with the chain extended by one.
+pub fn create_delta(store: &Arc<Store>, dest: &Path, seq: u64, base: u64) -> Result<SnapshotInfo> {
+    let reader = store.reader()?;
+    // One read transaction: the rows, the counters and the meta rows agree.
+    let read = reader.unchecked_transaction()?;
+    let device_id = schema::state_get(&read, schema::STATE_DEVICE_ID)?;
+    let included_seq = schema::state_get(&read, schema::STATE_WRITE_SEQ)?;
+    let uploaded = schema::state_get(&read, schema::STATE_UPLOADED_SEQ)?;
+    let mut rows: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    {
+        let mut stmt = read.prepare(
+            "SELECT j.key, kv.value FROM sync_journal AS j LEFT JOIN kv ON kv.key = j.key
+             WHERE j.seq > ?1",
+        )?;
+        let mut found = stmt.query([uploaded])?;
+        while let Some(row) = found.next()? {
+            let key: Vec<u8> = row.get(0)?;
+            let value: Option<Vec<u8>> = row.get(1)?;
+            // A local write removed the key's copies under the account's other keys:
+            // so must the delta, or they would survive on the devices applying it.
+            rows.extend(copies_under_other_keys(store.sealer(), &key).map(|k| (k, Vec::new())));
+            rows.push((key, value.unwrap_or_default()));
+        }
+    }
+    let mut meta: Vec<(String, i64)> = read
+        .prepare("SELECT name, value FROM meta")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    read.finish()?;
+    drop(reader);
+    let chain_length = meta
+        .iter()
+        .find(|(name, _)| name == schema::META_CHAIN_LENGTH)
+        .map_or(0, |(_, value)| *value);
+    meta.retain(|(name, _)| name != schema::META_DELTA_BASE);
+
+    let conn = Connection::open(dest)?;
+    conn.pragma_update(None, "synchronous", "OFF")?;
+    conn.pragma_update(None, "journal_mode", "MEMORY")?;
+    let tx = conn.unchecked_transaction()?;
+    tx.execute(schema::CREATE_KV, [])?;
+    tx.execute(schema::CREATE_META, [])?;
+    {
+        let mut insert = tx.prepare("INSERT OR REPLACE INTO kv (key, value) VALUES (?1, ?2)")?;
+        for (key, value) in &rows {
+            insert.execute((key, value))?;
+        }
+    }
+    for (name, value) in &meta {
+        schema::meta_set(&tx, name, *value)?;
+    }
+    schema::meta_set(&tx, schema::META_FORMAT, schema::DELTA_FORMAT)?;
+    schema::meta_set(&tx, schema::META_DELTA_BASE, base as i64)?;
+    schema::meta_set(&tx, schema::META_MAX_VERSION, seq as i64)?;
+    schema::meta_set(&tx, &schema::writer_mark(device_id), included_seq)?;
+    schema::meta_set(&tx, schema::META_CHAIN_LENGTH, chain_length + 1)?;
+    tx.commit()?;
+    drop(conn);
+    let size = std::fs::metadata(dest)
+        .map_err(|e| crate::Error::io(format!("reading {}", dest.display()), e))?
+        .len();
+    Ok(SnapshotInfo { included_seq, size })
+}
+
+/// `stored_key` (sealed with the account's writing key) sealed with each other key.
+fn copies_under_other_keys<'a>(
+    sealer: &'a Sealer,
+    stored_key: &[u8],
+) -> impl Iterator<Item = Vec<u8>> + 'a {
+    let plain = match sealer.ciphers() {
+        [_, _, ..] => sealer.writer().open_key(stored_key),
+        _ => None,
+    };
+    sealer.ciphers()[1..]
+        .iter()
+        .filter_map(move |cipher| plain.as_ref().map(|plain| cipher.seal_key(plain)))
 }

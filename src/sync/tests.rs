@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::engine::MAX_CHAIN;
 use super::Remote;
 use crate::error::{Error, Result};
 use crate::{EncryptKey, ErrorKind, Kv, Options};
@@ -19,6 +20,19 @@ struct MemoryRemote {
     files: Mutex<BTreeMap<u64, Vec<u8>>>,
     fail_uploads: AtomicBool,
     uploads: AtomicU64,
+}
+
+impl MemoryRemote {
+    /// What `seq` builds on: `None` for a full snapshot.
+    fn delta_base(&self, seq: u64) -> Option<u64> {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &self.files.lock().unwrap()[&seq]).unwrap();
+        crate::sync::restore::delta_base(file.path()).unwrap()
+    }
+
+    fn size(&self, seq: u64) -> usize {
+        self.files.lock().unwrap()[&seq].len()
+    }
 }
 
 impl Remote for MemoryRemote {
@@ -84,7 +98,7 @@ fn contents(kv: &Kv) -> Vec<(Vec<u8>, Vec<u8>)> {
 }
 
 #[test]
-fn two_devices_round_trip_and_retention_keeps_two_snapshots() {
+fn two_devices_round_trip_through_deltas() {
     let key = EncryptKey::generate();
     let remote = MemoryRemote::default();
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -97,7 +111,15 @@ fn two_devices_round_trip_and_retention_keeps_two_snapshots() {
         sync(&a, &remote).unwrap();
         assert_eq!(a.pending_writes().unwrap(), 0);
     }
-    assert_eq!(remote.list().unwrap(), vec![4, 5], "retention keeps two");
+    assert_eq!(
+        remote.list().unwrap(),
+        vec![1, 2, 3, 4, 5],
+        "a full snapshot, then deltas"
+    );
+    assert_eq!(remote.delta_base(1), None);
+    for seq in 2..=5 {
+        assert_eq!(remote.delta_base(seq), Some(seq - 1));
+    }
     sync(&b, &remote).unwrap();
     assert_eq!(contents(&a), contents(&b));
     b.delete("a0").unwrap();
@@ -224,7 +246,9 @@ fn concurrent_devices_lose_no_acknowledged_write_and_converge() {
             assert_eq!(value, format!("{n}:{i}").into_bytes());
         }
     }
-    assert!(remote.list().unwrap().len() <= 2);
+    // Retention keeps the newest chain (a full snapshot and at most MAX_CHAIN deltas) and
+    // the file before the last push's.
+    assert!(remote.list().unwrap().len() <= MAX_CHAIN as usize + 2);
 }
 
 #[test]
@@ -373,4 +397,145 @@ fn a_ticket_whose_upload_failed_is_not_waited_for() {
     );
     assert_eq!(remote.list().unwrap(), vec![1, 3]);
     assert_eq!(kv.pending_writes().unwrap(), 0);
+}
+
+#[test]
+fn deltas_chain_up_to_a_full_snapshot_and_new_devices_rebuild_the_chain() {
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = device(dirs[0].path(), &key);
+    let mut batch = a.batch();
+    for i in 0..2000 {
+        batch.set(format!("key{i:05}"), vec![b'v'; 100]);
+    }
+    batch.commit().unwrap();
+    sync(&a, &remote).unwrap();
+    let max_chain = MAX_CHAIN as u64;
+    for round in 0..max_chain {
+        a.set(format!("key{round:05}"), format!("round {round}"))
+            .unwrap();
+        a.delete(format!("key{:05}", 1000 + round)).unwrap();
+        sync(&a, &remote).unwrap();
+    }
+    let files: Vec<u64> = (1..=max_chain + 1).collect();
+    assert_eq!(remote.list().unwrap(), files);
+    for seq in 2..=max_chain + 1 {
+        assert_eq!(remote.delta_base(seq), Some(seq - 1));
+        assert!(
+            remote.size(seq) * 10 < remote.size(1),
+            "delta {seq}: {} bytes, full snapshot {} bytes",
+            remote.size(seq),
+            remote.size(1)
+        );
+    }
+
+    // A new device downloads the full snapshot and every delta after it.
+    let b = device(dirs[1].path(), &key);
+    sync(&b, &remote).unwrap();
+    assert_eq!(contents(&b), contents(&a));
+    assert_eq!(b.get("key01003").unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(b.get("key00004").unwrap(), b"round 4");
+
+    // The chain is full: the next push is a full snapshot, and retention drops the
+    // old chain but for the file before it.
+    a.set("last", "full").unwrap();
+    sync(&a, &remote).unwrap();
+    let full = max_chain + 2;
+    assert_eq!(remote.delta_base(full), None);
+    assert_eq!(remote.list().unwrap(), vec![full - 1, full]);
+    b.set("from b", "delta").unwrap();
+    sync(&b, &remote).unwrap();
+    assert_eq!(remote.delta_base(full + 1), Some(full));
+    assert_eq!(remote.list().unwrap(), vec![full, full + 1]);
+
+    // A device in the middle of an old chain, and a fresh one, both converge.
+    let c = device(dirs[2].path(), &key);
+    sync(&a, &remote).unwrap();
+    sync(&c, &remote).unwrap();
+    assert_eq!(contents(&a), contents(&b));
+    assert_eq!(contents(&c), contents(&b));
+    assert_eq!(c.get("from b").unwrap(), b"delta");
+}
+
+#[test]
+fn a_delta_never_applies_on_a_version_other_than_its_base() {
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = device(a_dir.path(), &key);
+    a.set("k", "1").unwrap();
+    sync(&a, &remote).unwrap();
+    a.set("k", "2").unwrap();
+    sync(&a, &remote).unwrap();
+    assert_eq!(remote.delta_base(2), Some(1));
+    // Device b has never synced (version 0): applying delta 2 alone must fail, untouched.
+    let b = device(b_dir.path(), &key);
+    b.set("mine", "kept").unwrap();
+    let delta = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(delta.path(), &remote.files.lock().unwrap()[&2]).unwrap();
+    let err = crate::sync::restore::apply(&b.store().unwrap(), delta.path(), 2).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert_eq!(b.keys().unwrap(), vec![b"mine".to_vec()]);
+    // Through sync it walks back to the full snapshot first.
+    sync(&b, &remote).unwrap();
+    assert_eq!(b.get("k").unwrap(), b"2");
+    assert_eq!(b.get("mine").unwrap(), b"kept");
+}
+
+#[test]
+fn a_deletion_in_a_delta_removes_copies_under_every_key_of_the_account() {
+    let (old_key, new_key) = (EncryptKey::generate(), EncryptKey::generate());
+    let remote = MemoryRemote::default();
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let rotated = |dir: &Path| {
+        let mut options = Options::new();
+        options
+            .data_dir(dir)
+            .encrypt_keys(vec![new_key.clone(), old_key.clone()]);
+        Kv::open_with("db", &options).unwrap()
+    };
+    // Written before the account had its new key: stored under the old one.
+    let a = device(a_dir.path(), &old_key);
+    a.set("x", "old").unwrap();
+    a.set("y", "old").unwrap();
+    sync(&a, &remote).unwrap();
+    drop(a);
+    let a = rotated(a_dir.path());
+    let b = rotated(b_dir.path());
+    sync(&b, &remote).unwrap();
+    b.delete("x").unwrap();
+    b.set("y", "new").unwrap();
+    sync(&b, &remote).unwrap();
+    assert_eq!(remote.delta_base(2), Some(1));
+    sync(&a, &remote).unwrap();
+    assert_eq!(a.get("x").unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(a.get("y").unwrap(), b"new");
+    assert_eq!(a.keys().unwrap(), vec![b"y".to_vec()]);
+    assert_eq!(contents(&a), contents(&b));
+}
+
+#[test]
+fn a_broken_chain_fails_cleanly_and_the_next_push_is_a_full_snapshot() {
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = device(a_dir.path(), &key);
+    for round in 0..3 {
+        a.set(format!("k{round}"), "v").unwrap();
+        sync(&a, &remote).unwrap();
+    }
+    assert_eq!(remote.list().unwrap(), vec![1, 2, 3]);
+    remote.remove(2).unwrap();
+    let b = device(b_dir.path(), &key);
+    b.set("mine", "kept").unwrap();
+    let err = sync(&b, &remote).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert_eq!(b.keys().unwrap(), vec![b"mine".to_vec()]);
+    a.set("k3", "v").unwrap();
+    sync(&a, &remote).unwrap();
+    assert_eq!(remote.delta_base(4), None, "a full snapshot repairs the chain");
+    sync(&b, &remote).unwrap();
+    assert_eq!(b.keys().unwrap().len(), 5);
+    assert_eq!(contents(&a).len() + 1, contents(&b).len());
 }
