@@ -281,7 +281,7 @@ def section_c(res: Results) -> list[str]:
         "## 2. C ABI vs Rust API",
         "",
         "The boundary's cost, measured in pairs (`benches/ops.rs`, `boundary`): each round "
-        "times the same iterations through the `extern \"C\"` functions of "
+        'times the same iterations through the `extern "C"` functions of '
         "`include/charm_kv.h` and through the Rust API, alternating, on one database file "
         "in one process; ratio = the median of the rounds' C / Rust throughput ratios (so "
         "the machine's drift hits both sides of each pair alike). The C program "
