@@ -532,19 +532,7 @@ fn bench_size(c: &mut Criterion, size: u64) {
     let mut group = slow_group(c, "batch_set", BATCH, times);
     for engine in engines {
         group.bench_function(id(engine), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let round = counter.next();
-                    let pairs: Vec<_> = (0..BATCH)
-                        .map(|i| (key(2 * size + i), value(round * BATCH + i)))
-                        .collect();
-                    let start = Instant::now();
-                    engine.set_batch(&pairs);
-                    total += start.elapsed();
-                }
-                total
-            })
+            b.iter_custom(|iters| timed_batches(engine, size, &counter, iters))
         });
     }
     group.finish();
@@ -567,6 +555,22 @@ fn bench_size(c: &mut Criterion, size: u64) {
         });
     }
     group.finish();
+}
+
+/// `iters` batches of 10k sets over the same 10k keys (above the loaded ones), each with
+/// new values; the time the commits took.
+fn timed_batches(engine: &dyn Engine, size: u64, counter: &Counter, iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let round = counter.next();
+        let pairs: Vec<_> = (0..BATCH)
+            .map(|i| (key(2 * size + i), value(round * BATCH + i)))
+            .collect();
+        let start = Instant::now();
+        engine.set_batch(&pairs);
+        total += start.elapsed();
+    }
+    total
 }
 
 /// One paired run of an operation: `iters` iterations on `engine`, the time they took.
@@ -607,19 +611,7 @@ fn boundary(charm: &Charm, dir: &Path, size: u64, lookups: &[u64], counter: &Cou
         }
         start.elapsed()
     };
-    let batch_set = |engine: &dyn Engine, iters: u64| {
-        let mut total = Duration::ZERO;
-        for _ in 0..iters {
-            let round = counter.next();
-            let pairs: Vec<_> = (0..BATCH)
-                .map(|i| (key(2 * size + i), value(round * BATCH + i)))
-                .collect();
-            let start = Instant::now();
-            engine.set_batch(&pairs);
-            total += start.elapsed();
-        }
-        total
-    };
+    let batch_set = |engine: &dyn Engine, iters: u64| timed_batches(engine, size, counter, iters);
     let ops: [(&str, PairedOp, u64, &str); 5] = [
         ("get_hit", &get_hit, 1, "ops/s"),
         ("get_miss", &get_miss, 1, "ops/s"),

@@ -47,10 +47,10 @@ pub fn create(store: &Arc<Store>, dest: &Path, seq: u64) -> Result<SnapshotInfo>
     schema::meta_set(&tx, schema::META_CHAIN_LENGTH, 0)?;
     tx.commit()?;
     drop(conn);
-    let size = std::fs::metadata(dest)
-        .map_err(|e| crate::Error::io(format!("reading {}", dest.display()), e))?
-        .len();
-    Ok(SnapshotInfo { included_seq, size })
+    Ok(SnapshotInfo {
+        included_seq,
+        size: file_size(dest)?,
+    })
 }
 
 /// Writes to the new file `dest` the delta for remote sequence `seq` on top of version
@@ -114,10 +114,10 @@ pub fn create_delta(store: &Arc<Store>, dest: &Path, seq: u64, base: u64) -> Res
     schema::meta_set(&tx, schema::META_CHAIN_LENGTH, chain_length + 1)?;
     tx.commit()?;
     drop(conn);
-    let size = std::fs::metadata(dest)
-        .map_err(|e| crate::Error::io(format!("reading {}", dest.display()), e))?
-        .len();
-    Ok(SnapshotInfo { included_seq, size })
+    Ok(SnapshotInfo {
+        included_seq,
+        size: file_size(dest)?,
+    })
 }
 
 /// `stored_key` (sealed with the account's writing key) sealed with each other key.
@@ -132,4 +132,10 @@ fn copies_under_other_keys<'a>(
     sealer.ciphers()[1..]
         .iter()
         .filter_map(move |cipher| plain.as_ref().map(|plain| cipher.seal_key(plain)))
+}
+
+fn file_size(path: &Path) -> Result<u64> {
+    Ok(std::fs::metadata(path)
+        .map_err(|e| crate::Error::io(format!("reading {}", path.display()), e))?
+        .len())
 }

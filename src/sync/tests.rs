@@ -534,7 +534,11 @@ fn a_broken_chain_fails_cleanly_and_the_next_push_is_a_full_snapshot() {
     assert_eq!(b.keys().unwrap(), vec![b"mine".to_vec()]);
     a.set("k3", "v").unwrap();
     sync(&a, &remote).unwrap();
-    assert_eq!(remote.delta_base(4), None, "a full snapshot repairs the chain");
+    assert_eq!(
+        remote.delta_base(4),
+        None,
+        "a full snapshot repairs the chain"
+    );
     sync(&b, &remote).unwrap();
     assert_eq!(b.keys().unwrap().len(), 5);
     assert_eq!(contents(&a).len() + 1, contents(&b).len());
