@@ -22,8 +22,11 @@
 //! The C ABI's cost on top of the Rust API is measured apart, without criterion (see
 //! [`boundary`]): paired runs of the same operation through both, on the same database
 //! file, alternating, so that the machine's drift (large on shared machines) cancels.
-//! With `BENCH_BOUNDARY_TSV` set, its lines (`boundary <operation> <size> <engine> <value>
-//! <unit>`, engines `c-abi`, `rust` and `ratio`) are appended to that file. `scripts/bench` collects the estimates
+//! Point gets are also paired against rusqlite the same way (suite `rust-paired`). With
+//! `BENCH_PAIRED_TSV` set, the paired figures are appended to that file as lines
+//! `<suite> <operation> <size> <engine> <value> <unit>` (suites `boundary`, engines
+//! `c-abi`, `charm-kv`, and `rust-paired`, engines `charm-kv`, `rusqlite`; engine
+//! `ratio` is the median ratio). `scripts/bench` collects the estimates
 //! criterion writes (`$CRITERION_HOME`, by default `target/criterion`,
 //! `<group>/<engine>/<size>/new/estimates.json`).
 //!
@@ -471,6 +474,7 @@ fn bench_size(c: &mut Criterion, size: u64) {
     };
     fast("get_hit", false);
     fast("get_miss", true);
+    paired_gets(&charm, &raw, size, &lookups);
 
     // Slow operations: few, equally long samples.
     fn slow_group<'a>(
@@ -582,7 +586,6 @@ type PairedOp<'a> = &'a dyn Fn(&dyn Engine, u64) -> Duration;
 /// of a shared machine hit both sides of a pair alike instead of one engine's whole run.
 fn boundary(charm: &Charm, dir: &Path, size: u64, lookups: &[u64], counter: &Counter) {
     let c_abi = c_abi::CAbi::open(dir, "bench", ENCRYPT_KEY);
-    let pair: [&dyn Engine; 2] = [&c_abi, charm];
     let cursor = &Cell::new(0usize);
     let gets = |offset: u64| {
         move |engine: &dyn Engine, iters: u64| {
@@ -619,38 +622,85 @@ fn boundary(charm: &Charm, dir: &Path, size: u64, lookups: &[u64], counter: &Cou
         ("open", &open, 1, "opens/s"),
         ("batch_set", &batch_set, BATCH, "ops/s"),
     ];
-    let budget = env_ms("BENCH_MEASURE_MS", 2000);
     let mut lines = String::new();
     for (name, op, elements, unit) in ops {
-        // Iterations per run: enough for 20 ms (at least one).
-        let mut iters = 1u64;
-        while op(pair[0], iters) < Duration::from_millis(20) && iters < 1 << 30 {
-            iters *= 2;
-        }
-        let per_run = op(pair[1], iters).max(op(pair[0], iters));
-        let rounds =
-            (budget.as_secs_f64() / (2.0 * per_run.as_secs_f64())).clamp(5.0, 50.0) as usize;
-        let mut times: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
-        let mut ratios = Vec::new();
-        for round in 0..rounds {
-            let mut t = [0f64; 2];
-            for side in [round % 2, 1 - round % 2] {
-                t[side] = op(pair[side], iters).as_secs_f64();
-                times[side].push(t[side]);
-            }
-            ratios.push(t[1] / t[0]); // Rust time / C time = C throughput / Rust throughput
-        }
-        let [c_rate, rust_rate] = times.map(|mut t| (elements * iters) as f64 / median(&mut t));
-        let ratio = median(&mut ratios);
-        eprintln!(
-            "boundary {name}/{size}: c-abi {c_rate:.0} rust {rust_rate:.0} {unit}, \
-             paired ratio {ratio:.3} ({rounds} rounds of {iters})"
+        lines += &paired(
+            ("boundary", name, size, unit),
+            [&c_abi, charm],
+            op,
+            elements,
         );
-        lines += &format!("boundary\t{name}\t{size}\tc-abi\t{c_rate}\t{unit}\n");
-        lines += &format!("boundary\t{name}\t{size}\trust\t{rust_rate}\t{unit}\n");
-        lines += &format!("boundary\t{name}\t{size}\tratio\t{ratio}\tx\n");
     }
-    if let Ok(path) = std::env::var("BENCH_BOUNDARY_TSV") {
+    append_paired_tsv(&lines);
+}
+
+/// Point gets of charm-kv against raw rusqlite, in pairs like [`boundary`]: the ratio
+/// the get target is judged on, free of the drift between criterion's two runs.
+fn paired_gets(charm: &Charm, raw: &Raw, size: u64, lookups: &[u64]) {
+    let cursor = &Cell::new(0usize);
+    let gets = |offset: u64| {
+        move |engine: &dyn Engine, iters: u64| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let at = cursor.get();
+                cursor.set((at + 1) % lookups.len());
+                black_box(engine.get(black_box(&key(lookups[at] + offset))));
+            }
+            start.elapsed()
+        }
+    };
+    let mut lines = String::new();
+    for (name, offset) in [("get_hit", 0), ("get_miss", size)] {
+        let op = gets(offset);
+        lines += &paired(("rust-paired", name, size, "ops/s"), [charm, raw], &op, 1);
+    }
+    append_paired_tsv(&lines);
+}
+
+/// Runs `op` in paired rounds on `pair` (enough iterations per run for 20 ms; as many
+/// rounds as fit the measurement budget, 5 to 50), alternating which engine goes first.
+/// Returns the TSV lines: each engine's median throughput and the median of the
+/// rounds' throughput ratios `pair[0] / pair[1]` (engine `ratio`).
+fn paired(
+    (suite, name, size, unit): (&str, &str, u64, &str),
+    pair: [&dyn Engine; 2],
+    op: PairedOp,
+    elements: u64,
+) -> String {
+    let budget = env_ms("BENCH_MEASURE_MS", 2000);
+    let mut iters = 1u64;
+    while op(pair[0], iters) < Duration::from_millis(20) && iters < 1 << 30 {
+        iters *= 2;
+    }
+    let per_run = op(pair[1], iters).max(op(pair[0], iters));
+    let rounds = (budget.as_secs_f64() / (2.0 * per_run.as_secs_f64())).clamp(5.0, 50.0) as usize;
+    let mut times: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut ratios = Vec::new();
+    for round in 0..rounds {
+        let mut t = [0f64; 2];
+        for side in [round % 2, 1 - round % 2] {
+            t[side] = op(pair[side], iters).as_secs_f64();
+            times[side].push(t[side]);
+        }
+        ratios.push(t[1] / t[0]); // time of 1 / time of 0 = throughput of 0 / of 1
+    }
+    let rates = times.map(|mut t| (elements * iters) as f64 / median(&mut t));
+    let ratio = median(&mut ratios);
+    let names = pair.map(|engine| engine.name());
+    eprintln!(
+        "{suite} {name}/{size}: {} {:.0} {} {:.0} {unit}, paired ratio {ratio:.3} \
+         ({rounds} rounds of {iters})",
+        names[0], rates[0], names[1], rates[1]
+    );
+    let mut lines = String::new();
+    for (engine, rate) in names.iter().zip(rates) {
+        lines += &format!("{suite}\t{name}\t{size}\t{engine}\t{rate}\t{unit}\n");
+    }
+    lines + &format!("{suite}\t{name}\t{size}\tratio\t{ratio}\tx\n")
+}
+
+fn append_paired_tsv(lines: &str) {
+    if let Ok(path) = std::env::var("BENCH_PAIRED_TSV") {
         use std::io::Write;
         let mut file = std::fs::OpenOptions::new()
             .create(true)

@@ -243,8 +243,11 @@ def section_rust(res: Results) -> list[str]:
         "",
         "criterion (`cargo bench --bench ops`), median of the samples; rusqlite on the same "
         "schema and pragmas (WAL, `synchronous=FULL`, 32 MiB page cache) without encryption; "
-        "16-byte keys, "
-        "100-byte values. Ratio = charm-kv / rusqlite throughput (higher is better).",
+        "16-byte keys, 100-byte values. Ratio = charm-kv / rusqlite throughput (higher is "
+        "better). Point gets are also measured in pairs (`benches/ops.rs`, `paired_gets`: "
+        "rounds of the same lookups on both, alternating, in one process; the median of the "
+        "rounds' ratios), which the target is judged on: criterion runs one engine after "
+        "the other, minutes apart at 1M keys, and the machine drifts in between.",
         "",
     ]
     rows = []
@@ -255,9 +258,10 @@ def section_rust(res: Results) -> list[str]:
             if not (c or r):
                 continue
             q = ratio(c, r)
+            paired = res.get("rust-paired", op, size, "ratio")
             target = ">=0.75" if op == "get_hit" else None
             if op == "get_hit":
-                gets.append((size_label(size), q))
+                gets.append((size_label(size), paired.value if paired else None))
             unit = (c or r).unit  # type: ignore[union-attr]
             rows.append(
                 [
@@ -266,11 +270,13 @@ def section_rust(res: Results) -> list[str]:
                     fmt(c.value, unit) if c else "",
                     fmt(r.value, unit) if r else "",
                     rx(q),
-                    judge(q, target),
+                    rx(paired.value) if paired else "",
+                    judge(paired.value if paired else None, target),
                 ]
             )
-    res.target("Rust encrypted point get vs raw rusqlite", gets, ">=0.75")
-    return [*out, *table(["operation", "keys", "charm-kv", "rusqlite", "ratio", "target"], rows)]
+    res.target("Rust encrypted point get vs raw rusqlite (paired)", gets, ">=0.75")
+    header = ["operation", "keys", "charm-kv", "rusqlite", "ratio", "paired ratio", "target"]
+    return [*out, *table(header, rows)]
 
 
 BOUNDARY_OPS = ["get_hit", "get_miss", "keys", "open", "batch_set"]
@@ -295,7 +301,8 @@ def section_c(res: Results) -> list[str]:
     judged = []
     for size in sorted(set(res.sizes("boundary")) | set(res.sizes("c-abi"))):
         for op in RUST_OPS:
-            c, r = res.get("boundary", op, size, "c-abi"), res.get("boundary", op, size, "rust")
+            c = res.get("boundary", op, size, "c-abi")
+            r = res.get("boundary", op, size, "charm-kv")
             q = res.get("boundary", op, size, "ratio")
             driver = res.get("c-abi", op, size, "c-abi")
             if not (q or driver):
@@ -705,7 +712,10 @@ def plot(res: Results, out: Path) -> None:
 REQUIRED = {
     "rust": [(op, e) for op in RUST_OPS for e in ("charm-kv", "rusqlite")],
     "c-abi": [(op, "c-abi") for op in RUST_OPS],
-    "boundary": [(op, e) for op in BOUNDARY_OPS for e in ("c-abi", "rust", "ratio")],
+    "boundary": [(op, e) for op in BOUNDARY_OPS for e in ("c-abi", "charm-kv", "ratio")],
+    "rust-paired": [
+        (op, e) for op in ("get_hit", "get_miss") for e in ("charm-kv", "rusqlite", "ratio")
+    ],
     "cli": [
         ("get_local", "charm-kv"),
         ("get_local", "minimal-sqlite"),

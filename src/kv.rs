@@ -88,6 +88,17 @@ impl Kv {
         state.as_ref().cloned().ok_or(Error::Closed)
     }
 
+    /// Runs `f` on the open store without taking a reference to it: `close` waits for
+    /// it (point reads use this; it saves two atomic reference-count updates each).
+    fn with_store<T>(&self, f: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
+        let state = self
+            .shared
+            .state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(state.as_deref().ok_or(Error::Closed)?)
+    }
+
     /// The database file.
     pub fn path(&self) -> Result<PathBuf> {
         Ok(self.store()?.path().to_owned())
@@ -95,13 +106,13 @@ impl Kv {
 
     /// The value of `key`, or [`Error::NotFound`].
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Vec<u8>> {
-        self.store()?.get(key.as_ref())
+        self.with_store(|store| store.get(key.as_ref()))
     }
 
     /// The value of `key` decrypted into `buf` when it fits (no allocation), otherwise
     /// returned owned; [`Error::NotFound`] when missing. For hot read loops.
     pub fn get_into(&self, key: impl AsRef<[u8]>, buf: &mut [u8]) -> Result<Fetched> {
-        self.store()?.get_into(key.as_ref(), buf)
+        self.with_store(|store| store.get_into(key.as_ref(), buf))
     }
 
     /// Sets `key` to `value` (any bytes, empty allowed). Durable when it returns.
