@@ -577,6 +577,24 @@ fn timed_batches(engine: &dyn Engine, size: u64, counter: &Counter, iters: u64) 
     total
 }
 
+/// `iters` point gets of the keys `lookups` (shifted by `offset`), continuing from
+/// `cursor` and wrapping around; the time they took.
+fn timed_gets(
+    engine: &dyn Engine,
+    lookups: &[u64],
+    cursor: &Cell<usize>,
+    offset: u64,
+    iters: u64,
+) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        let at = cursor.get();
+        cursor.set((at + 1) % lookups.len());
+        black_box(engine.get(black_box(&key(lookups[at] + offset))));
+    }
+    start.elapsed()
+}
+
 /// One paired run of an operation: `iters` iterations on `engine`, the time they took.
 type PairedOp<'a> = &'a dyn Fn(&dyn Engine, u64) -> Duration;
 
@@ -588,15 +606,7 @@ fn boundary(charm: &Charm, dir: &Path, size: u64, lookups: &[u64], counter: &Cou
     let c_abi = c_abi::CAbi::open(dir, "bench", ENCRYPT_KEY);
     let cursor = &Cell::new(0usize);
     let gets = |offset: u64| {
-        move |engine: &dyn Engine, iters: u64| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                let at = cursor.get();
-                cursor.set((at + 1) % lookups.len());
-                black_box(engine.get(black_box(&key(lookups[at] + offset))));
-            }
-            start.elapsed()
-        }
+        move |engine: &dyn Engine, iters: u64| timed_gets(engine, lookups, cursor, offset, iters)
     };
     let get_hit = gets(0);
     let get_miss = gets(size);
@@ -639,15 +649,7 @@ fn boundary(charm: &Charm, dir: &Path, size: u64, lookups: &[u64], counter: &Cou
 fn paired_gets(charm: &Charm, raw: &Raw, size: u64, lookups: &[u64]) {
     let cursor = &Cell::new(0usize);
     let gets = |offset: u64| {
-        move |engine: &dyn Engine, iters: u64| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                let at = cursor.get();
-                cursor.set((at + 1) % lookups.len());
-                black_box(engine.get(black_box(&key(lookups[at] + offset))));
-            }
-            start.elapsed()
-        }
+        move |engine: &dyn Engine, iters: u64| timed_gets(engine, lookups, cursor, offset, iters)
     };
     let mut lines = String::new();
     for (name, offset) in [("get_hit", 0), ("get_miss", size)] {
