@@ -1,6 +1,6 @@
 //! Client configuration: the Go client's `CHARM_*` variables and the data path.
 //!
-//! `charm-protocol.md` §1 is the reference. One deliberate difference: with no
+//! `charm/client/client.go` v0.12.6 is the reference. One deliberate difference: with no
 //! `CHARM_HOST` the Go client talks to the (sunset) Charm Cloud, while charm-kv runs in
 //! local mode and keeps its files under the host component [`LOCAL_HOST`].
 

@@ -1,10 +1,10 @@
 //! The user's Charm SSH identity: `charm_ed25519` (or `charm_rsa`) in the data path.
 //!
-//! Found and generated as the Go client does (`charm-protocol.md` §1.3): an existing
+//! Found and generated as the Go client does (`charm/client/client.go` and `charmbracelet/keygen` v0.4.2): an existing
 //! `CHARM_IDENTITY_KEY` wins; otherwise `<data path>/charm_<CHARM_KEY_TYPE>`; when neither
 //! exists an Ed25519 pair is generated in OpenSSH format, private key mode 0600.
 //! Unlike the Go client, the identity that logs in is also the one that unwraps the
-//! encrypt keys (§1.4), so `CHARM_IDENTITY_KEY` works for both.
+//! encrypt keys, so `CHARM_IDENTITY_KEY` works for both.
 
 use std::fs;
 use std::io::Write;
@@ -40,7 +40,7 @@ impl SshIdentity {
             _ => Algorithm::Ed25519,
         };
         // The Go client generates under the lower-cased type; so do we, but we then load
-        // the file we wrote rather than re-globbing with the raw value (§1.3 pitfall).
+        // the file we wrote rather than re-globbing with the raw value (the Go client globs it too).
         let kind = if matches!(algorithm, Algorithm::Ed25519) {
             "ed25519"
         } else {
@@ -124,7 +124,7 @@ impl SshIdentity {
     }
 
     /// The server's name for this key: `<type> <base64 wire key>`, no comment
-    /// (`charm-protocol.md` §2.2).
+    /// (`charm/server/auth.go`).
     pub fn authorized_key(&self) -> String {
         let mut public = self.key.public_key().clone();
         public.set_comment("");
@@ -231,7 +231,7 @@ mod tests {
 
     #[test]
     fn loads_the_go_generated_test_identity() {
-        let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/docs/vectors");
+        let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
         let identity = SshIdentity::load(&vectors.join("vec_charm_ed25519")).unwrap();
         let expected = fs::read_to_string(vectors.join("vec_charm_ed25519.pub")).unwrap();
         assert!(expected.starts_with(&identity.authorized_key()));

@@ -221,8 +221,8 @@ mod tests {
 
     #[test]
     fn the_go_wrapped_test_key_unwraps() {
-        // Appendix A.3 of charm-protocol.md: a key wrapped by Go sasquatch.
-        let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/docs/vectors");
+        // tests/vectors/README.md: a key wrapped by Go sasquatch for the test identity.
+        let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
         let identity = SshIdentity::load(&vectors.join("vec_charm_ed25519")).unwrap();
         let file = fs::read(vectors.join("vec_ed25519.bin")).unwrap();
         let wrapped = WrappedKey {

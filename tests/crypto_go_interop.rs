@@ -219,7 +219,7 @@ fn ssh_ed25519_both_ways() {
 
 #[test]
 fn ssh_ed25519_vector_identity_both_ways() {
-    let dir = manifest_dir().join("../shared/docs/vectors");
+    let dir = manifest_dir().join("tests/vectors");
     let private = dir.join("vec_charm_ed25519");
     let public = dir.join("vec_charm_ed25519.pub");
     let id = charm_kv::identity::SshIdentity::load(&private).unwrap();

@@ -1,5 +1,5 @@
 //! `api-auth`: the SSH command that yields a JWT and the wrapped encrypt keys
-//! (`charm-protocol.md` §2.4–2.6), and the in-memory token cache.
+//! (`charm/client/auth.go`, `charm/server/ssh.go` v0.12.6), and the in-memory token cache.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

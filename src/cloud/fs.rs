@@ -1,4 +1,4 @@
-//! Charm FS over HTTP (`charm-protocol.md` §7.3–7.6): paths, listings, streaming
+//! Charm FS over HTTP (`charm/fs/fs.go`, `charm/server/http.go` v0.12.6): paths, listings, streaming
 //! encrypted downloads and uploads.
 //!
 //! File contents are sasquatch files for the scrypt recipient whose password is the
@@ -396,7 +396,7 @@ mod tests {
         assert!(segments("/").is_empty());
         assert!(segments("charm:").is_empty());
         assert_eq!(url_path(&key(), "").unwrap(), "/v1/fs/");
-        // charm-protocol.md §A.1: "a" and "1" with the test key.
+        // tests/vectors/README.md (AES-SIV lookup fields): "a" and "1" with the test key.
         assert_eq!(
             url_path(&key(), "charm:/a/1").unwrap(),
             "/v1/fs/91b3e0fcc264008c29eee1b213a376f052/8b41469fbf59d64c11c65f067fe7bd5df5"
@@ -405,7 +405,7 @@ mod tests {
 
     #[test]
     fn encrypted_length_matches_the_go_vectors() {
-        // §6.4: 11 bytes -> 182-byte file; 0 -> 171; 65536 -> +65568 payload; 65537 -> +65585.
+        // sasquatch framing: 11 bytes -> 182-byte file; 0 -> 171; 65536 -> +65568 payload; 65537 -> +65585.
         let header = 171 - 16;
         assert_eq!(encrypted_len(header, 0), 171);
         assert_eq!(encrypted_len(header, 11), 182);

@@ -1,4 +1,4 @@
-//! The Charm HTTP API transport (`charm-protocol.md` §7): blocking `ureq` requests with
+//! The Charm HTTP API transport (`charm/client/http.go`, `charm/server/http.go` v0.12.6): blocking `ureq` requests with
 //! a bearer JWT, bounded JSON bodies and error bodies turned into [`Error::Server`].
 
 use std::io::Read;
@@ -185,7 +185,7 @@ fn server_error(status: u16, response: Response<Body>) -> Error {
         message: String,
     }
     let message = if is_json {
-        // The server may append a stray `null` line after the message (§7.2), so take
+        // The server may append a stray `null` line after the message (`charm/server/http.go`), so take
         // the first JSON value only.
         serde_json::Deserializer::from_slice(&body)
             .into_iter::<Message>()

@@ -1,5 +1,5 @@
 //! Encrypt keys on the wire: unwrapping the server's wrapped keys with the SSH identity
-//! and wrapping new ones (`charm-protocol.md` §4).
+//! and wrapping new ones (`charm/client/crypt.go` v0.12.6).
 //!
 //! The local key cache `<data path>/charm_kv_keys.json` is [`crate::keyring`]'s file;
 //! [`load_cached_keys`] and [`store_cached_keys`] are its entry points for the cloud
@@ -165,8 +165,8 @@ mod tests {
 
     #[test]
     fn unwraps_the_go_wrapped_test_vector() {
-        // charm-protocol.md §A.3: K wrapped by Go's sasquatch for the test identity.
-        let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/docs/vectors");
+        // tests/vectors/README.md: K wrapped by Go's sasquatch for the test identity.
+        let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
         let ssh = SshIdentity::load(&vectors.join("vec_charm_ed25519")).unwrap();
         let file = fs::read(vectors.join("vec_ed25519.bin")).unwrap();
         let wrapped = WrappedKey {

@@ -1,4 +1,4 @@
-//! Named sequences: `GET`/`POST /v1/seq/<name>` (`charm-protocol.md` §7.5).
+//! Named sequences: `GET`/`POST /v1/seq/<name>` (`charm/server/http.go` v0.12.6).
 //!
 //! `<name>` is one path segment: kv sends the encrypted lookup field of the db name.
 //! GET returns the current value (creating the row at 0); POST increments it and

@@ -1,5 +1,5 @@
 //! One SSH command against a Charm server, as the Go client runs it
-//! (`charm-protocol.md` §2.1): a fresh connection, user `charm`, public-key auth with
+//! (`charm/client/client.go` v0.12.6): a fresh connection, user `charm`, public-key auth with
 //! the user's identity, one `exec`, stdout read to the end, then disconnect.
 
 use std::sync::{Arc, Mutex};

@@ -1,5 +1,5 @@
 //! Charm encrypt keys: the 88-character base64 text that every Charm client derives
-//! its content, path and at-rest keys from (`charm-protocol.md` §4).
+//! its content, path and at-rest keys from (`charm/client/crypt.go`, `charm/crypt/crypt.go` v0.12.6).
 
 use base64::Engine as _;
 use rand::RngCore;

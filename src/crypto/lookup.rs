@@ -1,4 +1,4 @@
-//! AES-SIV lookup fields and paths (`EncryptLookupField` / `EncryptPath`), `charm-protocol.md` §5.
+//! AES-SIV lookup fields and paths (`EncryptLookupField` / `EncryptPath`), as `charm/crypt/crypt.go` and `charm/fs/fs.go` v0.12.6 do.
 //!
 //! Charm encrypts names it must look up on the server (kv database names, sequence
 //! numbers, fs path segments) deterministically: RFC 5297 AES-SIV with the first 32

@@ -56,7 +56,7 @@ impl Remote for CharmRemote<'_> {
             return Ok(Vec::new());
         };
         // Names that are not sequence numbers are not ours to interpret; the Go client
-        // fails on them, we leave them alone. 0 is never a snapshot (§8.6).
+        // fails on them, we leave them alone. 0 is never a snapshot (the Go client starts at 1).
         let files: HashMap<u64, u64> = entries
             .iter()
             .filter(|e| !e.is_dir)

@@ -1,5 +1,5 @@
 //! Reading databases the Go client left on Charm servers: Badger v3 backup streams
-//! (`charm-protocol.md` §8.4–8.6), one file per sequence, each a partial history.
+//! (`charm/kv/kv.go` v0.12.6 with `badger/v3` v3.2103.2 `backup.go`), one file per sequence, each a partial history.
 //!
 //! A stream is frames of `u64 little-endian length || protobuf KVList`. Files overlap and
 //! (since charm v0.12.3) miss updates of existing keys, so entries of every file are
@@ -167,7 +167,7 @@ mod tests {
     use super::*;
 
     fn vector(n: u32) -> Vec<u8> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/docs/vectors");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
         std::fs::read(dir.join(format!("badger_backup_seq{n}.bin"))).unwrap()
     }
 
@@ -185,7 +185,7 @@ mod tests {
 
     #[test]
     fn go_backups_replay_to_the_state_they_can_express() {
-        // §A.5: foo=bar@1, baz=qux@2, foo=bar2@3 (missing from backups), delete baz@4,
+        // tests/vectors/README.md: foo=bar@1, baz=qux@2, foo=bar2@3 (missing from backups), delete baz@4,
         // k5=v5@5 with user meta.
         let mut merge = LegacyMerge::new();
         for n in 1..=5 {

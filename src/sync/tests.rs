@@ -311,7 +311,7 @@ fn overtaken_pusher_re_pushes_its_writes() {
 fn legacy_badger_backups_are_replayed_then_replaced() {
     let key = EncryptKey::generate();
     let remote = MemoryRemote::default();
-    let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/docs/vectors");
+    let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
     for n in 1..=5u64 {
         let data = std::fs::read(vectors.join(format!("badger_backup_seq{n}.bin"))).unwrap();
         remote.files.lock().unwrap().insert(n, data);

@@ -1,5 +1,5 @@
 //! The sasquatch header: intro, recipient stanzas, footer with the header MAC
-//! (`charm-protocol.md` §6.1–§6.3).
+//! (`muesli/sasquatch` `format.go`, `primitives.go`).
 //!
 //! The parser is the Go parser's rules plus bounds: it reads at most
 //! [`MAX_HEADER_LEN`] bytes and at most [`MAX_STANZAS`] stanzas, so hostile input
@@ -66,7 +66,7 @@ pub(crate) fn b64_encode(bytes: &[u8]) -> String {
 
 /// Encodes a stanza. Bodies wrap at 64 columns; a body whose length is a multiple
 /// of 48 ends with a full line (no empty line, unlike age), and an empty body
-/// writes no line at all (§6.2).
+/// writes no line at all (`format.go`).
 fn encode_stanza(out: &mut Vec<u8>, stanza: &Stanza) {
     out.extend_from_slice(STANZA_PREFIX);
     for arg in std::iter::once(&stanza.kind).chain(&stanza.args) {

@@ -1,4 +1,4 @@
-//! The sasquatch `charm.sh/v1` file format (`charm-protocol.md` §6), byte-compatible
+//! The sasquatch `charm.sh/v1` file format (`muesli/sasquatch` @66979d92330a), byte-compatible
 //! with `github.com/muesli/sasquatch` as pinned by Charm v0.12.6.
 //!
 //! Sasquatch is an early fork of age with its own labels, an 8-byte SSH tag, scrypt

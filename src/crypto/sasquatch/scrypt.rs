@@ -1,4 +1,4 @@
-//! The `scrypt` recipient: a password-wrapped file key (`charm-protocol.md` §6.5).
+//! The `scrypt` recipient: a password-wrapped file key (`muesli/sasquatch` `scrypt.go`).
 //! Charm encrypts all content with it, the password being the encrypt key text.
 
 use rand::RngCore;

@@ -1,5 +1,5 @@
 //! The `ssh-ed25519` recipient: X25519 to the birational image of an Ed25519 key,
-//! with the shared secret tweaked by the SSH key (`charm-protocol.md` §6.6). Charm
+//! with the shared secret tweaked by the SSH key (`muesli/sasquatch` `ed25519.go`, `ssh.go`). Charm
 //! wraps each encrypt key to the account's SSH keys with it.
 
 use curve25519_dalek::edwards::CompressedEdwardsY;

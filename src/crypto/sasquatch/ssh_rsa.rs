@@ -1,5 +1,5 @@
 //! The `ssh-rsa` recipient: RSA-OAEP-SHA256 with a Charm label
-//! (`charm-protocol.md` §6.7).
+//! (`muesli/sasquatch` `rsa.go`).
 
 use rsa::traits::PublicKeyParts;
 use rsa::{BigUint, Oaep, RsaPrivateKey, RsaPublicKey};

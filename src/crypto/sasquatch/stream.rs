@@ -1,5 +1,5 @@
 //! STREAM payload encryption: ChaCha20-Poly1305 over 64 KiB chunks, nonce = 11-byte
-//! big-endian chunk counter plus a last-chunk flag byte (`charm-protocol.md` §6.4).
+//! big-endian chunk counter plus a last-chunk flag byte (`muesli/sasquatch` `stream/`).
 
 use std::io::{self, Read, Write};
 

@@ -1,4 +1,4 @@
-//! Unit tests: the Go-generated vectors of `charm-protocol.md` Appendix A and §6.11,
+//! Unit tests: the Go-generated vectors of `tests/vectors/` (see its README),
 //! round trips, tampering, truncation and hostile headers. Cross-checks against the
 //! Go library itself live in `tests/crypto_go_interop.rs`.
 
@@ -20,10 +20,10 @@ use crate::ErrorKind;
 const K: &str =
     "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==";
 
-/// §6.11: the whole vec_scrypt.bin file as printed in the protocol notes.
+/// The whole vec_scrypt.bin file, base64 (tests/vectors/README.md).
 const SCRYPT_VECTOR_B64: &str = "Y2hhcm0uc2gvdjEKLT4gc2NyeXB0IHQwTk8yNUNNQk1WZFlmei9ybjFvdkEgOAppSHhKWUJTV3Vzdjl0aWNGcW9RUXFmVjlML2dDMFY4SnM1b2tWU29HVU9VCi0tLSBueHJZT0NZQVh0MUU1WDFEdFZ3cFlVdVBOc0hyM1NWM2p0bFBCd21rYmpZChn3qJ2CBB4Uw6+QTghIFy8MZqNAR7P83+E7LOpdap9DDQ+ugwxNL3blGF8=";
 
-/// §A.3: vec_ed25519.bin as the `key` field of an encrypt key (standard base64).
+/// vec_ed25519.bin as the `key` field of an encrypt key (standard base64).
 const ED25519_VECTOR_B64: &str = concat!(
     "Y2hhcm0uc2gvdjEKLT4gc3NoLWVkMjU1MTkgZVZrQ0tIbmM1UmcgOExWeVE2TTlXNzV1cjdtK1V3",
     "M012OUY3OWFyYzdGQnZLcmlNZEQ4ekh6YwpCSFlhUXpXZU51OFhWcUdNWFFFaVg2RWZEMndzejF6",
@@ -34,7 +34,7 @@ const ED25519_VECTOR_B64: &str = concat!(
 );
 
 fn vectors_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/docs/vectors")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
 }
 
 fn vector(name: &str) -> Vec<u8> {
