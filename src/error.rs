@@ -58,6 +58,12 @@ pub enum Error {
     #[error("database busy: {0}")]
     Busy(String),
 
+    /// A file on the server was still being written (its listing, its length and its
+    /// contents disagree) for as long as sync was prepared to wait. Retryable, like
+    /// [`Error::Busy`].
+    #[error("server file not ready: {0}")]
+    NotReady(String),
+
     /// The store (or batch, or iterator) was closed and cannot be used any more.
     #[error("store is closed")]
     Closed,
@@ -106,7 +112,7 @@ impl Error {
             Error::Auth(_) => ErrorKind::Auth,
             Error::Network(_) => ErrorKind::Network,
             Error::Server { .. } => ErrorKind::Server,
-            Error::Busy(_) => ErrorKind::Busy,
+            Error::Busy(_) | Error::NotReady(_) => ErrorKind::Busy,
             Error::Closed => ErrorKind::Closed,
             Error::NotConfigured => ErrorKind::NotConfigured,
             Error::PendingWrites(_) => ErrorKind::PendingWrites,

@@ -8,7 +8,7 @@ use crate::cloud::CharmClient;
 use crate::crypto::seal::Sealer;
 use crate::crypto::EncryptKey;
 use crate::sync::charm::CharmRemote;
-use crate::sync::DEFAULT_TICKET_WAIT;
+use crate::sync::{SyncProgress, DEFAULT_TICKET_WAIT};
 
 use crate::batch::Batch;
 use crate::error::{Error, Result};
@@ -51,7 +51,7 @@ impl Kv {
         let sealer = Sealer::new(&keys)?;
         let db_path = names::db_path(&data_path, name)?;
         let store = Store::open(&db_path, sealer)?;
-        crate::sync::engine::clean_stale_temp_files(&db_path)?;
+        crate::sync::clean_stale_temp_files(&db_path)?;
         Ok(Kv {
             shared: Arc::new(Shared {
                 name: name.to_owned(),
@@ -288,7 +288,7 @@ impl Kv {
     pub fn pending_writes(&self) -> Result<u64> {
         let store = self.store()?;
         let reader = store.reader()?;
-        Ok(crate::sync::restore::local_state(&reader)?.3)
+        Ok(crate::sync::restore::local_state(&reader)?.pending)
     }
 
     /// Closes the database for this handle and all its clones. Calls in flight finish
@@ -316,25 +316,6 @@ impl std::fmt::Debug for Kv {
             .field("data_path", &self.shared.data_path)
             .finish_non_exhaustive()
     }
-}
-
-/// What a sync is doing, for progress bars.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncPhase {
-    /// Fetching and decrypting a remote snapshot.
-    Download,
-    /// Encrypting and uploading a local snapshot.
-    Upload,
-}
-
-/// Progress of one transfer within a sync.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SyncProgress {
-    pub phase: SyncPhase,
-    /// Bytes transferred so far.
-    pub done: u64,
-    /// Bytes to transfer in all (0 when unknown).
-    pub total: u64,
 }
 
 /// Names of the charm-kv databases in the data path of `options`, sorted.
@@ -371,14 +352,7 @@ pub fn delete_database(options: &Options, name: &str) -> Result<()> {
     } else if !local {
         return Err(Error::NotFound);
     }
-    for suffix in [
-        "",
-        "-wal",
-        "-shm",
-        "-journal",
-        crate::sync::engine::LOCK_SUFFIX,
-    ] {
-        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+    for file in names::db_files(&path) {
         match std::fs::remove_file(&file) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -22,6 +22,7 @@ pub use batch::Batch;
 pub use config::Config;
 pub use crypto::EncryptKey;
 pub use error::{Error, ErrorKind, Result};
-pub use kv::{delete_database, list_databases, Kv, SyncPhase, SyncProgress};
+pub use kv::{delete_database, list_databases, Kv};
 pub use options::Options;
 pub use store::{Direction, Fetched, Iter};
+pub use sync::{SyncPhase, SyncProgress};

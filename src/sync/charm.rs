@@ -75,8 +75,17 @@ impl Remote for CharmRemote<'_> {
         out: &mut dyn Write,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<()> {
-        let listed = crate::store::lock(&self.sizes).get(&seq).copied();
+        let listed = self.listed_size(seq);
         let mut reader = self.client.fs_read(&self.file(seq))?;
+        // charm serve writes an upload in place: a listing made meanwhile shows a file
+        // that is still growing, and a download may catch it at another length.
+        if let (Some(listed), Some(sent)) = (listed, reader.encrypted_len()) {
+            if listed != sent {
+                return Err(Error::NotReady(format!(
+                    "file {seq} was listed with {listed} bytes and is sent with {sent}"
+                )));
+            }
+        }
         let total = reader.encrypted_len().or(listed).unwrap_or(0);
         // Plaintext is never longer than the ciphertext the server said it holds: an
         // endless or swollen body is cut off instead of filling the disk.
@@ -94,8 +103,8 @@ impl Remote for CharmRemote<'_> {
                 .map_err(|e| Error::io("writing a downloaded snapshot", e))?;
             done += n as u64;
             if limit.is_some_and(|limit| done > limit) {
-                return Err(Error::corrupt(format!(
-                    "the server sent more than the {} bytes it listed for snapshot {seq}",
+                return Err(Error::NotReady(format!(
+                    "the server sent more than the {} bytes it listed for file {seq}",
                     limit.unwrap_or(0)
                 )));
             }
@@ -106,6 +115,10 @@ impl Remote for CharmRemote<'_> {
         let end = total.max(done);
         progress(end, end);
         Ok(())
+    }
+
+    fn listed_size(&self, seq: u64) -> Option<u64> {
+        crate::store::lock(&self.sizes).get(&seq).copied()
     }
 
     fn upload(&self, seq: u64, path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<()> {

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::legacy::LegacyMerge;
+use super::progress::{SyncPhase, SyncProgress};
 use super::restore::{self, SQLITE_MAGIC};
 use super::snapshot;
 use crate::error::{Error, Result};
-use crate::kv::{SyncPhase, SyncProgress};
-use crate::store::schema;
 use crate::store::Store;
+use crate::store::{names, schema};
 
 /// The server side of one database, in plaintext terms. The Charm implementation
 /// encrypts names and contents; see `crate::sync::charm`.
@@ -31,6 +31,8 @@ pub trait Remote {
         out: &mut dyn Write,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<()>;
+    /// The size of file `seq` in the last listing (ciphertext bytes), if it was listed.
+    fn listed_size(&self, seq: u64) -> Option<u64>;
     /// Encrypts and stores the file at `path` as `seq`.
     fn upload(&self, seq: u64, path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<()>;
     /// Removes file `seq`.
@@ -40,6 +42,9 @@ pub trait Remote {
 /// How long a pusher waits for the snapshots of tickets drawn before its own.
 pub const DEFAULT_TICKET_WAIT: Duration = Duration::from_secs(10);
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// First pause before downloading again a file that was still being written; doubles
+/// up to [`POLL_INTERVAL`].
+const SETTLE_DELAY: Duration = Duration::from_millis(20);
 /// Tickets drawn in a row before a push gives up (each retry follows a newer snapshot).
 const MAX_PUSH_ATTEMPTS: usize = 8;
 /// Deltas uploaded on top of one full snapshot before the next push uploads a full one:
@@ -107,7 +112,7 @@ impl<'a> Engine<'a> {
     }
 
     fn pending(&self) -> Result<u64> {
-        Ok(restore::local_state(&*self.store.reader()?)?.3)
+        Ok(restore::local_state(&*self.store.reader()?)?.pending)
     }
 
     fn base(&self) -> Result<u64> {
@@ -184,7 +189,52 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
+    /// Downloads file `seq`, waiting for it to settle: a file the server is still
+    /// writing looks shorter or longer than its listing, or fails to decrypt. Such a
+    /// download is retried (listing again) until the file's length stops changing, for
+    /// at most the ticket wait. A file whose listed length stays the same and that
+    /// still fails is corrupt.
     fn download(&mut self, seq: u64) -> Result<TempFile> {
+        let deadline = Instant::now() + self.ticket_wait;
+        let mut delay = SETTLE_DELAY;
+        // The listed length at which the last attempt failed to decrypt or verify.
+        let mut corrupt_at: Option<Option<u64>> = None;
+        loop {
+            let error = match self.download_once(seq) {
+                Ok(file) => return Ok(file),
+                Err(e @ Error::NotReady(_)) => e,
+                Err(e @ Error::Corrupt(_)) => {
+                    let size = self.remote.listed_size(seq);
+                    if corrupt_at == Some(size) {
+                        // Twice at one length: the file is complete, and damaged.
+                        return Err(e);
+                    }
+                    corrupt_at = Some(size);
+                    e
+                }
+                Err(e) => return Err(e),
+            };
+            if Instant::now() >= deadline {
+                return Err(match error {
+                    Error::NotReady(why) => Error::NotReady(format!(
+                        "{why} (still changing after {:?})",
+                        self.ticket_wait
+                    )),
+                    other => other,
+                });
+            }
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(POLL_INTERVAL);
+            // A fresh listing gives the file's current length.
+            if !self.list()?.contains(&seq) {
+                return Err(Error::NotReady(format!(
+                    "file {seq} disappeared from the server while it was being read"
+                )));
+            }
+        }
+    }
+
+    fn download_once(&mut self, seq: u64) -> Result<TempFile> {
         let file = TempFile::new(self.store.path(), "download")?;
         let mut out = BufWriter::new(file.create()?);
         let progress = &mut *self.progress;
@@ -208,7 +258,7 @@ impl<'a> Engine<'a> {
             if self.pending()? == 0 {
                 return Ok(());
             }
-            let mut base = self.base()?;
+            let base = self.base()?;
             let mut ticket = self.remote.next_seq()?;
             // A counter behind our base was reset on the server: catch up with it.
             let mut catch_up = 0u64;
@@ -224,18 +274,37 @@ impl<'a> Engine<'a> {
                 }
                 ticket = self.remote.next_seq()?;
             }
-            if ticket > base + 1 {
-                base = self.wait_for_earlier_tickets(base, ticket)?;
-            }
-            if base >= ticket {
+            match self.push_with_ticket(base, ticket) {
+                Ok(true) => return Ok(()),
                 // Pushers with later tickets got there first: ours is stale.
-                continue;
+                Ok(false) => continue,
+                Err(e) => {
+                    // Nobody will ever upload this ticket: our next push must not wait
+                    // for it. (Recorded on any failure before the upload completed.)
+                    let conn = self.store.writer();
+                    schema::state_set(&conn, &abandoned_name(ticket), ticket as i64)?;
+                    return Err(e);
+                }
             }
-            return self.upload(ticket);
         }
         Err(Error::Busy(format!(
             "gave up pushing after {MAX_PUSH_ATTEMPTS} tickets: other devices keep pushing"
         )))
+    }
+
+    /// Waits for the tickets before `ticket`, then uploads it. `Ok(false)` when later
+    /// tickets overtook it; an error means its file was not uploaded.
+    fn push_with_ticket(&mut self, base: u64, ticket: u64) -> Result<bool> {
+        let base = if ticket > base + 1 {
+            self.wait_for_earlier_tickets(base, ticket)?
+        } else {
+            base
+        };
+        if base >= ticket {
+            return Ok(false);
+        }
+        self.upload(ticket)?;
+        Ok(true)
     }
 
     /// Restores snapshots of tickets below `ticket` as they appear, for at most the
@@ -294,12 +363,7 @@ impl<'a> Engine<'a> {
                 total,
             })
         });
-        if let Err(e) = uploaded {
-            // Nobody will ever upload this ticket: our next push must not wait for it.
-            let conn = self.store.writer();
-            schema::state_set(&conn, &abandoned_name(ticket), ticket as i64)?;
-            return Err(e);
-        }
+        uploaded?;
         drop(file);
         {
             let mut conn = self.store.writer();
@@ -388,7 +452,7 @@ pub struct SyncLock {
 
 impl SyncLock {
     pub fn acquire(db: &Path) -> Result<SyncLock> {
-        let path = suffixed(db, LOCK_SUFFIX);
+        let path = names::sync_lock_path(db);
         let file = open_lock_file(&path)
             .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
         file.lock()
@@ -404,8 +468,9 @@ impl Drop for SyncLock {
 }
 
 /// Removes temporary files a crashed sync left next to `db`, unless a sync is running.
+/// Only names that [`names::sync_temp_path`] makes are touched.
 pub fn clean_stale_temp_files(db: &Path) -> Result<()> {
-    let Ok(file) = open_lock_file(&suffixed(db, LOCK_SUFFIX)) else {
+    let Ok(file) = open_lock_file(&names::sync_lock_path(db)) else {
         return Ok(());
     };
     if file.try_lock().is_err() {
@@ -414,13 +479,12 @@ pub fn clean_stale_temp_files(db: &Path) -> Result<()> {
     let (Some(dir), Some(name)) = (db.parent(), db.file_name().and_then(|n| n.to_str())) else {
         return Ok(());
     };
-    let prefix = format!(".{name}.sync-");
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             if entry
                 .file_name()
                 .to_str()
-                .is_some_and(|n| n.starts_with(&prefix))
+                .is_some_and(|n| names::is_sync_temp_of(name, n))
             {
                 let _ = std::fs::remove_file(entry.path());
             }
@@ -429,9 +493,6 @@ pub fn clean_stale_temp_files(db: &Path) -> Result<()> {
     let _ = file.unlock();
     Ok(())
 }
-
-/// Suffix of the lock file next to a database (also removed by `delete_database`).
-pub const LOCK_SUFFIX: &str = ".sync-lock";
 
 fn open_lock_file(path: &Path) -> std::io::Result<File> {
     let mut options = File::options();
@@ -444,12 +505,6 @@ fn open_lock_file(path: &Path) -> std::io::Result<File> {
     options.open(path)
 }
 
-fn suffixed(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
-}
-
 /// A temporary file next to the database (same file system, same 0700 folder), removed
 /// when dropped. Names start with `.<db file>.sync-` so a later open can find leftovers.
 struct TempFile {
@@ -458,14 +513,9 @@ struct TempFile {
 
 impl TempFile {
     fn new(db: &Path, purpose: &str) -> Result<TempFile> {
-        let dir = db.parent().expect("database files live in the kv folder");
-        let name = db.file_name().and_then(|n| n.to_str()).unwrap_or("db");
-        let path = dir.join(format!(
-            ".{name}.sync-{purpose}-{}-{:016x}.tmp",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        Ok(TempFile { path })
+        Ok(TempFile {
+            path: names::sync_temp_path(db, purpose),
+        })
     }
 
     fn path(&self) -> &Path {

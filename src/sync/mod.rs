@@ -4,10 +4,12 @@
 pub mod charm;
 pub mod engine;
 pub mod legacy;
+mod progress;
 pub mod restore;
 pub mod snapshot;
 
-pub use engine::{Remote, DEFAULT_TICKET_WAIT};
+pub use engine::{clean_stale_temp_files, Remote, DEFAULT_TICKET_WAIT};
+pub use progress::{SyncPhase, SyncProgress};
 
 #[cfg(test)]
 mod tests;

@@ -227,8 +227,21 @@ pub fn is_sqlite(first_bytes: &[u8]) -> bool {
     first_bytes.starts_with(SQLITE_MAGIC)
 }
 
-/// Local counters: (device id, last write, last uploaded, pending count).
-pub fn local_state(conn: &Connection) -> Result<(i64, i64, i64, u64)> {
+/// This device's sync counters for one database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalState {
+    /// The device's writer id inside this database file.
+    pub device_id: i64,
+    /// Counter of the last local write.
+    pub write_seq: i64,
+    /// Local writes up to this counter are in a file on the server.
+    pub uploaded_seq: i64,
+    /// Local writes not yet pushed.
+    pub pending: u64,
+}
+
+/// This device's sync counters, read through `conn`.
+pub fn local_state(conn: &Connection) -> Result<LocalState> {
     let device = schema::state_get(conn, schema::STATE_DEVICE_ID)?;
     let written = schema::state_get(conn, schema::STATE_WRITE_SEQ)?;
     let uploaded = schema::state_get(conn, schema::STATE_UPLOADED_SEQ)?;
@@ -237,7 +250,12 @@ pub fn local_state(conn: &Connection) -> Result<(i64, i64, i64, u64)> {
         .query_row([uploaded], |r| r.get(0))
         .optional()?
         .unwrap_or(0);
-    Ok((device, written, uploaded, pending as u64))
+    Ok(LocalState {
+        device_id: device,
+        write_seq: written,
+        uploaded_seq: uploaded,
+        pending: pending as u64,
+    })
 }
 
 #[cfg(test)]
@@ -257,7 +275,7 @@ mod tests {
     fn pending(kv: &Kv) -> u64 {
         let store = kv.store().unwrap();
         let conn = store.reader().unwrap();
-        local_state(&conn).unwrap().3
+        local_state(&conn).unwrap().pending
     }
 
     #[test]

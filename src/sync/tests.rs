@@ -14,12 +14,24 @@ use super::Remote;
 use crate::error::{Error, Result};
 use crate::{EncryptKey, ErrorKind, Kv, Options};
 
+type Hook = Box<dyn FnOnce(&MemoryRemote) + Send>;
+
 #[derive(Default)]
 struct MemoryRemote {
     seq: AtomicU64,
     files: Mutex<BTreeMap<u64, Vec<u8>>>,
+    /// Files the server is still writing: (whole contents, bytes written so far). Each
+    /// listing sees them grow by a third; complete, they move to `files`.
+    growing: Mutex<BTreeMap<u64, (Vec<u8>, usize)>>,
+    /// Lengths as the last listing saw them.
+    listed: Mutex<BTreeMap<u64, u64>>,
     fail_uploads: AtomicBool,
+    fail_downloads: AtomicBool,
+    /// The writer of the growing files died: they stay as they are.
+    growth_stalled: AtomicBool,
     uploads: AtomicU64,
+    /// Runs once, just before the next ticket is drawn.
+    on_next_seq: Mutex<Option<Hook>>,
 }
 
 impl MemoryRemote {
@@ -40,10 +52,39 @@ impl Remote for MemoryRemote {
         Ok(self.seq.load(Ordering::SeqCst))
     }
     fn next_seq(&self) -> Result<u64> {
+        let hook = self.on_next_seq.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook(self);
+        }
         Ok(self.seq.fetch_add(1, Ordering::SeqCst) + 1)
     }
     fn list(&self) -> Result<Vec<u64>> {
-        Ok(self.files.lock().unwrap().keys().copied().collect())
+        let mut files = self.files.lock().unwrap();
+        let mut growing = self.growing.lock().unwrap();
+        let mut listed = self.listed.lock().unwrap();
+        listed.clear();
+        let step = |len: usize| match self.growth_stalled.load(Ordering::SeqCst) {
+            true => 0,
+            false => len.div_ceil(3),
+        };
+        for (&seq, (data, written)) in growing.iter_mut() {
+            *written = (*written + step(data.len())).min(data.len());
+            listed.insert(seq, *written as u64);
+        }
+        let done: Vec<u64> = growing
+            .iter()
+            .filter(|(_, (data, written))| *written == data.len())
+            .map(|(&seq, _)| seq)
+            .collect();
+        for seq in done {
+            let (data, _) = growing.remove(&seq).unwrap();
+            files.insert(seq, data);
+        }
+        listed.extend(files.iter().map(|(&seq, data)| (seq, data.len() as u64)));
+        Ok(listed.keys().copied().collect())
+    }
+    fn listed_size(&self, seq: u64) -> Option<u64> {
+        self.listed.lock().unwrap().get(&seq).copied()
     }
     fn download(
         &self,
@@ -51,6 +92,15 @@ impl Remote for MemoryRemote {
         out: &mut dyn Write,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<()> {
+        if self.fail_downloads.load(Ordering::SeqCst) {
+            return Err(Error::Network("connection reset".into()));
+        }
+        if let Some((data, written)) = self.growing.lock().unwrap().get(&seq) {
+            // What the Charm remote sees: the file so far, which fails to decrypt (the
+            // sasquatch stream lacks its last chunk).
+            out.write_all(&data[..*written]).unwrap();
+            return Err(Error::corrupt("truncated stream"));
+        }
         let data = self
             .files
             .lock()
@@ -542,4 +592,111 @@ fn a_broken_chain_fails_cleanly_and_the_next_push_is_a_full_snapshot() {
     sync(&b, &remote).unwrap();
     assert_eq!(b.keys().unwrap().len(), 5);
     assert_eq!(contents(&a).len() + 1, contents(&b).len());
+}
+
+#[test]
+fn a_file_still_being_written_is_waited_for_not_reported_corrupt() {
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (device(a_dir.path(), &key), device(b_dir.path(), &key));
+    a.set("first", "1").unwrap();
+    sync(&a, &remote).unwrap();
+    a.set("second", vec![7u8; 200_000]).unwrap();
+    sync(&a, &remote).unwrap();
+    // The server is writing file 2 in place while B lists and downloads it.
+    let data = remote.files.lock().unwrap().remove(&2).unwrap();
+    remote.growing.lock().unwrap().insert(2, (data, 0));
+    sync(&b, &remote).unwrap();
+    assert_eq!(b.get("second").unwrap(), vec![7u8; 200_000]);
+    assert_eq!(contents(&a), contents(&b));
+}
+
+#[test]
+fn a_file_that_stays_damaged_at_its_listed_length_is_corrupt() {
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (device(a_dir.path(), &key), device(b_dir.path(), &key));
+    a.set("k", "v").unwrap();
+    sync(&a, &remote).unwrap();
+    // Listed at a length that never changes, and never decrypts.
+    let data = remote.files.lock().unwrap().remove(&1).unwrap();
+    let half = data.len() / 2;
+    remote.growing.lock().unwrap().insert(1, (data, half));
+    remote.growth_stalled.store(true, Ordering::SeqCst);
+    let err = sync(&b, &remote).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+}
+
+#[test]
+fn a_ticket_drawn_before_a_failed_download_is_recorded_as_abandoned() {
+    let key = EncryptKey::generate();
+    let remote = Arc::new(MemoryRemote::default());
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (device(a_dir.path(), &key), device(b_dir.path(), &key));
+    a.set("a", "1").unwrap();
+    sync(&a, &remote).unwrap();
+    sync(&b, &remote).unwrap();
+    // B draws ticket 2 and uploads it just as A draws 3; A's download of 2 then fails.
+    b.set("b", "2").unwrap();
+    let b_snapshot = {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("b.sqlite");
+        super::snapshot::create(&b.store().unwrap(), &path, 2).unwrap();
+        std::fs::read(path).unwrap()
+    };
+    *remote.on_next_seq.lock().unwrap() = Some(Box::new(move |remote: &MemoryRemote| {
+        remote.seq.fetch_add(1, Ordering::SeqCst); // B's ticket 2, drawn first
+        remote.files.lock().unwrap().insert(2, b_snapshot);
+        remote.fail_downloads.store(true, Ordering::SeqCst);
+    }));
+    a.set("a", "2").unwrap();
+    let err = sync(&a, &remote).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Network, "{err}");
+    let abandoned = {
+        let store = a.store().unwrap();
+        let conn = store.reader().unwrap();
+        crate::store::schema::state_get(&conn, "abandoned:3").unwrap()
+    };
+    assert_eq!(
+        abandoned, 3,
+        "ticket 3 was drawn and will never be uploaded"
+    );
+    remote.fail_downloads.store(false, Ordering::SeqCst);
+    sync(&a, &remote).unwrap();
+    assert_eq!(
+        remote.list().unwrap(),
+        vec![2, 4],
+        "4 follows 2: no file for ticket 3"
+    );
+    sync(&b, &remote).unwrap();
+    assert_eq!(contents(&a), contents(&b));
+    assert_eq!(b.get("a").unwrap(), b"2");
+}
+
+#[test]
+fn cleaning_temporary_files_leaves_other_databases_alone() {
+    let key = EncryptKey::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = Options::new();
+    options.data_dir(dir.path()).encrypt_keys(vec![key]);
+    // A database whose file name starts like a temporary file of database `a`.
+    let lookalike = Kv::open_with(".a.sqlite.sync-x", &options).unwrap();
+    lookalike.set("k", "kept").unwrap();
+    let wal = lookalike.path().unwrap().with_extension("sqlite-wal");
+    assert!(wal.exists(), "the lookalike is open with its WAL");
+    // A leftover of a crashed sync of `a`, which opening `a` must remove.
+    let a_file = dir.path().join("localhost/kv/a.sqlite");
+    let leftover = crate::store::names::sync_temp_path(&a_file, "download");
+    let a = Kv::open_with("a", &options).unwrap();
+    std::fs::write(&leftover, b"partial").unwrap();
+    drop(a);
+    let _a = Kv::open_with("a", &options).unwrap();
+    assert!(!leftover.exists(), "the crashed sync's file is removed");
+    assert!(wal.exists());
+    assert_eq!(lookalike.get("k").unwrap(), b"kept");
+    lookalike.close().unwrap();
+    let reopened = Kv::open_with(".a.sqlite.sync-x", &options).unwrap();
+    assert_eq!(reopened.get("k").unwrap(), b"kept");
 }
