@@ -286,27 +286,13 @@ impl Store {
     /// Writes a consistent copy of the whole database to the new file `dest` with
     /// SQLite's online backup API, durable when it returns. One read transaction covers
     /// the copy, so it neither waits for nor blocks writers (WAL), and it never restarts.
+    /// `dest` is a plain path, never a URI, and must not exist.
     pub fn backup_to(self: &Arc<Self>, dest: &Path) -> Result<()> {
-        self.copy_to(dest, Durability::Durable)
-    }
-
-    /// Like [`Store::backup_to`], for a temporary file (a snapshot about to be
-    /// uploaded): nothing is fsynced. A crash loses only the temporary file, which the
-    /// next open removes; the fsyncs were most of a small database's push time.
-    pub fn copy_to_temporary(self: &Arc<Self>, dest: &Path) -> Result<()> {
-        self.copy_to(dest, Durability::Temporary)
-    }
-
-    fn copy_to(self: &Arc<Self>, dest: &Path, durability: Durability) -> Result<()> {
-        if dest.exists() {
-            return Err(Error::invalid(format!("{} already exists", dest.display())));
-        }
-        create_private_file(dest)?;
+        create_new_private_file(dest)?;
         let reader = self.reader()?;
-        let mut target = Connection::open(dest)?;
-        if durability == Durability::Temporary {
-            target.pragma_update(None, "synchronous", "OFF")?;
-        }
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX | rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE;
+        let mut target = Connection::open_with_flags(dest, flags)?;
         {
             use rusqlite::backup::{Backup, StepResult};
             let backup = Backup::new(&reader, &mut target)?;
@@ -333,13 +319,6 @@ impl Store {
     pub fn meta(self: &Arc<Self>, name: &str) -> Result<Option<i64>> {
         schema::meta_get(&*self.reader()?, name)
     }
-}
-
-/// Whether a copy of the database must survive a crash once written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Durability {
-    Durable,
-    Temporary,
 }
 
 /// A pooled read connection, holding its store (shared, or borrowed) to return to.
@@ -406,6 +385,24 @@ fn check_value(value: &[u8]) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Creates the empty file `path` with mode 0600; fails if anything exists there.
+fn create_new_private_file(path: &Path) -> Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(Error::invalid(format!("{} already exists", path.display())))
+        }
+        Err(e) => Err(Error::io(format!("creating {}", path.display()), e)),
+    }
 }
 
 /// Creates an empty file with mode 0600 unless it exists, so SQLite (which gives the

@@ -34,8 +34,6 @@ pub const CREATE_SYNC_JOURNAL: &str = "CREATE TABLE IF NOT EXISTS sync_journal \
      (key BLOB PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID";
 pub const CREATE_SYNC_STATE: &str = "CREATE TABLE IF NOT EXISTS sync_state \
      (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID";
-/// Tables that exist only on this device.
-pub const LOCAL_TABLES: [&str; 2] = ["sync_journal", "sync_state"];
 
 pub const STATE_DEVICE_ID: &str = "device_id";
 pub const STATE_WRITE_SEQ: &str = "write_seq";
@@ -87,8 +85,8 @@ impl Role {
 /// survives the process being killed and the machine losing power. (`NORMAL` would
 /// survive a killed process but could lose the last commits on power loss.)
 pub fn connect(path: &Path, role: Role) -> Result<Connection> {
+    // A plain path, never a URI: `file:x?mode=memory` is a file name like any other.
     let flags = OpenFlags::SQLITE_OPEN_NO_MUTEX
-        | OpenFlags::SQLITE_OPEN_URI
         | OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE;
     let conn = Connection::open_with_flags(path, flags)?;
@@ -100,6 +98,29 @@ pub fn connect(path: &Path, role: Role) -> Result<Connection> {
         conn.pragma_update(None, "query_only", true)?;
     }
     conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+/// Opens a new file `path` (created exclusively, mode 0600) for a temporary database
+/// that sync fills and uploads: no fsyncs and the rollback journal in memory, since a
+/// failure discards the file. `path` is a plain path, never a URI.
+pub fn open_scratch(path: &Path) -> Result<Connection> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+        .open(path)
+        .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+    let flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_READ_WRITE;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "trusted_schema", false)?;
+    conn.pragma_update(None, "synchronous", "OFF")?;
+    conn.pragma_update(None, "journal_mode", "MEMORY")?;
     Ok(conn)
 }
 

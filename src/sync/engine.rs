@@ -191,29 +191,30 @@ impl<'a> Engine<'a> {
 
     /// Downloads file `seq`, waiting for it to settle: a file the server is still
     /// writing looks shorter or longer than its listing, or fails to decrypt. Such a
-    /// download is retried (listing again) until the file's length stops changing, for
-    /// at most the ticket wait. A file whose listed length stays the same and that
-    /// still fails is corrupt.
+    /// download is retried, listing again, while the file's listed length keeps
+    /// changing, for at most the ticket wait. Two failures at one listed length mean the
+    /// file is complete and damaged (or the server lies about it): `Corrupt`.
     fn download(&mut self, seq: u64) -> Result<TempFile> {
         let deadline = Instant::now() + self.ticket_wait;
         let mut delay = SETTLE_DELAY;
-        // The listed length at which the last attempt failed to decrypt or verify.
-        let mut corrupt_at: Option<Option<u64>> = None;
+        // The listed length at which the last attempt failed.
+        let mut failed_at: Option<Option<u64>> = None;
         loop {
             let error = match self.download_once(seq) {
                 Ok(file) => return Ok(file),
-                Err(e @ Error::NotReady(_)) => e,
-                Err(e @ Error::Corrupt(_)) => {
-                    let size = self.remote.listed_size(seq);
-                    if corrupt_at == Some(size) {
-                        // Twice at one length: the file is complete, and damaged.
-                        return Err(e);
-                    }
-                    corrupt_at = Some(size);
-                    e
-                }
+                Err(e @ (Error::NotReady(_) | Error::Corrupt(_))) => e,
                 Err(e) => return Err(e),
             };
+            let size = self.remote.listed_size(seq);
+            if failed_at == Some(size) {
+                return Err(match error {
+                    Error::NotReady(why) => {
+                        Error::corrupt(format!("{why}, again at an unchanged listing"))
+                    }
+                    other => other,
+                });
+            }
+            failed_at = Some(size);
             if Instant::now() >= deadline {
                 return Err(match error {
                     Error::NotReady(why) => Error::NotReady(format!(

@@ -1,5 +1,5 @@
 //! The upload forms of a database (`docs/sync.md`): a full snapshot, a consistent copy
-//! taken with SQLite's online backup API without the local-only tables; or a delta, a
+//! of the `kv` and `meta` rows in a fresh file (no local tables, no free pages); or a delta, a
 //! small database of the same shape holding only the rows of the pending writes (an
 //! empty value deletes). Both are stamped with their sequence and our writer mark.
 
@@ -10,8 +10,8 @@ use rusqlite::Connection;
 
 use crate::crypto::seal::Sealer;
 
-use crate::error::Result;
-use crate::store::schema::{self, LOCAL_TABLES};
+use crate::error::{Error, Result};
+use crate::store::schema;
 use crate::store::Store;
 
 /// What a snapshot file contains of this device's writes.
@@ -24,33 +24,54 @@ pub struct SnapshotInfo {
 }
 
 /// Writes the snapshot for remote sequence `seq` to the new file `dest`.
+///
+/// The rows are copied into a fresh file rather than copying the database's pages: a
+/// page copy would carry the free pages, which still hold the ciphertext of values
+/// since overwritten or deleted, and the local tables. The fresh file holds the live
+/// `kv` and `meta` rows and nothing else.
 pub fn create(store: &Arc<Store>, dest: &Path, seq: u64) -> Result<SnapshotInfo> {
-    store.copy_to_temporary(dest)?;
-    let conn = Connection::open(dest)?;
-    // A temporary file until uploaded: no fsyncs, and the rollback journal in memory
-    // (a failure here discards the file).
-    conn.pragma_update(None, "synchronous", "OFF")?;
-    conn.pragma_update(None, "journal_mode", "MEMORY")?;
-    // Counters read from the copy itself, so they describe exactly what it holds.
-    let device_id = schema::state_get(&conn, schema::STATE_DEVICE_ID)?;
-    let included_seq = schema::state_get(&conn, schema::STATE_WRITE_SEQ)?;
-    // secure_delete zeroes the pages of the dropped tables instead of leaving them in
-    // the file's free list.
-    conn.pragma_update(None, "secure_delete", true)?;
-    let tx = conn.unchecked_transaction()?;
-    for table in LOCAL_TABLES {
-        tx.execute(&format!("DROP TABLE IF EXISTS {table}"), [])?;
-    }
-    schema::meta_set(&tx, schema::META_MAX_VERSION, seq as i64)?;
-    schema::meta_set(&tx, &schema::writer_mark(device_id), included_seq)?;
-    schema::meta_set(&tx, schema::META_CHAIN_START, seq as i64)?;
-    schema::meta_set(&tx, schema::META_CHAIN_LENGTH, 0)?;
-    tx.commit()?;
+    let conn = schema::open_scratch(dest)?;
+    let live = store
+        .path()
+        .to_str()
+        .ok_or_else(|| Error::invalid(format!("{} is not valid UTF-8", store.path().display())))?;
+    conn.execute("ATTACH DATABASE ?1 AS live", [live])?;
+    let copied = copy_live_rows(&conn, seq);
+    let detached = conn.execute("DETACH DATABASE live", []);
+    let included_seq = copied?;
+    detached?;
     drop(conn);
     Ok(SnapshotInfo {
         included_seq,
         size: file_size(dest)?,
     })
+}
+
+/// Copies `live.kv` and `live.meta` into the scratch file's empty tables, stamped for
+/// `seq`, in one transaction (one read snapshot of the live database, so rows and
+/// counters agree). Returns the writer counter the copy includes.
+fn copy_live_rows(conn: &Connection, seq: u64) -> Result<i64> {
+    let tx = conn.unchecked_transaction()?;
+    tx.execute(schema::CREATE_KV, [])?;
+    tx.execute(schema::CREATE_META, [])?;
+    // The same table shape on both sides: SQLite copies the records without decoding.
+    tx.execute("INSERT INTO main.kv SELECT * FROM live.kv", [])?;
+    tx.execute("INSERT INTO main.meta SELECT * FROM live.meta", [])?;
+    let state = |name: &str| -> Result<i64> {
+        Ok(tx.query_row(
+            "SELECT value FROM live.sync_state WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )?)
+    };
+    let device_id = state(schema::STATE_DEVICE_ID)?;
+    let included_seq = state(schema::STATE_WRITE_SEQ)?;
+    schema::meta_set(&tx, schema::META_MAX_VERSION, seq as i64)?;
+    schema::meta_set(&tx, &schema::writer_mark(device_id), included_seq)?;
+    schema::meta_set(&tx, schema::META_CHAIN_START, seq as i64)?;
+    schema::meta_set(&tx, schema::META_CHAIN_LENGTH, 0)?;
+    tx.commit()?;
+    Ok(included_seq)
 }
 
 /// Writes to the new file `dest` the delta for remote sequence `seq` on top of version
@@ -92,9 +113,7 @@ pub fn create_delta(store: &Arc<Store>, dest: &Path, seq: u64, base: u64) -> Res
         .map_or(0, |(_, value)| *value);
     meta.retain(|(name, _)| name != schema::META_DELTA_BASE);
 
-    let conn = Connection::open(dest)?;
-    conn.pragma_update(None, "synchronous", "OFF")?;
-    conn.pragma_update(None, "journal_mode", "MEMORY")?;
+    let conn = schema::open_scratch(dest)?;
     let tx = conn.unchecked_transaction()?;
     tx.execute(schema::CREATE_KV, [])?;
     tx.execute(schema::CREATE_META, [])?;

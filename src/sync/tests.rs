@@ -700,3 +700,42 @@ fn cleaning_temporary_files_leaves_other_databases_alone() {
     let reopened = Kv::open_with(".a.sqlite.sync-x", &options).unwrap();
     assert_eq!(reopened.get("k").unwrap(), b"kept");
 }
+
+#[test]
+fn a_snapshot_carries_no_ciphertext_of_deleted_or_overwritten_values() {
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let dir = tempfile::tempdir().unwrap();
+    let kv = device(dir.path(), &key);
+    let stored_value = |name: &str| -> Vec<u8> {
+        let store = kv.store().unwrap();
+        let conn = store.reader().unwrap();
+        let sealed_key = store.sealer().writer().seal_key(name.as_bytes());
+        conn.query_row("SELECT value FROM kv WHERE key = ?1", [sealed_key], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+    // Large values spill into overflow pages, which SQLite frees (and leaves as they
+    // were) when the row goes.
+    kv.set("deleted", vec![1u8; 20_000]).unwrap();
+    kv.set("overwritten", vec![2u8; 20_000]).unwrap();
+    let old = [stored_value("deleted"), stored_value("overwritten")];
+    kv.delete("deleted").unwrap();
+    kv.set("overwritten", "short now").unwrap();
+    sync(&kv, &remote).unwrap();
+    assert_eq!(remote.delta_base(1), None, "a full snapshot");
+    let uploaded = remote.files.lock().unwrap()[&1].clone();
+    for ciphertext in old {
+        let probe = &ciphertext[ciphertext.len() / 2..][..64];
+        assert!(
+            !uploaded.windows(probe.len()).any(|w| w == probe),
+            "the snapshot holds old ciphertext"
+        );
+    }
+    // And it still restores.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = device(other_dir.path(), &key);
+    sync(&other, &remote).unwrap();
+    assert_eq!(contents(&other), contents(&kv));
+}
