@@ -174,7 +174,10 @@ fn replace(conn: &mut Connection, sealer: &Sealer, candidate: &Candidate, seq: u
     Ok(())
 }
 
-/// A re-applied key may exist in the snapshot under another of the account's keys.
+/// A re-applied key may exist in the snapshot under another of the account's keys: the
+/// local write wins, so those copies go. The journal's stored key may itself be sealed
+/// with any of the keys (a write made offline under this device's own key, before it
+/// adopted the account's key 0).
 fn remove_copies_under_older_keys(conn: &Connection, sealer: &Sealer) -> Result<()> {
     let mut keys = conn.prepare("SELECT key FROM temp.restore_keep")?;
     let stored: Vec<Vec<u8>> = keys
@@ -182,11 +185,13 @@ fn remove_copies_under_older_keys(conn: &Connection, sealer: &Sealer) -> Result<
         .collect::<rusqlite::Result<_>>()?;
     let mut delete = conn.prepare("DELETE FROM main.kv WHERE key = ?1")?;
     for stored_key in stored {
-        let Some(plain) = sealer.writer().open_key(&stored_key) else {
+        let Ok((plain, sealed_by)) = sealer.open_key(&stored_key) else {
             continue;
         };
-        for cipher in &sealer.ciphers()[1..] {
-            delete.execute([cipher.seal_key(&plain)])?;
+        for (i, cipher) in sealer.ciphers().iter().enumerate() {
+            if i != sealed_by {
+                delete.execute([cipher.seal_key(&plain)])?;
+            }
         }
     }
     Ok(())

@@ -139,18 +139,23 @@ pub fn create_delta(store: &Arc<Store>, dest: &Path, seq: u64, base: u64) -> Res
     })
 }
 
-/// `stored_key` (sealed with the account's writing key) sealed with each other key.
+/// `stored_key` (sealed with any of the account's keys) sealed with each other key.
 fn copies_under_other_keys<'a>(
     sealer: &'a Sealer,
     stored_key: &[u8],
 ) -> impl Iterator<Item = Vec<u8>> + 'a {
-    let plain = match sealer.ciphers() {
-        [_, _, ..] => sealer.writer().open_key(stored_key),
+    let opened = match sealer.ciphers() {
+        [_, _, ..] => sealer.open_key(stored_key).ok(),
         _ => None,
     };
-    sealer.ciphers()[1..]
+    sealer
+        .ciphers()
         .iter()
-        .filter_map(move |cipher| plain.as_ref().map(|plain| cipher.seal_key(plain)))
+        .enumerate()
+        .filter_map(move |(i, cipher)| match &opened {
+            Some((plain, sealed_by)) if *sealed_by != i => Some(cipher.seal_key(plain)),
+            _ => None,
+        })
 }
 
 fn file_size(path: &Path) -> Result<u64> {

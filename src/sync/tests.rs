@@ -739,3 +739,48 @@ fn a_snapshot_carries_no_ciphertext_of_deleted_or_overwritten_values() {
     sync(&other, &remote).unwrap();
     assert_eq!(contents(&other), contents(&kv));
 }
+
+#[test]
+fn a_write_made_offline_under_an_older_key_wins_over_the_remote_copy() {
+    let account_key = EncryptKey::generate();
+    let local_key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let open = |dir: &Path| {
+        let mut options = Options::new();
+        options
+            .data_dir(dir)
+            .encrypt_keys(vec![account_key.clone(), local_key.clone()]);
+        Kv::open_with("db", &options).unwrap()
+    };
+    // A writes offline under its own key, before it knows the account's.
+    let a = device(a_dir.path(), &local_key);
+    a.set("k", "a, offline").unwrap();
+    a.close().unwrap();
+    // Meanwhile B writes the same key under the account's key 0 and pushes.
+    let b = open(b_dir.path());
+    b.set("k", "from b").unwrap();
+    sync(&b, &remote).unwrap();
+    // A adopts the account's key 0 (its own key stays readable), writes again, syncs.
+    let a = open(a_dir.path());
+    a.set("k2", "x").unwrap();
+    {
+        // A's pending write of `k` is still sealed with its own key.
+        let store = a.store().unwrap();
+        let conn = store.reader().unwrap();
+        let sealed: Vec<u8> = conn
+            .query_row(
+                "SELECT key FROM sync_journal ORDER BY seq LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(store.sealer().open_key(&sealed).unwrap().1, 1);
+    }
+    sync(&a, &remote).unwrap();
+    assert_eq!(a.get("k").unwrap(), b"a, offline");
+    assert_eq!(a.keys().unwrap(), vec![b"k".to_vec(), b"k2".to_vec()]);
+    sync(&b, &remote).unwrap();
+    assert_eq!(b.get("k").unwrap(), b"a, offline");
+    assert_eq!(contents(&a), contents(&b));
+}
