@@ -893,7 +893,8 @@ charm_kv_status charm_kv_reset(const struct charm_kv_store *store,
                                struct charm_kv_error **err);
 
 /**
- * The number of committed local writes not yet pushed to a server, into `*out_count`.
+ * The number of committed local writes not yet confirmed on a server (not pushed, or
+ * pushed in a file not seen to be the newest one), into `*out_count`.
  *
  * Returns OK, INVALID_ARGUMENT (`store`/`out_count` NULL), CLOSED, IO, BUSY or PANIC.
  *

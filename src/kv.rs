@@ -283,8 +283,10 @@ impl Kv {
         .reset(force)
     }
 
-    /// Number of committed local writes not yet pushed to the server (in local mode:
-    /// not yet pushed to any server; they will be once one is configured).
+    /// Number of committed local writes not yet confirmed on the server: not pushed,
+    /// or pushed in a file that the last sync did not see to be the newest one (another
+    /// device may have overtaken it; the next sync re-pushes what it lacks). In local
+    /// mode: not yet pushed to any server; they will be once one is configured.
     pub fn pending_writes(&self) -> Result<u64> {
         let store = self.store()?;
         let reader = store.reader()?;

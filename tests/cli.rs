@@ -181,7 +181,7 @@ fn an_unreachable_server_keeps_writes_local_with_a_warning() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.starts_with("charm-kv: warning: 1 write(s) saved locally but not yet pushed")
+        stderr.starts_with("charm-kv: warning: 1 write(s) saved locally but not yet confirmed")
             && stderr.contains("network error"),
         "{stderr}"
     );

@@ -71,7 +71,7 @@ pub fn warn_pending(kv: &Kv) {
                 .map(|e| format!(" ({e})"))
                 .unwrap_or_default();
             eprintln!(
-                "charm-kv: warning: {pending} write(s) saved locally but not yet pushed to the server{why}; \
+                "charm-kv: warning: {pending} write(s) saved locally but not yet confirmed on the server{why}; \
                  run `charm-kv sync` when it is reachable"
             );
         }

@@ -38,6 +38,9 @@ pub const CREATE_SYNC_STATE: &str = "CREATE TABLE IF NOT EXISTS sync_state \
 pub const STATE_DEVICE_ID: &str = "device_id";
 pub const STATE_WRITE_SEQ: &str = "write_seq";
 pub const STATE_UPLOADED_SEQ: &str = "uploaded_seq";
+/// Local writes up to this counter are in the newest file of the server (as of the last
+/// sync): confirmed. Absent in databases from before it existed (then `uploaded_seq`).
+pub const STATE_CONFIRMED_SEQ: &str = "confirmed_seq";
 
 pub const META_MAX_VERSION: &str = "max_version";
 pub const META_KEY_CHECK: &str = "key_check";
@@ -156,6 +159,7 @@ pub fn initialize(conn: &mut Connection, sealer: &Sealer) -> Result<()> {
     tx.execute(insert_state, (STATE_DEVICE_ID, device_id))?;
     tx.execute(insert_state, (STATE_WRITE_SEQ, 0i64))?;
     tx.execute(insert_state, (STATE_UPLOADED_SEQ, 0i64))?;
+    tx.execute(insert_state, (STATE_CONFIRMED_SEQ, 0i64))?;
     verify(&tx, sealer)?;
     tx.commit()?;
     Ok(())
@@ -258,6 +262,15 @@ pub fn state_get(conn: &Connection, name: &str) -> Result<i64> {
         .query_row([name], |r| r.get(0))
         .optional()?
         .ok_or_else(|| Error::corrupt(format!("sync_state has no {name} row")))
+}
+
+/// A `sync_state` value, or `default` when the row is absent.
+pub fn state_get_or(conn: &Connection, name: &str, default: i64) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM sync_state WHERE name = ?1")?
+        .query_row([name], |r| r.get(0))
+        .optional()?
+        .unwrap_or(default))
 }
 
 pub fn state_set(conn: &Connection, name: &str, value: i64) -> Result<()> {

@@ -82,7 +82,16 @@ impl<'a> Engine<'a> {
     pub fn sync(&mut self) -> Result<()> {
         let _lock = SyncLock::acquire(self.store.path())?;
         self.pull()?;
-        self.push()
+        if self.push()? == Pushed::Nothing {
+            // Everything uploaded is in our base: confirmed if the base is the newest
+            // file on the server.
+            let base = self.base()?;
+            if self.listed.last() == Some(&base) {
+                let uploaded = restore::local_state(&*self.store.reader()?)?.uploaded_seq;
+                restore::confirm(self.store, uploaded)?;
+            }
+        }
+        Ok(())
     }
 
     /// Rebuilds the local copy from the newest remote snapshot. Without `force`, refuses
@@ -111,8 +120,14 @@ impl<'a> Engine<'a> {
         self.restore_newest(&files, true)
     }
 
+    /// Writes not confirmed on the server.
     fn pending(&self) -> Result<u64> {
         Ok(restore::local_state(&*self.store.reader()?)?.pending)
+    }
+
+    /// Writes not in any file this device uploaded.
+    fn unpushed(&self) -> Result<u64> {
+        Ok(restore::local_state(&*self.store.reader()?)?.unpushed)
     }
 
     fn base(&self) -> Result<u64> {
@@ -253,11 +268,11 @@ impl<'a> Engine<'a> {
         Ok(file)
     }
 
-    /// Pushes pending writes, if any.
-    fn push(&mut self) -> Result<()> {
+    /// Pushes writes not yet uploaded, if any.
+    fn push(&mut self) -> Result<Pushed> {
         for _ in 0..MAX_PUSH_ATTEMPTS {
-            if self.pending()? == 0 {
-                return Ok(());
+            if self.unpushed()? == 0 {
+                return Ok(Pushed::Nothing);
             }
             let base = self.base()?;
             let mut ticket = self.remote.next_seq()?;
@@ -276,7 +291,7 @@ impl<'a> Engine<'a> {
                 ticket = self.remote.next_seq()?;
             }
             match self.push_with_ticket(base, ticket) {
-                Ok(true) => return Ok(()),
+                Ok(true) => return Ok(Pushed::Uploaded),
                 // Pushers with later tickets got there first: ours is stale.
                 Ok(false) => continue,
                 Err(e) => {
@@ -392,8 +407,11 @@ impl<'a> Engine<'a> {
             tx.commit()?;
         }
         self.apply_retention(ticket)?;
+        // No ticket drawn since ours: our file is the newest, and stays in the chain of
+        // every later one. Otherwise the writes stay pending until a sync sees them in
+        // the newest file.
         if self.remote.current_seq()? == ticket {
-            restore::forget_confirmed(self.store, info.included_seq)?;
+            restore::confirm(self.store, info.included_seq)?;
         }
         Ok(())
     }
@@ -440,6 +458,13 @@ impl<'a> Engine<'a> {
         self.listed.retain(|&s| s >= keep_from);
         Ok(())
     }
+}
+
+/// What a push did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pushed {
+    Nothing,
+    Uploaded,
 }
 
 fn abandoned_name(ticket: u64) -> String {

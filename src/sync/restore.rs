@@ -163,11 +163,17 @@ fn replace(conn: &mut Connection, sealer: &Sealer, candidate: &Candidate, seq: u
     // The file name is the truth about which sequence this is.
     schema::meta_set(&tx, schema::META_MAX_VERSION, seq as i64)?;
     let uploaded = schema::state_get(&tx, schema::STATE_UPLOADED_SEQ)?;
-    // Writes the snapshot lacks count as not pushed again.
+    // Writes the snapshot lacks count as not pushed again, and not confirmed.
     schema::state_set(
         &tx,
         schema::STATE_UPLOADED_SEQ,
         uploaded.min(candidate.our_mark),
+    )?;
+    let confirmed = schema::state_get_or(&tx, schema::STATE_CONFIRMED_SEQ, uploaded)?;
+    schema::state_set(
+        &tx,
+        schema::STATE_CONFIRMED_SEQ,
+        confirmed.min(candidate.our_mark),
     )?;
     tx.execute("DELETE FROM temp.restore_keep", [])?;
     tx.commit()?;
@@ -197,10 +203,16 @@ fn remove_copies_under_older_keys(conn: &Connection, sealer: &Sealer) -> Result<
     Ok(())
 }
 
-/// Forgets journal entries that a confirmed remote snapshot holds.
-pub fn forget_confirmed(store: &Store, mark: i64) -> Result<()> {
-    let conn = store.writer();
-    conn.execute("DELETE FROM sync_journal WHERE seq <= ?1", [mark])?;
+/// Records that this device's writes up to `mark` are in the newest remote file, and
+/// forgets their journal entries.
+pub fn confirm(store: &Store, mark: i64) -> Result<()> {
+    let mut conn = store.writer();
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let uploaded = schema::state_get(&tx, schema::STATE_UPLOADED_SEQ)?;
+    let confirmed = schema::state_get_or(&tx, schema::STATE_CONFIRMED_SEQ, uploaded)?;
+    schema::state_set(&tx, schema::STATE_CONFIRMED_SEQ, confirmed.max(mark))?;
+    tx.execute("DELETE FROM sync_journal WHERE seq <= ?1", [mark])?;
+    tx.commit()?;
     Ok(())
 }
 
@@ -239,9 +251,14 @@ pub struct LocalState {
     pub device_id: i64,
     /// Counter of the last local write.
     pub write_seq: i64,
-    /// Local writes up to this counter are in a file on the server.
+    /// Local writes up to this counter are in a file this device uploaded.
     pub uploaded_seq: i64,
-    /// Local writes not yet pushed.
+    /// Local writes up to this counter are in the newest file on the server.
+    pub confirmed_seq: i64,
+    /// Local writes not yet uploaded in any file.
+    pub unpushed: u64,
+    /// Local writes not yet confirmed: not uploaded, or uploaded in a file that was not
+    /// (yet) seen to be the newest on the server.
     pub pending: u64,
 }
 
@@ -250,16 +267,26 @@ pub fn local_state(conn: &Connection) -> Result<LocalState> {
     let device = schema::state_get(conn, schema::STATE_DEVICE_ID)?;
     let written = schema::state_get(conn, schema::STATE_WRITE_SEQ)?;
     let uploaded = schema::state_get(conn, schema::STATE_UPLOADED_SEQ)?;
-    let pending: i64 = conn
-        .prepare_cached("SELECT count(*) FROM sync_journal WHERE seq > ?1")?
-        .query_row([uploaded], |r| r.get(0))
-        .optional()?
-        .unwrap_or(0);
+    let confirmed = schema::state_get_or(conn, schema::STATE_CONFIRMED_SEQ, uploaded)?;
+    let count_after = |seq: i64| -> Result<u64> {
+        let count: i64 = conn
+            .prepare_cached("SELECT count(*) FROM sync_journal WHERE seq > ?1")?
+            .query_row([seq], |r| r.get(0))?;
+        Ok(count as u64)
+    };
+    let unpushed = count_after(uploaded)?;
+    let pending = if confirmed == uploaded {
+        unpushed
+    } else {
+        count_after(confirmed)?
+    };
     Ok(LocalState {
         device_id: device,
         write_seq: written,
         uploaded_seq: uploaded,
-        pending: pending as u64,
+        confirmed_seq: confirmed,
+        unpushed,
+        pending,
     })
 }
 
@@ -444,7 +471,7 @@ mod tests {
             })
         };
         std::thread::sleep(std::time::Duration::from_millis(50));
-        forget_confirmed(&kv.store().unwrap(), i64::MAX).unwrap();
+        confirm(&kv.store().unwrap(), i64::MAX).unwrap();
         apply(&kv.store().unwrap(), &snap, 9).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(50));
         stop.store(true, Ordering::Relaxed);

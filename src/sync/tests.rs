@@ -32,6 +32,8 @@ struct MemoryRemote {
     uploads: AtomicU64,
     /// Runs once, just before the next ticket is drawn.
     on_next_seq: Mutex<Option<Hook>>,
+    /// Runs once, at the start of the next upload.
+    on_upload: Mutex<Option<Hook>>,
 }
 
 impl MemoryRemote {
@@ -116,6 +118,10 @@ impl Remote for MemoryRemote {
         Ok(())
     }
     fn upload(&self, seq: u64, path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<()> {
+        let hook = self.on_upload.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook(self);
+        }
         if self.fail_uploads.load(Ordering::SeqCst) {
             return Err(Error::Network("connection refused".into()));
         }
@@ -321,9 +327,10 @@ fn abandoned_ticket_is_skipped_after_the_wait() {
 }
 
 #[test]
-fn overtaken_pusher_re_pushes_its_writes() {
-    // Device A uploads ticket 2 late, after B (ticket 3) gave up waiting and uploaded a
-    // snapshot without A's write: A's writer mark in 3 shows the gap.
+fn overtaken_pusher_keeps_its_writes_pending_and_re_pushes_them() {
+    // A draws ticket 2 and stalls mid-upload; B draws 3, gives up waiting for 2 and
+    // uploads 3 without A's write; then A's upload of 2 completes. A's file is not the
+    // newest, so its write is still only safe on A: pending until a sync confirms it.
     let key = EncryptKey::generate();
     let remote = MemoryRemote::default();
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -333,27 +340,26 @@ fn overtaken_pusher_re_pushes_its_writes() {
     sync(&b, &remote).unwrap();
 
     a.set("from-a", "late").unwrap();
-    // A's push, as it would look had A drawn ticket 2 and then stalled mid-upload:
-    let store = a.store().unwrap();
-    let ticket = remote.next_seq().unwrap();
     b.set("from-b", "early").unwrap();
-    sync(&b, &remote).unwrap(); // draws 3, waits for 2, gives up, uploads 3
-    let tmp = tempfile::tempdir().unwrap();
-    let snap = tmp.path().join("a.sqlite");
-    super::snapshot::create(&store, &snap, ticket).unwrap();
-    remote.upload(ticket, &snap, &mut |_, _| {}).unwrap();
-    {
-        let conn = store.writer();
-        let included = crate::store::schema::state_get(&conn, "write_seq").unwrap();
-        crate::store::schema::state_set(&conn, "uploaded_seq", included).unwrap();
-        crate::store::schema::meta_set(&conn, "max_version", ticket as i64).unwrap();
-    }
-    assert_eq!(a.pending_writes().unwrap(), 0, "A believes it pushed");
+    let overtaker = b.clone();
+    *remote.on_upload.lock().unwrap() = Some(Box::new(move |remote: &MemoryRemote| {
+        // B draws 3, waits for 2, gives up and uploads 3.
+        overtaker.sync_via(remote, &mut |_| {}, WAIT).unwrap();
+    }));
+    sync(&a, &remote).unwrap();
+    assert_eq!(remote.list().unwrap(), vec![1, 2, 3]);
+    assert_eq!(
+        a.pending_writes().unwrap(),
+        1,
+        "A's write is only in file 2, which file 3 does not build on"
+    );
     sync(&a, &remote).unwrap(); // restores 3, sees its mark is short, pushes again
+    assert_eq!(a.pending_writes().unwrap(), 0);
     sync(&b, &remote).unwrap();
     for kv in [&a, &b] {
         assert_eq!(kv.get("from-a").unwrap(), b"late");
         assert_eq!(kv.get("from-b").unwrap(), b"early");
+        assert_eq!(kv.pending_writes().unwrap(), 0);
     }
 }
 

@@ -279,8 +279,10 @@ func (kv *KV) reset(force bool) error {
 	return nil
 }
 
-// PendingWrites returns the number of committed local writes not yet pushed to a
-// Charm server.
+// PendingWrites returns the number of committed local writes not yet confirmed on
+// a Charm server: not pushed, or pushed in a file that the last sync did not see to
+// be the newest one (another device may have overtaken it; the next Sync re-pushes
+// what it lacks).
 func (kv *KV) PendingWrites() (uint64, error) {
 	p, err := kv.acquire()
 	if err != nil {

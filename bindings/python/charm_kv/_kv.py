@@ -786,7 +786,11 @@ class KV(MutableMapping[bytes, bytes]):
         _check(lib.charm_kv_reset(self._ptr, bool(force), out.err_ptr), out)
 
     def pending_writes(self) -> int:
-        """The number of committed local writes not yet pushed to the server."""
+        """The number of committed local writes not yet confirmed on the server.
+
+        A write counts until a sync sees a file holding it as the newest on the
+        server (it was not pushed, or another device overtook its file).
+        """
         count = c_uint64()
         out = _take_out()
         _check(lib.charm_kv_pending_writes(self._ptr, byref(count), out.err_ptr), out)
