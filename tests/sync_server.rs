@@ -304,6 +304,49 @@ fn a_device_syncing_while_another_uploads_never_sees_a_torn_file() {
 }
 
 #[test]
+fn a_replayed_file_or_one_of_another_database_is_refused() {
+    // The server cannot forge a file, but it can copy one under another name: an older
+    // file of this database as the newest, or the same-numbered file of another
+    // database of the account. Both would roll every pulling device back.
+    let server = CharmServer::start();
+    let (d1, d2) = (server.client_dir("writer"), server.client_dir("reader"));
+    let writer_options = device(&server, &d1, None);
+    let writer = Kv::open_with(DB, &writer_options).unwrap();
+    let other = Kv::open_with("other", &writer_options).unwrap();
+    let mut reader_options = device(&server, &d2, Some(&key_of(&d1)));
+    reader_options.auto_push(false);
+    let reader = Kv::open_with(DB, &reader_options).unwrap();
+    writer.set("k", "1").unwrap();
+    other.set("k", "other 1").unwrap();
+    reader.sync().unwrap();
+    for i in 2..=3 {
+        writer.set("k", i.to_string()).unwrap();
+        other.set("k", format!("other {i}")).unwrap();
+    }
+    assert_eq!(remote_files(&writer_options, DB), vec![1, 2, 3]);
+    let newest = server_file(&server, &writer_options, DB, 3);
+    let genuine = std::fs::read(&newest).unwrap();
+
+    std::fs::copy(server_file(&server, &writer_options, DB, 1), &newest).unwrap();
+    let err = reader.sync().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert!(err.to_string().contains("holds version 1"), "{err}");
+
+    let other_files = remote_files(&writer_options, "other");
+    let same_number = *other_files.last().unwrap();
+    assert_eq!(same_number, 3, "{other_files:?}");
+    std::fs::copy(server_file(&server, &writer_options, "other", 3), &newest).unwrap();
+    let err = reader.sync().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert!(err.to_string().contains("database id"), "{err}");
+    assert_eq!(reader.get("k").unwrap(), b"1", "nothing applied");
+
+    std::fs::write(&newest, genuine).unwrap();
+    reader.sync().unwrap();
+    assert_eq!(reader.get("k").unwrap(), b"3");
+}
+
+#[test]
 fn tampered_and_foreign_snapshots_are_refused_and_the_next_sync_completes() {
     let server = CharmServer::start();
     let (d1, d2, stranger_dir) = (

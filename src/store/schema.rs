@@ -41,6 +41,10 @@ pub const STATE_UPLOADED_SEQ: &str = "uploaded_seq";
 /// Local writes up to this counter are in the newest file of the server (as of the last
 /// sync): confirmed. Absent in databases from before it existed (then `uploaded_seq`).
 pub const STATE_CONFIRMED_SEQ: &str = "confirmed_seq";
+/// 1 once this device has seen its `meta.db_id` in a file on the server (restored one,
+/// or its own upload confirmed); until then a file with another id replaces it (two
+/// devices' first pushes raced).
+pub const STATE_DB_ID_CONFIRMED: &str = "db_id_confirmed";
 
 pub const META_MAX_VERSION: &str = "max_version";
 pub const META_KEY_CHECK: &str = "key_check";
@@ -52,6 +56,9 @@ pub const DELTA_FORMAT: i64 = 2;
 pub const META_DELTA_BASE: &str = "delta_base";
 pub const META_CHAIN_START: &str = "chain_start";
 pub const META_CHAIN_LENGTH: &str = "chain_length";
+/// Random id of the database, minted by its first push and inherited by every file and
+/// device: a file of another database is refused.
+pub const META_DB_ID: &str = "db_id";
 
 /// How long a writer waits for another process's write lock before giving up with
 /// `Error::Busy`. Normal contention (many writers, short transactions) stays far below.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::legacy::LegacyMerge;
 use super::progress::{SyncPhase, SyncProgress};
-use super::restore::{self, SQLITE_MAGIC};
+use super::restore::{self, Provenance, SQLITE_MAGIC};
 use super::snapshot;
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -153,6 +153,10 @@ impl<'a> Engine<'a> {
     fn restore_newest(&mut self, files: &[u64], from_scratch: bool) -> Result<()> {
         let newest = *files.last().expect("callers pass a non-empty list");
         let local = self.base()?;
+        let provenance = match from_scratch {
+            true => Provenance::Reset,
+            false => Provenance::Server,
+        };
         let mut legacy = Vec::new();
         let mut chain: Vec<(u64, TempFile)> = Vec::new();
         let mut next = Some(newest);
@@ -174,7 +178,15 @@ impl<'a> Engine<'a> {
                     "legacy Badger backups are newer than a charm-kv snapshot on the server",
                 ));
             }
-            let base = restore::delta_base(download.path())?;
+            let meta = restore::file_meta(download.path())?;
+            restore::check_binding(
+                &*self.store.reader()?,
+                seq,
+                meta.max_version,
+                meta.db_id,
+                provenance,
+            )?;
+            let base = meta.delta_base;
             chain.push((seq, download));
             next = match base {
                 None => None,
@@ -190,7 +202,7 @@ impl<'a> Engine<'a> {
         if legacy.is_empty() {
             // Oldest first: a full snapshot (or the delta on our version), then the rest.
             for (seq, file) in chain.iter().rev() {
-                restore::apply(self.store, file.path(), *seq)?;
+                restore::apply(self.store, file.path(), *seq, provenance)?;
             }
             return Ok(());
         }
@@ -200,7 +212,7 @@ impl<'a> Engine<'a> {
         }
         let candidate = TempFile::new(self.store.path(), "legacy")?;
         merge.write_candidate(candidate.path(), self.store.sealer(), newest)?;
-        restore::apply(self.store, candidate.path(), newest)?;
+        restore::apply(self.store, candidate.path(), newest, Provenance::Legacy)?;
         Ok(())
     }
 
@@ -346,6 +358,7 @@ impl<'a> Engine<'a> {
     }
 
     fn upload(&mut self, ticket: u64) -> Result<()> {
+        self.ensure_db_id()?;
         let file = TempFile::new(self.store.path(), "upload")?;
         let base = self.base()?;
         let chain_length = self.store.meta(schema::META_CHAIN_LENGTH)?;
@@ -412,6 +425,19 @@ impl<'a> Engine<'a> {
         // the newest file.
         if self.remote.current_seq()? == ticket {
             restore::confirm(self.store, info.included_seq)?;
+        }
+        Ok(())
+    }
+
+    /// Mints the database id before the database's first push (files carry `meta`).
+    fn ensure_db_id(&self) -> Result<()> {
+        let conn = self.store.writer();
+        if schema::meta_get(&conn, schema::META_DB_ID)?.is_none() {
+            let id = (rand::random::<u64>() >> 1) as i64;
+            conn.execute(
+                "INSERT OR IGNORE INTO meta (name, value) VALUES (?1, ?2)",
+                (schema::META_DB_ID, id),
+            )?;
         }
         Ok(())
     }

@@ -28,6 +28,8 @@ pub struct Candidate {
     pub our_mark: i64,
     /// For a delta, the version it applies to; `None` for a full snapshot.
     pub delta_base: Option<i64>,
+    /// The database id it carries (absent in files of older versions).
+    pub db_id: Option<i64>,
 }
 
 /// Checks a downloaded snapshot before anything touches the live database.
@@ -88,21 +90,43 @@ pub fn verify(path: &Path, sealer: &Sealer, device_id: i64) -> Result<Candidate>
     }
     let max_version = schema::meta_get(&conn, schema::META_MAX_VERSION)?.unwrap_or(0);
     let our_mark = schema::meta_get(&conn, &schema::writer_mark(device_id))?.unwrap_or(0);
+    let db_id = schema::meta_get(&conn, schema::META_DB_ID)?;
     Ok(Candidate {
         max_version,
         our_mark,
         delta_base,
+        db_id,
     })
+}
+
+/// How much of a file's own description `apply` holds it to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provenance {
+    /// A file of the server's newest chain: its stored sequence must be its name, and
+    /// its database id this database's.
+    Server,
+    /// `reset`: the same, except that another database id is adopted (the way back
+    /// after the remote database was deleted and made anew).
+    Reset,
+    /// Built here from legacy Badger backups (which carry no id).
+    Legacy,
 }
 
 /// Replaces the live `kv` and `meta` with the candidate's (a delta: merges its rows into
 /// them, and then only onto the version it was made for), re-applying local writes newer
 /// than the candidate's mark for this device, and records `seq` (the remote file it came
 /// from) as the new `max_version`. Returns the candidate's description.
-pub fn apply(store: &Store, path: &Path, seq: u64) -> Result<Candidate> {
+pub fn apply(store: &Store, path: &Path, seq: u64, provenance: Provenance) -> Result<Candidate> {
     let mut conn = store.writer();
     let device_id = schema::state_get(&conn, schema::STATE_DEVICE_ID)?;
     let candidate = verify(path, store.sealer(), device_id)?;
+    check_binding(
+        &conn,
+        seq,
+        candidate.max_version,
+        candidate.db_id,
+        provenance,
+    )?;
     let path_text = path
         .to_str()
         .ok_or_else(|| Error::invalid(format!("{} is not valid UTF-8", path.display())))?;
@@ -175,6 +199,10 @@ fn replace(conn: &mut Connection, sealer: &Sealer, candidate: &Candidate, seq: u
         schema::STATE_CONFIRMED_SEQ,
         confirmed.min(candidate.our_mark),
     )?;
+    if candidate.db_id.is_some() {
+        // The id came from the server's chain (the meta rows above carry it).
+        schema::state_set(&tx, schema::STATE_DB_ID_CONFIRMED, 1)?;
+    }
     tx.execute("DELETE FROM temp.restore_keep", [])?;
     tx.commit()?;
     Ok(())
@@ -211,31 +239,83 @@ pub fn confirm(store: &Store, mark: i64) -> Result<()> {
     let uploaded = schema::state_get(&tx, schema::STATE_UPLOADED_SEQ)?;
     let confirmed = schema::state_get_or(&tx, schema::STATE_CONFIRMED_SEQ, uploaded)?;
     schema::state_set(&tx, schema::STATE_CONFIRMED_SEQ, confirmed.max(mark))?;
+    if schema::meta_get(&tx, schema::META_DB_ID)?.is_some() {
+        schema::state_set(&tx, schema::STATE_DB_ID_CONFIRMED, 1)?;
+    }
     tx.execute("DELETE FROM sync_journal WHERE seq <= ?1", [mark])?;
     tx.commit()?;
     Ok(())
 }
 
-/// The `delta_base` of a downloaded file (`None` for a full snapshot), read before the
-/// full verification that [`apply`] does, to find the files a delta builds on.
-pub fn delta_base(path: &Path) -> Result<Option<u64>> {
+/// What a downloaded file says about itself, read before the full verification that
+/// [`apply`] does: to find the files a delta builds on, and to refuse a misnamed or
+/// foreign file before any file of its chain is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMeta {
+    /// `None` for a full snapshot.
+    pub delta_base: Option<u64>,
+    pub max_version: i64,
+    pub db_id: Option<i64>,
+}
+
+/// Reads a downloaded file's [`FileMeta`].
+pub fn file_meta(path: &Path) -> Result<FileMeta> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|e| Error::corrupt(format!("snapshot is not a SQLite database: {e}")))?;
     conn.pragma_update(None, "trusted_schema", false)?;
-    let base: Option<i64> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE name = 'delta_base'",
-            [],
-            |r| r.get(0),
-        )
+    let get = |name: &str| -> Result<Option<i64>> {
+        conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
         .optional()
-        .map_err(|e| Error::corrupt(format!("snapshot has no readable meta table: {e}")))?;
-    match base {
-        Some(base) if base < 0 => Err(Error::corrupt("snapshot has a negative delta_base")),
-        base => Ok(base.map(|b| b as u64)),
+        .map_err(|e| Error::corrupt(format!("snapshot has no readable meta table: {e}")))
+    };
+    let delta_base = match get(schema::META_DELTA_BASE)? {
+        Some(base) if base < 0 => return Err(Error::corrupt("snapshot has a negative delta_base")),
+        base => base.map(|b| b as u64),
+    };
+    Ok(FileMeta {
+        delta_base,
+        max_version: get(schema::META_MAX_VERSION)?.unwrap_or(0),
+        db_id: get(schema::META_DB_ID)?,
+    })
+}
+
+/// Refuses a file that is not what its name `seq` says, or (from the server's chain)
+/// belongs to another database than this one: a server can rename, copy and delete
+/// files (it cannot forge them), which would roll back or mix up every device that
+/// applied them.
+pub fn check_binding(
+    conn: &Connection,
+    seq: u64,
+    max_version: i64,
+    db_id: Option<i64>,
+    provenance: Provenance,
+) -> Result<()> {
+    if max_version != seq as i64 {
+        return Err(Error::corrupt(format!(
+            "file {seq} on the server holds version {max_version} (renamed or replayed); \
+             nothing applied"
+        )));
+    }
+    if provenance != Provenance::Server {
+        return Ok(());
+    }
+    let ours = schema::meta_get(conn, schema::META_DB_ID)?;
+    let confirmed = schema::state_get_or(conn, schema::STATE_DB_ID_CONFIRMED, 0)? == 1;
+    match (ours, db_id) {
+        (Some(ours), Some(theirs)) if ours != theirs && confirmed => Err(Error::corrupt(format!(
+            "file {seq} on the server belongs to database id {theirs}, not this database's \
+             {ours}; nothing applied (`reset --force` adopts it)"
+        ))),
+        (Some(ours), None) if confirmed => Err(Error::corrupt(format!(
+            "file {seq} on the server has no database id, and this database's is {ours}; \
+             nothing applied"
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -322,7 +402,7 @@ mod tests {
         a.set("shared", "from a").unwrap();
         a.set("only-a", "1").unwrap();
         let snap = tmp.path().join("snap.sqlite");
-        let info = snapshot::create(&a.store().unwrap(), &snap, 7).unwrap();
+        let info = snapshot::create(&a.store().unwrap(), &snap, 9).unwrap();
         assert_eq!(info.included_seq, 2);
 
         let b = device(b_dir.path(), &key);
@@ -330,8 +410,8 @@ mod tests {
         b.set("only-b", "2").unwrap();
         b.delete("only-a").unwrap();
         assert_eq!(pending(&b), 3);
-        let candidate = apply(&b.store().unwrap(), &snap, 9).unwrap();
-        assert_eq!(candidate.max_version, 7);
+        let candidate = apply(&b.store().unwrap(), &snap, 9, Provenance::Server).unwrap();
+        assert_eq!(candidate.max_version, 9);
         assert_eq!(b.store().unwrap().meta("max_version").unwrap(), Some(9));
         assert_eq!(candidate.our_mark, 0);
         assert_eq!(b.get("shared").unwrap(), b"from b, later");
@@ -358,17 +438,17 @@ mod tests {
         let kv = device(dir.path(), &key);
         kv.set("k", "mine").unwrap();
         let mine = tmp.path().join("mine.sqlite");
-        snapshot::create(&kv.store().unwrap(), &mine, 1).unwrap();
+        snapshot::create(&kv.store().unwrap(), &mine, 9).unwrap();
 
         // Another device restores it, overwrites k, and snapshots again.
         let other_dir = tempfile::tempdir().unwrap();
         let other = device(other_dir.path(), &key);
-        apply(&other.store().unwrap(), &mine, 9).unwrap();
+        apply(&other.store().unwrap(), &mine, 9, Provenance::Server).unwrap();
         other.set("k", "theirs").unwrap();
         let theirs = tmp.path().join("theirs.sqlite");
-        snapshot::create(&other.store().unwrap(), &theirs, 2).unwrap();
+        snapshot::create(&other.store().unwrap(), &theirs, 10).unwrap();
 
-        let candidate = apply(&kv.store().unwrap(), &theirs, 9).unwrap();
+        let candidate = apply(&kv.store().unwrap(), &theirs, 10, Provenance::Server).unwrap();
         assert_eq!(candidate.our_mark, 1, "the mark of our write travelled");
         assert_eq!(kv.get("k").unwrap(), b"theirs");
     }
@@ -380,7 +460,7 @@ mod tests {
         let kv = device(dir.path(), &key);
         kv.set("k", "v").unwrap();
         let snap = tmp.path().join("snap.sqlite");
-        snapshot::create(&kv.store().unwrap(), &snap, 1).unwrap();
+        snapshot::create(&kv.store().unwrap(), &snap, 9).unwrap();
         let target_dir = tempfile::tempdir().unwrap();
         let target = device(target_dir.path(), &key);
         target.set("local", "safe").unwrap();
@@ -406,7 +486,7 @@ mod tests {
         let stranger_dir = tempfile::tempdir().unwrap();
         let stranger = device(stranger_dir.path(), &EncryptKey::generate());
         stranger.set("x", "y").unwrap();
-        snapshot::create(&stranger.store().unwrap(), &other_key, 1).unwrap();
+        snapshot::create(&stranger.store().unwrap(), &other_key, 9).unwrap();
 
         for (file, kind) in [
             (&damaged, ErrorKind::Corrupt),
@@ -414,14 +494,14 @@ mod tests {
             (&with_view, ErrorKind::Corrupt),
             (&other_key, ErrorKind::Keys),
         ] {
-            let err = apply(&store, file, 9).unwrap_err();
+            let err = apply(&store, file, 9, Provenance::Server).unwrap_err();
             assert_eq!(err.kind(), kind, "{}: {err}", file.display());
             assert_eq!(target.get("local").unwrap(), b"safe");
             assert_eq!(target.keys().unwrap(), vec![b"local".to_vec()]);
         }
         // Still fully usable, and a good candidate still applies.
         target.set("after", "ok").unwrap();
-        apply(&store, &snap, 9).unwrap();
+        apply(&store, &snap, 9, Provenance::Server).unwrap();
         assert_eq!(target.get("k").unwrap(), b"v");
         assert_eq!(target.get("after").unwrap(), b"ok");
     }
@@ -441,7 +521,7 @@ mod tests {
         }
         batch.commit().unwrap();
         let snap = tmp.path().join("snap.sqlite");
-        snapshot::create(&source.store().unwrap(), &snap, 3).unwrap();
+        snapshot::create(&source.store().unwrap(), &snap, 9).unwrap();
 
         let kv = device(dir.path(), &key);
         let mut batch = kv.batch();
@@ -472,7 +552,7 @@ mod tests {
         };
         std::thread::sleep(std::time::Duration::from_millis(50));
         confirm(&kv.store().unwrap(), i64::MAX).unwrap();
-        apply(&kv.store().unwrap(), &snap, 9).unwrap();
+        apply(&kv.store().unwrap(), &snap, 9, Provenance::Server).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(50));
         stop.store(true, Ordering::Relaxed);
         assert!(reader.join().unwrap() > 0);

@@ -41,7 +41,9 @@ impl MemoryRemote {
     fn delta_base(&self, seq: u64) -> Option<u64> {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), &self.files.lock().unwrap()[&seq]).unwrap();
-        crate::sync::restore::delta_base(file.path()).unwrap()
+        crate::sync::restore::file_meta(file.path())
+            .unwrap()
+            .delta_base
     }
 
     fn size(&self, seq: u64) -> usize {
@@ -530,7 +532,13 @@ fn a_delta_never_applies_on_a_version_other_than_its_base() {
     b.set("mine", "kept").unwrap();
     let delta = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(delta.path(), &remote.files.lock().unwrap()[&2]).unwrap();
-    let err = crate::sync::restore::apply(&b.store().unwrap(), delta.path(), 2).unwrap_err();
+    let err = crate::sync::restore::apply(
+        &b.store().unwrap(),
+        delta.path(),
+        2,
+        crate::sync::restore::Provenance::Server,
+    )
+    .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
     assert_eq!(b.keys().unwrap(), vec![b"mine".to_vec()]);
     // Through sync it walks back to the full snapshot first.
@@ -789,4 +797,90 @@ fn a_write_made_offline_under_an_older_key_wins_over_the_remote_copy() {
     sync(&b, &remote).unwrap();
     assert_eq!(b.get("k").unwrap(), b"a, offline");
     assert_eq!(contents(&a), contents(&b));
+}
+
+#[test]
+fn a_renamed_or_replayed_file_is_refused_and_nothing_is_applied() {
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (device(a_dir.path(), &key), device(b_dir.path(), &key));
+    a.set("k", "1").unwrap();
+    sync(&a, &remote).unwrap();
+    sync(&b, &remote).unwrap();
+    a.set("k", "2").unwrap();
+    sync(&a, &remote).unwrap();
+    // The server serves file 1 again as the newest file, 3.
+    let old = remote.files.lock().unwrap()[&1].clone();
+    remote.files.lock().unwrap().insert(3, old);
+    remote.seq.store(3, Ordering::SeqCst);
+    let err = sync(&b, &remote).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert!(err.to_string().contains("holds version 1"), "{err}");
+    assert_eq!(
+        b.get("k").unwrap(),
+        b"1",
+        "still at version 1, nothing applied"
+    );
+    assert_eq!(b.store().unwrap().meta("max_version").unwrap(), Some(1));
+}
+
+#[test]
+fn a_file_of_another_database_is_refused_until_a_forced_reset() {
+    let key = EncryptKey::generate();
+    let (ours, theirs) = (MemoryRemote::default(), MemoryRemote::default());
+    let (a_dir, b_dir, c_dir) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (a, b, other) = (
+        device(a_dir.path(), &key),
+        device(b_dir.path(), &key),
+        device(c_dir.path(), &key),
+    );
+    a.set("k", "ours").unwrap();
+    sync(&a, &ours).unwrap();
+    sync(&b, &ours).unwrap();
+    for i in 0..2 {
+        other.set("k", format!("theirs {i}")).unwrap();
+        sync(&other, &theirs).unwrap();
+    }
+    // The server swaps in the other database's file 2 (same account, same key).
+    let swapped = theirs.files.lock().unwrap()[&2].clone();
+    ours.files.lock().unwrap().insert(2, swapped);
+    ours.seq.store(2, Ordering::SeqCst);
+    let err = sync(&b, &ours).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert!(err.to_string().contains("database id"), "{err}");
+    assert_eq!(b.get("k").unwrap(), b"ours");
+    // The explicit way out (say the database was deleted and made anew elsewhere).
+    b.reset_via(&ours, true).unwrap();
+    assert_eq!(b.get("k").unwrap(), b"theirs 1");
+}
+
+#[test]
+fn devices_whose_first_pushes_race_settle_on_one_database_id() {
+    // A mints an id for its first push (ticket 1); B, waiting for ticket 1 in vain,
+    // mints another for ticket 2 and is the newest. A adopts B's id, never stuck.
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (device(a_dir.path(), &key), device(b_dir.path(), &key));
+    a.set("from-a", "1").unwrap();
+    b.set("from-b", "2").unwrap();
+    let overtaker = b.clone();
+    *remote.on_upload.lock().unwrap() = Some(Box::new(move |remote: &MemoryRemote| {
+        overtaker.sync_via(remote, &mut |_| {}, WAIT).unwrap();
+    }));
+    sync(&a, &remote).unwrap();
+    assert_eq!(remote.list().unwrap(), vec![1, 2]);
+    let id = |kv: &Kv| kv.store().unwrap().meta("db_id").unwrap().unwrap();
+    assert_ne!(id(&a), id(&b), "two ids were minted");
+    sync(&a, &remote).unwrap();
+    sync(&b, &remote).unwrap();
+    assert_eq!(id(&a), id(&b));
+    assert_eq!(contents(&a), contents(&b));
+    assert_eq!(a.get("from-b").unwrap(), b"2");
+    assert_eq!(b.get("from-a").unwrap(), b"1");
 }
