@@ -90,6 +90,7 @@ impl Store {
         create_private_file(path)?;
         let mut writer = schema::connect(path, schema::Role::Writer)?;
         schema::initialize(&mut writer, &sealer)?;
+        schema::claim_file_identity(&mut writer, path)?;
         Ok(Store {
             path: path.to_owned(),
             sealer,

@@ -286,6 +286,80 @@ pub fn state_set(conn: &Connection, name: &str, value: i64) -> Result<()> {
     Ok(())
 }
 
+/// Where the database file lies (file system and inode). A copy of the file, or a
+/// backup put in its place, lies elsewhere: it must write as a new device, or both
+/// copies would reuse sequence numbers that the server already counts as included.
+pub const STATE_FILE_IDENTITY: &str = "file_identity";
+/// Prefix of `sync_state` rows `former:<device id>` = the `write_seq` at which this file
+/// stopped writing as that device.
+const FORMER_PREFIX: &str = "former:";
+
+/// Gives the database file a new device id if it was copied or restored from a backup
+/// since the last open (its file identity changed), remembering the old id as former.
+/// Cheap when nothing changed: one `stat` and one row read.
+pub fn claim_file_identity(conn: &mut Connection, path: &Path) -> Result<()> {
+    let Some(identity) = file_identity(path)? else {
+        return Ok(());
+    };
+    if state_get_or(conn, STATE_FILE_IDENTITY, !identity)? == identity {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let recorded: Option<i64> = tx
+        .query_row(
+            "SELECT value FROM sync_state WHERE name = ?1",
+            [STATE_FILE_IDENTITY],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match recorded {
+        Some(recorded) if recorded == identity => {}
+        // First open by a version that records it: this file is this device's.
+        None => state_set(&tx, STATE_FILE_IDENTITY, identity)?,
+        Some(_) => {
+            let old = state_get(&tx, STATE_DEVICE_ID)?;
+            let upto = state_get(&tx, STATE_WRITE_SEQ)?;
+            state_set(&tx, &format!("{FORMER_PREFIX}{old}"), upto)?;
+            state_set(&tx, STATE_DEVICE_ID, (rand::random::<u64>() >> 1) as i64)?;
+            state_set(&tx, STATE_FILE_IDENTITY, identity)?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The device ids this file wrote as before, each with the last `write_seq` it wrote.
+pub fn former_device_ids(conn: &Connection) -> Result<Vec<(i64, i64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT name, value FROM main.sync_state WHERE name >= 'former:' AND name < 'former;'",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    let mut found = Vec::new();
+    for row in rows {
+        let (name, upto) = row?;
+        let id = name[FORMER_PREFIX.len()..]
+            .parse()
+            .map_err(|_| Error::corrupt(format!("sync_state has a malformed row {name:?}")))?;
+        found.push((id, upto));
+    }
+    Ok(found)
+}
+
+#[cfg(unix)]
+fn file_identity(path: &Path) -> Result<Option<i64>> {
+    use std::os::unix::fs::MetadataExt;
+    let meta =
+        std::fs::metadata(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let mixed = meta.dev().wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ meta.ino();
+    Ok(Some((mixed >> 1) as i64))
+}
+
+/// Elsewhere the standard library has no stable file identity: copies are not detected.
+#[cfg(not(unix))]
+fn file_identity(_path: &Path) -> Result<Option<i64>> {
+    Ok(None)
+}
+
 /// The `meta` name of a device's writer mark.
 pub fn writer_mark(device_id: i64) -> String {
     format!("writer:{device_id:016x}")

@@ -119,7 +119,7 @@ pub enum Provenance {
 pub fn apply(store: &Store, path: &Path, seq: u64, provenance: Provenance) -> Result<Candidate> {
     let mut conn = store.writer();
     let device_id = schema::state_get(&conn, schema::STATE_DEVICE_ID)?;
-    let candidate = verify(path, store.sealer(), device_id)?;
+    let mut candidate = verify(path, store.sealer(), device_id)?;
     check_binding(
         &conn,
         seq,
@@ -131,11 +131,32 @@ pub fn apply(store: &Store, path: &Path, seq: u64, provenance: Provenance) -> Re
         .to_str()
         .ok_or_else(|| Error::invalid(format!("{} is not valid UTF-8", path.display())))?;
     conn.execute("ATTACH DATABASE ?1 AS snap", [path_text])?;
-    let result = replace(&mut conn, store.sealer(), &candidate, seq);
+    let result = mark_under_former_ids(&conn, candidate.our_mark).and_then(|mark| {
+        candidate.our_mark = mark;
+        replace(&mut conn, store.sealer(), &candidate, seq)
+    });
     let detached = conn.execute("DETACH DATABASE snap", []);
     result?;
     detached?;
     Ok(candidate)
+}
+
+/// This file's writes are this device's under former device ids too (the database file
+/// was copied or restored from a backup, `schema::claim_file_identity`), up to where it
+/// stopped writing as each: the mark to compare the journal with is the highest.
+fn mark_under_former_ids(conn: &Connection, mark: i64) -> Result<i64> {
+    let aliases = schema::former_device_ids(conn)?;
+    let mut stmt = conn.prepare("SELECT value FROM snap.meta WHERE name = ?1")?;
+    let mut best = mark;
+    for (id, upto) in aliases {
+        let found: Option<i64> = stmt
+            .query_row([schema::writer_mark(id)], |r| r.get(0))
+            .optional()?;
+        if let Some(former) = found {
+            best = best.max(former.min(upto));
+        }
+    }
+    Ok(best)
 }
 
 fn replace(conn: &mut Connection, sealer: &Sealer, candidate: &Candidate, seq: u64) -> Result<()> {

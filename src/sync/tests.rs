@@ -884,3 +884,61 @@ fn devices_whose_first_pushes_race_settle_on_one_database_id() {
     assert_eq!(a.get("from-b").unwrap(), b"2");
     assert_eq!(b.get("from-a").unwrap(), b"1");
 }
+
+/// Copies a folder tree as `cp -r` would (new files, new inodes).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
+#[cfg(unix)]
+fn a_copied_data_dir_writes_as_a_new_device_and_loses_nothing() {
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let (original_dir, copy_parent) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let original = device(original_dir.path(), &key);
+    original.set("before", "copy").unwrap();
+    original.set("pending", "at copy time").unwrap();
+    sync(&original, &remote).unwrap();
+    original.set("unpushed", "at copy time").unwrap();
+    original.close().unwrap();
+    let copy_dir = copy_parent.path().join("charm");
+    copy_tree(original_dir.path(), &copy_dir);
+
+    let (a, b) = (device(original_dir.path(), &key), device(&copy_dir, &key));
+    let id = |kv: &Kv| {
+        let store = kv.store().unwrap();
+        let conn = store.reader().unwrap();
+        crate::sync::restore::local_state(&conn).unwrap().device_id
+    };
+    assert_ne!(id(&a), id(&b), "the copy writes as a new device");
+    a.set("only-a", "1").unwrap();
+    a.set("both", "from a").unwrap();
+    b.set("only-b", "2").unwrap();
+    b.set("both", "from b").unwrap();
+    sync(&a, &remote).unwrap();
+    sync(&b, &remote).unwrap(); // the later push: its value of `both` wins
+    sync(&a, &remote).unwrap();
+    assert_eq!(contents(&a), contents(&b));
+    for kv in [&a, &b] {
+        assert_eq!(kv.get("only-a").unwrap(), b"1");
+        assert_eq!(kv.get("only-b").unwrap(), b"2");
+        assert_eq!(kv.get("both").unwrap(), b"from b");
+        assert_eq!(kv.get("unpushed").unwrap(), b"at copy time");
+        assert_eq!(kv.get("before").unwrap(), b"copy");
+        assert_eq!(kv.pending_writes().unwrap(), 0);
+    }
+    // Reopening the original (same file) keeps its device id.
+    let before = id(&a);
+    a.close().unwrap();
+    assert_eq!(id(&device(original_dir.path(), &key)), before);
+}
