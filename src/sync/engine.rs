@@ -206,12 +206,12 @@ impl<'a> Engine<'a> {
             }
             return Ok(());
         }
-        let mut merge = LegacyMerge::new();
+        let candidate = TempFile::new(self.store.path(), "legacy")?;
+        let mut merge = LegacyMerge::create(candidate.path(), self.store.sealer())?;
         for file in &legacy {
             merge.add_stream(std::io::BufReader::new(file.open()?))?;
         }
-        let candidate = TempFile::new(self.store.path(), "legacy")?;
-        merge.write_candidate(candidate.path(), self.store.sealer(), newest)?;
+        merge.finish(newest)?;
         restore::apply(self.store, candidate.path(), newest, Provenance::Legacy)?;
         Ok(())
     }

@@ -7,7 +7,6 @@
 //! an expired TTL at that version means the key is absent. The missing updates cannot
 //! be recovered from the server; see `docs/sync.md`.
 
-use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::path::Path;
 
@@ -44,32 +43,44 @@ struct BadgerKv {
     meta: Vec<u8>,
 }
 
-/// The state of one key after merging: `None` = absent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Latest {
-    version: u64,
-    value: Option<Vec<u8>>,
-}
-
-/// Entries of any number of backup streams, merged by version.
-#[derive(Debug, Default)]
-pub struct LegacyMerge {
-    entries: BTreeMap<Vec<u8>, Latest>,
+/// Entries of any number of backup streams, merged by version in a scratch SQLite
+/// database (bounded memory however large the streams): per key, sealed with our
+/// writer key (nothing in plain text on disk), the highest version seen and its value
+/// (NULL when that version deletes the key).
+pub struct LegacyMerge<'s> {
+    conn: Connection,
+    sealer: &'s Sealer,
     now_unix: u64,
 }
 
-impl LegacyMerge {
-    pub fn new() -> Self {
-        LegacyMerge {
-            entries: BTreeMap::new(),
+const CREATE_MERGE: &str = "CREATE TABLE legacy_merge \
+     (key BLOB PRIMARY KEY, version INTEGER NOT NULL, value BLOB) WITHOUT ROWID";
+
+impl<'s> LegacyMerge<'s> {
+    /// A merge in the new file `path`, which [`LegacyMerge::finish`] turns into a
+    /// snapshot-shaped candidate.
+    pub fn create(path: &Path, sealer: &'s Sealer) -> Result<Self> {
+        Self::with_connection(schema::open_scratch(path)?, sealer)
+    }
+
+    /// A merge in memory (tests, fuzzing).
+    pub fn in_memory(sealer: &'s Sealer) -> Result<Self> {
+        Self::with_connection(Connection::open_in_memory()?, sealer)
+    }
+
+    fn with_connection(conn: Connection, sealer: &'s Sealer) -> Result<Self> {
+        conn.execute(CREATE_MERGE, [])?;
+        Ok(LegacyMerge {
+            conn,
+            sealer,
             now_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
-        }
+        })
     }
 
-    /// Reads one backup stream to its end.
+    /// Reads one backup stream to its end, one frame in memory at a time.
     pub fn add_stream(&mut self, mut input: impl Read) -> Result<()> {
         loop {
             let mut len_bytes = [0u8; 8];
@@ -94,54 +105,80 @@ impl LegacyMerge {
             }
             let list = KvList::decode(frame.as_slice())
                 .map_err(|e| Error::corrupt(format!("backup frame is not a KVList: {e}")))?;
+            let tx = self.conn.unchecked_transaction()?;
             for kv in list.kv {
-                self.add(kv);
+                add(&tx, self.sealer, self.now_unix, kv)?;
             }
+            tx.commit()?;
         }
     }
 
-    fn add(&mut self, kv: BadgerKv) {
-        let deleted = kv.meta.first().is_some_and(|m| m & BIT_DELETE != 0)
-            || (kv.expires_at != 0 && kv.expires_at <= self.now_unix);
-        let latest = Latest {
-            version: kv.version,
-            value: (!deleted).then_some(kv.value),
-        };
-        match self.entries.get(&kv.key) {
-            Some(existing) if existing.version >= latest.version => {}
-            _ => {
-                self.entries.insert(kv.key, latest);
-            }
+    /// The merged key-value pairs in key order (tombstoned keys left out), decrypted.
+    pub fn pairs(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, value FROM legacy_merge WHERE value IS NOT NULL")?;
+        let mut rows = stmt.query([])?;
+        let mut pairs = Vec::new();
+        let writer = self.sealer.writer();
+        while let Some(row) = rows.next()? {
+            let stored_key: Vec<u8> = row.get(0)?;
+            let key = writer
+                .open_key(&stored_key)
+                .ok_or_else(|| Error::Internal("a merged key does not open".into()))?;
+            let value = writer.open_value(&stored_key, row.get_ref(1)?.as_blob()?)?;
+            pairs.push((key, value));
         }
+        pairs.sort();
+        Ok(pairs)
     }
 
-    /// The resulting key-value pairs in key order (tombstoned keys left out).
-    pub fn pairs(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.entries
-            .iter()
-            .filter_map(|(k, l)| l.value.as_deref().map(|v| (k.as_slice(), v)))
-    }
-
-    /// Writes a snapshot-shaped SQLite file holding the merged state, sealed with our
-    /// writer key, so it can be restored like any snapshot.
-    pub fn write_candidate(&self, path: &Path, sealer: &Sealer, last_seq: u64) -> Result<()> {
-        let mut conn = Connection::open(path)?;
-        let tx = conn.transaction()?;
+    /// Turns the merge file into a snapshot-shaped candidate holding the merged state,
+    /// so it can be restored like any snapshot.
+    pub fn finish(self, last_seq: u64) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
         tx.execute(schema::CREATE_KV, [])?;
         tx.execute(schema::CREATE_META, [])?;
         schema::meta_set(&tx, schema::META_MAX_VERSION, last_seq as i64)?;
-        schema::meta_set(&tx, schema::META_KEY_CHECK, sealer.writer().check())?;
+        schema::meta_set(&tx, schema::META_KEY_CHECK, self.sealer.writer().check())?;
         schema::meta_set(&tx, schema::META_FORMAT, schema::FORMAT_VERSION)?;
-        {
-            let mut insert = tx.prepare("INSERT INTO kv (key, value) VALUES (?1, ?2)")?;
-            for (key, value) in self.pairs() {
-                let stored = sealer.writer().seal_key(key);
-                insert.execute((&stored, sealer.writer().seal_value(&stored, value)))?;
-            }
-        }
+        tx.execute(
+            "INSERT INTO kv (key, value) SELECT key, value FROM legacy_merge WHERE value IS NOT NULL",
+            [],
+        )?;
+        tx.execute("DROP TABLE legacy_merge", [])?;
         tx.commit()?;
         Ok(())
     }
+}
+
+#[cfg(test)]
+impl LegacyMerge<'_> {
+    fn add_entry(&mut self, kv: BadgerKv) {
+        add(&self.conn, self.sealer, self.now_unix, kv).unwrap();
+    }
+}
+
+/// Merges one entry: kept if its version is above the key's so far.
+fn add(conn: &Connection, sealer: &Sealer, now_unix: u64, kv: BadgerKv) -> Result<()> {
+    let deleted = kv.meta.first().is_some_and(|m| m & BIT_DELETE != 0)
+        || (kv.expires_at != 0 && kv.expires_at <= now_unix);
+    let stored_key = sealer.writer().seal_key(&kv.key);
+    let value = (!deleted).then(|| sealer.writer().seal_value(&stored_key, &kv.value));
+    // Versions are u64 in Badger; SQLite integers are signed, and order must hold.
+    let version = i64::try_from(kv.version).map_err(|_| {
+        Error::corrupt(format!(
+            "backup entry version {} is out of range",
+            kv.version
+        ))
+    })?;
+    conn.prepare_cached(
+        "INSERT INTO legacy_merge (key, version, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (key) DO UPDATE SET version = excluded.version, value = excluded.value
+         WHERE excluded.version > legacy_merge.version",
+    )?
+    .execute((&stored_key, version, &value))?;
+    Ok(())
 }
 
 /// Reads until `buf` is full or the input ends; returns how many bytes were read.
@@ -171,13 +208,19 @@ mod tests {
         std::fs::read(dir.join(format!("badger_backup_seq{n}.bin"))).unwrap()
     }
 
+    fn sealer() -> Sealer {
+        Sealer::new(&[crate::EncryptKey::generate()]).unwrap()
+    }
+
     fn state(merge: &LegacyMerge) -> Vec<(String, String)> {
         merge
             .pairs()
+            .unwrap()
+            .into_iter()
             .map(|(k, v)| {
                 (
-                    String::from_utf8_lossy(k).into(),
-                    String::from_utf8_lossy(v).into(),
+                    String::from_utf8_lossy(&k).into(),
+                    String::from_utf8_lossy(&v).into(),
                 )
             })
             .collect()
@@ -185,9 +228,10 @@ mod tests {
 
     #[test]
     fn go_backups_replay_to_the_state_they_can_express() {
+        let sealer = sealer();
         // tests/vectors/README.md: foo=bar@1, baz=qux@2, foo=bar2@3 (missing from backups), delete baz@4,
         // k5=v5@5 with user meta.
-        let mut merge = LegacyMerge::new();
+        let mut merge = LegacyMerge::in_memory(&sealer).unwrap();
         for n in 1..=5 {
             merge.add_stream(vector(n).as_slice()).unwrap();
         }
@@ -199,8 +243,9 @@ mod tests {
 
     #[test]
     fn order_of_files_does_not_matter() {
-        let mut forward = LegacyMerge::new();
-        let mut backward = LegacyMerge::new();
+        let sealer = sealer();
+        let mut forward = LegacyMerge::in_memory(&sealer).unwrap();
+        let mut backward = LegacyMerge::in_memory(&sealer).unwrap();
         for n in 1..=5 {
             forward.add_stream(vector(n).as_slice()).unwrap();
             backward.add_stream(vector(6 - n).as_slice()).unwrap();
@@ -210,18 +255,23 @@ mod tests {
 
     #[test]
     fn empty_stream_is_valid_and_damaged_ones_are_corrupt() {
-        let mut merge = LegacyMerge::new();
+        let sealer = sealer();
+        let mut merge = LegacyMerge::in_memory(&sealer).unwrap();
         merge.add_stream(&[][..]).unwrap();
-        assert_eq!(merge.pairs().count(), 0);
+        assert_eq!(merge.pairs().unwrap().len(), 0);
         let good = vector(2);
         for cut in [3, 8, 12, good.len() - 1] {
-            let err = LegacyMerge::new().add_stream(&good[..cut]).unwrap_err();
+            let err = LegacyMerge::in_memory(&sealer)
+                .unwrap()
+                .add_stream(&good[..cut])
+                .unwrap_err();
             assert_eq!(err.kind(), crate::ErrorKind::Corrupt, "cut at {cut}");
         }
         let mut huge = u64::MAX.to_le_bytes().to_vec();
         huge.extend_from_slice(b"x");
         assert_eq!(
-            LegacyMerge::new()
+            LegacyMerge::in_memory(&sealer)
+                .unwrap()
                 .add_stream(huge.as_slice())
                 .unwrap_err()
                 .kind(),
@@ -229,20 +279,24 @@ mod tests {
         );
         let mut garbage = 4u64.to_le_bytes().to_vec();
         garbage.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
-        assert!(LegacyMerge::new().add_stream(garbage.as_slice()).is_err());
+        assert!(LegacyMerge::in_memory(&sealer)
+            .unwrap()
+            .add_stream(garbage.as_slice())
+            .is_err());
     }
 
     #[test]
     fn expired_entries_are_absent() {
-        let mut merge = LegacyMerge::new();
-        merge.add(BadgerKv {
+        let sealer = sealer();
+        let mut merge = LegacyMerge::in_memory(&sealer).unwrap();
+        merge.add_entry(BadgerKv {
             key: b"old".to_vec(),
             value: b"v".to_vec(),
             version: 1,
             expires_at: 1,
             meta: vec![0],
         });
-        merge.add(BadgerKv {
+        merge.add_entry(BadgerKv {
             key: b"live".to_vec(),
             value: b"v".to_vec(),
             version: 1,
