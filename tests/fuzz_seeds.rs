@@ -60,7 +60,7 @@ fn delta_bytes(seq: u64) -> Vec<u8> {
         .write(&[op("gone", None), op("", Some("empty key"))])
         .unwrap();
     let dest = dir.path().join("delta.sqlite");
-    snapshot::create_delta(&store, &dest, seq, 6).unwrap();
+    snapshot::create_delta(&store, &dest, seq, 6, None).unwrap();
     std::fs::read(dest).unwrap()
 }
 

@@ -34,6 +34,10 @@ pub const CREATE_SYNC_JOURNAL: &str = "CREATE TABLE IF NOT EXISTS sync_journal \
      (key BLOB PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID";
 pub const CREATE_SYNC_STATE: &str = "CREATE TABLE IF NOT EXISTS sync_state \
      (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID";
+/// Every stored key changed since `sync_state.changes_since`, with the remote version
+/// that changed it last (deletions included): what a delta one level up holds.
+pub const CREATE_SYNC_CHANGES: &str = "CREATE TABLE IF NOT EXISTS sync_changes \
+     (key BLOB PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID";
 
 pub const STATE_DEVICE_ID: &str = "device_id";
 pub const STATE_WRITE_SEQ: &str = "write_seq";
@@ -41,6 +45,9 @@ pub const STATE_UPLOADED_SEQ: &str = "uploaded_seq";
 /// Local writes up to this counter are in the newest file of the server (as of the last
 /// sync): confirmed. Absent in databases from before it existed (then `uploaded_seq`).
 pub const STATE_CONFIRMED_SEQ: &str = "confirmed_seq";
+/// `sync_changes` holds every change after this version (absent: it is incomplete, as
+/// in a database from before it existed, until the next full snapshot).
+pub const STATE_CHANGES_SINCE: &str = "changes_since";
 /// 1 once this device has seen its `meta.db_id` in a file on the server (restored one,
 /// or its own upload confirmed); until then a file with another id replaces it (two
 /// devices' first pushes raced).
@@ -152,6 +159,11 @@ pub fn initialize(conn: &mut Connection, sealer: &Sealer) -> Result<()> {
         return verify(conn, sealer);
     }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let existing: i64 = tx.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'sync_state'",
+        [],
+        |r| r.get(0),
+    )?;
     tx.execute(CREATE_KV, [])?;
     tx.execute(CREATE_META, [])?;
     let insert = "INSERT OR IGNORE INTO meta (name, value) VALUES (?1, ?2)";
@@ -166,7 +178,17 @@ pub fn initialize(conn: &mut Connection, sealer: &Sealer) -> Result<()> {
     tx.execute(insert_state, (STATE_DEVICE_ID, device_id))?;
     tx.execute(insert_state, (STATE_WRITE_SEQ, 0i64))?;
     tx.execute(insert_state, (STATE_UPLOADED_SEQ, 0i64))?;
-    tx.execute(insert_state, (STATE_CONFIRMED_SEQ, 0i64))?;
+    // A database from before confirmed_seq: what it uploaded counted as confirmed.
+    tx.execute(
+        "INSERT OR IGNORE INTO sync_state (name, value) \
+         SELECT ?1, value FROM sync_state WHERE name = ?2",
+        (STATE_CONFIRMED_SEQ, STATE_UPLOADED_SEQ),
+    )?;
+    tx.execute(CREATE_SYNC_CHANGES, [])?;
+    if existing == 0 {
+        // A new, empty database: no change it does not know of.
+        tx.execute(insert_state, (STATE_CHANGES_SINCE, 0i64))?;
+    }
     verify(&tx, sealer)?;
     tx.commit()?;
     Ok(())
@@ -199,11 +221,11 @@ fn is_busy(e: &rusqlite::Error) -> bool {
 fn is_complete(conn: &Connection) -> Result<bool> {
     let tables: i64 = conn.query_row(
         "SELECT count(*) FROM sqlite_master WHERE type = 'table' \
-         AND name IN ('kv', 'meta', 'sync_journal', 'sync_state')",
+         AND name IN ('kv', 'meta', 'sync_journal', 'sync_state', 'sync_changes')",
         [],
         |r| r.get(0),
     )?;
-    if tables != 4 {
+    if tables != 5 {
         return Ok(false);
     }
     let rows: i64 = conn.query_row(

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::legacy::LegacyMerge;
+use super::levels::{Plan, Shape};
 use super::progress::{SyncPhase, SyncProgress};
 use super::restore::{self, Provenance, SQLITE_MAGIC};
 use super::snapshot;
@@ -47,9 +48,6 @@ const POLL_INTERVAL: Duration = Duration::from_millis(250);
 const SETTLE_DELAY: Duration = Duration::from_millis(20);
 /// Tickets drawn in a row before a push gives up (each retry follows a newer snapshot).
 const MAX_PUSH_ATTEMPTS: usize = 8;
-/// Deltas uploaded on top of one full snapshot before the next push uploads a full one:
-/// a device that starts from scratch downloads at most this many files besides it.
-pub(crate) const MAX_CHAIN: i64 = 15;
 
 /// One sync run over a store.
 pub struct Engine<'a> {
@@ -142,9 +140,28 @@ impl<'a> Engine<'a> {
     fn pull(&mut self) -> Result<()> {
         let files = self.list()?;
         match files.last() {
-            Some(&newest) if newest > self.base()? => self.restore_newest(&files, false),
+            Some(&newest) if newest > self.base()? => self.restore_listed(files),
             _ => Ok(()),
         }
+    }
+
+    /// [`Engine::restore_newest`] of a listing, listing again (a few times) when a file
+    /// of the chain disappears meanwhile: a push made since superseded the chain, and
+    /// its retention removed files we were about to read.
+    fn restore_listed(&mut self, mut files: Vec<u64>) -> Result<()> {
+        for attempt in 1.. {
+            match self.restore_newest(&files, false) {
+                Err(e) if attempt < 4 && vanished(&e) => {
+                    files = self.list()?;
+                    match files.last() {
+                        Some(&newest) if newest > self.base()? => {}
+                        _ => return Ok(()),
+                    }
+                }
+                other => return other,
+            }
+        }
+        unreachable!("the loop returns")
     }
 
     /// Restores the newest of `files` (ascending): a full snapshot, or a delta with the
@@ -343,8 +360,8 @@ impl<'a> Engine<'a> {
             let files = self.list()?;
             if let Some(&newest) = files.last() {
                 if newest > base {
-                    self.restore_newest(&files, false)?;
-                    base = newest;
+                    self.restore_listed(files)?;
+                    base = self.base()?;
                 }
             }
             if base + 1 >= ticket
@@ -361,65 +378,56 @@ impl<'a> Engine<'a> {
         self.ensure_db_id()?;
         let file = TempFile::new(self.store.path(), "upload")?;
         let base = self.base()?;
-        let chain_length = self.store.meta(schema::META_CHAIN_LENGTH)?;
-        let chain_start = self.store.meta(schema::META_CHAIN_START)?;
-        // A delta needs every file of its chain on the server (the chain's files lie
-        // between its full snapshot and our base, with perhaps some orphans of
-        // overtaken pushers); past MAX_CHAIN deltas a full snapshot bounds what a new
-        // device downloads.
-        let delta = match (chain_length, chain_start) {
-            (Some(length), Some(start)) if (0..MAX_CHAIN).contains(&length) && base > 0 => {
-                let start = start.max(0) as u64;
-                let present = self
-                    .listed
-                    .iter()
-                    .filter(|&&s| (start..=base).contains(&s))
-                    .count() as i64;
-                self.listed.contains(&base) && self.listed.contains(&start) && present > length
+        let (shape, changes_since, database_bytes) = {
+            let reader = self.store.reader()?;
+            let shape = Shape::read(&reader)?;
+            let since = schema::state_get_or(&reader, schema::STATE_CHANGES_SINCE, i64::MAX)?;
+            let bytes: i64 = reader.query_row(
+                "SELECT (page_count - freelist_count) * page_size \
+                 FROM pragma_page_count, pragma_freelist_count, pragma_page_size",
+                [],
+                |r| r.get(0),
+            )?;
+            (shape, since, bytes.max(0) as u64)
+        };
+        let plan = match &shape {
+            Some(shape) if base > 0 => shape.plan(base, changes_since, &self.listed),
+            _ => Plan::Full,
+        };
+        let mut delta = None;
+        if let (Plan::Delta { level, base: from }, Some(shape)) = (plan, &shape) {
+            let changed_since = (level > 0).then_some(from);
+            let info =
+                snapshot::create_delta(self.store, file.path(), ticket, from, changed_since)?;
+            if shape.fits(level, info.size, database_bytes) {
+                delta = Some((info, shape.after_delta(ticket, level, info.size)));
+            } else {
+                // The path a new device walks would outgrow its share: start anew.
+                std::fs::remove_file(file.path())
+                    .map_err(|e| Error::io(format!("removing {}", file.path().display()), e))?;
             }
-            _ => false,
-        };
-        let info = if delta {
-            snapshot::create_delta(self.store, file.path(), ticket, base)?
-        } else {
-            snapshot::create(self.store, file.path(), ticket)?
-        };
-        let progress = &mut *self.progress;
-        let uploaded = self.remote.upload(ticket, file.path(), &mut |done, total| {
-            progress(&SyncProgress {
-                phase: SyncPhase::Upload,
-                done,
-                total,
-            })
-        });
-        uploaded?;
-        drop(file);
-        {
-            let mut conn = self.store.writer();
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            schema::meta_set(&tx, schema::META_MAX_VERSION, ticket as i64)?;
-            // The chain as the uploaded file describes it.
-            let (length, start) = match (delta, chain_length, chain_start) {
-                (true, Some(length), Some(start)) => (length + 1, start),
-                _ => (0, ticket as i64),
-            };
-            schema::meta_set(&tx, schema::META_CHAIN_LENGTH, length)?;
-            schema::meta_set(&tx, schema::META_CHAIN_START, start)?;
-            let device = schema::state_get(&tx, schema::STATE_DEVICE_ID)?;
-            schema::meta_set(&tx, &schema::writer_mark(device), info.included_seq)?;
-            let uploaded = schema::state_get(&tx, schema::STATE_UPLOADED_SEQ)?;
-            schema::state_set(
-                &tx,
-                schema::STATE_UPLOADED_SEQ,
-                uploaded.max(info.included_seq),
-            )?;
-            tx.execute(
-                "DELETE FROM sync_state WHERE name LIKE 'abandoned:%' AND value < ?1",
-                [ticket as i64],
-            )?;
-            tx.commit()?;
         }
-        self.apply_retention(ticket)?;
+        let is_delta = delta.is_some();
+        let (info, new_shape) = match delta {
+            Some(made) => made,
+            None => (
+                snapshot::create(self.store, file.path(), ticket)?,
+                Shape::full(ticket),
+            ),
+        };
+        snapshot::stamp_shape(file.path(), &new_shape)?;
+        let progress = &mut *self.progress;
+        self.remote
+            .upload(ticket, file.path(), &mut |done, total| {
+                progress(&SyncProgress {
+                    phase: SyncPhase::Upload,
+                    done,
+                    total,
+                })
+            })?;
+        self.record_upload(ticket, file.path(), &new_shape, is_delta, info.included_seq)?;
+        drop(file);
+        self.apply_retention(ticket, shape.as_ref(), &new_shape)?;
         // No ticket drawn since ours: our file is the newest, and stays in the chain of
         // every later one. Otherwise the writes stay pending until a sync sees them in
         // the newest file.
@@ -427,6 +435,57 @@ impl<'a> Engine<'a> {
             restore::confirm(self.store, info.included_seq)?;
         }
         Ok(())
+    }
+
+    /// After the upload of `ticket` (the file at `path`): the local version, chain
+    /// shape, writer mark and counters, and the changed rows a later merged delta holds.
+    fn record_upload(
+        &self,
+        ticket: u64,
+        path: &Path,
+        shape: &Shape,
+        is_delta: bool,
+        included_seq: i64,
+    ) -> Result<()> {
+        let mut conn = self.store.writer();
+        let path_text = path
+            .to_str()
+            .ok_or_else(|| Error::invalid(format!("{} is not valid UTF-8", path.display())))?;
+        if is_delta {
+            conn.execute("ATTACH DATABASE ?1 AS uploaded", [path_text])?;
+        }
+        let recorded = (|| -> Result<()> {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            schema::meta_set(&tx, schema::META_MAX_VERSION, ticket as i64)?;
+            shape.write(&tx)?;
+            let device = schema::state_get(&tx, schema::STATE_DEVICE_ID)?;
+            schema::meta_set(&tx, &schema::writer_mark(device), included_seq)?;
+            let uploaded = schema::state_get(&tx, schema::STATE_UPLOADED_SEQ)?;
+            schema::state_set(&tx, schema::STATE_UPLOADED_SEQ, uploaded.max(included_seq))?;
+            if is_delta {
+                tx.execute(
+                    "INSERT OR REPLACE INTO main.sync_changes (key, version) \
+                     SELECT key, ?1 FROM uploaded.kv",
+                    [ticket as i64],
+                )?;
+            } else {
+                tx.execute("DELETE FROM main.sync_changes", [])?;
+                schema::state_set(&tx, schema::STATE_CHANGES_SINCE, ticket as i64)?;
+            }
+            tx.execute(
+                "DELETE FROM sync_state WHERE name LIKE 'abandoned:%' AND value < ?1",
+                [ticket as i64],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })();
+        if is_delta {
+            let detached = conn.execute("DETACH DATABASE uploaded", []);
+            recorded?;
+            detached?;
+            return Ok(());
+        }
+        recorded
     }
 
     /// Mints the database id before the database's first push (files carry `meta`).
@@ -459,30 +518,49 @@ impl<'a> Engine<'a> {
         Ok(files)
     }
 
-    /// Keeps what the new file builds on (from the full snapshot starting its chain) and
-    /// the file before it, judged from the listing made before the ticket (one request
-    /// less per push). Files uploaded since by other devices are not in it and stay, as
-    /// does what they would have let us delete: a later push removes those.
-    fn apply_retention(&mut self, ticket: u64) -> Result<()> {
+    /// Removes the files that no device can need any more, judged from the listing
+    /// made before the ticket (one request less per push): everything older than our
+    /// new file except the files on its chain's path and on the path of the file before
+    /// it (what a device that listed just before us may be walking). Files uploaded
+    /// since by other devices are not in the listing and stay; a later push removes
+    /// what they superseded. When a path is unknown (a chain of an older charm-kv),
+    /// everything from its full snapshot on stays.
+    fn apply_retention(&mut self, ticket: u64, old: Option<&Shape>, new: &Shape) -> Result<()> {
         let Some(&previous) = self.listed.iter().filter(|&&s| s < ticket).max() else {
             return Ok(());
         };
-        let chain_start = self
-            .store
-            .meta(schema::META_CHAIN_START)?
-            .map_or(ticket, |start| start.max(0) as u64);
-        let keep_from = previous.min(chain_start);
-        let old: Vec<u64> = self
+        let mut keep = vec![previous];
+        let mut keep_from = ticket;
+        for shape in [old, Some(new)].into_iter().flatten() {
+            match shape.files() {
+                Some(files) => keep.extend(files),
+                None => keep_from = keep_from.min(shape.start),
+            }
+        }
+        if old.is_none() {
+            // No local chain before this push: we know nothing of the old file's path.
+            keep_from = keep_from.min(previous);
+        }
+        let stale: Vec<u64> = self
             .listed
             .iter()
             .copied()
-            .filter(|&s| s < keep_from)
+            .filter(|&s| s < ticket && s < keep_from && !keep.contains(&s))
             .collect();
-        for seq in old {
-            self.remote.remove(seq)?;
+        for seq in &stale {
+            self.remote.remove(*seq)?;
         }
-        self.listed.retain(|&s| s >= keep_from);
+        self.listed.retain(|s| !stale.contains(s));
         Ok(())
+    }
+}
+
+/// Whether `e` says a listed file is gone from the server.
+fn vanished(e: &Error) -> bool {
+    match e {
+        Error::Server { status: 404, .. } => true,
+        Error::NotReady(why) => why.contains("disappeared"),
+        _ => false,
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod charm;
 pub mod engine;
 pub mod legacy;
+pub mod levels;
 mod progress;
 pub mod restore;
 pub mod snapshot;

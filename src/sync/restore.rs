@@ -182,20 +182,29 @@ fn replace(conn: &mut Connection, sealer: &Sealer, candidate: &Candidate, seq: u
         [candidate.our_mark],
     )?;
     if candidate.delta_base.is_some() {
+        // A delta carries its writer's whole `meta` as of its version: it replaces ours
+        // (but for the format of this file).
         tx.execute_batch(
             "INSERT OR REPLACE INTO main.kv (key, value)
                  SELECT key, value FROM snap.kv WHERE length(value) > 0;
              DELETE FROM main.kv WHERE key IN (SELECT key FROM snap.kv WHERE length(value) = 0);
+             DELETE FROM main.meta WHERE name <> 'format';
              INSERT OR REPLACE INTO main.meta (name, value)
                  SELECT name, value FROM snap.meta WHERE name NOT IN ('format', 'delta_base');",
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO main.sync_changes (key, version) SELECT key, ?1 FROM snap.kv",
+            [seq as i64],
         )?;
     } else {
         tx.execute_batch(
             "DELETE FROM main.kv;
              INSERT INTO main.kv (key, value) SELECT key, value FROM snap.kv;
              DELETE FROM main.meta;
-             INSERT INTO main.meta (name, value) SELECT name, value FROM snap.meta;",
+             INSERT INTO main.meta (name, value) SELECT name, value FROM snap.meta;
+             DELETE FROM main.sync_changes;",
         )?;
+        schema::state_set(&tx, schema::STATE_CHANGES_SINCE, seq as i64)?;
     }
     tx.execute_batch(
         "INSERT OR REPLACE INTO main.kv (key, value)

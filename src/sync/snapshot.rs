@@ -1,7 +1,8 @@
 //! The upload forms of a database (`docs/sync.md`): a full snapshot, a consistent copy
 //! of the `kv` and `meta` rows in a fresh file (no local tables, no free pages); or a delta, a
-//! small database of the same shape holding only the rows of the pending writes (an
-//! empty value deletes). Both are stamped with their sequence and our writer mark.
+//! small database of the same shape holding only the rows changed since its base (an
+//! empty value deletes). Both are stamped with their sequence, our writer mark and the
+//! shape of the chain they belong to (`levels`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use rusqlite::Connection;
 
 use crate::crypto::seal::Sealer;
 
+use super::levels::Shape;
 use crate::error::{Error, Result};
 use crate::store::schema;
 use crate::store::Store;
@@ -68,75 +70,117 @@ fn copy_live_rows(conn: &Connection, seq: u64) -> Result<i64> {
     let included_seq = state(schema::STATE_WRITE_SEQ)?;
     schema::meta_set(&tx, schema::META_MAX_VERSION, seq as i64)?;
     schema::meta_set(&tx, &schema::writer_mark(device_id), included_seq)?;
-    schema::meta_set(&tx, schema::META_CHAIN_START, seq as i64)?;
-    schema::meta_set(&tx, schema::META_CHAIN_LENGTH, 0)?;
+    Shape::full(seq).write(&tx)?;
     tx.commit()?;
     Ok(included_seq)
 }
 
 /// Writes to the new file `dest` the delta for remote sequence `seq` on top of version
-/// `base` (the local `max_version`): every pending write's row as it is now, deletions
-/// as empty values, deletions of each key's copies under the account's older keys, and
-/// the local `meta` with the chain extended by one.
-pub fn create_delta(store: &Arc<Store>, dest: &Path, seq: u64, base: u64) -> Result<SnapshotInfo> {
-    let reader = store.reader()?;
-    // One read transaction: the rows, the counters and the meta rows agree.
-    let read = reader.unchecked_transaction()?;
-    let device_id = schema::state_get(&read, schema::STATE_DEVICE_ID)?;
-    let included_seq = schema::state_get(&read, schema::STATE_WRITE_SEQ)?;
-    let uploaded = schema::state_get(&read, schema::STATE_UPLOADED_SEQ)?;
-    let mut rows: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-    {
-        let mut stmt = read.prepare(
-            "SELECT j.key, kv.value FROM sync_journal AS j LEFT JOIN kv ON kv.key = j.key
-             WHERE j.seq > ?1",
-        )?;
-        let mut found = stmt.query([uploaded])?;
-        while let Some(row) = found.next()? {
-            let key: Vec<u8> = row.get(0)?;
-            let value: Option<Vec<u8>> = row.get(1)?;
-            // A local write removed the key's copies under the account's other keys:
-            // so must the delta, or they would survive on the devices applying it.
-            rows.extend(copies_under_other_keys(store.sealer(), &key).map(|k| (k, Vec::new())));
-            rows.push((key, value.unwrap_or_default()));
-        }
-    }
-    let mut meta: Vec<(String, i64)> = read
-        .prepare("SELECT name, value FROM meta")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    read.finish()?;
-    drop(reader);
-    let chain_length = meta
-        .iter()
-        .find(|(name, _)| name == schema::META_CHAIN_LENGTH)
-        .map_or(0, |(_, value)| *value);
-    meta.retain(|(name, _)| name != schema::META_DELTA_BASE);
-
+/// `base`: every pending write's row as it is now, with `changed_since` also every row
+/// this device knows to have changed after that version (`sync_changes`: a delta one
+/// level up, see `levels`); deletions as empty values, deletions of each pending key's
+/// copies under the account's other keys, and the local `meta`. Rows are copied in one
+/// read transaction of the live database, never held in memory.
+pub fn create_delta(
+    store: &Arc<Store>,
+    dest: &Path,
+    seq: u64,
+    base: u64,
+    changed_since: Option<u64>,
+) -> Result<SnapshotInfo> {
     let conn = schema::open_scratch(dest)?;
-    let tx = conn.unchecked_transaction()?;
-    tx.execute(schema::CREATE_KV, [])?;
-    tx.execute(schema::CREATE_META, [])?;
-    {
-        let mut insert = tx.prepare("INSERT OR REPLACE INTO kv (key, value) VALUES (?1, ?2)")?;
-        for (key, value) in &rows {
-            insert.execute((key, value))?;
-        }
-    }
-    for (name, value) in &meta {
-        schema::meta_set(&tx, name, *value)?;
-    }
-    schema::meta_set(&tx, schema::META_FORMAT, schema::DELTA_FORMAT)?;
-    schema::meta_set(&tx, schema::META_DELTA_BASE, base as i64)?;
-    schema::meta_set(&tx, schema::META_MAX_VERSION, seq as i64)?;
-    schema::meta_set(&tx, &schema::writer_mark(device_id), included_seq)?;
-    schema::meta_set(&tx, schema::META_CHAIN_LENGTH, chain_length + 1)?;
-    tx.commit()?;
+    let live = store
+        .path()
+        .to_str()
+        .ok_or_else(|| Error::invalid(format!("{} is not valid UTF-8", store.path().display())))?;
+    conn.execute("ATTACH DATABASE ?1 AS live", [live])?;
+    let copied = copy_delta_rows(&conn, store.sealer(), seq, base, changed_since);
+    let detached = conn.execute("DETACH DATABASE live", []);
+    let included_seq = copied?;
+    detached?;
     drop(conn);
     Ok(SnapshotInfo {
         included_seq,
         size: file_size(dest)?,
     })
+}
+
+fn copy_delta_rows(
+    conn: &Connection,
+    sealer: &Sealer,
+    seq: u64,
+    base: u64,
+    changed_since: Option<u64>,
+) -> Result<i64> {
+    let tx = conn.unchecked_transaction()?;
+    tx.execute(schema::CREATE_KV, [])?;
+    tx.execute(schema::CREATE_META, [])?;
+    let state = |name: &str| -> Result<i64> {
+        Ok(tx.query_row(
+            "SELECT value FROM live.sync_state WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )?)
+    };
+    let device_id = state(schema::STATE_DEVICE_ID)?;
+    let included_seq = state(schema::STATE_WRITE_SEQ)?;
+    let uploaded = state(schema::STATE_UPLOADED_SEQ)?;
+    tx.execute(
+        "INSERT OR REPLACE INTO main.kv (key, value)
+         SELECT j.key, coalesce(kv.value, X'') FROM live.sync_journal AS j
+         LEFT JOIN live.kv AS kv ON kv.key = j.key WHERE j.seq > ?1",
+        [uploaded],
+    )?;
+    if let Some(since) = changed_since {
+        tx.execute(
+            "INSERT OR IGNORE INTO main.kv (key, value)
+             SELECT c.key, coalesce(kv.value, X'') FROM live.sync_changes AS c
+             LEFT JOIN live.kv AS kv ON kv.key = c.key WHERE c.version > ?1",
+            [since as i64],
+        )?;
+    }
+    if sealer.ciphers().len() > 1 {
+        // A local write removed the key's copies under the account's other keys: so
+        // must the delta, or they would survive on the devices applying it.
+        let pending: Vec<Vec<u8>> = tx
+            .prepare("SELECT key FROM live.sync_journal WHERE seq > ?1")?
+            .query_map([uploaded], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut insert =
+            tx.prepare("INSERT OR IGNORE INTO main.kv (key, value) VALUES (?1, X'')")?;
+        for key in pending {
+            for copy in copies_under_other_keys(sealer, &key) {
+                insert.execute([copy])?;
+            }
+        }
+    }
+    tx.execute(
+        "INSERT INTO main.meta (name, value) SELECT name, value FROM live.meta
+         WHERE name <> ?1",
+        [schema::META_DELTA_BASE],
+    )?;
+    schema::meta_set(&tx, schema::META_FORMAT, schema::DELTA_FORMAT)?;
+    schema::meta_set(&tx, schema::META_DELTA_BASE, base as i64)?;
+    schema::meta_set(&tx, schema::META_MAX_VERSION, seq as i64)?;
+    schema::meta_set(&tx, &schema::writer_mark(device_id), included_seq)?;
+    tx.commit()?;
+    Ok(included_seq)
+}
+
+/// Writes the chain shape the file `path` (just created for upload) belongs to into its
+/// `meta`; returns the file's size afterwards.
+pub fn stamp_shape(path: &Path, shape: &Shape) -> Result<u64> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.pragma_update(None, "synchronous", "OFF")?;
+    conn.pragma_update(None, "journal_mode", "MEMORY")?;
+    let tx = conn.unchecked_transaction()?;
+    shape.write(&tx)?;
+    tx.commit()?;
+    drop(conn);
+    file_size(path)
 }
 
 /// `stored_key` (sealed with any of the account's keys) sealed with each other key.

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::engine::MAX_CHAIN;
+use super::levels::{FANOUT, LEVELS};
 use super::Remote;
 use crate::error::{Error, Result};
 use crate::{EncryptKey, ErrorKind, Kv, Options};
@@ -27,6 +27,7 @@ struct MemoryRemote {
     listed: Mutex<BTreeMap<u64, u64>>,
     fail_uploads: AtomicBool,
     fail_downloads: AtomicBool,
+    downloads: AtomicU64,
     /// The writer of the growing files died: they stay as they are.
     growth_stalled: AtomicBool,
     uploads: AtomicU64,
@@ -99,6 +100,7 @@ impl Remote for MemoryRemote {
         if self.fail_downloads.load(Ordering::SeqCst) {
             return Err(Error::Network("connection reset".into()));
         }
+        self.downloads.fetch_add(1, Ordering::SeqCst);
         if let Some((data, written)) = self.growing.lock().unwrap().get(&seq) {
             // What the Charm remote sees: the file so far, which fails to decrypt (the
             // sasquatch stream lacks its last chunk).
@@ -304,9 +306,9 @@ fn concurrent_devices_lose_no_acknowledged_write_and_converge() {
             assert_eq!(value, format!("{n}:{i}").into_bytes());
         }
     }
-    // Retention keeps the newest chain (a full snapshot and at most MAX_CHAIN deltas) and
-    // the file before the last push's.
-    assert!(remote.list().unwrap().len() <= MAX_CHAIN as usize + 2);
+    // Retention keeps the newest chain's path (a full snapshot and at most FANOUT - 1
+    // deltas per level) and the path of the file before the last push's.
+    assert!(remote.list().unwrap().len() <= 2 * (1 + (FANOUT as usize - 1) * LEVELS));
 }
 
 #[test]
@@ -458,7 +460,7 @@ fn a_ticket_whose_upload_failed_is_not_waited_for() {
 }
 
 #[test]
-fn deltas_chain_up_to_a_full_snapshot_and_new_devices_rebuild_the_chain() {
+fn leveled_deltas_stay_small_and_new_devices_walk_a_short_chain() {
     let key = EncryptKey::generate();
     let remote = MemoryRemote::default();
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
@@ -469,51 +471,97 @@ fn deltas_chain_up_to_a_full_snapshot_and_new_devices_rebuild_the_chain() {
     }
     batch.commit().unwrap();
     sync(&a, &remote).unwrap();
-    let max_chain = MAX_CHAIN as u64;
-    for round in 0..max_chain {
+    let c = device(dirs[2].path(), &key);
+    sync(&c, &remote).unwrap();
+    let rounds = 150u64;
+    for round in 0..rounds {
         a.set(format!("key{round:05}"), format!("round {round}"))
             .unwrap();
         a.delete(format!("key{:05}", 1000 + round)).unwrap();
         sync(&a, &remote).unwrap();
+        if round == 40 {
+            sync(&c, &remote).unwrap(); // a device part-way, on an older chain
+        }
     }
-    let files: Vec<u64> = (1..=max_chain + 1).collect();
-    assert_eq!(remote.list().unwrap(), files);
-    for seq in 2..=max_chain + 1 {
-        assert_eq!(remote.delta_base(seq), Some(seq - 1));
+    let files = remote.list().unwrap();
+    assert_eq!(*files.last().unwrap(), rounds + 1);
+    let full = remote.size(1);
+    let mut merged = 0;
+    for &seq in files.iter().filter(|&&s| s > 1) {
+        let base = remote
+            .delta_base(seq)
+            .expect("no full snapshot after the first");
+        if base + 1 < seq {
+            merged += 1;
+        }
         assert!(
-            remote.size(seq) * 10 < remote.size(1),
-            "delta {seq}: {} bytes, full snapshot {} bytes",
-            remote.size(seq),
-            remote.size(1)
+            remote.size(seq) * 4 < full,
+            "delta {seq}: {} bytes, full snapshot {full} bytes",
+            remote.size(seq)
         );
     }
+    assert!(
+        merged > 0,
+        "files one level up build further back: {files:?}"
+    );
+    // Retention removed what the newest path no longer needs.
+    assert!(
+        files.len() <= 2 * (1 + (FANOUT as usize - 1) * LEVELS),
+        "{} files kept: {files:?}",
+        files.len()
+    );
 
-    // A new device downloads the full snapshot and every delta after it.
+    // A new device downloads only the files on the newest file's path.
     let b = device(dirs[1].path(), &key);
+    remote.downloads.store(0, Ordering::SeqCst);
     sync(&b, &remote).unwrap();
+    let walked = remote.downloads.load(Ordering::SeqCst);
+    assert!(
+        walked <= 1 + u64::from(FANOUT - 1) * LEVELS as u64 && walked < rounds / 4,
+        "a new device read {walked} files"
+    );
     assert_eq!(contents(&b), contents(&a));
     assert_eq!(b.get("key01003").unwrap_err().kind(), ErrorKind::NotFound);
     assert_eq!(b.get("key00004").unwrap(), b"round 4");
 
-    // The chain is full: the next push is a full snapshot, and retention drops the
-    // old chain but for the file before it.
-    a.set("last", "full").unwrap();
-    sync(&a, &remote).unwrap();
-    let full = max_chain + 2;
-    assert_eq!(remote.delta_base(full), None);
-    assert_eq!(remote.list().unwrap(), vec![full - 1, full]);
+    // Both ways: b pushes, a and the device left part-way converge.
     b.set("from b", "delta").unwrap();
     sync(&b, &remote).unwrap();
-    assert_eq!(remote.delta_base(full + 1), Some(full));
-    assert_eq!(remote.list().unwrap(), vec![full, full + 1]);
-
-    // A device in the middle of an old chain, and a fresh one, both converge.
-    let c = device(dirs[2].path(), &key);
     sync(&a, &remote).unwrap();
     sync(&c, &remote).unwrap();
     assert_eq!(contents(&a), contents(&b));
     assert_eq!(contents(&c), contents(&b));
     assert_eq!(c.get("from b").unwrap(), b"delta");
+}
+
+#[test]
+fn a_full_snapshot_replaces_deltas_that_outgrow_half_the_database() {
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = device(a_dir.path(), &key);
+    for i in 0..20 {
+        a.set(format!("small{i}"), "x").unwrap();
+    }
+    sync(&a, &remote).unwrap();
+    // Each push adds 60 KB to a database that starts near 8 KB: the deltas on the path
+    // soon exceed half of it (and the 128 KiB below which they never count).
+    for round in 0..12 {
+        a.set(format!("big{round}"), vec![round as u8; 60_000])
+            .unwrap();
+        sync(&a, &remote).unwrap();
+    }
+    let files = remote.list().unwrap();
+    let fulls: Vec<u64> = files
+        .iter()
+        .copied()
+        .filter(|&s| s > 1 && remote.delta_base(s).is_none())
+        .collect();
+    assert!(!fulls.is_empty(), "{files:?}");
+    let b = device(b_dir.path(), &key);
+    remote.downloads.store(0, Ordering::SeqCst);
+    sync(&b, &remote).unwrap();
+    assert_eq!(contents(&b), contents(&a));
 }
 
 #[test]
