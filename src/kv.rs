@@ -47,7 +47,10 @@ impl Kv {
     pub fn open_with(name: &str, options: &Options) -> Result<Kv> {
         names::validate(name)?;
         let data_path = options.config.data_path()?;
-        let keys = crate::keyring::resolve(options)?;
+        let keys = match &options.keys {
+            Some(keys) => keys.clone(),
+            None => crate::account::keys_for_open(&options.config)?,
+        };
         let sealer = Sealer::new(&keys)?;
         let db_path = names::db_path(&data_path, name)?;
         let store = Store::open(&db_path, sealer)?;
@@ -204,7 +207,7 @@ impl Kv {
         if let Some(client) = self.shared.client.get() {
             return Ok(Arc::clone(client));
         }
-        let client = Arc::new(CharmClient::new(&self.shared.options.config)?);
+        let client = Arc::new(crate::account::connect(&self.shared.options.config)?);
         Ok(Arc::clone(self.shared.client.get_or_init(|| client)))
     }
 
@@ -366,7 +369,7 @@ pub fn delete_database(options: &Options, name: &str) -> Result<()> {
     let path = names::db_path(&options.config.data_path()?, name)?;
     let local = path.is_file();
     if options.config.server().is_some() {
-        let client = CharmClient::new(&options.config)?;
+        let client = crate::account::connect(&options.config)?;
         CharmRemote::new(&client, name).remove_all()?;
     } else if !local {
         return Err(Error::NotFound);

@@ -83,7 +83,7 @@ fn serve(stream: TcpStream, handler: &Handler) {
 fn device(server: &CharmServer, dir: &Path, http_port: u16) -> (Kv, EncryptKey) {
     let real = Kv::open_with(DB, &server.options(dir, None)).unwrap();
     real.close().unwrap();
-    let key = charm_kv::cloud::CharmClient::new(server.options(dir, None).config())
+    let key = charm_kv::account::connect(server.options(dir, None).config())
         .unwrap()
         .encrypt_keys()
         .unwrap()
@@ -190,7 +190,7 @@ fn an_endless_snapshot_stops_at_its_listed_size() {
     let dir = server.client_dir("endless");
     let real = Kv::open_with(DB, &server.options(&dir, None)).unwrap();
     real.close().unwrap();
-    let key = charm_kv::cloud::CharmClient::new(server.options(&dir, None).config())
+    let key = charm_kv::account::connect(server.options(&dir, None).config())
         .unwrap()
         .encrypt_keys()
         .unwrap()

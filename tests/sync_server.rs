@@ -25,7 +25,7 @@ fn contents(kv: &Kv) -> Vec<(Vec<u8>, Vec<u8>)> {
 }
 
 fn client(options: &Options) -> CharmClient {
-    CharmClient::new(options.config()).unwrap()
+    charm_kv::account::connect(options.config()).unwrap()
 }
 
 fn remote_files(options: &Options, db: &str) -> Vec<u64> {

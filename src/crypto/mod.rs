@@ -2,6 +2,7 @@
 //! at-rest encryption of keys and values in the local database.
 
 pub mod keys;
+pub mod keywrap;
 pub mod lookup;
 pub mod sasquatch;
 pub mod seal;

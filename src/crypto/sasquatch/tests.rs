@@ -47,7 +47,7 @@ fn unhex(s: &str) -> Vec<u8> {
 }
 
 fn vector_identity() -> Identity {
-    let id = crate::identity::SshIdentity::load(&vectors_dir().join("vec_charm_ed25519")).unwrap();
+    let id = crate::account::SshIdentity::load(&vectors_dir().join("vec_charm_ed25519")).unwrap();
     Identity::from_private_key(id.private_key()).unwrap()
 }
 
