@@ -621,3 +621,45 @@ fn writes_survive_sigkill_during_sync() {
         acked.len()
     );
 }
+
+/// Sixteen processes start on a fresh data dir of a new account at once (issue 15):
+/// one identity, one account key, no error to any caller (`charm serve` fails some of
+/// a new account's simultaneous logins; those are retried), and every acknowledged
+/// write is readable afterwards, here and on another device of the account.
+#[test]
+fn many_processes_on_a_fresh_data_dir_of_a_new_account_keep_every_write() {
+    let server = CharmServer::start();
+    let dir = server.client_dir("crowd");
+    let env = server.env_for_client(&dir);
+    let writes = support::set_from_many_processes(&dir, &env, 16, 4);
+    support::assert_every_write_acknowledged_and_readable(&writes, &dir, &env);
+
+    let account = client(&device(&server, &dir, None));
+    assert_eq!(account.auth().unwrap().encrypt_keys.len(), 1);
+    for db in ["db0", "db1", "db2", "db3"] {
+        // Writes announced as pending (see the helper) go up now.
+        let out = support::charm_kv_command(&dir, &env)
+            .args(["sync", &format!("@{db}")])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let other = server.client_dir("other");
+    let options = device(&server, &other, Some(&key_of(&dir)));
+    for db in ["db0", "db1", "db2", "db3"] {
+        let kv = Kv::open_with(db, &options).unwrap();
+        kv.sync().unwrap();
+        for w in writes.iter().filter(|w| w.db == db) {
+            assert_eq!(
+                kv.get(&w.key).unwrap(),
+                w.value.as_bytes(),
+                "{}@{db}",
+                w.key
+            );
+        }
+    }
+}
