@@ -622,23 +622,44 @@ fn writes_survive_sigkill_during_sync() {
     );
 }
 
-/// Sixteen processes start on a fresh data dir of a new account at once (issue 15):
+/// Thirty-two processes start on a fresh data dir of a new account at once (issue 15):
 /// one identity, one account key, no error to any caller (`charm serve` fails some of
 /// a new account's simultaneous logins; those are retried), and every acknowledged
 /// write is readable afterwards, here and on another device of the account.
 #[test]
 fn many_processes_on_a_fresh_data_dir_of_a_new_account_keep_every_write() {
     let server = CharmServer::start();
-    let dir = server.client_dir("crowd");
-    let env = server.env_for_client(&dir);
-    let writes = support::set_from_many_processes(&dir, &env, 16, 4);
-    support::assert_every_write_acknowledged_and_readable(&writes, &dir, &env);
+    crowd_keeps_every_write(&server, &server.client_dir("crowd"));
+}
 
-    let account = client(&device(&server, &dir, None));
+/// The same with the identity already in place: the account's first key is raced.
+#[test]
+fn many_processes_with_an_existing_identity_of_a_new_account_keep_every_write() {
+    let server = CharmServer::start();
+    let dir = server.client_dir("crowd");
+    let data = dir.join(support::charm_server::HOST);
+    std::fs::create_dir_all(&data).unwrap();
+    let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
+    std::fs::copy(vectors.join("vec_charm_ed25519"), key_of(&dir)).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(key_of(&dir), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    crowd_keeps_every_write(&server, &dir);
+}
+
+fn crowd_keeps_every_write(server: &CharmServer, dir: &Path) {
+    const DBS: [&str; 8] = ["db0", "db1", "db2", "db3", "db4", "db5", "db6", "db7"];
+    let env = server.env_for_client(dir);
+    let writes = support::set_from_many_processes(dir, &env, 32, DBS.len());
+    support::assert_every_write_acknowledged_and_readable(&writes, dir, &env);
+
+    let account = client(&device(server, dir, None));
     assert_eq!(account.auth().unwrap().encrypt_keys.len(), 1);
-    for db in ["db0", "db1", "db2", "db3"] {
+    for db in DBS {
         // Writes announced as pending (see the helper) go up now.
-        let out = support::charm_kv_command(&dir, &env)
+        let out = support::charm_kv_command(dir, &env)
             .args(["sync", &format!("@{db}")])
             .output()
             .unwrap();
@@ -649,8 +670,8 @@ fn many_processes_on_a_fresh_data_dir_of_a_new_account_keep_every_write() {
         );
     }
     let other = server.client_dir("other");
-    let options = device(&server, &other, Some(&key_of(&dir)));
-    for db in ["db0", "db1", "db2", "db3"] {
+    let options = device(server, &other, Some(&key_of(dir)));
+    for db in DBS {
         let kv = Kv::open_with(db, &options).unwrap();
         kv.sync().unwrap();
         for w in writes.iter().filter(|w| w.db == db) {
