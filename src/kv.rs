@@ -244,9 +244,32 @@ impl Kv {
     pub fn sync_with_progress(&self, progress: &mut dyn FnMut(&SyncProgress)) -> Result<()> {
         self.store()?;
         let client = self.client()?;
-        let store = self.refresh_keys(&client)?;
         let remote = CharmRemote::new(&client, &self.shared.name);
-        crate::sync::engine::Engine::new(&store, &remote, progress, DEFAULT_TICKET_WAIT).sync()
+        self.with_current_keys(&client, |store| {
+            crate::sync::engine::Engine::new(store, &remote, progress, DEFAULT_TICKET_WAIT).sync()
+        })
+    }
+
+    /// Runs `step` on the store with the account's keys. On a `Keys` error it runs it
+    /// once more if a fresh login brings other keys: another device may have added
+    /// one (its rows open with no key we had) since this client logged in.
+    fn with_current_keys(
+        &self,
+        client: &CharmClient,
+        mut step: impl FnMut(&Arc<Store>) -> Result<()>,
+    ) -> Result<()> {
+        let store = self.refresh_keys(client)?;
+        match step(&store) {
+            Err(Error::Keys(why)) if self.shared.options.keys.is_none() => {
+                client.invalidate_auth();
+                let renewed = self.refresh_keys(client)?;
+                if Arc::ptr_eq(&store, &renewed) {
+                    return Err(Error::Keys(why));
+                }
+                step(&renewed)
+            }
+            other => other,
+        }
     }
 
     /// Drops the local copy and rebuilds it from the newest remote snapshot. Refuses
@@ -255,10 +278,11 @@ impl Kv {
     pub fn reset(&self, force: bool) -> Result<()> {
         self.store()?;
         let client = self.client()?;
-        let store = self.refresh_keys(&client)?;
         let remote = CharmRemote::new(&client, &self.shared.name);
-        crate::sync::engine::Engine::new(&store, &remote, &mut |_| {}, DEFAULT_TICKET_WAIT)
-            .reset(force)
+        self.with_current_keys(&client, |store| {
+            crate::sync::engine::Engine::new(store, &remote, &mut |_| {}, DEFAULT_TICKET_WAIT)
+                .reset(force)
+        })
     }
 
     /// Runs a sync against any remote (the Charm server in production).

@@ -684,3 +684,49 @@ fn crowd_keeps_every_write(server: &CharmServer, dir: &Path) {
         }
     }
 }
+
+/// Two devices of one account that each made a local key offline converge on one
+/// key 0, the account's oldest, and both keep reading their own rows; each then pins
+/// that key 0.
+#[test]
+fn devices_with_offline_keys_converge_on_the_oldest_key_0() {
+    let server = CharmServer::start();
+    let (d1, d2) = (server.client_dir("one"), server.client_dir("two"));
+    let offline = |dir: &Path, identity: Option<&Path>| {
+        let mut options = device(&server, dir, identity);
+        options.local(true);
+        options
+    };
+    let kv = Kv::open_with(DB, &offline(&d1, None)).unwrap();
+    kv.set("from1", "a").unwrap();
+    kv.close().unwrap();
+    let kv = Kv::open_with(DB, &offline(&d2, Some(&key_of(&d1)))).unwrap();
+    kv.set("from2", "b").unwrap();
+    kv.close().unwrap();
+    let key1 = charm_kv::account::Account::open(offline(&d1, None).config())
+        .unwrap()
+        .cached_keys()
+        .unwrap()
+        .remove(0);
+
+    let one = Kv::open_with(DB, &device(&server, &d1, None)).unwrap();
+    one.sync().unwrap();
+    let two = Kv::open_with(DB, &device(&server, &d2, Some(&key_of(&d1)))).unwrap();
+    two.sync().unwrap();
+    one.sync().unwrap();
+    for kv in [&one, &two] {
+        assert_eq!(kv.get("from1").unwrap(), b"a");
+        assert_eq!(kv.get("from2").unwrap(), b"b");
+    }
+    let keys = client(&device(&server, &d1, None)).encrypt_keys().unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0].id(), key1.id(), "the oldest key is key 0");
+    for dir in [&d1, &d2] {
+        let cache = dir
+            .join(support::charm_server::HOST)
+            .join("charm_kv_keys.json");
+        let cache: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(cache).unwrap()).unwrap();
+        assert_eq!(cache["synced_key0"], key1.id(), "{cache}");
+    }
+}
