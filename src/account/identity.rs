@@ -16,6 +16,7 @@ use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
 use super::files::{self, AccountLock};
 use crate::config::Config;
+use crate::crypto::openssh::parse_private_key;
 use crate::error::{Error, Result};
 
 /// Largest identity file read. An OpenSSH RSA-4096 private key is about 3.4 KiB.
@@ -86,7 +87,7 @@ impl SshIdentity {
         };
         let text = String::from_utf8(bytes)
             .map_err(|_| Error::Keys(format!("SSH key {} is not text", path.display())))?;
-        let key = parse_openssh(&text)
+        let key = parse_private_key(&text)
             .map_err(|e| Error::Keys(format!("cannot parse SSH key {}: {e}", path.display())))?;
         if key.is_encrypted() {
             return Err(Error::Keys(format!(
@@ -184,25 +185,6 @@ impl std::fmt::Debug for SshIdentity {
             .field("public_key", &self.authorized_key())
             .finish()
     }
-}
-
-/// Parses an OpenSSH private key. Go's encoder wraps base64 at 64 or 76 columns while
-/// `ssh-key` insists on 70, so on a framing error the body is re-read without line rules.
-fn parse_openssh(text: &str) -> std::result::Result<PrivateKey, ssh_key::Error> {
-    PrivateKey::from_openssh(text).or_else(|strict_err| {
-        use base64::Engine as _;
-        let body: String = text
-            .lines()
-            .map(str::trim)
-            .skip_while(|l| *l != "-----BEGIN OPENSSH PRIVATE KEY-----")
-            .skip(1)
-            .take_while(|l| *l != "-----END OPENSSH PRIVATE KEY-----")
-            .collect();
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .map_err(|_| strict_err)?;
-        PrivateKey::from_bytes(&bytes)
-    })
 }
 
 fn pub_name(path: &Path) -> String {

@@ -4,6 +4,7 @@
 pub mod keys;
 pub mod keywrap;
 pub mod lookup;
+pub mod openssh;
 pub mod sasquatch;
 pub mod seal;
 pub mod siv;
