@@ -185,39 +185,13 @@ impl Account {
             cache.write(&self.data_path)?;
         }
         let cached = cache.unwrap(&self.identity)?;
-        let upload = lacking(&cache, &auth);
-        if !upload.is_empty() {
-            let own = self.identity.authorized_key();
-            for id in pinned_first(&upload, cache.synced_key0()) {
-                let key = cached.iter().find(|k| k.id() == id).expect("a cached key");
-                let wrapped = wrap_for(&self.identity, key)?;
-                retry_transient(|| client.add_encrypt_key(&wrapped, &own))?;
-            }
-            auth = self.auth(client, true)?;
-            let dropped = lacking(&cache, &auth);
-            if !dropped.is_empty() {
-                return Err(Error::Keys(format!(
-                    "the Charm server accepted encrypt key(s) {} but does not list them; \
-                     they stay in the local key cache and the next sync uploads them again",
-                    dropped.join(", ")
-                )));
-            }
-        }
+        let auth = self.upload_lacking(client, &cache, &cached, auth)?;
         let server_key0 = &auth
             .encrypt_keys
             .first()
             .ok_or_else(|| Error::Keys("the Charm server lists no encrypt key".into()))?
             .id;
-        if let Some(pinned) = cache.synced_key0().filter(|p| *p != server_key0.as_str()) {
-            return Err(Error::Keys(format!(
-                "the Charm server names encrypt key {server_key0} as the account's key 0, but \
-                 this device synced with key 0 {pinned}; refusing to switch (new rows and \
-                 server files would be sealed with a key the server chose). If the account's \
-                 key 0 really changed, remove \"synced_key0\" from {} to adopt the server's \
-                 (docs/cloud-client.md, \"Key 0 is pinned\")",
-                keycache::cache_path(&self.data_path).display()
-            )));
-        }
+        self.check_pinned_key0(&cache, server_key0)?;
         let unwrapper = Identity::from_private_key(self.identity.private_key())?;
         let server_keys = auth
             .encrypt_keys
@@ -248,6 +222,52 @@ impl Account {
             keys: keys.clone(),
         });
         Ok(keys)
+    }
+
+    /// Uploads the cached keys `auth` does not list (the pinned key 0 first), wrapped
+    /// for our own key, and returns the list read back, which must hold every one.
+    fn upload_lacking(
+        &self,
+        client: &CharmClient,
+        cache: &KeyCache,
+        cached: &[EncryptKey],
+        auth: Arc<AuthInfo>,
+    ) -> Result<Arc<AuthInfo>> {
+        let upload = lacking(cache, &auth);
+        if upload.is_empty() {
+            return Ok(auth);
+        }
+        let own = self.identity.authorized_key();
+        for id in pinned_first(&upload, cache.synced_key0()) {
+            let key = cached.iter().find(|k| k.id() == id).expect("a cached key");
+            let wrapped = wrap_for(&self.identity, key)?;
+            retry_transient(|| client.add_encrypt_key(&wrapped, &own))?;
+        }
+        let auth = self.auth(client, true)?;
+        let dropped = lacking(cache, &auth);
+        if !dropped.is_empty() {
+            return Err(Error::Keys(format!(
+                "the Charm server accepted encrypt key(s) {} but does not list them; \
+                 they stay in the local key cache and the next sync uploads them again",
+                dropped.join(", ")
+            )));
+        }
+        Ok(auth)
+    }
+
+    /// Refuses a key 0 other than the one this device first synced with.
+    fn check_pinned_key0(&self, cache: &KeyCache, server_key0: &str) -> Result<()> {
+        match cache.synced_key0() {
+            Some(pinned) if pinned != server_key0 => Err(Error::Keys(format!(
+                "the Charm server names encrypt key {server_key0} as the account's key 0, but \
+                 this device synced with key 0 {pinned}; refusing to switch (new rows and \
+                 server files would be sealed with a key the server chose). If the account's \
+                 key 0 really changed, remove \"synced_key0\" from {} to adopt the server's \
+                 (docs/cloud-client.md, \"Key 0 is pinned\")",
+                keycache::cache_path(&self.data_path).display()
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// `api-auth` (fresh if `renew`), retried on transient server errors, and refused
