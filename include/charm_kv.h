@@ -58,7 +58,8 @@ enum charm_kv_status
   CHARM_KV_STATUS_NOT_FOUND = 1,
   /**
    * A bad argument: a NULL pointer, NULL data with a non-zero length, text that is
-   * not UTF-8, an empty or path-escaping database name, an out-of-range option.
+   * not UTF-8, an empty or path-escaping database name, an out-of-range option, an
+   * SSH identity path that is not a regular file or is over 64 KiB.
    */
   CHARM_KV_STATUS_INVALID_ARGUMENT = 2,
   /**
@@ -70,11 +71,14 @@ enum charm_kv_status
    */
   CHARM_KV_STATUS_CORRUPT = 4,
   /**
-   * No usable encryption key, or the keys at hand do not decrypt the data.
+   * No usable encryption key, or the keys at hand do not decrypt the data; also a
+   * Charm server naming another key 0 than the one this device synced with, or not
+   * keeping an encrypt key it accepted (nothing local is changed).
    */
   CHARM_KV_STATUS_KEYS = 5,
   /**
-   * Authentication with the Charm server failed.
+   * Authentication with the Charm server failed, its host key changed, or it named
+   * an SSH key other than ours (no encrypt key is sent to it).
    */
   CHARM_KV_STATUS_AUTH = 6,
   /**

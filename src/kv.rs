@@ -47,7 +47,10 @@ impl Kv {
     pub fn open_with(name: &str, options: &Options) -> Result<Kv> {
         names::validate(name)?;
         let data_path = options.config.data_path()?;
-        let keys = crate::keyring::resolve(options)?;
+        let keys = match &options.keys {
+            Some(keys) => keys.clone(),
+            None => crate::account::keys_for_open(&options.config)?,
+        };
         let sealer = Sealer::new(&keys)?;
         let db_path = names::db_path(&data_path, name)?;
         let store = Store::open(&db_path, sealer)?;
@@ -204,7 +207,7 @@ impl Kv {
         if let Some(client) = self.shared.client.get() {
             return Ok(Arc::clone(client));
         }
-        let client = Arc::new(CharmClient::new(&self.shared.options.config)?);
+        let client = Arc::new(crate::account::connect(&self.shared.options.config)?);
         Ok(Arc::clone(self.shared.client.get_or_init(|| client)))
     }
 
@@ -241,9 +244,32 @@ impl Kv {
     pub fn sync_with_progress(&self, progress: &mut dyn FnMut(&SyncProgress)) -> Result<()> {
         self.store()?;
         let client = self.client()?;
-        let store = self.refresh_keys(&client)?;
         let remote = CharmRemote::new(&client, &self.shared.name);
-        crate::sync::engine::Engine::new(&store, &remote, progress, DEFAULT_TICKET_WAIT).sync()
+        self.with_current_keys(&client, |store| {
+            crate::sync::engine::Engine::new(store, &remote, progress, DEFAULT_TICKET_WAIT).sync()
+        })
+    }
+
+    /// Runs `step` on the store with the account's keys. On a `Keys` error it runs it
+    /// once more if a fresh login brings other keys: another device may have added
+    /// one (its rows open with no key we had) since this client logged in.
+    fn with_current_keys(
+        &self,
+        client: &CharmClient,
+        mut step: impl FnMut(&Arc<Store>) -> Result<()>,
+    ) -> Result<()> {
+        let store = self.refresh_keys(client)?;
+        match step(&store) {
+            Err(Error::Keys(why)) if self.shared.options.keys.is_none() => {
+                client.invalidate_auth();
+                let renewed = self.refresh_keys(client)?;
+                if Arc::ptr_eq(&store, &renewed) {
+                    return Err(Error::Keys(why));
+                }
+                step(&renewed)
+            }
+            other => other,
+        }
     }
 
     /// Drops the local copy and rebuilds it from the newest remote snapshot. Refuses
@@ -252,10 +278,11 @@ impl Kv {
     pub fn reset(&self, force: bool) -> Result<()> {
         self.store()?;
         let client = self.client()?;
-        let store = self.refresh_keys(&client)?;
         let remote = CharmRemote::new(&client, &self.shared.name);
-        crate::sync::engine::Engine::new(&store, &remote, &mut |_| {}, DEFAULT_TICKET_WAIT)
-            .reset(force)
+        self.with_current_keys(&client, |store| {
+            crate::sync::engine::Engine::new(store, &remote, &mut |_| {}, DEFAULT_TICKET_WAIT)
+                .reset(force)
+        })
     }
 
     /// Runs a sync against any remote (the Charm server in production).
@@ -349,7 +376,7 @@ pub fn delete_database(options: &Options, name: &str) -> Result<()> {
     let path = names::db_path(&options.config.data_path()?, name)?;
     let local = path.is_file();
     if options.config.server().is_some() {
-        let client = CharmClient::new(&options.config)?;
+        let client = crate::account::connect(&options.config)?;
         CharmRemote::new(&client, name).remove_all()?;
     } else if !local {
         return Err(Error::NotFound);

@@ -4,6 +4,7 @@
 // Only the C ABI (`ffi`) may use `unsafe`.
 #![deny(unsafe_code)]
 
+pub mod account;
 pub mod batch;
 pub mod cloud;
 pub mod config;
@@ -11,8 +12,6 @@ pub mod crypto;
 pub mod error;
 #[allow(unsafe_code)]
 pub mod ffi;
-pub mod identity;
-pub mod keyring;
 pub mod kv;
 pub mod options;
 pub mod store;

@@ -190,3 +190,75 @@ fn an_unreachable_server_keeps_writes_local_with_a_warning() {
     assert!(!sync.status.success());
     assert!(String::from_utf8_lossy(&sync.stderr).contains("network error"));
 }
+
+mod support;
+
+/// Processes that start together on a fresh data dir must agree on one identity and
+/// one first key (issue 15): before the account lock, each generated its own key and
+/// renamed it over the others', leaving the others' databases unreadable.
+#[test]
+fn many_processes_on_a_fresh_data_dir_agree_on_identity_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let writes = support::set_from_many_processes(dir.path(), &[], 24, 6);
+    support::assert_every_write_acknowledged_and_readable(&writes, dir.path(), &[]);
+    let cache = std::fs::read_to_string(dir.path().join("localhost/charm_kv_keys.json")).unwrap();
+    let cache: serde_json::Value = serde_json::from_str(&cache).unwrap();
+    assert_eq!(cache["keys"].as_array().unwrap().len(), 1, "{cache}");
+}
+
+/// Same with an identity already in place: only the first key is raced.
+#[test]
+fn many_processes_with_an_existing_identity_agree_on_the_first_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("localhost");
+    std::fs::create_dir_all(&data).unwrap();
+    let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
+    std::fs::copy(
+        vectors.join("vec_charm_ed25519"),
+        data.join("charm_ed25519"),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let private = std::fs::Permissions::from_mode(0o600);
+        std::fs::set_permissions(data.join("charm_ed25519"), private).unwrap();
+    }
+    let writes = support::set_from_many_processes(dir.path(), &[], 24, 6);
+    support::assert_every_write_acknowledged_and_readable(&writes, dir.path(), &[]);
+}
+
+#[cfg(unix)]
+#[test]
+fn an_identity_others_can_read_gets_a_warning_and_a_fifo_an_error() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    ok(dir.path(), &["set", "k", "v"]);
+    let key = dir.path().join("localhost/charm_ed25519");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = charm_kv(dir.path(), &["get", "k"], None);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: SSH key") && stderr.contains("mode 644"),
+        "{stderr}"
+    );
+
+    // A FIFO as identity must fail at once, not block in open().
+    let fifo = dir.path().join("fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let out = support::charm_kv_command(
+        dir.path(),
+        &[("CHARM_IDENTITY_KEY".into(), fifo.display().to_string())],
+    )
+    .args(["get", "k"])
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not a regular file"), "{stderr}");
+}

@@ -7,7 +7,8 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use charm_kv::cloud::{CharmClient, Timeouts};
+use charm_kv::account::{self, Account};
+use charm_kv::cloud::Timeouts;
 use charm_kv::{Config, ErrorKind};
 use support::charm_server::{CharmServer, HOST};
 
@@ -61,25 +62,31 @@ fn first_auth_creates_an_account_shared_by_the_same_key_and_the_go_client() {
     let server = CharmServer::start();
     let dir = server.client_dir("a");
     let config = server.client_config(&dir);
-    let first = CharmClient::new(&config).unwrap();
+    let first = account::connect(&config).unwrap();
     let auth = first.auth().unwrap();
     assert_eq!(auth.http_scheme, "http");
     assert_eq!(
         auth.public_key.as_deref(),
-        Some(first.identity().authorized_key().as_str())
+        Some(
+            Account::open(&config)
+                .unwrap()
+                .identity()
+                .authorized_key()
+                .as_str()
+        )
     );
     let id = first.charm_id().unwrap();
     assert_eq!(id.len(), 36, "{id}");
 
     // Same SSH key (same data dir): same account, from a second client...
-    let second = CharmClient::new(&config).unwrap();
+    let second = account::connect(&config).unwrap();
     assert_eq!(second.charm_id().unwrap(), id);
     // ...and from the Go client, which reads the key charm-kv generated.
     let go_id = server.go(&dir, &["id"]).stdout;
     assert_eq!(String::from_utf8_lossy(&go_id).trim(), id);
 
     // A different key is a different account.
-    let other = CharmClient::new(&server.client_config(&server.client_dir("b"))).unwrap();
+    let other = account::connect(&server.client_config(&server.client_dir("b"))).unwrap();
     assert_ne!(other.charm_id().unwrap(), id);
 
     // The server's host key was pinned on first use.
@@ -105,8 +112,9 @@ fn rsa_identity_logs_in() {
     assert!(go_id.status.success(), "{go_id:?}");
     let mut config = server.client_config(&dir);
     config.key_type = "rsa".into();
-    let client = CharmClient::new(&config).unwrap();
-    assert!(client.identity().authorized_key().starts_with("ssh-rsa "));
+    let account = Account::open(&config).unwrap();
+    assert!(account.identity().authorized_key().starts_with("ssh-rsa "));
+    let client = account.client().unwrap();
     assert_eq!(
         client.charm_id().unwrap(),
         String::from_utf8_lossy(&go_id.stdout).trim()
@@ -116,14 +124,14 @@ fn rsa_identity_logs_in() {
 #[test]
 fn seq_get_starts_at_zero_and_post_increments() {
     let server = CharmServer::start();
-    let client = CharmClient::new(&server.client_config(&server.client_dir("a"))).unwrap();
+    let client = account::connect(&server.client_config(&server.client_dir("a"))).unwrap();
     assert_eq!(client.seq_get_raw("abc123").unwrap(), 0);
     assert_eq!(client.seq_next_raw("abc123").unwrap(), 1);
     assert_eq!(client.seq_next_raw("abc123").unwrap(), 2);
     assert_eq!(client.seq_get_raw("abc123").unwrap(), 2);
     assert_eq!(client.seq_get_raw("other").unwrap(), 0);
     // Sequences belong to the account.
-    let other = CharmClient::new(&server.client_config(&server.client_dir("b"))).unwrap();
+    let other = account::connect(&server.client_config(&server.client_dir("b"))).unwrap();
     assert_eq!(other.seq_get_raw("abc123").unwrap(), 0);
     let err = client.seq_get_raw("a/b").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
@@ -132,7 +140,7 @@ fn seq_get_starts_at_zero_and_post_increments() {
 #[test]
 fn rejected_jwt_is_renewed_once_via_the_401_path() {
     let server = CharmServer::start();
-    let client = CharmClient::new(&server.client_config(&server.client_dir("a"))).unwrap();
+    let client = account::connect(&server.client_config(&server.client_dir("a"))).unwrap();
     let good = client.auth().unwrap().jwt.clone();
     // Same claims, broken signature: looks fresh to the client, the server says 401.
     let forged = support::forge_jwt(&good);
@@ -146,7 +154,7 @@ fn rejected_jwt_is_renewed_once_via_the_401_path() {
 #[test]
 fn expired_jwt_is_renewed_before_the_request() {
     let server = CharmServer::start();
-    let client = CharmClient::new(&server.client_config(&server.client_dir("a"))).unwrap();
+    let client = account::connect(&server.client_config(&server.client_dir("a"))).unwrap();
     let good = client.auth().unwrap().jwt.clone();
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let header = good.split('.').next().unwrap();
@@ -172,7 +180,7 @@ fn changed_host_key_is_refused() {
         ),
     )
     .unwrap();
-    let client = CharmClient::new(&config).unwrap();
+    let client = account::connect(&config).unwrap();
     let err = client.auth().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
     assert!(err.to_string().contains("host key"), "{err}");
@@ -182,7 +190,7 @@ fn changed_host_key_is_refused() {
 #[test]
 fn server_down_is_a_fast_network_error() {
     let dir = tempfile::tempdir().unwrap();
-    let client = CharmClient::with_timeouts(
+    let client = account::connect_with_timeouts(
         &config_for(dir.path(), dead_port(), dead_port()),
         short_timeouts(),
     )
@@ -201,9 +209,11 @@ fn server_down_is_a_fast_network_error() {
 fn nonsense_on_the_ssh_port_is_a_network_error() {
     let dir = tempfile::tempdir().unwrap();
     let port = fake_listener(b"HTTP/1.1 400 Bad Request\r\n\r\nthis is not ssh\r\n");
-    let client =
-        CharmClient::with_timeouts(&config_for(dir.path(), port, dead_port()), short_timeouts())
-            .unwrap();
+    let client = account::connect_with_timeouts(
+        &config_for(dir.path(), port, dead_port()),
+        short_timeouts(),
+    )
+    .unwrap();
     let start = Instant::now();
     let err = client.auth().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Network, "{err}");
@@ -219,9 +229,11 @@ fn silent_ssh_port_times_out() {
     let dir = tempfile::tempdir().unwrap();
     let listener = TcpListener::bind((HOST, 0)).unwrap();
     let port = listener.local_addr().unwrap().port();
-    let client =
-        CharmClient::with_timeouts(&config_for(dir.path(), port, dead_port()), short_timeouts())
-            .unwrap();
+    let client = account::connect_with_timeouts(
+        &config_for(dir.path(), port, dead_port()),
+        short_timeouts(),
+    )
+    .unwrap();
     let start = Instant::now();
     let err = client.auth().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Network, "{err}");
@@ -244,13 +256,13 @@ fn garbage_from_the_http_port_is_reported_by_kind() {
     );
     let mut config = server.client_config(&dir);
     config.http_port = port;
-    let client = CharmClient::with_timeouts(&config, short_timeouts()).unwrap();
+    let client = account::connect_with_timeouts(&config, short_timeouts()).unwrap();
     let err = client.seq_get_raw("s").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
 
     // Not HTTP at all: the server cannot be talked to.
     config.http_port = fake_listener(b"SSH-2.0-nope\r\n\x00\x01\x02garbage");
-    let client = CharmClient::with_timeouts(&config, short_timeouts()).unwrap();
+    let client = account::connect_with_timeouts(&config, short_timeouts()).unwrap();
     let err = client.seq_get_raw("s").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Network, "{err}");
 
@@ -258,7 +270,7 @@ fn garbage_from_the_http_port_is_reported_by_kind() {
     config.http_port = fake_listener(
         b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: 29\r\nConnection: close\r\n\r\n{\"message\":\"internal error\"}\n",
     );
-    let client = CharmClient::with_timeouts(&config, short_timeouts()).unwrap();
+    let client = account::connect_with_timeouts(&config, short_timeouts()).unwrap();
     match client.seq_get_raw("s").unwrap_err() {
         charm_kv::Error::Server { status, message } => {
             assert_eq!((status, message.as_str()), (500, "internal error"))
@@ -274,7 +286,7 @@ fn oversized_json_answer_is_refused() {
     let mut reply = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{\"seq\":1,\"pad\":\"".to_vec();
     reply.extend(std::iter::repeat_n(b'x', 64 << 10));
     config.http_port = fake_listener(reply.leak());
-    let client = CharmClient::with_timeouts(&config, short_timeouts()).unwrap();
+    let client = account::connect_with_timeouts(&config, short_timeouts()).unwrap();
     let err = client.seq_get_raw("s").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
     assert!(err.to_string().contains("larger than"), "{err}");
@@ -284,9 +296,11 @@ fn oversized_json_answer_is_refused() {
 fn auth_against_fake(reply: &'static [u8]) -> charm_kv::Error {
     let dir = tempfile::tempdir().unwrap();
     let port = support::fake_ssh::start(reply);
-    let client =
-        CharmClient::with_timeouts(&config_for(dir.path(), port, dead_port()), short_timeouts())
-            .unwrap();
+    let client = account::connect_with_timeouts(
+        &config_for(dir.path(), port, dead_port()),
+        short_timeouts(),
+    )
+    .unwrap();
     client.auth().unwrap_err()
 }
 
@@ -313,7 +327,7 @@ fn one_client_and_several_clients_work_from_many_threads() {
     let server = CharmServer::start();
     let dir = server.client_dir("a");
     let config = server.client_config(&dir);
-    let shared = std::sync::Arc::new(CharmClient::new(&config).unwrap());
+    let shared = std::sync::Arc::new(account::connect(&config).unwrap());
     assert_eq!(shared.seq_get_raw("n").unwrap(), 0);
     let threads: Vec<_> = (0..4)
         .map(|_| {
@@ -321,7 +335,7 @@ fn one_client_and_several_clients_work_from_many_threads() {
             let config = config.clone();
             std::thread::spawn(move || {
                 // A client of its own: SSH sessions from several threads at once.
-                let own = CharmClient::new(&config).unwrap();
+                let own = account::connect(&config).unwrap();
                 let id = own.charm_id().unwrap();
                 let seqs: Vec<u64> = (0..5).map(|_| shared.seq_next_raw("n").unwrap()).collect();
                 (id, seqs)

@@ -6,14 +6,14 @@ mod support;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use charm_kv::cloud::{self, CharmClient, DEFAULT_FILE_MODE};
+use charm_kv::account::{self, Account};
+use charm_kv::cloud::{CharmClient, DEFAULT_FILE_MODE};
 use charm_kv::crypto::sasquatch::into_crate_error;
-use charm_kv::identity::SshIdentity;
 use charm_kv::{EncryptKey, ErrorKind};
 use support::charm_server::CharmServer;
 
 fn client(server: &CharmServer, dir: &Path) -> CharmClient {
-    CharmClient::new(&server.client_config(dir)).unwrap()
+    account::connect(&server.client_config(dir)).unwrap()
 }
 
 fn read_all(client: &CharmClient, path: &str) -> charm_kv::Result<Vec<u8>> {
@@ -54,13 +54,12 @@ fn first_auth_creates_one_key_that_every_client_of_the_account_shares() {
     assert!(keys[0].created_at().is_some(), "read back from the server");
     assert_eq!(first.auth().unwrap().encrypt_keys.len(), 1);
 
-    // The cache holds the server's entry verbatim, mode 0600.
+    // The cache holds the key wrapped for our own SSH key, mode 0600, and records
+    // the account's key 0.
     let cache = first.data_path().join("charm_kv_keys.json");
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
-    assert_eq!(
-        json["keys"][0]["key"],
-        first.auth().unwrap().encrypt_keys[0].key.as_str()
-    );
+    assert_eq!(json["keys"][0]["id"], keys[0].id());
+    assert_eq!(json["synced_key0"], keys[0].id());
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -68,8 +67,10 @@ fn first_auth_creates_one_key_that_every_client_of_the_account_shares() {
         assert_eq!(mode & 0o777, 0o600);
     }
     // The cache is readable offline with the identity.
-    let identity = SshIdentity::load_or_generate(first.config()).unwrap();
-    let cached = cloud::load_cached_keys(first.config(), &identity).unwrap();
+    let cached = Account::open(first.config())
+        .unwrap()
+        .cached_keys()
+        .unwrap();
     assert_eq!(texts(&cached), texts(&keys));
 
     // A second client with the same SSH key and no cache gets the same key.
@@ -92,11 +93,11 @@ fn a_key_made_in_local_mode_becomes_the_account_key() {
     let server = CharmServer::start();
     let dir = server.client_dir("a");
     let config = server.client_config(&dir);
-    let identity = SshIdentity::load_or_generate(&config).unwrap();
-    let local = EncryptKey::generate();
-    cloud::store_cached_keys(&config, &identity, std::slice::from_ref(&local)).unwrap();
+    // A key made in local mode (offline), cached before the first sync.
+    let account = Account::open(&config).unwrap();
+    let local = account.local_keys().unwrap().remove(0);
 
-    let client = CharmClient::new(&config).unwrap();
+    let client = account.client().unwrap();
     let keys = client.encrypt_keys().unwrap();
     assert_eq!(keys.len(), 1);
     assert_eq!((keys[0].id(), keys[0].text()), (local.id(), local.text()));
@@ -113,16 +114,16 @@ fn a_local_key_unknown_to_an_existing_account_is_added_after_its_keys() {
     std::fs::write(&src, "x").unwrap();
     server.go(&dir, &["fs", "cp", src.to_str().unwrap(), "charm:/x"]);
     let config = server.client_config(&dir);
-    let identity = SshIdentity::load_or_generate(&config).unwrap();
-    let local = EncryptKey::generate();
-    cloud::store_cached_keys(&config, &identity, std::slice::from_ref(&local)).unwrap();
+    // A key made in local mode (offline), cached before the first sync.
+    let account = Account::open(&config).unwrap();
+    let local = account.local_keys().unwrap().remove(0);
 
-    let client = CharmClient::new(&config).unwrap();
+    let client = account.client().unwrap();
     let keys = client.encrypt_keys().unwrap();
     assert_eq!(keys.len(), 2);
     assert_ne!(keys[0].id(), local.id(), "the account's key stays key 0");
     assert_eq!((keys[1].id(), keys[1].text()), (local.id(), local.text()));
-    let cached = cloud::load_cached_keys(&config, &identity).unwrap();
+    let cached = account.cached_keys().unwrap();
     assert_eq!(texts(&cached), texts(&keys));
     // Both clients still read the account's files.
     assert_eq!(read_all(&client, "x").unwrap(), b"x");

@@ -222,7 +222,7 @@ fn ssh_ed25519_vector_identity_both_ways() {
     let dir = manifest_dir().join("tests/vectors");
     let private = dir.join("vec_charm_ed25519");
     let public = dir.join("vec_charm_ed25519.pub");
-    let id = charm_kv::identity::SshIdentity::load(&private).unwrap();
+    let id = charm_kv::account::SshIdentity::load(&private).unwrap();
     let identity = Identity::from_private_key(id.private_key()).unwrap();
     let recipient =
         Recipient::from_authorized_key(&std::fs::read_to_string(&public).unwrap()).unwrap();

@@ -25,7 +25,7 @@ fn contents(kv: &Kv) -> Vec<(Vec<u8>, Vec<u8>)> {
 }
 
 fn client(options: &Options) -> CharmClient {
-    CharmClient::new(options.config()).unwrap()
+    charm_kv::account::connect(options.config()).unwrap()
 }
 
 fn remote_files(options: &Options, db: &str) -> Vec<u64> {
@@ -698,4 +698,113 @@ fn writes_survive_sigkill_during_sync() {
         "crash during sync: {rounds} SIGKILLs of a pushing writer, {} acknowledged writes checked on both devices",
         acked.len()
     );
+}
+
+/// Thirty-two processes start on a fresh data dir of a new account at once (issue 15):
+/// one identity, one account key, no error to any caller (`charm serve` fails some of
+/// a new account's simultaneous logins; those are retried), and every acknowledged
+/// write is readable afterwards, here and on another device of the account.
+#[test]
+fn many_processes_on_a_fresh_data_dir_of_a_new_account_keep_every_write() {
+    let server = CharmServer::start();
+    crowd_keeps_every_write(&server, &server.client_dir("crowd"));
+}
+
+/// The same with the identity already in place: the account's first key is raced.
+#[test]
+fn many_processes_with_an_existing_identity_of_a_new_account_keep_every_write() {
+    let server = CharmServer::start();
+    let dir = server.client_dir("crowd");
+    let data = dir.join(support::charm_server::HOST);
+    std::fs::create_dir_all(&data).unwrap();
+    let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
+    std::fs::copy(vectors.join("vec_charm_ed25519"), key_of(&dir)).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(key_of(&dir), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    crowd_keeps_every_write(&server, &dir);
+}
+
+fn crowd_keeps_every_write(server: &CharmServer, dir: &Path) {
+    const DBS: [&str; 8] = ["db0", "db1", "db2", "db3", "db4", "db5", "db6", "db7"];
+    let env = server.env_for_client(dir);
+    let writes = support::set_from_many_processes(dir, &env, 32, DBS.len());
+    support::assert_every_write_acknowledged_and_readable(&writes, dir, &env);
+
+    let account = client(&device(server, dir, None));
+    assert_eq!(account.auth().unwrap().encrypt_keys.len(), 1);
+    for db in DBS {
+        // Writes announced as pending (see the helper) go up now.
+        let out = support::charm_kv_command(dir, &env)
+            .args(["sync", &format!("@{db}")])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let other = server.client_dir("other");
+    let options = device(server, &other, Some(&key_of(dir)));
+    for db in DBS {
+        let kv = Kv::open_with(db, &options).unwrap();
+        kv.sync().unwrap();
+        for w in writes.iter().filter(|w| w.db == db) {
+            assert_eq!(
+                kv.get(&w.key).unwrap(),
+                w.value.as_bytes(),
+                "{}@{db}",
+                w.key
+            );
+        }
+    }
+}
+
+/// Two devices of one account that each made a local key offline converge on one
+/// key 0, the account's oldest, and both keep reading their own rows; each then pins
+/// that key 0.
+#[test]
+fn devices_with_offline_keys_converge_on_the_oldest_key_0() {
+    let server = CharmServer::start();
+    let (d1, d2) = (server.client_dir("one"), server.client_dir("two"));
+    let offline = |dir: &Path, identity: Option<&Path>| {
+        let mut options = device(&server, dir, identity);
+        options.local(true);
+        options
+    };
+    let kv = Kv::open_with(DB, &offline(&d1, None)).unwrap();
+    kv.set("from1", "a").unwrap();
+    kv.close().unwrap();
+    let kv = Kv::open_with(DB, &offline(&d2, Some(&key_of(&d1)))).unwrap();
+    kv.set("from2", "b").unwrap();
+    kv.close().unwrap();
+    let key1 = charm_kv::account::Account::open(offline(&d1, None).config())
+        .unwrap()
+        .cached_keys()
+        .unwrap()
+        .remove(0);
+
+    let one = Kv::open_with(DB, &device(&server, &d1, None)).unwrap();
+    one.sync().unwrap();
+    let two = Kv::open_with(DB, &device(&server, &d2, Some(&key_of(&d1)))).unwrap();
+    two.sync().unwrap();
+    one.sync().unwrap();
+    for kv in [&one, &two] {
+        assert_eq!(kv.get("from1").unwrap(), b"a");
+        assert_eq!(kv.get("from2").unwrap(), b"b");
+    }
+    let keys = client(&device(&server, &d1, None)).encrypt_keys().unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0].id(), key1.id(), "the oldest key is key 0");
+    for dir in [&d1, &d2] {
+        let cache = dir
+            .join(support::charm_server::HOST)
+            .join("charm_kv_keys.json");
+        let cache: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(cache).unwrap()).unwrap();
+        assert_eq!(cache["synced_key0"], key1.id(), "{cache}");
+    }
 }

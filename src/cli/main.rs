@@ -56,7 +56,9 @@ impl From<io::Error> for CliError {
 
 fn open(db: &str) -> Result<Kv, CliError> {
     let options = Options::from_env()?;
-    Ok(Kv::open_with(db, &options)?)
+    let kv = Kv::open_with(db, &options)?;
+    output::warn_identity_permissions(&options);
+    Ok(kv)
 }
 
 fn run(command: Command) -> Result<(), CliError> {

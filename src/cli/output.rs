@@ -60,6 +60,21 @@ pub fn print_list(iter: Iter, layout: &ListLayout) -> Result<(), CliError> {
 }
 
 /// A one-line warning when writes are committed locally but not yet on the server.
+/// Warns, as ssh does, when the SSH identity may be read by other users: whoever
+/// reads it can unwrap every encrypt key of the account.
+pub fn warn_identity_permissions(options: &charm_kv::Options) {
+    let Ok(account) = charm_kv::account::Account::open(options.config()) else {
+        return;
+    };
+    if let Some(mode) = account.identity().loose_permissions() {
+        eprintln!(
+            "charm-kv: warning: SSH key {} is readable by others (mode {mode:03o}); \
+             anyone who can read it can decrypt this account's data. Run `chmod 600` on it",
+            account.identity().path().display()
+        );
+    }
+}
+
 pub fn warn_pending(kv: &Kv) {
     if kv.options().config().server().is_none() {
         return;

@@ -6,12 +6,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use serde::Deserialize;
 
+pub use crate::crypto::keywrap::WrappedKey;
 use crate::error::{Error, Result};
-pub use crate::keyring::WrappedKey;
 
 /// A token is renewed this long before its `exp`, so a request never races the expiry
 /// (the Go client renews only after expiry and can get a 401).
 pub(crate) const EXPIRY_SKEW: Duration = Duration::from_secs(60);
+
+/// What an empty `api-auth` answer means.
+pub(crate) const NO_AUTH: &str =
+    "the Charm server returned no auth (api-auth printed nothing; see the server log)";
 
 /// The answer of `api-auth`. Its `Debug` output leaves out the JWT.
 #[derive(Clone, Deserialize)]
@@ -43,10 +47,7 @@ impl AuthInfo {
     /// Parses `api-auth` output. The server prints nothing when it fails.
     pub(crate) fn parse(output: &[u8]) -> Result<Self> {
         if output.iter().all(u8::is_ascii_whitespace) {
-            return Err(Error::Auth(
-                "the Charm server returned no auth (api-auth printed nothing; see the server log)"
-                    .into(),
-            ));
+            return Err(Error::Auth(NO_AUTH.into()));
         }
         let info: AuthInfo = serde_json::from_slice(output).map_err(|e| {
             Error::Auth(format!(

@@ -2,13 +2,14 @@
 //! yields, and the HTTP API for sequences, files and encrypt keys.
 //!
 //! [`CharmClient`] is blocking, `Send + Sync`, and meant to be shared (`Arc`) by every
-//! database of one account. See `docs/cloud-client.md` for the auth flow, host-key
-//! pinning and the key cache.
+//! database of one account. It never reads or writes the account's files (identity,
+//! key cache): it is given the SSH key to log in with and a [`KeySource`] for the
+//! encrypt keys, which the account layer (`crate::account`) implements. See
+//! `docs/cloud-client.md` for the auth flow and host-key pinning.
 
 mod auth;
 mod fs;
 mod http;
-pub mod keys;
 pub mod known_hosts;
 mod runtime;
 mod seq;
@@ -20,17 +21,13 @@ use std::time::Duration;
 
 pub use auth::{AuthInfo, WrappedKey};
 pub use fs::{FileInfo, FileReader, DEFAULT_FILE_MODE, MODE_DIR};
-pub use keys::{load_cached_keys, store_cached_keys};
 
 use std::io::Read;
 
 use crate::config::{Config, ServerAddr};
 use crate::crypto::lookup::encrypt_lookup_field;
-use crate::crypto::sasquatch::Identity;
 use crate::crypto::EncryptKey;
 use crate::error::{Error, Result};
-use crate::identity::SshIdentity;
-use crate::keyring;
 use auth::Token;
 use http::{HttpApi, HttpTimeouts, Payload};
 use known_hosts::KnownHosts;
@@ -67,52 +64,60 @@ struct Session {
     token: Token,
 }
 
-/// The unwrapped keys of the account and the server entries they came from.
-struct KeyState {
-    wrapped: Vec<WrappedKey>,
-    keys: Vec<EncryptKey>,
+/// Where a client gets the account's encrypt keys, which encrypt file names, files and
+/// sequence names. Implemented by the account layer, which alone decides which keys
+/// the account has (`crate::account`).
+pub trait KeySource: Send + Sync {
+    /// The account's encrypt keys in server order (index 0 encrypts).
+    fn encrypt_keys(&self, client: &CharmClient) -> Result<Vec<EncryptKey>>;
 }
 
-/// A client of one Charm server for one SSH identity.
+/// A client of one Charm server for one SSH key.
 pub struct CharmClient {
     server: ServerAddr,
     config: Config,
     data_path: PathBuf,
-    identity: SshIdentity,
     ssh: SshTarget,
     http: HttpApi,
     /// The cached session; the lock is held across `api-auth` so that concurrent
     /// callers share one SSH round trip.
     session: Mutex<Option<Session>>,
-    /// The unwrapped keys; the lock also serialises key creation.
-    keys: Mutex<Option<KeyState>>,
+    keys: Arc<dyn KeySource>,
 }
 
 impl std::fmt::Debug for CharmClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CharmClient")
             .field("server", &self.server)
-            .field("identity", &self.identity)
             .finish_non_exhaustive()
     }
 }
 
 impl CharmClient {
-    /// A client for the server `config` names ([`Error::NotConfigured`] in local mode),
-    /// with the identity of the data path (generated if missing). Nothing is sent yet.
-    pub fn new(config: &Config) -> Result<Self> {
-        Self::with_timeouts(config, Timeouts::default())
+    /// A client for the server `config` names ([`Error::NotConfigured`] in local mode)
+    /// that logs in with `login` and encrypts with the keys of `keys`. Nothing is sent
+    /// yet. `crate::account::Account::client` makes one for the account's identity.
+    pub fn new(
+        config: &Config,
+        login: &ssh_key::PrivateKey,
+        keys: Arc<dyn KeySource>,
+    ) -> Result<Self> {
+        Self::with_timeouts(config, login, keys, Timeouts::default())
     }
 
     /// [`CharmClient::new`] with explicit time limits.
-    pub fn with_timeouts(config: &Config, timeouts: Timeouts) -> Result<Self> {
+    pub fn with_timeouts(
+        config: &Config,
+        login: &ssh_key::PrivateKey,
+        keys: Arc<dyn KeySource>,
+        timeouts: Timeouts,
+    ) -> Result<Self> {
         let server = config.server().ok_or(Error::NotConfigured)?;
         let data_path = config.data_path()?;
-        let identity = SshIdentity::load_or_generate(config)?;
         let ssh = SshTarget::new(
             &server.host,
             server.ssh_port,
-            &identity,
+            login,
             KnownHosts::new(&data_path),
             SshTimeouts {
                 connect: timeouts.ssh_connect,
@@ -131,11 +136,10 @@ impl CharmClient {
             server,
             config: config.clone(),
             data_path,
-            identity,
             ssh,
             http,
             session: Mutex::new(None),
-            keys: Mutex::new(None),
+            keys,
         })
     }
 
@@ -149,14 +153,9 @@ impl CharmClient {
         &self.config
     }
 
-    /// The data path (identity, key cache, host-key pins).
+    /// The data path (host-key pins).
     pub fn data_path(&self) -> &Path {
         &self.data_path
-    }
-
-    /// The SSH identity that logs in and unwraps the encrypt keys.
-    pub fn identity(&self) -> &SshIdentity {
-        &self.identity
     }
 
     /// The current `api-auth` answer, running `api-auth` over SSH when there is no
@@ -281,76 +280,21 @@ impl CharmClient {
         encrypt_lookup_field(&self.key0()?, name)
     }
 
-    /// The account's encrypt keys in server order (index 0 encrypts), unwrapped with
-    /// the SSH identity. Ensures the account has one: a key already in the local key
-    /// cache (made in local mode) is uploaded, otherwise a new one is generated and
-    /// uploaded. Cached keys the server lacks are uploaded too, so data they encrypt
-    /// stays readable. The key cache is updated to the server's list.
+    /// The account's encrypt keys in server order (index 0 encrypts), from the
+    /// client's [`KeySource`].
     pub fn encrypt_keys(&self) -> Result<Vec<EncryptKey>> {
-        let mut state = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        let mut auth = self.auth()?;
-        if let Some(s) = state.as_ref().filter(|s| s.wrapped == auth.encrypt_keys) {
-            return Ok(s.keys.clone());
-        }
-        let cached = keyring::load(&self.config, &self.identity)?;
-        let mut upload: Vec<EncryptKey> = cached
-            .iter()
-            .filter(|k| !auth.encrypt_keys.iter().any(|w| w.id == k.id()))
-            .cloned()
-            .collect();
-        if auth.encrypt_keys.is_empty() && upload.is_empty() {
-            upload.push(EncryptKey::generate());
-        }
-        if !upload.is_empty() {
-            let public_key = auth
-                .public_key
-                .clone()
-                .unwrap_or_else(|| self.identity.authorized_key());
-            for key in &upload {
-                self.add_encrypt_key(key, &public_key)?;
-            }
-            // Read the list back: its order (by creation time) is what every client of
-            // the account uses, even if another process created a key meanwhile.
-            self.invalidate_auth();
-            auth = self.auth()?;
-            if auth.encrypt_keys.is_empty() {
-                return Err(Error::Keys(
-                    "the Charm server did not keep the uploaded encrypt key".into(),
-                ));
-            }
-        }
-        let identity = Identity::from_private_key(self.identity.private_key())?;
-        let keys = auth
-            .encrypt_keys
-            .iter()
-            .map(|w| keys::unwrap_key(w, &identity))
-            .collect::<Result<Vec<_>>>()?;
-        let same = |k: &EncryptKey, w: &WrappedKey| {
-            k.id() == w.id && k.created_at() == w.created_at.as_deref()
-        };
-        if cached.len() != auth.encrypt_keys.len()
-            || !cached
-                .iter()
-                .zip(&auth.encrypt_keys)
-                .all(|(k, w)| same(k, w))
-        {
-            keyring::store_wrapped(&self.config, &auth.encrypt_keys)?;
-        }
-        *state = Some(KeyState {
-            wrapped: auth.encrypt_keys.clone(),
-            keys: keys.clone(),
-        });
-        Ok(keys)
+        self.keys.encrypt_keys(self)
     }
 
-    /// `POST /v1/encrypt-key`: stores `key` wrapped for `public_key` (one of the
-    /// account's SSH keys). The server ignores a key id it already has for that key.
-    pub fn add_encrypt_key(&self, key: &EncryptKey, public_key: &str) -> Result<()> {
+    /// `POST /v1/encrypt-key`: stores `wrapped` as the key of SSH public key
+    /// `public_key` (`<type> <base64>`). The server ignores a key id it already has
+    /// for that key. The account layer wraps keys only for its own public key.
+    pub fn add_encrypt_key(&self, wrapped: &WrappedKey, public_key: &str) -> Result<()> {
         let body = serde_json::json!({
-            "id": key.id(),
-            "key": keys::wrap_key(key, public_key)?,
+            "id": wrapped.id,
+            "key": wrapped.key,
             "public_key": public_key,
-            "created_at": key.created_at(),
+            "created_at": wrapped.created_at,
         });
         let body = serde_json::to_vec(&body)
             .map_err(|e| Error::Internal(format!("encoding the encrypt key: {e}")))?;
@@ -519,6 +463,17 @@ impl CharmClient {
     }
 }
 
+/// True for failures a Charm server produces while briefly overloaded, worth a bounded
+/// retry: an HTTP 5xx, or `api-auth` printing nothing (`charm serve` does both when a
+/// new account logs in several times at once and its database transactions collide).
+pub fn is_transient(e: &Error) -> bool {
+    match e {
+        Error::Server { status, .. } => *status >= 500,
+        Error::Auth(message) => message == auth::NO_AUTH,
+        _ => false,
+    }
+}
+
 /// The server's "no such file" answer (as opposed to a 404 for a deleted account).
 fn is_missing_file(e: &Error) -> bool {
     matches!(e, Error::Server { status: 404, message } if message == "file not found")
@@ -549,7 +504,16 @@ mod tests {
 
     #[test]
     fn local_mode_is_not_configured() {
-        let err = CharmClient::new(&Config::default()).unwrap_err();
+        struct NoKeys;
+        impl KeySource for NoKeys {
+            fn encrypt_keys(&self, _: &CharmClient) -> Result<Vec<EncryptKey>> {
+                Err(Error::Keys("none".into()))
+            }
+        }
+        let login =
+            ssh_key::PrivateKey::random(&mut rand::rngs::OsRng, ssh_key::Algorithm::Ed25519)
+                .unwrap();
+        let err = CharmClient::new(&Config::default(), &login, Arc::new(NoKeys)).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::NotConfigured);
     }
 }

@@ -13,7 +13,6 @@ use russh::{ChannelMsg, Disconnect};
 use super::known_hosts::{KnownHosts, Verdict};
 use super::runtime::block_on;
 use crate::error::{Error, Result};
-use crate::identity::SshIdentity;
 
 /// SSH user name; the server ignores it.
 const SSH_USER: &str = "charm";
@@ -47,14 +46,14 @@ impl SshTarget {
     pub(crate) fn new(
         host: &str,
         port: u16,
-        identity: &SshIdentity,
+        login: &ssh_key::PrivateKey,
         known_hosts: KnownHosts,
         timeouts: SshTimeouts,
     ) -> Result<Self> {
         Ok(SshTarget {
             host: host.to_owned(),
             port,
-            key: Arc::new(convert_key(identity)?),
+            key: Arc::new(convert_key(login)?),
             known_hosts,
             timeouts,
         })
@@ -174,9 +173,8 @@ async fn exec(handle: &Handle<HostKeyCheck>, command: &str, addr: &str) -> Resul
 
 /// Converts our ssh-key 0.6 private key to russh's ssh-key generation through the
 /// OpenSSH binary key encoding, which both read and write.
-fn convert_key(identity: &SshIdentity) -> Result<russh::keys::PrivateKey> {
-    let bytes = identity
-        .private_key()
+fn convert_key(login: &ssh_key::PrivateKey) -> Result<russh::keys::PrivateKey> {
+    let bytes = login
         .to_bytes()
         .map_err(|e| Error::Keys(format!("encoding the SSH key: {e}")))?;
     russh::keys::PrivateKey::from_bytes(&bytes)

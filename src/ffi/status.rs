@@ -17,15 +17,19 @@ pub enum charm_kv_status {
     /// The key (or database) does not exist.
     NotFound = 1,
     /// A bad argument: a NULL pointer, NULL data with a non-zero length, text that is
-    /// not UTF-8, an empty or path-escaping database name, an out-of-range option.
+    /// not UTF-8, an empty or path-escaping database name, an out-of-range option, an
+    /// SSH identity path that is not a regular file or is over 64 KiB.
     InvalidArgument = 2,
     /// A file-system or SQLite operation failed.
     Io = 3,
     /// Stored or received data failed authentication or an integrity check.
     Corrupt = 4,
-    /// No usable encryption key, or the keys at hand do not decrypt the data.
+    /// No usable encryption key, or the keys at hand do not decrypt the data; also a
+    /// Charm server naming another key 0 than the one this device synced with, or not
+    /// keeping an encrypt key it accepted (nothing local is changed).
     Keys = 5,
-    /// Authentication with the Charm server failed.
+    /// Authentication with the Charm server failed, its host key changed, or it named
+    /// an SSH key other than ours (no encrypt key is sent to it).
     Auth = 6,
     /// The Charm server could not be reached, or the connection broke.
     Network = 7,

@@ -1,6 +1,6 @@
 //! A minimal SSH server (russh) that accepts any key and answers every `exec` with
-//! fixed bytes: for testing how the client treats a broken `api-auth` answer, which the
-//! real server cannot be made to produce on demand.
+//! fixed or computed bytes: for testing how the client treats a broken or hostile
+//! `api-auth` answer, which the real server cannot be made to produce on demand.
 
 use std::net::TcpListener as StdListener;
 use std::sync::Arc;
@@ -8,9 +8,17 @@ use std::sync::Arc;
 use russh::server::{self, Auth, ChannelOpenHandle, Msg, Server as _, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId};
 
+/// What the server answers to each `exec`.
+pub type Reply = Arc<dyn Fn() -> Vec<u8> + Send + Sync>;
+
 /// Starts the server on 127.0.0.1 on a background thread; returns its port. It runs
 /// until the test process exits.
 pub fn start(reply: &'static [u8]) -> u16 {
+    start_with(Arc::new(move || reply.to_vec()))
+}
+
+/// [`start`] with an answer computed at each `exec`.
+pub fn start_with(reply: Reply) -> u16 {
     let listener = StdListener::bind(("127.0.0.1", 0)).expect("bind");
     let port = listener.local_addr().expect("addr").port();
     listener.set_nonblocking(true).expect("nonblocking");
@@ -38,7 +46,7 @@ pub fn start(reply: &'static [u8]) -> u16 {
 
 #[derive(Clone)]
 struct FakeServer {
-    reply: &'static [u8],
+    reply: Reply,
 }
 
 impl server::Server for FakeServer {
@@ -76,8 +84,9 @@ impl server::Handler for FakeServer {
         session: &mut Session,
     ) -> Result<(), Self::Error> {
         session.channel_success(channel)?;
-        if !self.reply.is_empty() {
-            session.data(channel, self.reply.to_vec())?;
+        let reply = (self.reply)();
+        if !reply.is_empty() {
+            session.data(channel, reply)?;
         }
         session.exit_status_request(channel, 0)?;
         session.eof(channel)?;

@@ -19,3 +19,103 @@ pub fn forge_jwt(jwt: &str) -> String {
     forged.replace_range(sig..sig + 1, c);
     forged
 }
+
+/// One `charm-kv set` started by [`set_from_many_processes`] and what it reported.
+pub struct ProcessWrite {
+    pub key: String,
+    pub db: String,
+    pub value: String,
+    pub output: std::process::Output,
+}
+
+/// Starts `processes` `charm-kv set k<i>@db<i mod dbs> v<i>` at once (all spawned
+/// before any is waited for) against the data dir `data`, with only `env` and
+/// `CHARM_DATA_DIR`/`HOME` set, and waits for all of them.
+pub fn set_from_many_processes(
+    data: &std::path::Path,
+    env: &[(String, String)],
+    processes: usize,
+    dbs: usize,
+) -> Vec<ProcessWrite> {
+    let children: Vec<_> = (0..processes)
+        .map(|i| {
+            let (key, db, value) = (format!("k{i}"), format!("db{}", i % dbs), format!("v{i}"));
+            let child = charm_kv_command(data, env)
+                .args(["set", &format!("{key}@{db}"), &value])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn charm-kv");
+            (key, db, value, child)
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|(key, db, value, child)| ProcessWrite {
+            key,
+            db,
+            value,
+            output: child.wait_with_output().expect("charm-kv"),
+        })
+        .collect()
+}
+
+/// The `charm-kv` binary with a clean environment: `CHARM_DATA_DIR` and `HOME` are
+/// `data`, plus `env`.
+pub fn charm_kv_command(data: &std::path::Path, env: &[(String, String)]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_charm-kv"));
+    command
+        .env_clear()
+        .env("CHARM_DATA_DIR", data)
+        .env("HOME", data)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null());
+    command
+}
+
+/// Asserts that every write of `writes` succeeded with no error or warning on stderr
+/// (with a server, see below) and that a fresh `charm-kv get` with `env` on `data`
+/// reads each one back.
+pub fn assert_every_write_acknowledged_and_readable(
+    writes: &[ProcessWrite],
+    data: &std::path::Path,
+    env: &[(String, String)],
+) {
+    for w in writes {
+        let stderr = String::from_utf8_lossy(&w.output.stderr);
+        // With a server, `set` counts the pending writes of the whole database after
+        // its push, so a write another process has just made may be announced as
+        // pending; a failed push would add its reason in parentheses.
+        let harmless = |line: &str| {
+            !env.is_empty()
+                && line.starts_with("charm-kv: warning: ")
+                && line.contains("not yet pushed to the server; run")
+        };
+        assert!(
+            w.output.status.success() && stderr.lines().all(harmless),
+            "set {}@{} reported: {stderr}",
+            w.key,
+            w.db,
+        );
+    }
+    for w in writes {
+        let out = charm_kv_command(data, env)
+            .args(["get", &format!("{}@{}", w.key, w.db)])
+            .output()
+            .expect("charm-kv get");
+        assert!(
+            out.status.success(),
+            "get {}@{} after an acknowledged set: {}",
+            w.key,
+            w.db,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            w.value,
+            "{}@{}",
+            w.key,
+            w.db
+        );
+    }
+}

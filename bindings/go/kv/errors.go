@@ -73,16 +73,20 @@ var (
 	// ErrNotFound: the key (or database) does not exist. An ordinary outcome.
 	ErrNotFound error = &sentinel{StatusNotFound, "not found"}
 	// ErrInvalidArgument: a bad argument, such as an empty or path-escaping database
-	// name, a key over 65000 bytes or an out-of-range option.
+	// name, a key over 65000 bytes, an out-of-range option, or an SSH identity path
+	// that is not a regular file or is over 64 KiB.
 	ErrInvalidArgument error = &sentinel{StatusInvalidArgument, "invalid argument"}
 	// ErrIO: a file-system or SQLite operation failed.
 	ErrIO error = &sentinel{StatusIO, "I/O error"}
 	// ErrCorrupt: stored or received data failed an integrity check (or the file is
 	// not a charm-kv database).
 	ErrCorrupt error = &sentinel{StatusCorrupt, "corrupt data"}
-	// ErrKeys: no usable encryption key, or the keys at hand do not decrypt the data.
+	// ErrKeys: no usable encryption key, or the keys at hand do not decrypt the data;
+	// also a Charm server naming another key 0 than the one this device synced with,
+	// or not keeping an encrypt key it accepted (nothing local is changed).
 	ErrKeys error = &sentinel{StatusKeys, "encryption key error"}
-	// ErrAuth: authentication with the Charm server failed (or its host key changed).
+	// ErrAuth: authentication with the Charm server failed, its host key changed, or
+	// it named an SSH key other than ours (no encrypt key is sent to it).
 	ErrAuth error = &sentinel{StatusAuth, "authentication failed"}
 	// ErrNetwork: the Charm server could not be reached, or the connection broke.
 	ErrNetwork error = &sentinel{StatusNetwork, "network error"}

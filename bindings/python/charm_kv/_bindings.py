@@ -31,15 +31,15 @@ class Status(enum.IntEnum):
     OK = 0
     #: The key (or database) does not exist.
     NOT_FOUND = 1
-    #: A bad argument: a NULL pointer, NULL data with a non-zero length, text that is not UTF-8, an empty or path-escaping database name, an out-of-range option.
+    #: A bad argument: a NULL pointer, NULL data with a non-zero length, text that is not UTF-8, an empty or path-escaping database name, an out-of-range option, an SSH identity path that is not a regular file or is over 64 KiB.
     INVALID_ARGUMENT = 2
     #: A file-system or SQLite operation failed.
     IO = 3
     #: Stored or received data failed authentication or an integrity check.
     CORRUPT = 4
-    #: No usable encryption key, or the keys at hand do not decrypt the data.
+    #: No usable encryption key, or the keys at hand do not decrypt the data; also a Charm server naming another key 0 than the one this device synced with, or not keeping an encrypt key it accepted (nothing local is changed).
     KEYS = 5
-    #: Authentication with the Charm server failed.
+    #: Authentication with the Charm server failed, its host key changed, or it named an SSH key other than ours (no encrypt key is sent to it).
     AUTH = 6
     #: The Charm server could not be reached, or the connection broke.
     NETWORK = 7

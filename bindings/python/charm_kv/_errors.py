@@ -78,13 +78,18 @@ class CorruptError(Error):
 
 
 class EncryptionKeyError(Error):
-    """No usable encryption key, or the keys at hand do not decrypt the data."""
+    """No usable encryption key, or the keys at hand do not decrypt the data.
+
+    Also raised when a Charm server names another key 0 than the one this device synced
+    with, or does not keep an encrypt key it accepted; nothing local is changed.
+    """
 
     default_status = Status.KEYS
 
 
 class AuthenticationError(Error):
-    """Authentication with the Charm server failed."""
+    """Authentication with the Charm server failed, its host key changed, or it named an
+    SSH key other than ours (no encrypt key is sent to it)."""
 
     default_status = Status.AUTH
 

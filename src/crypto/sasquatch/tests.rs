@@ -47,8 +47,9 @@ fn unhex(s: &str) -> Vec<u8> {
 }
 
 fn vector_identity() -> Identity {
-    let id = crate::identity::SshIdentity::load(&vectors_dir().join("vec_charm_ed25519")).unwrap();
-    Identity::from_private_key(id.private_key()).unwrap()
+    let text = std::fs::read_to_string(vectors_dir().join("vec_charm_ed25519")).unwrap();
+    let key = crate::crypto::openssh::parse_private_key(&text).unwrap();
+    Identity::from_private_key(&key).unwrap()
 }
 
 fn ed25519_key() -> ssh_key::PrivateKey {

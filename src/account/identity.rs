@@ -5,21 +5,30 @@
 //! exists an Ed25519 pair is generated in OpenSSH format, private key mode 0600.
 //! Unlike the Go client, the identity that logs in is also the one that unwraps the
 //! encrypt keys, so `CHARM_IDENTITY_KEY` works for both.
+//!
+//! Generation happens under the account lock with a re-check after taking it, and the
+//! key file appears only complete and never replaces one that exists: processes that
+//! start together on a fresh data path all end up with the same identity.
 
-use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
-use crate::config::{create_private_dir, Config};
+use super::files::{self, AccountLock};
+use crate::config::Config;
+use crate::crypto::openssh::parse_private_key;
 use crate::error::{Error, Result};
+
+/// Largest identity file read. An OpenSSH RSA-4096 private key is about 3.4 KiB.
+pub const MAX_IDENTITY_FILE: u64 = 64 * 1024;
 
 /// A loaded SSH identity.
 #[derive(Clone)]
 pub struct SshIdentity {
     key: PrivateKey,
     path: PathBuf,
+    /// Unix permission bits of the file it was loaded from.
+    mode: Option<u32>,
 }
 
 impl SshIdentity {
@@ -31,10 +40,7 @@ impl SshIdentity {
         }
         config.check_key_type()?;
         let data_path = config.data_path()?;
-        let path = data_path.join(config.key_file_name());
-        if path.exists() {
-            return Self::load(&path);
-        }
+        let configured = data_path.join(config.key_file_name());
         let algorithm = match config.key_type.to_ascii_lowercase().as_str() {
             "rsa" => Algorithm::Rsa { hash: None },
             _ => Algorithm::Ed25519,
@@ -46,18 +52,42 @@ impl SshIdentity {
         } else {
             "rsa"
         };
-        let path = data_path.join(format!("charm_{kind}"));
-        if path.exists() {
-            return Self::load(&path);
+        let generated = data_path.join(format!("charm_{kind}"));
+        let existing = || -> Result<Option<Self>> {
+            match Self::load_if_present(&configured)? {
+                Some(identity) => Ok(Some(identity)),
+                None => Self::load_if_present(&generated),
+            }
+        };
+        if let Some(identity) = existing()? {
+            return Ok(identity);
         }
-        Self::generate(&path, algorithm)
+        let _lock = AccountLock::acquire(&data_path)?;
+        // Another thread or process may have made it while we waited.
+        if let Some(identity) = existing()? {
+            return Ok(identity);
+        }
+        Self::generate(&generated, algorithm)
     }
 
-    /// Loads an unencrypted OpenSSH or PEM private key from `path`.
+    /// Loads an unencrypted OpenSSH or PEM private key from `path`, which must be a
+    /// regular file of at most [`MAX_IDENTITY_FILE`] bytes.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = fs::read_to_string(path)
-            .map_err(|e| Error::io(format!("reading SSH key {}", path.display()), e))?;
-        let key = parse_openssh(&text)
+        Self::load_if_present(path)?.ok_or_else(|| {
+            Error::io(
+                format!("reading SSH key {}", path.display()),
+                std::io::ErrorKind::NotFound.into(),
+            )
+        })
+    }
+
+    fn load_if_present(path: &Path) -> Result<Option<Self>> {
+        let Some(bytes) = files::read_regular(path, MAX_IDENTITY_FILE, "SSH key")? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::Keys(format!("SSH key {} is not text", path.display())))?;
+        let key = parse_private_key(&text)
             .map_err(|e| Error::Keys(format!("cannot parse SSH key {}: {e}", path.display())))?;
         if key.is_encrypted() {
             return Err(Error::Keys(format!(
@@ -74,16 +104,17 @@ impl SshIdentity {
                 )))
             }
         }
-        Ok(SshIdentity {
+        Ok(Some(SshIdentity {
             key,
             path: path.to_owned(),
-        })
+            mode: file_mode(path),
+        }))
     }
 
+    /// Writes a new key pair; called under the account lock after a re-check. The
+    /// private key file appears complete or not at all, and if one appeared anyway
+    /// (a client that does not take our lock, such as the Go one) that one is used.
     fn generate(path: &Path, algorithm: Algorithm) -> Result<Self> {
-        if let Some(dir) = path.parent() {
-            create_private_dir(dir)?;
-        }
         let mut rng = rand::rngs::OsRng;
         let key = match algorithm {
             Algorithm::Rsa { .. } => {
@@ -105,12 +136,23 @@ impl SshIdentity {
             Some(comment) => format!("{public} {comment}\n"),
             None => public,
         };
-        write_private_file(path, private.as_bytes())?;
-        write_private_file(&path.with_file_name(pub_name(path)), public.as_bytes())?;
+        if !files::create_complete(path, private.as_bytes())? {
+            return Self::load(path);
+        }
+        // The public half is derived from the private key just created, so replacing a
+        // stale one left by an interrupted run loses nothing.
+        files::replace_complete(&path.with_file_name(pub_name(path)), public.as_bytes())?;
         Ok(SshIdentity {
             key,
             path: path.to_owned(),
+            mode: file_mode(path),
         })
+    }
+
+    /// The permission bits of the key file when group or others may read it (ssh
+    /// refuses such keys; the CLI warns).
+    pub fn loose_permissions(&self) -> Option<u32> {
+        self.mode.filter(|mode| mode & 0o044 != 0)
     }
 
     /// The private key.
@@ -145,25 +187,6 @@ impl std::fmt::Debug for SshIdentity {
     }
 }
 
-/// Parses an OpenSSH private key. Go's encoder wraps base64 at 64 or 76 columns while
-/// `ssh-key` insists on 70, so on a framing error the body is re-read without line rules.
-fn parse_openssh(text: &str) -> std::result::Result<PrivateKey, ssh_key::Error> {
-    PrivateKey::from_openssh(text).or_else(|strict_err| {
-        use base64::Engine as _;
-        let body: String = text
-            .lines()
-            .map(str::trim)
-            .skip_while(|l| *l != "-----BEGIN OPENSSH PRIVATE KEY-----")
-            .skip(1)
-            .take_while(|l| *l != "-----END OPENSSH PRIVATE KEY-----")
-            .collect();
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .map_err(|_| strict_err)?;
-        PrivateKey::from_bytes(&bytes)
-    })
-}
-
 fn pub_name(path: &Path) -> String {
     format!(
         "{}.pub",
@@ -173,31 +196,30 @@ fn pub_name(path: &Path) -> String {
 
 fn user_at_host() -> Option<String> {
     let user = std::env::var("USER").ok().filter(|u| !u.is_empty())?;
-    let host = fs::read_to_string("/etc/hostname").ok()?;
+    let host = std::fs::read_to_string("/etc/hostname").ok()?;
     let host = host.trim();
     (!host.is_empty()).then(|| format!("{user}@{host}"))
 }
 
-/// Writes a new file with mode 0600, refusing to replace an existing one.
-pub(crate) fn write_private_file(path: &Path, contents: &[u8]) -> Result<()> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
+fn file_mode(path: &Path) -> Option<u32> {
     #[cfg(unix)]
     {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| m.permissions().mode() & 0o777)
     }
-    let mut file = options
-        .open(path)
-        .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-    file.write_all(contents)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| Error::io(format!("writing {}", path.display()), e))
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn config_in(dir: &Path) -> Config {
         Config {
@@ -244,5 +266,57 @@ mod tests {
         fs::write(&path, "not a key").unwrap();
         let err = SshIdentity::load(&path).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Keys);
+    }
+
+    #[test]
+    fn threads_starting_together_share_one_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_in(dir.path());
+        let keys: Vec<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..16)
+                .map(|_| scope.spawn(|| SshIdentity::load_or_generate(&config)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap().unwrap().authorized_key())
+                .collect()
+        });
+        let on_disk = SshIdentity::load_or_generate(&config)
+            .unwrap()
+            .authorized_key();
+        assert!(keys.iter().all(|k| *k == on_disk), "{keys:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn special_files_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        for path in [fifo.as_path(), Path::new("/dev/zero")] {
+            let err = SshIdentity::load(path).unwrap_err();
+            assert!(err.to_string().contains("not a regular file"), "{err}");
+        }
+        let big = dir.path().join("big");
+        fs::write(&big, vec![b'a'; MAX_IDENTITY_FILE as usize + 1]).unwrap();
+        let err = SshIdentity::load(&big).unwrap_err();
+        assert!(err.to_string().contains("larger than"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn readable_by_others_is_reported() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_in(dir.path());
+        let identity = SshIdentity::load_or_generate(&config).unwrap();
+        assert_eq!(identity.loose_permissions(), None);
+        fs::set_permissions(identity.path(), fs::Permissions::from_mode(0o644)).unwrap();
+        let reloaded = SshIdentity::load_or_generate(&config).unwrap();
+        assert_eq!(reloaded.loose_permissions(), Some(0o644));
     }
 }
