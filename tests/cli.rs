@@ -181,7 +181,8 @@ fn an_unreachable_server_keeps_writes_local_with_a_warning() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.starts_with("charm-kv: warning: 1 write(s) saved locally but not yet confirmed")
+        stderr
+            .starts_with("charm-kv: warning: 1 write(s) saved locally but not yet on the server (")
             && stderr.contains("network error"),
         "{stderr}"
     );

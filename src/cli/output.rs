@@ -59,7 +59,6 @@ pub fn print_list(iter: Iter, layout: &ListLayout) -> Result<(), CliError> {
     Ok(())
 }
 
-/// A one-line warning when writes are committed locally but not yet on the server.
 /// Warns, as ssh does, when the SSH identity may be read by other users: whoever
 /// reads it can unwrap every encrypt key of the account.
 pub fn warn_identity_permissions(options: &charm_kv::Options) {
@@ -75,22 +74,22 @@ pub fn warn_identity_permissions(options: &charm_kv::Options) {
     }
 }
 
+/// A one-line warning when the push after a write failed: the write is committed
+/// locally but not on the server. (A push that succeeded but was followed by another
+/// device's ticket leaves the write pending too, until a sync confirms it; that needs
+/// nothing from the user, so it is not announced.)
 pub fn warn_pending(kv: &Kv) {
     if kv.options().config().server().is_none() {
         return;
     }
-    if let Ok(pending) = kv.pending_writes() {
-        if pending > 0 {
-            let why = kv
-                .last_push_error()
-                .map(|e| format!(" ({e})"))
-                .unwrap_or_default();
-            eprintln!(
-                "charm-kv: warning: {pending} write(s) saved locally but not yet confirmed on the server{why}; \
-                 run `charm-kv sync` when it is reachable"
-            );
-        }
-    }
+    let Some(why) = kv.last_push_error() else {
+        return;
+    };
+    let pending = kv.pending_writes().unwrap_or(0).max(1);
+    eprintln!(
+        "charm-kv: warning: {pending} write(s) saved locally but not yet on the server \
+         ({why}); run `charm-kv sync` when it is reachable"
+    );
 }
 
 /// `sync`, with a progress line on stderr when it is a terminal.
