@@ -78,7 +78,7 @@ fn main() {
         .success());
     let db = dir
         .path()
-        .join("localhost/kv/charm.sh.kv.user.default.sqlite");
+        .join("localhost/charm-kv/charm.sh.kv.user.default.sqlite");
 
     let ours = time_runs(runs, || local(&["get", "greeting"]));
     let minimal = time_runs(runs, || {

@@ -52,7 +52,7 @@ impl Kv {
             None => crate::account::keys_for_open(&options.config)?,
         };
         let sealer = Sealer::new(&keys)?;
-        let db_path = names::db_path(&data_path, name)?;
+        let db_path = crate::store::relocate::relocate(&data_path, name)?;
         let store = Store::open(&db_path, sealer)?;
         crate::sync::clean_stale_temp_files(&db_path)?;
         Ok(Kv {
@@ -347,25 +347,29 @@ impl std::fmt::Debug for Kv {
     }
 }
 
-/// Names of the charm-kv databases in the data path of `options`, sorted.
+/// Names of the charm-kv databases in the data path of `options`, sorted (also those
+/// an earlier version left in the Go client's `kv` folder, not opened since).
 pub fn list_databases(options: &Options) -> Result<Vec<String>> {
-    let dir = names::kv_dir(&options.config.data_path()?);
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(format!("listing {}", dir.display()), e)),
-    };
+    let data_path = options.config.data_path()?;
     let mut found = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
-        let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
-        if let (true, Some(name)) = (is_file, entry.file_name().to_str()) {
-            if let Some(db) = names::name_of(name) {
-                found.push(db.to_owned());
+    for dir in [names::db_dir(&data_path), names::legacy_db_dir(&data_path)] {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(format!("listing {}", dir.display()), e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+            let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
+            if let (true, Some(name)) = (is_file, entry.file_name().to_str()) {
+                if let Some(db) = names::name_of(name) {
+                    found.push(db.to_owned());
+                }
             }
         }
     }
     found.sort();
+    found.dedup();
     Ok(found)
 }
 
@@ -373,15 +377,20 @@ pub fn list_databases(options: &Options) -> Result<Vec<String>> {
 /// next sync cannot bring it back), then its local file and SQLite's companions.
 /// Handles still open on it keep working on the unlinked file until closed.
 pub fn delete_database(options: &Options, name: &str) -> Result<()> {
-    let path = names::db_path(&options.config.data_path()?, name)?;
-    let local = path.is_file();
+    let data_path = options.config.data_path()?;
+    let path = names::db_path(&data_path, name)?;
+    let old_path = names::legacy_db_path(&data_path, name)?;
+    let local = path.is_file() || old_path.is_file();
     if options.config.server().is_some() {
         let client = crate::account::connect(&options.config)?;
         CharmRemote::new(&client, name).remove_all()?;
     } else if !local {
         return Err(Error::NotFound);
     }
-    for file in names::db_files(&path) {
+    for file in names::db_files(&path)
+        .into_iter()
+        .chain(names::db_files(&old_path))
+    {
         match std::fs::remove_file(&file) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -147,8 +147,8 @@ fn local_identity_and_keys_are_created_private() {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&data.join("charm_ed25519")), 0o600);
         assert_eq!(mode(&data.join("charm_kv_keys.json")), 0o600);
-        assert_eq!(mode(&data.join("kv")), 0o700);
-        for entry in std::fs::read_dir(data.join("kv")).unwrap() {
+        assert_eq!(mode(&data.join("charm-kv")), 0o700);
+        for entry in std::fs::read_dir(data.join("charm-kv")).unwrap() {
             assert_eq!(mode(&entry.unwrap().path()), 0o600);
         }
     }

@@ -169,6 +169,45 @@ fn empty_remote_and_many_writes_in_one_push() {
 }
 
 #[test]
+fn the_go_clients_sync_keys_leaves_our_databases_alone() {
+    // `charm link` and `charm sync-keys` of the Go client end by deleting
+    // `<data path>/kv` whole (client/link.go, deleteUserData), where earlier charm-kv
+    // versions kept their databases.
+    let server = CharmServer::start();
+    let dir = server.client_dir("shared");
+    let mut options = device(&server, &dir, None);
+    options.auto_push(false);
+    let data_path = dir.join(support::charm_server::HOST);
+    // A database an earlier version left in the Go client's folder...
+    let moved = Kv::open_with("moved", &options).unwrap();
+    moved.set("k", "kept").unwrap();
+    let file = moved.path().unwrap();
+    moved.close().unwrap();
+    let old_dir = data_path.join("kv");
+    std::fs::create_dir_all(&old_dir).unwrap();
+    std::fs::rename(&file, old_dir.join("moved.sqlite")).unwrap();
+    // ...which the next open moves out, and one with writes never pushed.
+    assert_eq!(
+        Kv::open_with("moved", &options).unwrap().get("k").unwrap(),
+        b"kept"
+    );
+    let pending = Kv::open_with("pending", &options).unwrap();
+    pending.set("only", "here").unwrap();
+    assert_eq!(pending.pending_writes().unwrap(), 1);
+    pending.close().unwrap();
+    // The Go client's own Badger directory, which sync-keys deletes.
+    std::fs::create_dir_all(old_dir.join("charm.sh.kv.user.default")).unwrap();
+
+    server.go(&dir, &["sync-keys"]);
+    assert!(!old_dir.exists(), "the Go client deleted its kv folder");
+    let moved = Kv::open_with("moved", &options).unwrap();
+    assert_eq!(moved.get("k").unwrap(), b"kept");
+    let pending = Kv::open_with("pending", &options).unwrap();
+    assert_eq!(pending.get("only").unwrap(), b"here");
+    assert_eq!(pending.pending_writes().unwrap(), 1);
+}
+
+#[test]
 fn values_written_by_the_go_client_are_read_after_sync() {
     let server = CharmServer::start();
     // One data dir for both clients, as a user who switches from `charm kv` would have.

@@ -7,6 +7,7 @@
 
 pub mod iter;
 pub mod names;
+pub(crate) mod relocate;
 pub mod schema;
 
 use std::fs;

@@ -1,8 +1,10 @@
 //! Database names and where their files live.
 //!
-//! A database `N` is the file `<data path>/kv/N.sqlite` (plus SQLite's `-wal`/`-shm`).
-//! The Go client kept a Badger *directory* at `<data path>/kv/N`; the suffix keeps the
-//! two apart, and the old directory is never touched.
+//! A database `N` is the file `<data path>/charm-kv/N.sqlite` (plus SQLite's
+//! `-wal`/`-shm`). Earlier versions kept it in `<data path>/kv/`, where the Go client
+//! keeps its Badger *directories* `kv/N` — and which the Go client's `charm link` and
+//! `charm sync-keys` delete whole; `store::relocate` moves such files out. The Go
+//! client's directories are never touched.
 
 use std::path::{Path, PathBuf};
 
@@ -34,15 +36,26 @@ pub fn validate(name: &str) -> Result<()> {
     }
 }
 
-/// The `kv` folder of a data path.
-pub fn kv_dir(data_path: &Path) -> PathBuf {
+/// The folder of charm-kv's databases in a data path.
+pub fn db_dir(data_path: &Path) -> PathBuf {
+    data_path.join("charm-kv")
+}
+
+/// The Go client's `kv` folder, where earlier charm-kv versions kept databases too.
+pub fn legacy_db_dir(data_path: &Path) -> PathBuf {
     data_path.join("kv")
 }
 
 /// The database file for `name` (validated).
 pub fn db_path(data_path: &Path, name: &str) -> Result<PathBuf> {
     validate(name)?;
-    Ok(kv_dir(data_path).join(format!("{name}{DB_SUFFIX}")))
+    Ok(db_dir(data_path).join(format!("{name}{DB_SUFFIX}")))
+}
+
+/// Where an earlier charm-kv kept the database file for `name` (validated).
+pub fn legacy_db_path(data_path: &Path, name: &str) -> Result<PathBuf> {
+    validate(name)?;
+    Ok(legacy_db_dir(data_path).join(format!("{name}{DB_SUFFIX}")))
 }
 
 /// The database name a file in the `kv` folder holds, if it is one of ours.
@@ -184,9 +197,9 @@ mod tests {
         let file = db_path(data, "charm.sh.kv.user.default").unwrap();
         assert_eq!(
             file,
-            Path::new("/d/localhost/kv/charm.sh.kv.user.default.sqlite")
+            Path::new("/d/localhost/charm-kv/charm.sh.kv.user.default.sqlite")
         );
-        assert_ne!(file, kv_dir(data).join("charm.sh.kv.user.default"));
+        assert_ne!(file, legacy_db_dir(data).join("charm.sh.kv.user.default"));
         assert_eq!(name_of("x.sqlite"), Some("x"));
         assert_eq!(name_of("x.sqlite-wal"), None);
         assert_eq!(name_of("MANIFEST"), None);

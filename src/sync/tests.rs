@@ -749,7 +749,7 @@ fn cleaning_temporary_files_leaves_other_databases_alone() {
     let wal = lookalike.path().unwrap().with_extension("sqlite-wal");
     assert!(wal.exists(), "the lookalike is open with its WAL");
     // A leftover of a crashed sync of `a`, which opening `a` must remove.
-    let a_file = dir.path().join("localhost/kv/a.sqlite");
+    let a_file = dir.path().join("localhost/charm-kv/a.sqlite");
     let leftover = crate::store::names::sync_temp_path(&a_file, "download");
     let a = Kv::open_with("a", &options).unwrap();
     std::fs::write(&leftover, b"partial").unwrap();

@@ -546,7 +546,7 @@ static void test_open_with_environment_and_local_keyring(const char *dir) {
   CHECK_STATUS(charm_kv_set(store, BYTES("k"), BYTES("v"), NULL), CHARM_KV_STATUS_OK);
   charm_kv_free(store);
   char path[4096];
-  snprintf(path, sizeof path, "%s/localhost/kv/env.sqlite", dir);
+  snprintf(path, sizeof path, "%s/localhost/charm-kv/env.sqlite", dir);
   CHECK(path_exists(path));
 
   /* Reopened (same account key) it reads back; an explicit other key does not. */
@@ -591,7 +591,7 @@ static void test_option_setters(const char *dir) {
   charm_kv_store *store = NULL;
   CHECK_STATUS(charm_kv_open("hosted", options, &store, &err), CHARM_KV_STATUS_OK);
   char path[4096];
-  snprintf(path, sizeof path, "%s/charm.example.com/kv/hosted.sqlite", dir);
+  snprintf(path, sizeof path, "%s/charm.example.com/charm-kv/hosted.sqlite", dir);
   CHECK(path_exists(path));
   CHECK_STATUS(charm_kv_sync(store, NULL, NULL, &err), CHARM_KV_STATUS_NOT_CONFIGURED);
   CHECK_ERROR(err, CHARM_KV_STATUS_NOT_CONFIGURED, NULL);

@@ -36,8 +36,9 @@
 // WithEncryptKey) override them, and WithoutEnvironment ignores them. Unlike the
 // original, which defaulted to the defunct cloud.charm.sh, no CHARM_HOST means
 // local mode: everything stays on this machine and Sync reports ErrNotConfigured.
-// The database lives in <data dir>/<host>/kv/<name>.sqlite, next to the original's
-// Badger directory <data dir>/<host>/kv/<name>/, which is never touched.
+// The database lives in <data dir>/<host>/charm-kv/<name>.sqlite; the original's
+// Badger directories in <data dir>/<host>/kv/ are never touched (the Go client's
+// `charm link` deletes that folder whole, so charm-kv keeps out of it).
 //
 // # Errors
 //

@@ -120,7 +120,7 @@ func TestErrorsLocal(t *testing.T) {
 
 	// Not a database.
 	dir := t.TempDir()
-	kvDir := filepath.Join(dir, "localhost", "kv")
+	kvDir := filepath.Join(dir, "localhost", "charm-kv")
 	if err := os.MkdirAll(kvDir, 0o700); err != nil {
 		t.Fatal(err)
 	}

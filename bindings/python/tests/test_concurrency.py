@@ -120,7 +120,7 @@ def test_the_gil_is_released_during_library_calls(kv, data_dir):
     """
     kv[b"k"] = b"v"
     locker = subprocess.Popen(
-        [sys.executable, "-c", LOCKER, str(data_dir / "localhost" / "kv" / "test.sqlite")],
+        [sys.executable, "-c", LOCKER, str(data_dir / "localhost" / "charm-kv" / "test.sqlite")],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

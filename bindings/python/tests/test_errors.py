@@ -105,7 +105,7 @@ def test_wrong_encrypt_key(open_kv):
 
 
 def test_not_a_database(open_kv, data_dir):
-    path = data_dir / "localhost" / "kv" / "junk.sqlite"
+    path = data_dir / "localhost" / "charm-kv" / "junk.sqlite"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"not an SQLite file " * 100)
     with pytest.raises(charm_kv.CorruptError, match="not a database") as info:
@@ -118,7 +118,7 @@ def test_tampered_value_fails_authentication(open_kv, data_dir):
         kv[b"k"] = b"value"
     # Closed first: Python's SQLite and charm-kv's must not have the file open at once
     # in one process (they do not see each other's POSIX locks).
-    with sqlite3.connect(data_dir / "localhost" / "kv" / "tampered.sqlite") as db:
+    with sqlite3.connect(data_dir / "localhost" / "charm-kv" / "tampered.sqlite") as db:
         for key, value in db.execute("SELECT key, value FROM kv").fetchall():
             tampered = value[:-1] + bytes([value[-1] ^ 1])
             db.execute("UPDATE kv SET value = ? WHERE key = ?", (tampered, key))

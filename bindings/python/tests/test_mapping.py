@@ -292,7 +292,7 @@ def test_environment_settings(data_dir, monkeypatch):
     with charm_kv.open("from-env") as kv:
         kv[b"k"] = b"v"
     assert charm_kv.list_databases() == ["from-env"]
-    assert (data_dir / "localhost" / "kv" / "from-env.sqlite").is_file()
+    assert (data_dir / "localhost" / "charm-kv" / "from-env.sqlite").is_file()
 
 
 def test_pending_writes_count_local_writes(kv):

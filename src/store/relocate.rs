@@ -1,0 +1,211 @@
+//! Moving a database out of the Go client's `kv` folder.
+//!
+//! Earlier charm-kv versions kept `<data path>/kv/N.sqlite`; the Go client's `charm link`
+//! and `charm sync-keys` delete `<data path>/kv` whole. Opening database `N` moves its
+//! file to `<data path>/charm-kv/N.sqlite` first, when no process has it open: under a
+//! lock file (so processes opening it at once agree), the old file is opened in
+//! SQLite's exclusive locking mode (which fails while any other connection has it
+//! open), its WAL checkpointed into it and emptied, and the one file renamed while the
+//! exclusive lock is held. A database in use stays where it is this time and moves at
+//! a later open.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::names;
+use crate::error::{Error, Result};
+
+/// Name of the lock file in the databases' folder.
+const LOCK_FILE: &str = ".relocate.lock";
+
+/// Where database `name` of `data_path` is to be opened: in the databases' folder,
+/// after moving it there from the old `kv` folder when it is still there and not in use;
+/// in the old folder while another process uses it there.
+pub fn relocate(data_path: &Path, name: &str) -> Result<PathBuf> {
+    let new = names::db_path(data_path, name)?;
+    let old = names::legacy_db_path(data_path, name)?;
+    // The common case costs one `stat`.
+    if !old.is_file() {
+        return Ok(new);
+    }
+    let dir = names::db_dir(data_path);
+    crate::config::create_private_dir(&dir)?;
+    let lock_path = dir.join(LOCK_FILE);
+    let mut options = File::options();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let lock = options
+        .open(&lock_path)
+        .map_err(|e| Error::io(format!("opening {}", lock_path.display()), e))?;
+    lock.lock()
+        .map_err(|e| Error::io(format!("locking {}", lock_path.display()), e))?;
+    if new.exists() || !old.is_file() {
+        // Moved meanwhile by another process (or both exist: the new one is the one
+        // in use; the old one is left alone).
+        return Ok(new);
+    }
+    match move_when_unused(&old, &new)? {
+        true => Ok(new),
+        false => Ok(old),
+    }
+}
+
+/// Moves the database file `old` to `new` unless another connection has it open;
+/// returns whether it moved.
+fn move_when_unused(old: &Path, new: &Path) -> Result<bool> {
+    let conn = Connection::open_with_flags(
+        old,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+    // Fails at once with "database is locked" while another connection has it open.
+    let checkpoint = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    });
+    match checkpoint {
+        Ok((0, _, _)) => {}
+        Ok(_) => return Ok(false),
+        Err(e) => {
+            return match Error::from(e) {
+                Error::Busy(_) => Ok(false),
+                other => Err(other),
+            }
+        }
+    }
+    // Everything is in the main file now, and the exclusive lock keeps it so: rename
+    // it while holding the lock (an opener of the new name waits for it).
+    std::fs::rename(old, new)
+        .map_err(|e| Error::io(format!("moving {} to {}", old.display(), new.display()), e))?;
+    drop(conn);
+    // The old name's empty WAL, shared memory and sync lock file.
+    for file in names::db_files(old).into_iter().skip(1) {
+        let _ = std::fs::remove_file(file);
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EncryptKey, Kv, Options};
+
+    fn options(dir: &Path, key: &EncryptKey) -> Options {
+        let mut options = Options::new();
+        options.data_dir(dir).encrypt_keys(vec![key.clone()]);
+        options
+    }
+
+    /// Puts database `name` of `dir` where an earlier version kept it, with committed
+    /// writes still in its WAL.
+    fn in_old_place(dir: &Path, key: &EncryptKey, name: &str) -> PathBuf {
+        let kv = Kv::open_with(name, &options(dir, key)).unwrap();
+        let path = kv.path().unwrap();
+        // A second handle keeps the WAL from being checkpointed at close.
+        let keep = Connection::open(&path).unwrap();
+        keep.query_row("SELECT count(*) FROM kv", [], |r| r.get::<_, i64>(0))
+            .unwrap();
+        for i in 0..50 {
+            kv.set(format!("k{i}"), format!("v{i}")).unwrap();
+        }
+        let old_dir = names::legacy_db_dir(path.parent().unwrap().parent().unwrap());
+        std::fs::create_dir_all(&old_dir).unwrap();
+        let old = old_dir.join(path.file_name().unwrap());
+        for (from, to) in names::db_files(&path).iter().zip(names::db_files(&old)) {
+            if from.exists() {
+                std::fs::copy(from, to).unwrap();
+            }
+        }
+        kv.close().unwrap();
+        drop(keep);
+        for file in names::db_files(&path) {
+            let _ = std::fs::remove_file(file);
+        }
+        assert!(
+            std::fs::metadata(names::db_files(&old)[1].clone())
+                .unwrap()
+                .len()
+                > 0
+        );
+        old
+    }
+
+    #[test]
+    fn a_database_in_the_old_folder_moves_with_its_wal_contents() {
+        let key = EncryptKey::generate();
+        let dir = tempfile::tempdir().unwrap();
+        let old = in_old_place(dir.path(), &key, "db");
+        let kv = Kv::open_with("db", &options(dir.path(), &key)).unwrap();
+        assert_eq!(
+            kv.path().unwrap().parent().unwrap().file_name().unwrap(),
+            "charm-kv"
+        );
+        assert!(!old.exists(), "moved, not copied");
+        for i in 0..50 {
+            assert_eq!(
+                kv.get(format!("k{i}")).unwrap(),
+                format!("v{i}").into_bytes()
+            );
+        }
+        for companion in names::db_files(&old) {
+            assert!(!companion.exists(), "{} left behind", companion.display());
+        }
+    }
+
+    #[test]
+    fn a_database_in_use_in_the_old_folder_stays_until_it_is_free() {
+        let key = EncryptKey::generate();
+        let dir = tempfile::tempdir().unwrap();
+        let old = in_old_place(dir.path(), &key, "db");
+        // Another process (an earlier version) has it open.
+        let other = Connection::open(&old).unwrap();
+        other
+            .query_row("SELECT count(*) FROM kv", [], |r| r.get::<_, i64>(0))
+            .unwrap();
+        let data_path = dir.path().join("localhost");
+        assert_eq!(relocate(&data_path, "db").unwrap(), old);
+        let kv = Kv::open_with("db", &options(dir.path(), &key)).unwrap();
+        assert_eq!(kv.path().unwrap(), old);
+        assert_eq!(kv.get("k7").unwrap(), b"v7");
+        kv.close().unwrap();
+        drop(other);
+        let kv = Kv::open_with("db", &options(dir.path(), &key)).unwrap();
+        assert_ne!(kv.path().unwrap(), old);
+        assert_eq!(kv.get("k49").unwrap(), b"v49");
+        assert!(!old.exists());
+    }
+
+    #[test]
+    fn processes_opening_at_once_agree_on_one_file() {
+        let key = EncryptKey::generate();
+        let dir = tempfile::tempdir().unwrap();
+        in_old_place(dir.path(), &key, "db");
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let (dir, key) = (dir.path().to_owned(), key.clone());
+                std::thread::spawn(move || {
+                    let kv = Kv::open_with("db", &options(&dir, &key)).unwrap();
+                    kv.set(format!("t{i}"), "x").unwrap();
+                    kv.path().unwrap()
+                })
+            })
+            .collect();
+        let paths: Vec<PathBuf> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let kv = Kv::open_with("db", &options(dir.path(), &key)).unwrap();
+        for i in 0..8 {
+            assert_eq!(kv.get(format!("t{i}")).unwrap(), b"x", "write {i} lost");
+        }
+        assert_eq!(kv.get("k0").unwrap(), b"v0");
+        let moved = kv.path().unwrap();
+        assert!(paths.iter().all(|p| p == &moved), "{paths:?}");
+    }
+}
