@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
-use crate::cloud::CharmClient;
+use crate::cloud::{deadline, CharmClient};
 use crate::crypto::seal::Sealer;
 use crate::crypto::EncryptKey;
 use crate::sync::charm::CharmRemote;
@@ -237,25 +237,34 @@ impl Kv {
         self.sync_with_progress(&mut |_| {})
     }
 
-    /// [`Kv::sync`], reporting transfer progress to `progress` as it goes.
+    /// [`Kv::sync`], reporting transfer progress to `progress` as it goes. The whole
+    /// sync is bounded by the `sync` timeout of the options.
     pub fn sync_with_progress(&self, progress: &mut dyn FnMut(&SyncProgress)) -> Result<()> {
         self.store()?;
         let client = self.client()?;
-        let store = self.refresh_keys(&client)?;
-        let remote = CharmRemote::new(&client, &self.shared.name);
-        crate::sync::engine::Engine::new(&store, &remote, progress, DEFAULT_TICKET_WAIT).sync()
+        deadline::within(self.sync_limit(), || {
+            let store = self.refresh_keys(&client)?;
+            let remote = CharmRemote::new(&client, &self.shared.name);
+            crate::sync::engine::Engine::new(&store, &remote, progress, DEFAULT_TICKET_WAIT).sync()
+        })
     }
 
     /// Drops the local copy and rebuilds it from the newest remote snapshot. Refuses
     /// with [`Error::PendingWrites`] while local writes are not pushed, unless `force`
-    /// (which discards them).
+    /// (which discards them). Bounded like [`Kv::sync`].
     pub fn reset(&self, force: bool) -> Result<()> {
         self.store()?;
         let client = self.client()?;
-        let store = self.refresh_keys(&client)?;
-        let remote = CharmRemote::new(&client, &self.shared.name);
-        crate::sync::engine::Engine::new(&store, &remote, &mut |_| {}, DEFAULT_TICKET_WAIT)
-            .reset(force)
+        deadline::within(self.sync_limit(), || {
+            let store = self.refresh_keys(&client)?;
+            let remote = CharmRemote::new(&client, &self.shared.name);
+            crate::sync::engine::Engine::new(&store, &remote, &mut |_| {}, DEFAULT_TICKET_WAIT)
+                .reset(force)
+        })
+    }
+
+    fn sync_limit(&self) -> std::time::Duration {
+        self.shared.options.config.timeouts.sync
     }
 
     /// Runs a sync against any remote (the Charm server in production).
@@ -367,7 +376,9 @@ pub fn delete_database(options: &Options, name: &str) -> Result<()> {
     let local = path.is_file();
     if options.config.server().is_some() {
         let client = CharmClient::new(&options.config)?;
-        CharmRemote::new(&client, name).remove_all()?;
+        deadline::within(options.config.timeouts.sync, || {
+            CharmRemote::new(&client, name).remove_all()
+        })?;
     } else if !local {
         return Err(Error::NotFound);
     }

@@ -17,6 +17,7 @@ pub mod kv;
 pub mod options;
 pub mod store;
 pub mod sync;
+pub mod timeouts;
 
 pub use batch::Batch;
 pub use config::Config;
@@ -25,3 +26,4 @@ pub use error::{Error, ErrorKind, Result};
 pub use kv::{delete_database, list_databases, Kv, SyncPhase, SyncProgress};
 pub use options::Options;
 pub use store::{Direction, Fetched, Iter};
+pub use timeouts::Timeouts;

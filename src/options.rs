@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use crate::config::Config;
 use crate::crypto::EncryptKey;
 use crate::error::Result;
+use crate::timeouts::Timeouts;
 
 /// How to open a [`crate::Kv`]. Start from [`Options::from_env`] (what
 /// [`crate::Kv::open`] uses) or [`Options::new`] (no environment), then adjust.
@@ -83,6 +84,24 @@ impl Options {
     /// Never contact a server, even when a host is configured.
     pub fn local(&mut self, local: bool) -> &mut Self {
         self.config.local = local;
+        self
+    }
+
+    /// Bounds on every network step: connecting, each request, and a whole sync
+    /// (`CHARM_KV_CONNECT_TIMEOUT`, `CHARM_KV_REQUEST_TIMEOUT`, `CHARM_KV_SYNC_TIMEOUT`).
+    /// A write's automatic push is a sync: a write returns within the sync bound, with
+    /// the write committed and, if the push failed, pending. Zero bounds are refused
+    /// when the server is first contacted.
+    pub fn timeouts(&mut self, timeouts: Timeouts) -> &mut Self {
+        self.config.timeouts = timeouts;
+        self
+    }
+
+    /// Refuse plain http to a server that is not on this machine
+    /// (`CHARM_KV_REQUIRE_TLS`; default off). The server decides the scheme of its HTTP
+    /// API; over plain http the JWT and the encrypted files cross the network readable.
+    pub fn require_tls(&mut self, require: bool) -> &mut Self {
+        self.config.require_tls = require;
         self
     }
 

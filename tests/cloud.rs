@@ -7,26 +7,32 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use charm_kv::cloud::{CharmClient, Timeouts};
-use charm_kv::{Config, ErrorKind};
+use charm_kv::cloud::CharmClient;
+use charm_kv::{Config, ErrorKind, Timeouts};
 use support::charm_server::{CharmServer, HOST};
 
 fn short_timeouts() -> Timeouts {
     Timeouts {
-        ssh_connect: Duration::from_secs(2),
-        ssh_command: Duration::from_secs(5),
-        http_connect: Duration::from_secs(2),
-        http_idle: Duration::from_secs(2),
+        connect: Duration::from_secs(2),
+        request: Duration::from_secs(2),
+        sync: Duration::from_secs(10),
     }
 }
 
-/// A config for a server that may not exist.
+/// `config` with [`short_timeouts`].
+fn shortened(mut config: Config) -> Config {
+    config.timeouts = short_timeouts();
+    config
+}
+
+/// A config for a server that may not exist, with [`short_timeouts`].
 fn config_for(data_dir: &std::path::Path, ssh_port: u16, http_port: u16) -> Config {
     Config {
         host: Some(HOST.into()),
         ssh_port,
         http_port,
         data_dir: Some(data_dir.to_owned()),
+        timeouts: short_timeouts(),
         ..Config::default()
     }
 }
@@ -182,11 +188,7 @@ fn changed_host_key_is_refused() {
 #[test]
 fn server_down_is_a_fast_network_error() {
     let dir = tempfile::tempdir().unwrap();
-    let client = CharmClient::with_timeouts(
-        &config_for(dir.path(), dead_port(), dead_port()),
-        short_timeouts(),
-    )
-    .unwrap();
+    let client = CharmClient::new(&config_for(dir.path(), dead_port(), dead_port())).unwrap();
     let start = Instant::now();
     let err = client.auth().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Network, "{err}");
@@ -201,9 +203,7 @@ fn server_down_is_a_fast_network_error() {
 fn nonsense_on_the_ssh_port_is_a_network_error() {
     let dir = tempfile::tempdir().unwrap();
     let port = fake_listener(b"HTTP/1.1 400 Bad Request\r\n\r\nthis is not ssh\r\n");
-    let client =
-        CharmClient::with_timeouts(&config_for(dir.path(), port, dead_port()), short_timeouts())
-            .unwrap();
+    let client = CharmClient::new(&config_for(dir.path(), port, dead_port())).unwrap();
     let start = Instant::now();
     let err = client.auth().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Network, "{err}");
@@ -219,9 +219,7 @@ fn silent_ssh_port_times_out() {
     let dir = tempfile::tempdir().unwrap();
     let listener = TcpListener::bind((HOST, 0)).unwrap();
     let port = listener.local_addr().unwrap().port();
-    let client =
-        CharmClient::with_timeouts(&config_for(dir.path(), port, dead_port()), short_timeouts())
-            .unwrap();
+    let client = CharmClient::new(&config_for(dir.path(), port, dead_port())).unwrap();
     let start = Instant::now();
     let err = client.auth().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Network, "{err}");
@@ -244,13 +242,13 @@ fn garbage_from_the_http_port_is_reported_by_kind() {
     );
     let mut config = server.client_config(&dir);
     config.http_port = port;
-    let client = CharmClient::with_timeouts(&config, short_timeouts()).unwrap();
+    let client = CharmClient::new(&shortened(config.clone())).unwrap();
     let err = client.seq_get_raw("s").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
 
     // Not HTTP at all: the server cannot be talked to.
     config.http_port = fake_listener(b"SSH-2.0-nope\r\n\x00\x01\x02garbage");
-    let client = CharmClient::with_timeouts(&config, short_timeouts()).unwrap();
+    let client = CharmClient::new(&shortened(config.clone())).unwrap();
     let err = client.seq_get_raw("s").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Network, "{err}");
 
@@ -258,7 +256,7 @@ fn garbage_from_the_http_port_is_reported_by_kind() {
     config.http_port = fake_listener(
         b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: 29\r\nConnection: close\r\n\r\n{\"message\":\"internal error\"}\n",
     );
-    let client = CharmClient::with_timeouts(&config, short_timeouts()).unwrap();
+    let client = CharmClient::new(&shortened(config.clone())).unwrap();
     match client.seq_get_raw("s").unwrap_err() {
         charm_kv::Error::Server { status, message } => {
             assert_eq!((status, message.as_str()), (500, "internal error"))
@@ -274,7 +272,7 @@ fn oversized_json_answer_is_refused() {
     let mut reply = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{\"seq\":1,\"pad\":\"".to_vec();
     reply.extend(std::iter::repeat_n(b'x', 64 << 10));
     config.http_port = fake_listener(reply.leak());
-    let client = CharmClient::with_timeouts(&config, short_timeouts()).unwrap();
+    let client = CharmClient::new(&shortened(config.clone())).unwrap();
     let err = client.seq_get_raw("s").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
     assert!(err.to_string().contains("larger than"), "{err}");
@@ -284,9 +282,7 @@ fn oversized_json_answer_is_refused() {
 fn auth_against_fake(reply: &'static [u8]) -> charm_kv::Error {
     let dir = tempfile::tempdir().unwrap();
     let port = support::fake_ssh::start(reply);
-    let client =
-        CharmClient::with_timeouts(&config_for(dir.path(), port, dead_port()), short_timeouts())
-            .unwrap();
+    let client = CharmClient::new(&config_for(dir.path(), port, dead_port())).unwrap();
     client.auth().unwrap_err()
 }
 
