@@ -653,6 +653,49 @@ charm_kv_status charm_kv_options_set_local(struct charm_kv_options *options,
                                            struct charm_kv_error **err);
 
 /**
+ * Sets the bounds on the network steps, in milliseconds (like
+ * `CHARM_KV_CONNECT_TIMEOUT`, `CHARM_KV_REQUEST_TIMEOUT` and `CHARM_KV_SYNC_TIMEOUT`):
+ *
+ * - `connect_ms`: opening one connection (TCP connect, SSH handshake); default 15 s.
+ * - `request_ms`: one SSH command or one HTTP API request including its whole
+ *   response; for a snapshot upload or download, the longest silence; default 30 s.
+ * - `sync_ms`: a whole `charm_kv_sync`, `charm_kv_reset` or
+ *   `charm_kv_delete_database`, and the automatic push after a write; default 600 s.
+ *
+ * 0 leaves that bound as it is (the default, or the environment's with
+ * `charm_kv_options_from_env`). A write whose push runs out of time still returns OK:
+ * it is committed and stays pending (`charm_kv_pending_writes`) for the next write or
+ * sync.
+ *
+ * Returns OK, INVALID_ARGUMENT (`options` NULL, or a bound above a year) or PANIC.
+ *
+ * # Safety
+ * `options` is NULL or a live options object used by no other thread; `err` is NULL
+ * or writable.
+ */
+charm_kv_status charm_kv_options_set_timeouts(struct charm_kv_options *options,
+                                              uint64_t connect_ms,
+                                              uint64_t request_ms,
+                                              uint64_t sync_ms,
+                                              struct charm_kv_error **err);
+
+/**
+ * Whether plain http to a server that is not on this machine is refused (like
+ * `CHARM_KV_REQUIRE_TLS`; default false). The server chooses the scheme of its HTTP
+ * API; over plain http the JWT and the encrypted files cross the network readable
+ * and alterable. Refused requests fail with AUTH.
+ *
+ * Returns OK, INVALID_ARGUMENT (`options` NULL) or PANIC.
+ *
+ * # Safety
+ * `options` is NULL or a live options object used by no other thread; `err` is NULL
+ * or writable.
+ */
+charm_kv_status charm_kv_options_set_require_tls(struct charm_kv_options *options,
+                                                 bool require,
+                                                 struct charm_kv_error **err);
+
+/**
  * Whether each write is pushed to the server right away (default true). Turn it off
  * for batch jobs and call `charm_kv_sync` at the end.
  *

@@ -57,7 +57,12 @@ impl Timeouts {
         Ok(())
     }
 
-    /// Refuses a zero bound: it would fail every step, and "no bound" is not offered.
+    /// The longest bound accepted: a year, as good as none, and far from the overflow
+    /// of an `Instant`.
+    pub const MAX: Duration = Duration::from_secs(365 * 24 * 3600);
+
+    /// Refuses a zero bound (it would fail every step, and "no bound" is not offered)
+    /// and one above [`Timeouts::MAX`].
     pub(crate) fn check(&self) -> Result<()> {
         let [connect, request, sync] = Self::ENV;
         for (name, value) in [
@@ -65,8 +70,10 @@ impl Timeouts {
             (request, self.request),
             (sync, self.sync),
         ] {
-            if value.is_zero() {
-                return Err(Error::invalid(format!("{name} must be more than zero")));
+            if value.is_zero() || value > Self::MAX {
+                return Err(Error::invalid(format!(
+                    "{name} must be more than zero and at most a year, not {value:?}"
+                )));
             }
         }
         Ok(())
@@ -90,9 +97,11 @@ fn parse_duration(name: &str, value: &str) -> Result<Duration> {
     };
     let seconds = number.parse::<f64>().map(|n| n * scale);
     match seconds {
-        Ok(s) if s.is_finite() && s > 0.0 && s < 1e9 => Ok(Duration::from_secs_f64(s)),
+        Ok(s) if s.is_finite() && s > 0.0 && s <= Timeouts::MAX.as_secs_f64() => {
+            Ok(Duration::from_secs_f64(s))
+        }
         _ => Err(Error::invalid(format!(
-            "{name}={value:?} is not a positive duration (like 500ms, 30s, 2m)"
+            "{name}={value:?} is not a duration from 1ms to a year (like 500ms, 30s, 2m)"
         ))),
     }
 }

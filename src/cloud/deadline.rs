@@ -30,13 +30,15 @@ thread_local! {
 /// earlier end.
 pub(crate) fn within<T>(length: Duration, f: impl FnOnce() -> T) -> T {
     let outer = CURRENT.with(Cell::get);
-    let limit = Limit {
-        ends: Instant::now() + length,
-        length,
-    };
-    let limit = match outer {
-        Some(o) if o.ends <= limit.ends => o,
-        _ => limit,
+    // A length too large for an `Instant` (beyond `Timeouts::MAX`, which is checked
+    // before any sync) leaves the outer limit, if any, in force.
+    let own = Instant::now()
+        .checked_add(length)
+        .map(|ends| Limit { ends, length });
+    let limit = match (outer, own) {
+        (Some(o), Some(l)) if l.ends < o.ends => Some(l),
+        (Some(o), _) => Some(o),
+        (None, own) => own,
     };
     // Restores the outer scope even if `f` panics (the C boundary catches panics).
     struct Restore(Option<Limit>);
@@ -46,7 +48,7 @@ pub(crate) fn within<T>(length: Duration, f: impl FnOnce() -> T) -> T {
         }
     }
     let _restore = Restore(outer);
-    CURRENT.with(|c| c.set(Some(limit)));
+    CURRENT.with(|c| c.set(limit));
     f()
 }
 

@@ -1,6 +1,7 @@
 //! `charm_kv_options`: the settings a store is opened with.
 
 use std::ffi::c_char;
+use std::time::Duration;
 
 use super::error::{charm_kv_error, Failure};
 use super::ptr::{
@@ -300,6 +301,82 @@ pub unsafe extern "C" fn charm_kv_options_set_local(
         unsafe {
             change(options, |o| {
                 o.local(local);
+                Ok(())
+            })
+        }
+    })
+}
+
+/// Sets the bounds on the network steps, in milliseconds (like
+/// `CHARM_KV_CONNECT_TIMEOUT`, `CHARM_KV_REQUEST_TIMEOUT` and `CHARM_KV_SYNC_TIMEOUT`):
+///
+/// - `connect_ms`: opening one connection (TCP connect, SSH handshake); default 15 s.
+/// - `request_ms`: one SSH command or one HTTP API request including its whole
+///   response; for a snapshot upload or download, the longest silence; default 30 s.
+/// - `sync_ms`: a whole `charm_kv_sync`, `charm_kv_reset` or
+///   `charm_kv_delete_database`, and the automatic push after a write; default 600 s.
+///
+/// 0 leaves that bound as it is (the default, or the environment's with
+/// `charm_kv_options_from_env`). A write whose push runs out of time still returns OK:
+/// it is committed and stays pending (`charm_kv_pending_writes`) for the next write or
+/// sync.
+///
+/// Returns OK, INVALID_ARGUMENT (`options` NULL, or a bound above a year) or PANIC.
+///
+/// # Safety
+/// `options` is NULL or a live options object used by no other thread; `err` is NULL
+/// or writable.
+#[no_mangle]
+pub unsafe extern "C" fn charm_kv_options_set_timeouts(
+    options: *mut charm_kv_options,
+    connect_ms: u64,
+    request_ms: u64,
+    sync_ms: u64,
+    err: *mut *mut charm_kv_error,
+) -> charm_kv_status {
+    ffi_boundary!(err, {
+        // SAFETY: the caller guarantees `options` is NULL or live and unshared.
+        unsafe {
+            change(options, |o| {
+                let mut timeouts = o.config().timeouts;
+                for (slot, ms) in [
+                    (&mut timeouts.connect, connect_ms),
+                    (&mut timeouts.request, request_ms),
+                    (&mut timeouts.sync, sync_ms),
+                ] {
+                    if ms != 0 {
+                        *slot = Duration::from_millis(ms);
+                    }
+                }
+                timeouts.check()?;
+                o.timeouts(timeouts);
+                Ok(())
+            })
+        }
+    })
+}
+
+/// Whether plain http to a server that is not on this machine is refused (like
+/// `CHARM_KV_REQUIRE_TLS`; default false). The server chooses the scheme of its HTTP
+/// API; over plain http the JWT and the encrypted files cross the network readable
+/// and alterable. Refused requests fail with AUTH.
+///
+/// Returns OK, INVALID_ARGUMENT (`options` NULL) or PANIC.
+///
+/// # Safety
+/// `options` is NULL or a live options object used by no other thread; `err` is NULL
+/// or writable.
+#[no_mangle]
+pub unsafe extern "C" fn charm_kv_options_set_require_tls(
+    options: *mut charm_kv_options,
+    require: bool,
+    err: *mut *mut charm_kv_error,
+) -> charm_kv_status {
+    ffi_boundary!(err, {
+        // SAFETY: the caller guarantees `options` is NULL or live and unshared.
+        unsafe {
+            change(options, |o| {
+                o.require_tls(require);
                 Ok(())
             })
         }
