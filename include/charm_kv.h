@@ -696,6 +696,23 @@ charm_kv_status charm_kv_options_set_require_tls(struct charm_kv_options *option
                                                  struct charm_kv_error **err);
 
 /**
+ * Sets how a commit waits for the disk (like `CHARM_KV_DURABILITY`): `"full"` (the
+ * default; every commit is fsynced, so an acknowledged write survives a power loss) or
+ * `"normal"` (WAL with `synchronous=NORMAL`: faster commits; a killed process loses
+ * nothing, a power loss or OS crash may take back the last commits, never corrupts).
+ *
+ * Returns OK, INVALID_ARGUMENT (`options` or `durability` NULL, or neither "full" nor
+ * "normal") or PANIC.
+ *
+ * # Safety
+ * `options` is NULL or a live options object used by no other thread; `durability` is
+ * NULL or a NUL-terminated string; `err` is NULL or writable.
+ */
+charm_kv_status charm_kv_options_set_durability(struct charm_kv_options *options,
+                                                const char *durability,
+                                                struct charm_kv_error **err);
+
+/**
  * Whether each write is pushed to the server right away (default true). Turn it off
  * for batch jobs and call `charm_kv_sync` at the end.
  *

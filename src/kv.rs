@@ -50,7 +50,7 @@ impl Kv {
         let keys = crate::keyring::resolve(options)?;
         let sealer = Sealer::new(&keys)?;
         let db_path = names::db_path(&data_path, name)?;
-        let store = Store::open(&db_path, sealer)?;
+        let store = Store::open_with(&db_path, sealer, options.durability)?;
         crate::sync::engine::clean_stale_temp_files(&db_path)?;
         Ok(Kv {
             shared: Arc::new(Shared {
@@ -115,7 +115,8 @@ impl Kv {
         self.with_store(|store| store.get_into(key.as_ref(), buf))
     }
 
-    /// Sets `key` to `value` (any bytes, empty allowed). Durable when it returns.
+    /// Sets `key` to `value` (any bytes, empty allowed). Durable when it returns (with
+    /// the default [`crate::Durability::Full`]; see [`Options::durability`]).
     pub fn set(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
         self.apply(vec![Op {
             key: key.as_ref().to_vec(),
@@ -219,7 +220,11 @@ impl Kv {
         if store.sealer().is_for(&keys) {
             return Ok(store);
         }
-        let reopened = Arc::new(Store::open(store.path(), Sealer::new(&keys)?)?);
+        let reopened = Arc::new(Store::open_with(
+            store.path(),
+            Sealer::new(&keys)?,
+            store.durability(),
+        )?);
         let mut state = self
             .shared
             .state

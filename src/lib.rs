@@ -25,5 +25,5 @@ pub use crypto::EncryptKey;
 pub use error::{Error, ErrorKind, Result};
 pub use kv::{delete_database, list_databases, Kv, SyncPhase, SyncProgress};
 pub use options::Options;
-pub use store::{Direction, Fetched, Iter};
+pub use store::{Direction, Durability, Fetched, Iter};
 pub use timeouts::Timeouts;

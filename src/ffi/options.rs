@@ -8,7 +8,7 @@ use super::ptr::{
     bytes_in, handle_free, handle_mut, new_handle, opt_text_in, out, text_in, Handle,
 };
 use super::status::charm_kv_status;
-use crate::{EncryptKey, Options};
+use crate::{Durability, EncryptKey, Options};
 
 /// Settings for `charm_kv_open`, `charm_kv_list_databases` and
 /// `charm_kv_delete_database`: data directory, Charm server, identity, keys.
@@ -377,6 +377,36 @@ pub unsafe extern "C" fn charm_kv_options_set_require_tls(
         unsafe {
             change(options, |o| {
                 o.require_tls(require);
+                Ok(())
+            })
+        }
+    })
+}
+
+/// Sets how a commit waits for the disk (like `CHARM_KV_DURABILITY`): `"full"` (the
+/// default; every commit is fsynced, so an acknowledged write survives a power loss) or
+/// `"normal"` (WAL with `synchronous=NORMAL`: faster commits; a killed process loses
+/// nothing, a power loss or OS crash may take back the last commits, never corrupts).
+///
+/// Returns OK, INVALID_ARGUMENT (`options` or `durability` NULL, or neither "full" nor
+/// "normal") or PANIC.
+///
+/// # Safety
+/// `options` is NULL or a live options object used by no other thread; `durability` is
+/// NULL or a NUL-terminated string; `err` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn charm_kv_options_set_durability(
+    options: *mut charm_kv_options,
+    durability: *const c_char,
+    err: *mut *mut charm_kv_error,
+) -> charm_kv_status {
+    ffi_boundary!(err, {
+        // SAFETY: the caller guarantees `durability` is NULL or NUL-terminated.
+        let durability: Durability = unsafe { text_in(durability, "durability") }?.parse()?;
+        // SAFETY: the caller guarantees `options` is NULL or live and unshared.
+        unsafe {
+            change(options, |o| {
+                o.durability(durability);
                 Ok(())
             })
         }

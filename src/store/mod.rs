@@ -5,6 +5,7 @@
 //! mutex so writes from one process are serialised, and `BEGIN IMMEDIATE` plus a busy
 //! timeout serialises writers of different processes.
 
+mod durability;
 pub mod iter;
 pub mod names;
 pub mod schema;
@@ -20,6 +21,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use crate::crypto::seal::{stored_value_len, RowCipher, Sealer, KEY_OVERHEAD, VALUE_OVERHEAD};
 use crate::error::{Error, Result};
 
+pub use durability::Durability;
 pub use iter::{Direction, Iter};
 
 /// Largest key accepted, in bytes (Badger's limit was about 64 KiB too).
@@ -52,6 +54,7 @@ pub enum Fetched {
 pub struct Store {
     path: PathBuf,
     sealer: Sealer,
+    durability: Durability,
     writer: Mutex<Connection>,
     idle_readers: Mutex<Vec<ReaderConn>>,
     next_reader_id: AtomicU64,
@@ -76,8 +79,13 @@ struct KeysCache {
 
 impl Store {
     /// Opens (creating if needed) the database at `path`, checking that `sealer`'s keys
-    /// are the ones it was written with.
+    /// are the ones it was written with; commits are [`Durability::Full`].
     pub fn open(path: &Path, sealer: Sealer) -> Result<Store> {
+        Store::open_with(path, sealer, Durability::Full)
+    }
+
+    /// [`Store::open`] with the given durability of commits.
+    pub fn open_with(path: &Path, sealer: Sealer, durability: Durability) -> Result<Store> {
         if path.is_dir() {
             return Err(Error::invalid(format!(
                 "{} is a directory, not a charm-kv database",
@@ -88,11 +96,12 @@ impl Store {
             crate::config::create_private_dir(dir)?;
         }
         create_private_file(path)?;
-        let mut writer = schema::connect(path, schema::Role::Writer)?;
+        let mut writer = schema::connect(path, schema::Role::Writer, durability)?;
         schema::initialize(&mut writer, &sealer)?;
         Ok(Store {
             path: path.to_owned(),
             sealer,
+            durability,
             writer: Mutex::new(writer),
             idle_readers: Mutex::new(Vec::new()),
             next_reader_id: AtomicU64::new(0),
@@ -108,6 +117,11 @@ impl Store {
     /// The row ciphers.
     pub fn sealer(&self) -> &Sealer {
         &self.sealer
+    }
+
+    /// How commits wait for the disk.
+    pub fn durability(&self) -> Durability {
+        self.durability
     }
 
     /// A reader connection from the pool (returned to it on drop).
@@ -132,7 +146,7 @@ impl Store {
         let conn = match pooled {
             Some(conn) => conn,
             None => {
-                let conn = schema::connect(&self.path, schema::Role::Reader)?;
+                let conn = schema::connect(&self.path, schema::Role::Reader, self.durability)?;
                 ReaderConn {
                     id: self.next_reader_id.fetch_add(1, Ordering::Relaxed),
                     conn,
@@ -287,24 +301,24 @@ impl Store {
     /// SQLite's online backup API, durable when it returns. One read transaction covers
     /// the copy, so it neither waits for nor blocks writers (WAL), and it never restarts.
     pub fn backup_to(self: &Arc<Self>, dest: &Path) -> Result<()> {
-        self.copy_to(dest, Durability::Durable)
+        self.copy_to(dest, CopyKind::Durable)
     }
 
     /// Like [`Store::backup_to`], for a temporary file (a snapshot about to be
     /// uploaded): nothing is fsynced. A crash loses only the temporary file, which the
     /// next open removes; the fsyncs were most of a small database's push time.
     pub fn copy_to_temporary(self: &Arc<Self>, dest: &Path) -> Result<()> {
-        self.copy_to(dest, Durability::Temporary)
+        self.copy_to(dest, CopyKind::Temporary)
     }
 
-    fn copy_to(self: &Arc<Self>, dest: &Path, durability: Durability) -> Result<()> {
+    fn copy_to(self: &Arc<Self>, dest: &Path, kind: CopyKind) -> Result<()> {
         if dest.exists() {
             return Err(Error::invalid(format!("{} already exists", dest.display())));
         }
         create_private_file(dest)?;
         let reader = self.reader()?;
         let mut target = Connection::open(dest)?;
-        if durability == Durability::Temporary {
+        if kind == CopyKind::Temporary {
             target.pragma_update(None, "synchronous", "OFF")?;
         }
         {
@@ -337,7 +351,7 @@ impl Store {
 
 /// Whether a copy of the database must survive a crash once written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Durability {
+enum CopyKind {
     Durable,
     Temporary,
 }

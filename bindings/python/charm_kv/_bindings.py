@@ -346,6 +346,14 @@ FUNCTIONS = {
             POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
         ],
     ),
+    "charm_kv_options_set_durability": (
+        c_uint32,
+        [
+            POINTER(charm_kv_options),  # charm_kv_options *options
+            c_char_p,  # const char *durability
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
+        ],
+    ),
     "charm_kv_options_set_auto_push": (
         c_uint32,
         [

@@ -219,6 +219,7 @@ class _Options:
         request_timeout: float | None = None,
         sync_timeout: float | None = None,
         require_tls: bool | None = None,
+        durability: str | None = None,
     ) -> None:
         self._ptr = POINTER(_b.charm_kv_options)()
         out = _take_out()
@@ -252,6 +253,8 @@ class _Options:
                 self._set(lib.charm_kv_options_set_timeouts, *map(_millis, bounds))
             if require_tls is not None:
                 self._set(lib.charm_kv_options_set_require_tls, bool(require_tls))
+            if durability is not None:
+                self._set(lib.charm_kv_options_set_durability, _c_text(durability, "durability"))
             if encrypt_keys is not None:
                 if isinstance(encrypt_keys, (str, bytes)):
                     raise TypeError("encrypt_keys is a list of keys, not one key")
@@ -297,6 +300,7 @@ def open(  # noqa: A001 - the module's entry point, as in dbm.open and shelve.op
     request_timeout: float | None = None,
     sync_timeout: float | None = None,
     require_tls: bool | None = None,
+    durability: str | None = None,
     env: bool = True,
 ) -> KV:
     """Opens (creating it if needed) the database ``name`` and returns a :class:`KV`.
@@ -326,6 +330,9 @@ def open(  # noqa: A001 - the module's entry point, as in dbm.open and shelve.op
     - ``require_tls``: refuse plain http to a server that is not on this machine
       (``CHARM_KV_REQUIRE_TLS``); such requests raise
       :class:`AuthenticationError`.
+    - ``durability``: ``"full"`` (default: every commit is fsynced and survives a power
+      loss) or ``"normal"`` (faster commits; a killed process loses nothing, a power
+      loss or OS crash may take back the last commits). Like ``CHARM_KV_DURABILITY``.
 
     The first open of a database on a server fetches the account's keys, so it may
     raise :class:`NetworkError` or :class:`AuthenticationError`.
@@ -346,6 +353,7 @@ def open(  # noqa: A001 - the module's entry point, as in dbm.open and shelve.op
         request_timeout=request_timeout,
         sync_timeout=sync_timeout,
         require_tls=require_tls,
+        durability=durability,
     ) as options:
         store = POINTER(_b.charm_kv_store)()
         out = _take_out()

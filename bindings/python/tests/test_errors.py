@@ -91,6 +91,8 @@ def test_bad_options(data_dir):
             charm_kv.open("x", env=False, data_dir=data_dir, sync_timeout=bad)
     with pytest.raises(TypeError):
         charm_kv.open("x", env=False, data_dir=data_dir, request_timeout="30s")
+    with pytest.raises(charm_kv.InvalidArgumentError, match="durability"):
+        charm_kv.open("x", env=False, data_dir=data_dir, durability="fast")
 
 
 def test_malformed_environment(data_dir, monkeypatch):
@@ -106,6 +108,14 @@ def test_malformed_environment(data_dir, monkeypatch):
     with pytest.raises(charm_kv.InvalidArgumentError, match="CHARM_KV_REQUIRE_TLS"):
         charm_kv.open("x", data_dir=data_dir)
     monkeypatch.delenv("CHARM_KV_REQUIRE_TLS")
+    monkeypatch.setenv("CHARM_KV_DURABILITY", "sometimes")
+    with pytest.raises(charm_kv.InvalidArgumentError, match="CHARM_KV_DURABILITY"):
+        charm_kv.open("x", data_dir=data_dir)
+    monkeypatch.setenv("CHARM_KV_DURABILITY", "normal")
+    with charm_kv.open("x", data_dir=data_dir) as kv:
+        kv[b"k"] = b"v"
+        assert kv[b"k"] == b"v"
+    monkeypatch.delenv("CHARM_KV_DURABILITY")
     # env=False ignores the environment.
     charm_kv.open("x", env=False, data_dir=data_dir).close()
 
