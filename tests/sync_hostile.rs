@@ -339,3 +339,33 @@ fn a_trickling_server_is_cut_by_the_request_and_the_sync_bounds() {
         assert!(why.contains(reason), "{name}: {why}");
     }
 }
+
+#[test]
+fn waiting_for_earlier_tickets_counts_against_the_sync_bound() {
+    // Tickets far ahead of anything listed: the pusher waits for nine earlier uploads
+    // that never appear (up to 10 s per attempt), but the sync bound ends the wait.
+    let server = CharmServer::start();
+    let port = hostile_http(Arc::new(|method, path| {
+        match (method, path.starts_with("/v1/seq/")) {
+            ("POST", true) => Reply::Json(200, r#"{"seq":10}"#.into()),
+            (_, true) => Reply::Json(200, r#"{"seq":9}"#.into()),
+            _ => not_found(),
+        }
+    }));
+    let dir = server.client_dir("tickets");
+    Kv::open_with(DB, &server.options(&dir, None))
+        .unwrap()
+        .close()
+        .unwrap();
+    let mut options = server.options(&dir, None);
+    options
+        .http_port(port)
+        .auto_push(false)
+        .timeouts(seconds(60, 60, 2));
+    let kv = Kv::open_with(DB, &options).unwrap();
+    kv.set("local", "intact").unwrap();
+    let (err, kv) = returns(move || (kv.sync().unwrap_err(), kv));
+    assert_eq!(err.kind(), ErrorKind::Network, "{err}");
+    assert!(err.to_string().contains("time limit"), "{err}");
+    assert_intact(&kv);
+}
