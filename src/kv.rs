@@ -47,7 +47,11 @@ impl Kv {
     pub fn open_with(name: &str, options: &Options) -> Result<Kv> {
         names::validate(name)?;
         let data_path = options.config.data_path()?;
-        let keys = crate::keyring::resolve(options)?;
+        // The first open with a server fetches the account's keys: several requests,
+        // bounded together like a sync.
+        let keys = deadline::within(options.config.timeouts.sync, || {
+            crate::keyring::resolve(options)
+        })?;
         let sealer = Sealer::new(&keys)?;
         let db_path = names::db_path(&data_path, name)?;
         let store = Store::open_with(&db_path, sealer, options.durability)?;
