@@ -27,6 +27,8 @@ pub(crate) const MAX_OUTPUT: usize = 4 << 20;
 
 /// How long we wait for the session to wind down after the command.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// The least of that wait, when the sync limit has (almost) run out.
+const MIN_CLOSE_GRACE: Duration = Duration::from_millis(100);
 
 /// Everything needed to run commands on one server.
 pub(crate) struct SshTarget {
@@ -117,8 +119,11 @@ impl SshTarget {
         // Say goodbye and let the session task finish, so the socket is closed now: the
         // task only runs while some thread is inside `block_on`, and a half-open
         // connection would, among other things, hold up the server's shutdown.
+        // Within the sync limit when one is set, but never less than a moment: a
+        // session cut short still gets to send its goodbye.
+        let grace = limit.bound(CLOSE_GRACE).unwrap_or(MIN_CLOSE_GRACE);
         let _ = handle.disconnect(Disconnect::ByApplication, "", "en").await;
-        let _ = tokio::time::timeout(CLOSE_GRACE, handle).await;
+        let _ = tokio::time::timeout(grace.max(MIN_CLOSE_GRACE), handle).await;
         result
     }
 
