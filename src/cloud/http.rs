@@ -25,12 +25,12 @@ pub(crate) enum Exchange {
     Transfer,
 }
 
-/// The first host other than a loopback one that this process talked to over plain
-/// http, for a warning (the JWT and the encrypted files crossed the network readable
-/// and unauthenticated).
+/// See [`plain_http_host`].
 static PLAIN_HTTP_HOST: OnceLock<String> = OnceLock::new();
 
-/// See [`PLAIN_HTTP_HOST`].
+/// The first server (`host:port`) other than a loopback one that this process sent a
+/// request to over plain http, for a warning: the JWT and the encrypted files crossed
+/// the network readable and unauthenticated. `None` if there was none.
 pub fn plain_http_host() -> Option<&'static str> {
     PLAIN_HTTP_HOST.get().map(String::as_str)
 }
