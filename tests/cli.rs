@@ -259,3 +259,36 @@ fn plain_http_off_this_machine_warns_once_or_is_refused() {
     );
     assert!(!stderr.contains(WARNING), "{stderr}");
 }
+
+#[test]
+fn a_black_holed_server_holds_set_only_as_long_as_the_env_bounds() {
+    // Accepts connections and never answers.
+    let hole = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hole.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let held: Vec<_> = hole.incoming().flatten().collect();
+        drop(held);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut set = Command::new(env!("CARGO_BIN_EXE_charm-kv"));
+    set.args(["set", "k", "v"])
+        .env_clear()
+        .env("CHARM_DATA_DIR", dir.path())
+        .env("HOME", dir.path())
+        .env("CHARM_HOST", "127.0.0.1")
+        .env("CHARM_SSH_PORT", port.to_string())
+        .env("CHARM_HTTP_PORT", port.to_string())
+        .env("CHARM_KV_CONNECT_TIMEOUT", "1s")
+        .env("CHARM_KV_REQUEST_TIMEOUT", "1s")
+        .env("CHARM_KV_SYNC_TIMEOUT", "3s");
+    // Far above the bounds: fails rather than hangs. The message names the bound that
+    // cut the push: the one from the environment.
+    let out = support::charm_server::run_bounded(&mut set, std::time::Duration::from_secs(120));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("1 write(s) saved locally but not yet pushed")
+            && stderr.contains("timed out after 1s"),
+        "{stderr}"
+    );
+}

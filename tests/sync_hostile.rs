@@ -296,7 +296,7 @@ fn a_black_holed_server_leaves_the_write_committed_and_pending() {
     assert_eq!(value, b"v");
     assert_eq!(pending, 1);
     let why = why.expect("the push failed");
-    assert!(why.contains("timed out"), "{why}");
+    assert!(why.contains("timed out after 1s"), "{why}");
 
     // The SSH leg answers (a real server) and only the HTTP API is a black hole.
     let server = CharmServer::start();
