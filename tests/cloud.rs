@@ -333,3 +333,26 @@ fn one_client_and_several_clients_work_from_many_threads() {
     all.sort_unstable();
     assert_eq!(all, (1..=20).collect::<Vec<u64>>());
 }
+
+#[test]
+fn https_from_the_server_puts_tls_on_the_http_leg() {
+    // The server names https in api-auth; what reaches its HTTP port must be a TLS
+    // handshake record (0x16, then version 3.x), not a plain request.
+    let auth = br#"{"jwt":"eyJhbGciOiJFZERTQSJ9.e30.sig","charm_id":"c","http_scheme":"https"}"#;
+    let ssh_port = support::fake_ssh::start(auth);
+    let listener = TcpListener::bind((HOST, 0)).unwrap();
+    let http_port = listener.local_addr().unwrap().port();
+    let (first_bytes, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut head = [0u8; 2];
+        let _ = stream.read_exact(&mut head);
+        let _ = first_bytes.send(head);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let client = CharmClient::new(&config_for(dir.path(), ssh_port, http_port)).unwrap();
+    let err = client.seq_get_raw("s").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Network, "{err}");
+    let head = received.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert_eq!(head, [0x16, 0x03], "not a TLS handshake: {err}");
+}
