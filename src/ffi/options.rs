@@ -30,7 +30,8 @@ unsafe impl Handle for charm_kv_options {
 
 /// Creates options with the defaults, ignoring the environment: local mode (no
 /// server), the platform's data directory, ed25519 identity, auto-push on, the
-/// account's encrypt keys.
+/// account's encrypt keys, network bounds of 15 s (connect), 30 s (request) and 600 s
+/// (sync), plain http allowed, "full" durability.
 ///
 /// On success `*out_options` receives a new options object the caller frees with
 /// `charm_kv_options_free`. Returns OK, INVALID_ARGUMENT (`out_options` is NULL) or PANIC.
@@ -52,7 +53,9 @@ pub unsafe extern "C" fn charm_kv_options_new(
 
 /// Creates options from the `CHARM_*` environment variables (`CHARM_HOST`,
 /// `CHARM_DATA_DIR`, `CHARM_SSH_PORT`, `CHARM_HTTP_PORT`, `CHARM_KEY_TYPE`,
-/// `CHARM_IDENTITY_KEY`, ...), as `charm_kv_open` does when given NULL options.
+/// `CHARM_IDENTITY_KEY`, ...) and charm-kv's (`CHARM_KV_CONNECT_TIMEOUT`,
+/// `CHARM_KV_REQUEST_TIMEOUT`, `CHARM_KV_SYNC_TIMEOUT`, `CHARM_KV_REQUIRE_TLS`,
+/// `CHARM_KV_DURABILITY`), as `charm_kv_open` does when given NULL options.
 ///
 /// On success `*out_options` receives a new options object the caller frees with
 /// `charm_kv_options_free`. Returns OK, INVALID_ARGUMENT (`out_options` is NULL, or a variable
