@@ -522,7 +522,8 @@ void charm_kv_iter_free(struct charm_kv_iter *iter);
 /**
  * Creates options with the defaults, ignoring the environment: local mode (no
  * server), the platform's data directory, ed25519 identity, auto-push on, the
- * account's encrypt keys.
+ * account's encrypt keys, network bounds of 15 s (connect), 30 s (request) and 600 s
+ * (sync), plain http allowed, "full" durability.
  *
  * On success `*out_options` receives a new options object the caller frees with
  * `charm_kv_options_free`. Returns OK, INVALID_ARGUMENT (`out_options` is NULL) or PANIC.
@@ -536,7 +537,9 @@ charm_kv_status charm_kv_options_new(struct charm_kv_options **out_options,
 /**
  * Creates options from the `CHARM_*` environment variables (`CHARM_HOST`,
  * `CHARM_DATA_DIR`, `CHARM_SSH_PORT`, `CHARM_HTTP_PORT`, `CHARM_KEY_TYPE`,
- * `CHARM_IDENTITY_KEY`, ...), as `charm_kv_open` does when given NULL options.
+ * `CHARM_IDENTITY_KEY`, ...) and charm-kv's (`CHARM_KV_CONNECT_TIMEOUT`,
+ * `CHARM_KV_REQUEST_TIMEOUT`, `CHARM_KV_SYNC_TIMEOUT`, `CHARM_KV_REQUIRE_TLS`,
+ * `CHARM_KV_DURABILITY`), as `charm_kv_open` does when given NULL options.
  *
  * On success `*out_options` receives a new options object the caller frees with
  * `charm_kv_options_free`. Returns OK, INVALID_ARGUMENT (`out_options` is NULL, or a variable
@@ -655,6 +658,66 @@ charm_kv_status charm_kv_options_set_key_type(struct charm_kv_options *options,
 charm_kv_status charm_kv_options_set_local(struct charm_kv_options *options,
                                            bool local,
                                            struct charm_kv_error **err);
+
+/**
+ * Sets the bounds on the network steps, in milliseconds (like
+ * `CHARM_KV_CONNECT_TIMEOUT`, `CHARM_KV_REQUEST_TIMEOUT` and `CHARM_KV_SYNC_TIMEOUT`):
+ *
+ * - `connect_ms`: opening one connection (TCP connect, SSH handshake); default 15 s.
+ * - `request_ms`: one SSH command or one HTTP API request including its whole
+ *   response; for a snapshot upload or download, the longest silence; default 30 s.
+ * - `sync_ms`: a whole `charm_kv_sync`, `charm_kv_reset` or
+ *   `charm_kv_delete_database`, and the automatic push after a write; default 600 s.
+ *
+ * 0 leaves that bound as it is (the default, or the environment's with
+ * `charm_kv_options_from_env`). A write whose push runs out of time still returns OK:
+ * it is committed and stays pending (`charm_kv_pending_writes`) for the next write or
+ * sync.
+ *
+ * Returns OK, INVALID_ARGUMENT (`options` NULL, or a bound above a year) or PANIC.
+ *
+ * # Safety
+ * `options` is NULL or a live options object used by no other thread; `err` is NULL
+ * or writable.
+ */
+charm_kv_status charm_kv_options_set_timeouts(struct charm_kv_options *options,
+                                              uint64_t connect_ms,
+                                              uint64_t request_ms,
+                                              uint64_t sync_ms,
+                                              struct charm_kv_error **err);
+
+/**
+ * Whether plain http to a server that is not on this machine is refused (like
+ * `CHARM_KV_REQUIRE_TLS`; default false). The server chooses the scheme of its HTTP
+ * API; over plain http the JWT and the encrypted files cross the network readable
+ * and alterable. Refused requests fail with AUTH.
+ *
+ * Returns OK, INVALID_ARGUMENT (`options` NULL) or PANIC.
+ *
+ * # Safety
+ * `options` is NULL or a live options object used by no other thread; `err` is NULL
+ * or writable.
+ */
+charm_kv_status charm_kv_options_set_require_tls(struct charm_kv_options *options,
+                                                 bool require,
+                                                 struct charm_kv_error **err);
+
+/**
+ * Sets how a commit waits for the disk (like `CHARM_KV_DURABILITY`): `"full"` (the
+ * default; every commit is fsynced, so an acknowledged write survives a power loss) or
+ * `"normal"` (WAL with `synchronous=NORMAL`: faster commits; a killed process loses
+ * nothing, a power loss or OS crash may take back the last commits, never corrupts).
+ *
+ * Returns OK, INVALID_ARGUMENT (`options` or `durability` NULL, or neither "full" nor
+ * "normal") or PANIC.
+ *
+ * # Safety
+ * `options` is NULL or a live options object used by no other thread; `durability` is
+ * NULL or a NUL-terminated string; `err` is NULL or writable.
+ */
+charm_kv_status charm_kv_options_set_durability(struct charm_kv_options *options,
+                                                const char *durability,
+                                                struct charm_kv_error **err);
 
 /**
  * Whether each write is pushed to the server right away (default true). Turn it off

@@ -8,6 +8,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::timeouts::Timeouts;
 
 /// Default SSH port of a Charm server.
 pub const DEFAULT_SSH_PORT: u16 = 35353;
@@ -47,6 +48,11 @@ pub struct Config {
     pub logfile: Option<PathBuf>,
     /// Stay offline even when a host is set (data still lives under that host).
     pub local: bool,
+    /// Bounds on every network step (`CHARM_KV_*_TIMEOUT`).
+    pub timeouts: Timeouts,
+    /// `CHARM_KV_REQUIRE_TLS`: refuse to talk plain http to a server that is not on
+    /// this machine (the JWT and the files would cross the network unprotected).
+    pub require_tls: bool,
 }
 
 impl Default for Config {
@@ -61,6 +67,8 @@ impl Default for Config {
             debug: false,
             logfile: None,
             local: false,
+            timeouts: Timeouts::default(),
+            require_tls: false,
         }
     }
 }
@@ -95,6 +103,10 @@ impl Config {
             config.debug = parse_bool("CHARM_DEBUG", &v)?;
         }
         config.logfile = get("CHARM_LOGFILE").map(PathBuf::from);
+        config.timeouts.apply_env(get)?;
+        if let Some(v) = get("CHARM_KV_REQUIRE_TLS") {
+            config.require_tls = parse_bool("CHARM_KV_REQUIRE_TLS", &v)?;
+        }
         Ok(config)
     }
 

@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
-use crate::cloud::CharmClient;
+use crate::cloud::{deadline, CharmClient};
 use crate::crypto::seal::Sealer;
 use crate::crypto::EncryptKey;
 use crate::sync::charm::CharmRemote;
@@ -47,13 +47,17 @@ impl Kv {
     pub fn open_with(name: &str, options: &Options) -> Result<Kv> {
         names::validate(name)?;
         let data_path = options.config.data_path()?;
+        // The first open with a server fetches the account's keys: several requests,
+        // bounded together like a sync.
         let keys = match &options.keys {
             Some(keys) => keys.clone(),
-            None => crate::account::keys_for_open(&options.config)?,
+            None => deadline::within(options.config.timeouts.sync, || {
+                crate::account::keys_for_open(&options.config)
+            })?,
         };
         let sealer = Sealer::new(&keys)?;
         let db_path = crate::store::relocate::relocate(&data_path, name)?;
-        let store = Store::open(&db_path, sealer)?;
+        let store = Store::open_with(&db_path, sealer, options.durability)?;
         crate::sync::clean_stale_temp_files(&db_path)?;
         Ok(Kv {
             shared: Arc::new(Shared {
@@ -118,7 +122,8 @@ impl Kv {
         self.with_store(|store| store.get_into(key.as_ref(), buf))
     }
 
-    /// Sets `key` to `value` (any bytes, empty allowed). Durable when it returns.
+    /// Sets `key` to `value` (any bytes, empty allowed). Durable when it returns (with
+    /// the default [`crate::Durability::Full`]; see [`Options::durability`]).
     pub fn set(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
         self.apply(vec![Op {
             key: key.as_ref().to_vec(),
@@ -222,7 +227,11 @@ impl Kv {
         if store.sealer().is_for(&keys) {
             return Ok(store);
         }
-        let reopened = Arc::new(Store::open(store.path(), Sealer::new(&keys)?)?);
+        let reopened = Arc::new(Store::open_with(
+            store.path(),
+            Sealer::new(&keys)?,
+            store.durability(),
+        )?);
         let mut state = self
             .shared
             .state
@@ -240,13 +249,17 @@ impl Kv {
         self.sync_with_progress(&mut |_| {})
     }
 
-    /// [`Kv::sync`], reporting transfer progress to `progress` as it goes.
+    /// [`Kv::sync`], reporting transfer progress to `progress` as it goes. The whole
+    /// sync is bounded by the `sync` timeout of the options.
     pub fn sync_with_progress(&self, progress: &mut dyn FnMut(&SyncProgress)) -> Result<()> {
         self.store()?;
         let client = self.client()?;
         let remote = CharmRemote::new(&client, &self.shared.name);
-        self.with_current_keys(&client, |store| {
-            crate::sync::engine::Engine::new(store, &remote, progress, DEFAULT_TICKET_WAIT).sync()
+        deadline::within(self.sync_limit(), || {
+            self.with_current_keys(&client, |store| {
+                crate::sync::engine::Engine::new(store, &remote, progress, DEFAULT_TICKET_WAIT)
+                    .sync()
+            })
         })
     }
 
@@ -274,15 +287,21 @@ impl Kv {
 
     /// Drops the local copy and rebuilds it from the newest remote snapshot. Refuses
     /// with [`Error::PendingWrites`] while local writes are not pushed, unless `force`
-    /// (which discards them).
+    /// (which discards them). Bounded like [`Kv::sync`].
     pub fn reset(&self, force: bool) -> Result<()> {
         self.store()?;
         let client = self.client()?;
         let remote = CharmRemote::new(&client, &self.shared.name);
-        self.with_current_keys(&client, |store| {
-            crate::sync::engine::Engine::new(store, &remote, &mut |_| {}, DEFAULT_TICKET_WAIT)
-                .reset(force)
+        deadline::within(self.sync_limit(), || {
+            self.with_current_keys(&client, |store| {
+                crate::sync::engine::Engine::new(store, &remote, &mut |_| {}, DEFAULT_TICKET_WAIT)
+                    .reset(force)
+            })
         })
+    }
+
+    fn sync_limit(&self) -> std::time::Duration {
+        self.shared.options.config.timeouts.sync
     }
 
     /// Runs a sync against any remote (the Charm server in production).
@@ -383,7 +402,9 @@ pub fn delete_database(options: &Options, name: &str) -> Result<()> {
     let local = path.is_file() || old_path.is_file();
     if options.config.server().is_some() {
         let client = crate::account::connect(&options.config)?;
-        CharmRemote::new(&client, name).remove_all()?;
+        deadline::within(options.config.timeouts.sync, || {
+            CharmRemote::new(&client, name).remove_all()
+        })?;
     } else if !local {
         return Err(Error::NotFound);
     }

@@ -16,6 +16,7 @@ pub mod kv;
 pub mod options;
 pub mod store;
 pub mod sync;
+pub mod timeouts;
 
 pub use batch::Batch;
 pub use config::Config;
@@ -23,5 +24,6 @@ pub use crypto::EncryptKey;
 pub use error::{Error, ErrorKind, Result};
 pub use kv::{delete_database, list_databases, Kv};
 pub use options::Options;
-pub use store::{Direction, Fetched, Iter};
+pub use store::{Direction, Durability, Fetched, Iter};
 pub use sync::{SyncPhase, SyncProgress};
+pub use timeouts::Timeouts;

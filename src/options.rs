@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use crate::config::Config;
 use crate::crypto::EncryptKey;
 use crate::error::Result;
+use crate::store::Durability;
+use crate::timeouts::Timeouts;
 
 /// How to open a [`crate::Kv`]. Start from [`Options::from_env`] (what
 /// [`crate::Kv::open`] uses) or [`Options::new`] (no environment), then adjust.
@@ -13,6 +15,7 @@ pub struct Options {
     pub(crate) config: Config,
     pub(crate) keys: Option<Vec<EncryptKey>>,
     pub(crate) auto_push: bool,
+    pub(crate) durability: Durability,
 }
 
 impl Default for Options {
@@ -28,13 +31,24 @@ impl Options {
             config: Config::default(),
             keys: None,
             auto_push: true,
+            durability: Durability::Full,
         }
     }
 
-    /// Defaults from the `CHARM_*` environment variables.
+    /// Defaults from the `CHARM_*` environment variables (and `CHARM_KV_DURABILITY`).
     pub fn from_env() -> Result<Self> {
+        let durability = match std::env::var(Durability::ENV) {
+            Ok(v) if !v.is_empty() => v.parse().map_err(|_| {
+                crate::Error::invalid(format!(
+                    "{}={v:?} is neither \"full\" nor \"normal\"",
+                    Durability::ENV
+                ))
+            })?,
+            _ => Durability::Full,
+        };
         Ok(Options {
             config: Config::from_env()?,
+            durability,
             ..Options::new()
         })
     }
@@ -83,6 +97,33 @@ impl Options {
     /// Never contact a server, even when a host is configured.
     pub fn local(&mut self, local: bool) -> &mut Self {
         self.config.local = local;
+        self
+    }
+
+    /// Bounds on every network step: connecting, each request, and a whole sync
+    /// (`CHARM_KV_CONNECT_TIMEOUT`, `CHARM_KV_REQUEST_TIMEOUT`, `CHARM_KV_SYNC_TIMEOUT`).
+    /// A write's automatic push is a sync: a write returns within the sync bound, with
+    /// the write committed and, if the push failed, pending. Zero bounds are refused
+    /// when the server is first contacted.
+    pub fn timeouts(&mut self, timeouts: Timeouts) -> &mut Self {
+        self.config.timeouts = timeouts;
+        self
+    }
+
+    /// Refuse plain http to a server that is not on this machine
+    /// (`CHARM_KV_REQUIRE_TLS`; default off). The server decides the scheme of its HTTP
+    /// API; over plain http the JWT and the encrypted files cross the network readable.
+    pub fn require_tls(&mut self, require: bool) -> &mut Self {
+        self.config.require_tls = require;
+        self
+    }
+
+    /// How a commit waits for the disk (`CHARM_KV_DURABILITY`): [`Durability::Full`]
+    /// (the default: an acknowledged write survives a power loss) or
+    /// [`Durability::Normal`] (faster; a power loss or OS crash may take back the last
+    /// commits, a killed process loses nothing). See docs/storage.md.
+    pub fn durability(&mut self, durability: Durability) -> &mut Self {
+        self.durability = durability;
         self
     }
 

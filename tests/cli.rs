@@ -1,6 +1,9 @@
-//! The `charm-kv` command, run as a user would (local mode, no server).
+//! The `charm-kv` command, run as a user would (local mode, or a stand-in server).
+
+mod support;
 
 use std::io::Write;
+use std::net::{IpAddr, TcpListener, UdpSocket};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -192,8 +195,6 @@ fn an_unreachable_server_keeps_writes_local_with_a_warning() {
     assert!(String::from_utf8_lossy(&sync.stderr).contains("network error"));
 }
 
-mod support;
-
 /// Processes that start together on a fresh data dir must agree on one identity and
 /// one first key (issue 15): before the account lock, each generated its own key and
 /// renamed it over the others', leaving the others' databases unreadable.
@@ -262,4 +263,103 @@ fn an_identity_others_can_read_gets_a_warning_and_a_fifo_an_error() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not a regular file"), "{stderr}");
+}
+
+/// An `api-auth` answer naming plain http (a JWT without claims never expires).
+const PLAIN_HTTP_AUTH: &[u8] =
+    br#"{"jwt":"eyJhbGciOiJFZERTQSJ9.e30.sig","charm_id":"c","http_scheme":"http"}"#;
+
+/// An address of this machine that is not loopback: the source address the kernel
+/// picks for a route out (a UDP connect sends nothing).
+fn non_loopback_address() -> Option<IpAddr> {
+    let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("198.51.100.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+/// `charm-kv set k v` against an SSH stand-in on `ip` (its HTTP port closed), with
+/// `extra` variables; returns the outcome and stderr.
+fn set_against_plain_http(ip: IpAddr, extra: &[(&str, &str)]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let ssh_port = support::fake_ssh::start_on(ip, PLAIN_HTTP_AUTH);
+    let http_port = TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new(env!("CARGO_BIN_EXE_charm-kv"))
+        .args(["set", "k", "v"])
+        .env_clear()
+        .env("CHARM_DATA_DIR", dir.path())
+        .env("HOME", dir.path())
+        .env("CHARM_HOST", ip.to_string())
+        .env("CHARM_SSH_PORT", ssh_port.to_string())
+        .env("CHARM_HTTP_PORT", http_port.to_string())
+        .envs(extra.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn plain_http_off_this_machine_warns_once_or_is_refused() {
+    const WARNING: &str = "serves its HTTP API over plain http";
+    // Loopback never leaves the machine: no warning.
+    let (_, stderr) = set_against_plain_http("127.0.0.1".parse().unwrap(), &[]);
+    assert!(!stderr.contains(WARNING), "{stderr}");
+
+    let Some(ip) = non_loopback_address() else {
+        eprintln!("no non-loopback address on this machine: the off-machine cases did not run");
+        return;
+    };
+    // The write stays local (the HTTP port is closed) and the run warns once, though
+    // it asked for plain http twice (the first key, then the push).
+    let (succeeded, stderr) = set_against_plain_http(ip, &[]);
+    assert!(succeeded, "{stderr}");
+    assert_eq!(stderr.matches(WARNING).count(), 1, "{stderr}");
+
+    let (succeeded, stderr) = set_against_plain_http(ip, &[("CHARM_KV_REQUIRE_TLS", "true")]);
+    assert!(!succeeded, "{stderr}");
+    assert!(
+        stderr.contains("TLS is required") && stderr.contains("CHARM_KV_REQUIRE_TLS"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(WARNING), "{stderr}");
+}
+
+#[test]
+fn a_black_holed_server_holds_set_only_as_long_as_the_env_bounds() {
+    // Accepts connections and never answers.
+    let hole = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hole.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let held: Vec<_> = hole.incoming().flatten().collect();
+        drop(held);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut set = Command::new(env!("CARGO_BIN_EXE_charm-kv"));
+    set.args(["set", "k", "v"])
+        .env_clear()
+        .env("CHARM_DATA_DIR", dir.path())
+        .env("HOME", dir.path())
+        .env("CHARM_HOST", "127.0.0.1")
+        .env("CHARM_SSH_PORT", port.to_string())
+        .env("CHARM_HTTP_PORT", port.to_string())
+        .env("CHARM_KV_CONNECT_TIMEOUT", "1s")
+        .env("CHARM_KV_REQUEST_TIMEOUT", "1s")
+        .env("CHARM_KV_SYNC_TIMEOUT", "3s");
+    // Far above the bounds: fails rather than hangs. The message names the bound that
+    // cut the push: the one from the environment.
+    let out = support::charm_server::run_bounded(&mut set, std::time::Duration::from_secs(120));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("1 write(s) saved locally but not yet on the server (")
+            && stderr.contains("timed out after 1s"),
+        "{stderr}"
+    );
 }

@@ -8,26 +8,31 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use charm_kv::account::{self, Account};
-use charm_kv::cloud::Timeouts;
-use charm_kv::{Config, ErrorKind};
+use charm_kv::{Config, ErrorKind, Timeouts};
 use support::charm_server::{CharmServer, HOST};
 
 fn short_timeouts() -> Timeouts {
     Timeouts {
-        ssh_connect: Duration::from_secs(2),
-        ssh_command: Duration::from_secs(5),
-        http_connect: Duration::from_secs(2),
-        http_idle: Duration::from_secs(2),
+        connect: Duration::from_secs(2),
+        request: Duration::from_secs(2),
+        sync: Duration::from_secs(10),
     }
 }
 
-/// A config for a server that may not exist.
+/// `config` with [`short_timeouts`].
+fn shortened(mut config: Config) -> Config {
+    config.timeouts = short_timeouts();
+    config
+}
+
+/// A config for a server that may not exist, with [`short_timeouts`].
 fn config_for(data_dir: &std::path::Path, ssh_port: u16, http_port: u16) -> Config {
     Config {
         host: Some(HOST.into()),
         ssh_port,
         http_port,
         data_dir: Some(data_dir.to_owned()),
+        timeouts: short_timeouts(),
         ..Config::default()
     }
 }
@@ -190,11 +195,7 @@ fn changed_host_key_is_refused() {
 #[test]
 fn server_down_is_a_fast_network_error() {
     let dir = tempfile::tempdir().unwrap();
-    let client = account::connect_with_timeouts(
-        &config_for(dir.path(), dead_port(), dead_port()),
-        short_timeouts(),
-    )
-    .unwrap();
+    let client = account::connect(&config_for(dir.path(), dead_port(), dead_port())).unwrap();
     let start = Instant::now();
     let err = client.auth().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Network, "{err}");
@@ -209,11 +210,7 @@ fn server_down_is_a_fast_network_error() {
 fn nonsense_on_the_ssh_port_is_a_network_error() {
     let dir = tempfile::tempdir().unwrap();
     let port = fake_listener(b"HTTP/1.1 400 Bad Request\r\n\r\nthis is not ssh\r\n");
-    let client = account::connect_with_timeouts(
-        &config_for(dir.path(), port, dead_port()),
-        short_timeouts(),
-    )
-    .unwrap();
+    let client = account::connect(&config_for(dir.path(), port, dead_port())).unwrap();
     let start = Instant::now();
     let err = client.auth().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Network, "{err}");
@@ -229,11 +226,7 @@ fn silent_ssh_port_times_out() {
     let dir = tempfile::tempdir().unwrap();
     let listener = TcpListener::bind((HOST, 0)).unwrap();
     let port = listener.local_addr().unwrap().port();
-    let client = account::connect_with_timeouts(
-        &config_for(dir.path(), port, dead_port()),
-        short_timeouts(),
-    )
-    .unwrap();
+    let client = account::connect(&config_for(dir.path(), port, dead_port())).unwrap();
     let start = Instant::now();
     let err = client.auth().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Network, "{err}");
@@ -256,13 +249,13 @@ fn garbage_from_the_http_port_is_reported_by_kind() {
     );
     let mut config = server.client_config(&dir);
     config.http_port = port;
-    let client = account::connect_with_timeouts(&config, short_timeouts()).unwrap();
+    let client = account::connect(&shortened(config.clone())).unwrap();
     let err = client.seq_get_raw("s").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
 
     // Not HTTP at all: the server cannot be talked to.
     config.http_port = fake_listener(b"SSH-2.0-nope\r\n\x00\x01\x02garbage");
-    let client = account::connect_with_timeouts(&config, short_timeouts()).unwrap();
+    let client = account::connect(&shortened(config.clone())).unwrap();
     let err = client.seq_get_raw("s").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Network, "{err}");
 
@@ -270,7 +263,7 @@ fn garbage_from_the_http_port_is_reported_by_kind() {
     config.http_port = fake_listener(
         b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: 29\r\nConnection: close\r\n\r\n{\"message\":\"internal error\"}\n",
     );
-    let client = account::connect_with_timeouts(&config, short_timeouts()).unwrap();
+    let client = account::connect(&shortened(config.clone())).unwrap();
     match client.seq_get_raw("s").unwrap_err() {
         charm_kv::Error::Server { status, message } => {
             assert_eq!((status, message.as_str()), (500, "internal error"))
@@ -286,7 +279,7 @@ fn oversized_json_answer_is_refused() {
     let mut reply = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{\"seq\":1,\"pad\":\"".to_vec();
     reply.extend(std::iter::repeat_n(b'x', 64 << 10));
     config.http_port = fake_listener(reply.leak());
-    let client = account::connect_with_timeouts(&config, short_timeouts()).unwrap();
+    let client = account::connect(&shortened(config.clone())).unwrap();
     let err = client.seq_get_raw("s").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
     assert!(err.to_string().contains("larger than"), "{err}");
@@ -296,11 +289,7 @@ fn oversized_json_answer_is_refused() {
 fn auth_against_fake(reply: &'static [u8]) -> charm_kv::Error {
     let dir = tempfile::tempdir().unwrap();
     let port = support::fake_ssh::start(reply);
-    let client = account::connect_with_timeouts(
-        &config_for(dir.path(), port, dead_port()),
-        short_timeouts(),
-    )
-    .unwrap();
+    let client = account::connect(&config_for(dir.path(), port, dead_port())).unwrap();
     client.auth().unwrap_err()
 }
 
@@ -350,4 +339,27 @@ fn one_client_and_several_clients_work_from_many_threads() {
     }
     all.sort_unstable();
     assert_eq!(all, (1..=20).collect::<Vec<u64>>());
+}
+
+#[test]
+fn https_from_the_server_puts_tls_on_the_http_leg() {
+    // The server names https in api-auth; what reaches its HTTP port must be a TLS
+    // handshake record (0x16, then version 3.x), not a plain request.
+    let auth = br#"{"jwt":"eyJhbGciOiJFZERTQSJ9.e30.sig","charm_id":"c","http_scheme":"https"}"#;
+    let ssh_port = support::fake_ssh::start(auth);
+    let listener = TcpListener::bind((HOST, 0)).unwrap();
+    let http_port = listener.local_addr().unwrap().port();
+    let (first_bytes, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut head = [0u8; 2];
+        let _ = stream.read_exact(&mut head);
+        let _ = first_bytes.send(head);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let client = account::connect(&config_for(dir.path(), ssh_port, http_port)).unwrap();
+    let err = client.seq_get_raw("s").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Network, "{err}");
+    let head = received.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert_eq!(head, [0x16, 0x03], "not a TLS handshake: {err}");
 }

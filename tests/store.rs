@@ -270,7 +270,7 @@ fn schema_on_disk_is_exactly_the_designed_one() {
         )
         .unwrap();
     assert_eq!(max_version, 0);
-    assert!(kv.path().unwrap().ends_with("kv/test.sqlite"));
+    assert!(kv.path().unwrap().ends_with("charm-kv/test.sqlite"));
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! A malicious Charm server. First the sync steps: the account is real (SSH `api-auth`
 //! against a real `charm serve`), but the HTTP API is a hostile stand-in answering with
-//! oversized sequence numbers, endless bodies and path names with `..`. Every case must
-//! end in a clear error with bounded memory, and leave the local database as it was.
+//! oversized sequence numbers, endless bodies, path names with `..`, or bytes trickled
+//! one a second; or the server is a black hole that accepts connections and never
+//! answers. Every case must end in a clear error with bounded memory and time, and
+//! leave the local database as it was.
 //!
 //! Then the account steps (`api-auth` and `POST /v1/encrypt-key`), all fake since the
 //! fake plays the attacker: it names its own public key, omits or injects keys, drops
@@ -14,10 +16,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use charm_kv::crypto::lookup::encrypt_lookup_field;
 use charm_kv::crypto::sasquatch::{encryptor, Recipient};
-use charm_kv::{EncryptKey, ErrorKind, Kv, Options};
+use charm_kv::{EncryptKey, ErrorKind, Kv, Options, Timeouts};
 use support::charm_server::CharmServer;
 
 const DB: &str = "hostile";
@@ -28,6 +31,8 @@ enum Reply {
     Endless(&'static str),
     /// A valid sasquatch file whose payload never ends.
     EndlessSnapshot(EncryptKey),
+    /// A small valid answer, sent one byte a second: never silent for long.
+    Trickle,
 }
 
 type Handler = Arc<dyn Fn(&str, &str) -> Reply + Send + Sync>;
@@ -69,6 +74,16 @@ fn serve(stream: TcpStream, handler: &Handler) {
             let _ = write!(out, "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nConnection: close\r\n\r\n");
             let chunk = vec![b'['; 64 * 1024];
             while out.write_all(&chunk).is_ok() {}
+            Ok(())
+        }
+        Reply::Trickle => {
+            let answer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 9\r\nConnection: close\r\n\r\n{\"seq\":1}";
+            for byte in answer.bytes() {
+                if out.write_all(&[byte]).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
             Ok(())
         }
         Reply::EndlessSnapshot(key) => {
@@ -218,6 +233,146 @@ fn an_endless_snapshot_stops_at_its_listed_size() {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
         .collect();
     assert!(leftovers.is_empty());
+}
+
+/// Accepts connections on 127.0.0.1 and never sends a byte; returns the port.
+fn black_hole() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    port
+}
+
+/// Runs `f` on its own thread and returns its result, failing the test instead of
+/// hanging when it never returns (the bound is far above any configured one).
+fn returns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(f());
+    });
+    result
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the call never returned")
+}
+
+fn seconds(connect: u64, request: u64, sync: u64) -> Timeouts {
+    Timeouts {
+        connect: Duration::from_secs(connect),
+        request: Duration::from_secs(request),
+        sync: Duration::from_secs(sync),
+    }
+}
+
+/// What a `set` with auto-push left behind: its result, the pending count, why the
+/// push failed, and the value read back.
+fn set_and_report(kv: Kv) -> (charm_kv::Result<()>, u64, Option<String>, Vec<u8>) {
+    let result = kv.set("k", "v");
+    (
+        result,
+        kv.pending_writes().unwrap(),
+        kv.last_push_error(),
+        kv.get("k").unwrap(),
+    )
+}
+
+#[test]
+fn a_black_holed_server_leaves_the_write_committed_and_pending() {
+    // Both ports of a server that accepts and never answers: the first open falls
+    // back to a local key and the write's push fails, each within the bounds.
+    let hole = black_hole();
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = Options::new();
+    options
+        .data_dir(dir.path())
+        .host(Some("127.0.0.1".into()))
+        .ssh_port(hole)
+        .http_port(hole)
+        .timeouts(seconds(1, 1, 3));
+    let (result, pending, why, value) = returns(move || {
+        let kv = Kv::open_with(DB, &options).unwrap();
+        set_and_report(kv)
+    });
+    result.unwrap();
+    assert_eq!(value, b"v");
+    assert_eq!(pending, 1);
+    let why = why.expect("the push failed");
+    assert!(why.contains("timed out after 1s"), "{why}");
+
+    // The SSH leg answers (a real server) and only the HTTP API is a black hole.
+    let server = CharmServer::start();
+    let dir = server.client_dir("http-hole");
+    Kv::open_with(DB, &server.options(&dir, None))
+        .unwrap()
+        .close()
+        .unwrap();
+    let mut options = server.options(&dir, None);
+    options.http_port(black_hole()).timeouts(seconds(1, 1, 3));
+    let (result, pending, why, _) =
+        returns(move || set_and_report(Kv::open_with(DB, &options).unwrap()));
+    result.unwrap();
+    assert_eq!(pending, 1);
+    assert!(why.expect("the push failed").contains("timed out"));
+}
+
+#[test]
+fn a_trickling_server_is_cut_by_the_request_and_the_sync_bounds() {
+    let server = CharmServer::start();
+    let port = hostile_http(Arc::new(|_, _| Reply::Trickle));
+    // Each bound alone cuts it: the request bound (the answer takes 90 s), and the
+    // sync bound when the request bound is longer than the whole trickle.
+    for (name, timeouts, reason) in [
+        ("request", seconds(60, 2, 600), "timed out"),
+        ("sync", seconds(60, 600, 3), "time limit"),
+    ] {
+        let dir = server.client_dir(name);
+        Kv::open_with(DB, &server.options(&dir, None))
+            .unwrap()
+            .close()
+            .unwrap();
+        let mut options = server.options(&dir, None);
+        options.http_port(port).timeouts(timeouts);
+        let kv = Kv::open_with(DB, &options).unwrap();
+        let (result, pending, why, _) = returns(move || set_and_report(kv));
+        result.unwrap();
+        assert_eq!(pending, 1, "{name}");
+        let why = why.expect("the push failed");
+        assert!(why.contains(reason), "{name}: {why}");
+    }
+}
+
+#[test]
+fn waiting_for_earlier_tickets_counts_against_the_sync_bound() {
+    // Tickets far ahead of anything listed: the pusher waits for nine earlier uploads
+    // that never appear (up to 10 s per attempt), but the sync bound ends the wait.
+    let server = CharmServer::start();
+    let port = hostile_http(Arc::new(|method, path| {
+        match (method, path.starts_with("/v1/seq/")) {
+            ("POST", true) => Reply::Json(200, r#"{"seq":10}"#.into()),
+            (_, true) => Reply::Json(200, r#"{"seq":9}"#.into()),
+            _ => not_found(),
+        }
+    }));
+    let dir = server.client_dir("tickets");
+    Kv::open_with(DB, &server.options(&dir, None))
+        .unwrap()
+        .close()
+        .unwrap();
+    let mut options = server.options(&dir, None);
+    options
+        .http_port(port)
+        .auto_push(false)
+        .timeouts(seconds(60, 60, 2));
+    let kv = Kv::open_with(DB, &options).unwrap();
+    kv.set("local", "intact").unwrap();
+    let (err, kv) = returns(move || (kv.sync().unwrap_err(), kv));
+    assert_eq!(err.kind(), ErrorKind::Network, "{err}");
+    assert!(err.to_string().contains("time limit"), "{err}");
+    assert_intact(&kv);
 }
 
 // ---------------------------------------------------------------------------------

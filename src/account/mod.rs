@@ -24,7 +24,7 @@ pub use files::LOCK_FILE;
 pub use identity::SshIdentity;
 pub use keycache::{KeyCache, KEYS_FILE};
 
-use crate::cloud::{self, AuthInfo, CharmClient, KeySource, Timeouts, WrappedKey};
+use crate::cloud::{self, AuthInfo, CharmClient, KeySource, WrappedKey};
 use crate::config::Config;
 use crate::crypto::keywrap;
 use crate::crypto::sasquatch::Identity;
@@ -89,11 +89,6 @@ pub fn connect(config: &Config) -> Result<CharmClient> {
     Account::open(config)?.client()
 }
 
-/// [`connect`] with explicit time limits.
-pub fn connect_with_timeouts(config: &Config, timeouts: Timeouts) -> Result<CharmClient> {
-    Account::open(config)?.client_with_timeouts(timeouts)
-}
-
 impl Account {
     /// The account of `config`'s data path, loading its identity (or creating one:
     /// see [`SshIdentity::load_or_generate`]).
@@ -146,14 +141,10 @@ impl Account {
 
     /// A client of the configured server that logs in with this identity and gets
     /// its encrypt keys from [`Account::sync_keys`].
+    /// Time bounds come from the configuration (`Config::timeouts`).
     pub fn client(self: &Arc<Self>) -> Result<CharmClient> {
-        self.client_with_timeouts(Timeouts::default())
-    }
-
-    /// [`Account::client`] with explicit time limits.
-    pub fn client_with_timeouts(self: &Arc<Self>, timeouts: Timeouts) -> Result<CharmClient> {
         let keys: Arc<dyn KeySource> = self.clone();
-        CharmClient::with_timeouts(&self.config, self.identity.private_key(), keys, timeouts)
+        CharmClient::new(&self.config, self.identity.private_key(), keys)
     }
 
     /// The account's keys in server order (key 0 encrypts), then any cached key the

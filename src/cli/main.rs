@@ -13,7 +13,9 @@ use args::{db_arg, key_and_db, Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli.command) {
+    let outcome = run(cli.command);
+    output::warn_plain_http();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(CliError::BrokenPipe) => ExitCode::SUCCESS,
         Err(CliError::Message(msg)) => {

@@ -92,6 +92,18 @@ pub fn warn_pending(kv: &Kv) {
     );
 }
 
+/// Once per run: the JWT and the files went to a server on another machine over plain
+/// http (the server's choice; `CHARM_KV_REQUIRE_TLS=true` refuses it).
+pub fn warn_plain_http() {
+    if let Some(server) = charm_kv::cloud::plain_http_host() {
+        eprintln!(
+            "charm-kv: warning: the Charm server {server} serves its HTTP API over plain \
+             http: the access token and the (encrypted) files crossed the network \
+             unprotected; set CHARM_KV_REQUIRE_TLS=true to refuse this"
+        );
+    }
+}
+
 /// `sync`, with a progress line on stderr when it is a terminal.
 pub fn sync_with_progress(kv: &Kv) -> Result<(), CliError> {
     let terminal = io::stderr().is_terminal();

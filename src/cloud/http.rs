@@ -2,24 +2,37 @@
 //! a bearer JWT, bounded JSON bodies and error bodies turned into [`Error::Server`].
 
 use std::io::Read;
-use std::time::Duration;
+use std::sync::OnceLock;
 
 use serde::de::DeserializeOwned;
 use ureq::http::Response;
-use ureq::{Agent, Body, SendBody};
+use ureq::{Agent, Body, RequestBuilder, SendBody};
 
+use super::deadline;
 use crate::error::{Error, Result};
+use crate::timeouts::Timeouts;
 
 /// Largest error body we read to find its `message`.
 const MAX_ERROR_BODY: u64 = 64 << 10;
 
-/// Time limits of HTTP requests.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct HttpTimeouts {
-    pub connect: Duration,
-    /// Longest silence while sending or receiving (uploads and downloads of any size
-    /// keep going as long as bytes flow).
-    pub idle: Duration,
+/// What a request carries, which decides its time bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exchange {
+    /// A small API request: the request bound covers it whole, response body included.
+    Api,
+    /// A snapshot upload or download of any size: it may take as long as bytes keep
+    /// flowing (the request bound is the longest silence), within the sync limit.
+    Transfer,
+}
+
+/// See [`plain_http_host`].
+static PLAIN_HTTP_HOST: OnceLock<String> = OnceLock::new();
+
+/// The first server (`host:port`) other than a loopback one that this process sent a
+/// request to over plain http, for a warning: the JWT and the encrypted files crossed
+/// the network readable and unauthenticated. `None` if there was none.
+pub fn plain_http_host() -> Option<&'static str> {
+    PLAIN_HTTP_HOST.get().map(String::as_str)
 }
 
 /// A request body.
@@ -39,22 +52,30 @@ pub(crate) struct HttpApi {
     agent: Agent,
     /// `host:port`.
     authority: String,
+    loopback: bool,
+    timeouts: Timeouts,
+    /// Refuse plain http to a host that is not loopback.
+    require_tls: bool,
 }
 
 impl HttpApi {
-    pub(crate) fn new(host: &str, port: u16, timeouts: HttpTimeouts) -> Self {
+    pub(crate) fn new(host: &str, port: u16, timeouts: Timeouts, require_tls: bool) -> Self {
+        let loopback = is_loopback(host);
         let mut builder = Agent::config_builder();
-        if is_loopback(host) {
+        if loopback {
             // Like Go's ProxyFromEnvironment: never send loopback traffic to a proxy.
             builder = builder.proxy(None);
         }
         let config = builder
             .http_status_as_error(false)
             .max_redirects(0)
+            // Small requests must not wait for the ACK of the previous segment (see
+            // `net.rs`); ureq's default today, stated so that it stays on.
+            .no_delay(true)
             .timeout_resolve(Some(timeouts.connect))
             .timeout_connect(Some(timeouts.connect))
-            .timeout_per_read(Some(timeouts.idle))
-            .timeout_per_write(Some(timeouts.idle))
+            .timeout_per_read(Some(timeouts.request))
+            .timeout_per_write(Some(timeouts.request))
             .user_agent(concat!("charm-kv/", env!("CARGO_PKG_VERSION")))
             .build();
         let host = if host.contains(':') && !host.starts_with('[') {
@@ -65,7 +86,16 @@ impl HttpApi {
         HttpApi {
             agent: config.into(),
             authority: format!("{host}:{port}"),
+            loopback,
+            timeouts,
+            require_tls,
         }
+    }
+
+    /// The agent, for tests of its configuration.
+    #[cfg(test)]
+    pub(crate) fn agent(&self) -> &Agent {
+        &self.agent
     }
 
     /// Sends `method path` (path starts with `/`, may carry a query) and returns the
@@ -74,27 +104,31 @@ impl HttpApi {
         &self,
         scheme: &str,
         jwt: &str,
+        exchange: Exchange,
         method: &str,
         path: &str,
         payload: Payload<'_>,
     ) -> Result<Response<Body>> {
+        self.check_scheme(scheme)?;
+        // The whole exchange, from connect to the last body byte (ureq's global
+        // timeout also covers reading the body after this returns).
+        let total = deadline::bound(match exchange {
+            Exchange::Api => self.timeouts.request,
+            Exchange::Transfer => self.timeouts.sync,
+        })?;
         let url = format!("{scheme}://{}{path}", self.authority);
         let auth = format!("bearer {jwt}");
         let result = match (method, payload) {
-            ("GET", Payload::Empty) => self.agent.get(&url).header("Authorization", &auth).call(),
-            ("DELETE", Payload::Empty) => self
-                .agent
-                .delete(&url)
+            ("GET", Payload::Empty) => bounded(self.agent.get(&url), total)
                 .header("Authorization", &auth)
                 .call(),
-            ("POST", Payload::Empty) => self
-                .agent
-                .post(&url)
+            ("DELETE", Payload::Empty) => bounded(self.agent.delete(&url), total)
+                .header("Authorization", &auth)
+                .call(),
+            ("POST", Payload::Empty) => bounded(self.agent.post(&url), total)
                 .header("Authorization", &auth)
                 .send_empty(),
-            ("POST", Payload::Json(body)) => self
-                .agent
-                .post(&url)
+            ("POST", Payload::Json(body)) => bounded(self.agent.post(&url), total)
                 .header("Authorization", &auth)
                 .header("Content-Type", "application/json")
                 .send(&body[..]),
@@ -105,9 +139,7 @@ impl HttpApi {
                     len,
                     reader,
                 },
-            ) => self
-                .agent
-                .post(&url)
+            ) => bounded(self.agent.post(&url), total)
                 .header("Authorization", &auth)
                 .header("Content-Type", &content_type)
                 .header("Content-Length", &len.to_string())
@@ -118,13 +150,39 @@ impl HttpApi {
                 )))
             }
         };
-        let response = result.map_err(|e| transport_error(method, path, &self.authority, e))?;
+        let response = result.map_err(|e| {
+            deadline::expired().unwrap_or_else(|| transport_error(method, path, &self.authority, e))
+        })?;
         let status = response.status().as_u16();
         if status >= 300 {
             return Err(server_error(status, response));
         }
         Ok(response)
     }
+
+    /// Plain http sends the JWT and the (encrypted) files readable by anyone on the
+    /// path, and lets them be changed: refused with `require_tls`, else remembered for
+    /// a warning. Loopback traffic never leaves the machine.
+    fn check_scheme(&self, scheme: &str) -> Result<()> {
+        if scheme != "http" || self.loopback {
+            return Ok(());
+        }
+        if self.require_tls {
+            return Err(Error::Auth(format!(
+                "the Charm server at {} offers only plain http, and TLS is required \
+                 (CHARM_KV_REQUIRE_TLS); serve its HTTP API over https \
+                 (CHARM_SERVER_PUBLIC_URL=https://...) or allow plain http",
+                self.authority
+            )));
+        }
+        let _ = PLAIN_HTTP_HOST.set(self.authority.clone());
+        Ok(())
+    }
+}
+
+/// `request` bounded to `total` from start to the last byte of the response body.
+fn bounded<B>(request: RequestBuilder<B>, total: std::time::Duration) -> RequestBuilder<B> {
+    request.config().timeout_global(Some(total)).build()
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -220,5 +278,33 @@ fn transport_error(method: &str, path: &str, authority: &str, e: ureq::Error) ->
             "{what}: not an HTTP answer ({e}); is CHARM_HTTP_PORT the server's HTTP port?"
         )),
         other => Error::Network(format!("{what} failed: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ureq sets `TCP_NODELAY` on the sockets it opens when its configuration says so.
+    #[test]
+    fn http_agents_set_nodelay() {
+        for host in ["127.0.0.1", "charm.example"] {
+            let api = HttpApi::new(host, 35354, Timeouts::default(), false);
+            assert!(api.agent().config().no_delay(), "{host}");
+        }
+    }
+
+    #[test]
+    fn plain_http_is_refused_off_loopback_when_tls_is_required() {
+        let remote = HttpApi::new("charm.example", 35354, Timeouts::default(), true);
+        let err = remote.check_scheme("http").unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Auth, "{err}");
+        assert!(err.to_string().contains("CHARM_KV_REQUIRE_TLS"), "{err}");
+        remote.check_scheme("https").unwrap();
+        for host in ["127.0.0.1", "localhost", "::1"] {
+            HttpApi::new(host, 35354, Timeouts::default(), true)
+                .check_scheme("http")
+                .unwrap();
+        }
     }
 }

@@ -8,19 +8,21 @@
 //! `docs/cloud-client.md` for the auth flow and host-key pinning.
 
 mod auth;
+pub(crate) mod deadline;
 mod fs;
 mod http;
 pub mod known_hosts;
+mod net;
 mod runtime;
 mod seq;
 mod ssh;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 pub use auth::{AuthInfo, WrappedKey};
 pub use fs::{FileInfo, FileReader, DEFAULT_FILE_MODE, MODE_DIR};
+pub use http::plain_http_host;
 
 use std::io::Read;
 
@@ -29,34 +31,9 @@ use crate::crypto::lookup::encrypt_lookup_field;
 use crate::crypto::EncryptKey;
 use crate::error::{Error, Result};
 use auth::Token;
-use http::{HttpApi, HttpTimeouts, Payload};
+use http::{Exchange, HttpApi, Payload};
 use known_hosts::KnownHosts;
-use ssh::{SshTarget, SshTimeouts};
-
-/// Time limits of the client. A dead or silent server fails with
-/// [`Error::Network`] after at most these.
-#[derive(Debug, Clone, Copy)]
-pub struct Timeouts {
-    /// TCP connect plus SSH handshake.
-    pub ssh_connect: Duration,
-    /// SSH authentication, the command, and reading its output.
-    pub ssh_command: Duration,
-    /// HTTP name resolution and TCP connect (each).
-    pub http_connect: Duration,
-    /// Longest silence while an HTTP request or response is in flight.
-    pub http_idle: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Timeouts {
-            ssh_connect: Duration::from_secs(15),
-            ssh_command: Duration::from_secs(30),
-            http_connect: Duration::from_secs(15),
-            http_idle: Duration::from_secs(60),
-        }
-    }
-}
+use ssh::SshTarget;
 
 /// An authenticated session: the `api-auth` answer and its token.
 struct Session {
@@ -95,42 +72,29 @@ impl std::fmt::Debug for CharmClient {
 
 impl CharmClient {
     /// A client for the server `config` names ([`Error::NotConfigured`] in local mode)
-    /// that logs in with `login` and encrypts with the keys of `keys`. Nothing is sent
-    /// yet. `crate::account::Account::client` makes one for the account's identity.
+    /// that logs in with `login` and encrypts with the keys of `keys`, bounded by
+    /// `config.timeouts`. Nothing is sent yet. `crate::account::Account::client` makes
+    /// one for the account's identity.
     pub fn new(
         config: &Config,
         login: &ssh_key::PrivateKey,
         keys: Arc<dyn KeySource>,
     ) -> Result<Self> {
-        Self::with_timeouts(config, login, keys, Timeouts::default())
-    }
-
-    /// [`CharmClient::new`] with explicit time limits.
-    pub fn with_timeouts(
-        config: &Config,
-        login: &ssh_key::PrivateKey,
-        keys: Arc<dyn KeySource>,
-        timeouts: Timeouts,
-    ) -> Result<Self> {
         let server = config.server().ok_or(Error::NotConfigured)?;
+        config.timeouts.check()?;
         let data_path = config.data_path()?;
         let ssh = SshTarget::new(
             &server.host,
             server.ssh_port,
             login,
             KnownHosts::new(&data_path),
-            SshTimeouts {
-                connect: timeouts.ssh_connect,
-                command: timeouts.ssh_command,
-            },
+            config.timeouts,
         )?;
         let http = HttpApi::new(
             &server.host,
             server.http_port,
-            HttpTimeouts {
-                connect: timeouts.http_connect,
-                idle: timeouts.http_idle,
-            },
+            config.timeouts,
+            config.require_tls,
         );
         Ok(CharmClient {
             server,
@@ -225,6 +189,17 @@ impl CharmClient {
         path: &str,
         json: Option<&[u8]>,
     ) -> Result<ureq::http::Response<ureq::Body>> {
+        self.exchange(Exchange::Api, method, path, json)
+    }
+
+    /// [`CharmClient::request`] for either kind of exchange.
+    fn exchange(
+        &self,
+        exchange: Exchange,
+        method: &str,
+        path: &str,
+        json: Option<&[u8]>,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
         let payload = || match json {
             Some(body) => Payload::Json(body.to_vec()),
             None => Payload::Empty,
@@ -232,13 +207,13 @@ impl CharmClient {
         let (info, jwt) = self.session()?;
         match self
             .http
-            .send(&info.http_scheme, &jwt, method, path, payload())
+            .send(&info.http_scheme, &jwt, exchange, method, path, payload())
         {
             Err(Error::Server { status: 401, .. }) => {
                 self.invalidate_token(&jwt);
                 let (info, jwt) = self.session()?;
                 self.http
-                    .send(&info.http_scheme, &jwt, method, path, payload())
+                    .send(&info.http_scheme, &jwt, exchange, method, path, payload())
                     .map_err(reject_401)
             }
             other => other,
@@ -342,7 +317,7 @@ impl CharmClient {
     pub fn fs_read(&self, path: &str) -> Result<FileReader> {
         let keys = self.encrypt_keys()?;
         let url = Self::file_url(&keys[0], path)?;
-        let response = self.request("GET", &url, None)?;
+        let response = self.exchange(Exchange::Transfer, "GET", &url, None)?;
         match http::content_type(&response).as_str() {
             "application/octet-stream" => {}
             "application/json" => {
@@ -433,9 +408,14 @@ impl CharmClient {
             len: body.len(),
             reader: &mut body,
         };
-        let result = self
-            .http
-            .send(&info.http_scheme, &jwt, "POST", &url, payload);
+        let result = self.http.send(
+            &info.http_scheme,
+            &jwt,
+            Exchange::Transfer,
+            "POST",
+            &url,
+            payload,
+        );
         match (result, body.take_failure()) {
             (Err(_), Some(cause)) => Err(cause),
             (result, _) => result.map(drop),

@@ -10,9 +10,12 @@ use russh::client::{self, Handle};
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh::{ChannelMsg, Disconnect};
 
+use super::deadline::Scope;
 use super::known_hosts::{KnownHosts, Verdict};
+use super::net;
 use super::runtime::block_on;
 use crate::error::{Error, Result};
+use crate::timeouts::Timeouts;
 
 /// SSH user name; the server ignores it.
 const SSH_USER: &str = "charm";
@@ -23,15 +26,8 @@ pub(crate) const MAX_OUTPUT: usize = 4 << 20;
 
 /// How long we wait for the session to wind down after the command.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
-
-/// Time limits of one SSH command.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct SshTimeouts {
-    /// TCP connect plus key exchange and host-key check.
-    pub connect: Duration,
-    /// Authentication, exec and reading the whole output.
-    pub command: Duration,
-}
+/// The least of that wait, when the sync limit has (almost) run out.
+const MIN_CLOSE_GRACE: Duration = Duration::from_millis(100);
 
 /// Everything needed to run commands on one server.
 pub(crate) struct SshTarget {
@@ -39,7 +35,9 @@ pub(crate) struct SshTarget {
     pub port: u16,
     key: Arc<russh::keys::PrivateKey>,
     known_hosts: KnownHosts,
-    timeouts: SshTimeouts,
+    /// `connect` bounds TCP connect, key exchange and host-key check; `request`
+    /// bounds authentication, exec and reading the whole output.
+    timeouts: Timeouts,
 }
 
 impl SshTarget {
@@ -48,7 +46,7 @@ impl SshTarget {
         port: u16,
         login: &ssh_key::PrivateKey,
         known_hosts: KnownHosts,
-        timeouts: SshTimeouts,
+        timeouts: Timeouts,
     ) -> Result<Self> {
         Ok(SshTarget {
             host: host.to_owned(),
@@ -61,10 +59,12 @@ impl SshTarget {
 
     /// Runs `command` and returns its stdout (the server never writes stderr).
     pub(crate) fn run(&self, command: &str) -> Result<Vec<u8>> {
-        block_on(self.run_async(command))?
+        // Taken here: `block_on` may drive the command on a helper thread.
+        let limit = Scope::current();
+        block_on(self.run_async(command, limit))?
     }
 
-    async fn run_async(&self, command: &str) -> Result<Vec<u8>> {
+    async fn run_async(&self, command: &str, limit: Scope) -> Result<Vec<u8>> {
         let rejection = Arc::new(Mutex::new(None));
         let handler = HostKeyCheck {
             host: self.host.clone(),
@@ -73,17 +73,24 @@ impl SshTarget {
             rejection: rejection.clone(),
         };
         let config = Arc::new(client::Config {
-            inactivity_timeout: Some(self.timeouts.command),
+            inactivity_timeout: Some(self.timeouts.request),
             ..Default::default()
         });
         let addr = format!("{}:{}", self.host, self.port);
-        let connecting = client::connect(config, (self.host.as_str(), self.port), handler);
-        let mut handle = match tokio::time::timeout(self.timeouts.connect, connecting).await {
+        let connecting = async {
+            let stream = net::connect(&self.host, self.port)
+                .await
+                .map_err(russh::Error::from)?;
+            client::connect_stream(config, stream, handler).await
+        };
+        let connect_bound = limit.bound(self.timeouts.connect)?;
+        let mut handle = match tokio::time::timeout(connect_bound, connecting).await {
             Err(_) => {
-                return Err(Error::Network(format!(
-                    "SSH connection to {addr} timed out after {:?}",
-                    self.timeouts.connect
-                )))
+                return Err(limit.expired().unwrap_or_else(|| {
+                    Error::Network(format!(
+                        "SSH connection to {addr} timed out after {connect_bound:?}"
+                    ))
+                }))
             }
             Ok(Err(e)) => {
                 let pinned = rejection.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -91,22 +98,31 @@ impl SshTarget {
             }
             Ok(Ok(handle)) => handle,
         };
-        let work = async {
-            self.authenticate(&mut handle, &addr).await?;
-            exec(&handle, command, &addr).await
-        };
-        let result = match tokio::time::timeout(self.timeouts.command, work).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::Network(format!(
-                "SSH command {command:?} on {addr} timed out after {:?}",
-                self.timeouts.command
-            ))),
+        let result = match limit.bound(self.timeouts.request) {
+            Err(e) => Err(e),
+            Ok(command_bound) => {
+                let work = async {
+                    self.authenticate(&mut handle, &addr).await?;
+                    exec(&handle, command, &addr).await
+                };
+                match tokio::time::timeout(command_bound, work).await {
+                    Ok(result) => result,
+                    Err(_) => Err(limit.expired().unwrap_or_else(|| {
+                        Error::Network(format!(
+                            "SSH command {command:?} on {addr} timed out after {command_bound:?}"
+                        ))
+                    })),
+                }
+            }
         };
         // Say goodbye and let the session task finish, so the socket is closed now: the
         // task only runs while some thread is inside `block_on`, and a half-open
         // connection would, among other things, hold up the server's shutdown.
+        // Within the sync limit when one is set, but never less than a moment: a
+        // session cut short still gets to send its goodbye.
+        let grace = limit.bound(CLOSE_GRACE).unwrap_or(MIN_CLOSE_GRACE);
         let _ = handle.disconnect(Disconnect::ByApplication, "", "en").await;
-        let _ = tokio::time::timeout(CLOSE_GRACE, handle).await;
+        let _ = tokio::time::timeout(grace.max(MIN_CLOSE_GRACE), handle).await;
         result
     }
 
@@ -237,4 +253,42 @@ fn connect_error(addr: &str, e: russh::Error) -> Error {
 /// Maps an SSH failure after the handshake.
 fn ssh_error(addr: &str, e: russh::Error) -> Error {
     Error::Network(format!("SSH session with {addr} failed: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::io::Write;
+    use std::net::TcpListener;
+
+    /// The socket the SSH leg really used had `TCP_NODELAY` on: read back from the
+    /// kernel by the connection hook, for a connection made by [`SshTarget::run`].
+    #[test]
+    fn ssh_connections_have_nodelay_set() {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            // Not SSH: the client gives up right after connecting.
+            let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            host: Some("127.0.0.1".into()),
+            data_dir: Some(dir.path().to_owned()),
+            ..Config::default()
+        };
+        let login =
+            ssh_key::PrivateKey::random(&mut rand::rngs::OsRng, ssh_key::Algorithm::Ed25519)
+                .unwrap();
+        let known_hosts = KnownHosts::new(&config.data_path().unwrap());
+        let target =
+            SshTarget::new("127.0.0.1", port, &login, known_hosts, Timeouts::default()).unwrap();
+        net::opened::take_nodelay();
+        let err = target.run("api-auth").unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Network, "{err}");
+        assert_eq!(net::opened::take_nodelay(), vec![true]);
+        server.join().unwrap();
+    }
 }

@@ -1,13 +1,14 @@
 //! `charm_kv_options`: the settings a store is opened with.
 
 use std::ffi::c_char;
+use std::time::Duration;
 
 use super::error::{charm_kv_error, Failure};
 use super::ptr::{
     bytes_in, handle_free, handle_mut, new_handle, opt_text_in, out, text_in, Handle,
 };
 use super::status::charm_kv_status;
-use crate::{EncryptKey, Options};
+use crate::{Durability, EncryptKey, Options};
 
 /// Settings for `charm_kv_open`, `charm_kv_list_databases` and
 /// `charm_kv_delete_database`: data directory, Charm server, identity, keys.
@@ -29,7 +30,8 @@ unsafe impl Handle for charm_kv_options {
 
 /// Creates options with the defaults, ignoring the environment: local mode (no
 /// server), the platform's data directory, ed25519 identity, auto-push on, the
-/// account's encrypt keys.
+/// account's encrypt keys, network bounds of 15 s (connect), 30 s (request) and 600 s
+/// (sync), plain http allowed, "full" durability.
 ///
 /// On success `*out_options` receives a new options object the caller frees with
 /// `charm_kv_options_free`. Returns OK, INVALID_ARGUMENT (`out_options` is NULL) or PANIC.
@@ -51,7 +53,9 @@ pub unsafe extern "C" fn charm_kv_options_new(
 
 /// Creates options from the `CHARM_*` environment variables (`CHARM_HOST`,
 /// `CHARM_DATA_DIR`, `CHARM_SSH_PORT`, `CHARM_HTTP_PORT`, `CHARM_KEY_TYPE`,
-/// `CHARM_IDENTITY_KEY`, ...), as `charm_kv_open` does when given NULL options.
+/// `CHARM_IDENTITY_KEY`, ...) and charm-kv's (`CHARM_KV_CONNECT_TIMEOUT`,
+/// `CHARM_KV_REQUEST_TIMEOUT`, `CHARM_KV_SYNC_TIMEOUT`, `CHARM_KV_REQUIRE_TLS`,
+/// `CHARM_KV_DURABILITY`), as `charm_kv_open` does when given NULL options.
 ///
 /// On success `*out_options` receives a new options object the caller frees with
 /// `charm_kv_options_free`. Returns OK, INVALID_ARGUMENT (`out_options` is NULL, or a variable
@@ -300,6 +304,112 @@ pub unsafe extern "C" fn charm_kv_options_set_local(
         unsafe {
             change(options, |o| {
                 o.local(local);
+                Ok(())
+            })
+        }
+    })
+}
+
+/// Sets the bounds on the network steps, in milliseconds (like
+/// `CHARM_KV_CONNECT_TIMEOUT`, `CHARM_KV_REQUEST_TIMEOUT` and `CHARM_KV_SYNC_TIMEOUT`):
+///
+/// - `connect_ms`: opening one connection (TCP connect, SSH handshake); default 15 s.
+/// - `request_ms`: one SSH command or one HTTP API request including its whole
+///   response; for a snapshot upload or download, the longest silence; default 30 s.
+/// - `sync_ms`: a whole `charm_kv_sync`, `charm_kv_reset` or
+///   `charm_kv_delete_database`, and the automatic push after a write; default 600 s.
+///
+/// 0 leaves that bound as it is (the default, or the environment's with
+/// `charm_kv_options_from_env`). A write whose push runs out of time still returns OK:
+/// it is committed and stays pending (`charm_kv_pending_writes`) for the next write or
+/// sync.
+///
+/// Returns OK, INVALID_ARGUMENT (`options` NULL, or a bound above a year) or PANIC.
+///
+/// # Safety
+/// `options` is NULL or a live options object used by no other thread; `err` is NULL
+/// or writable.
+#[no_mangle]
+pub unsafe extern "C" fn charm_kv_options_set_timeouts(
+    options: *mut charm_kv_options,
+    connect_ms: u64,
+    request_ms: u64,
+    sync_ms: u64,
+    err: *mut *mut charm_kv_error,
+) -> charm_kv_status {
+    ffi_boundary!(err, {
+        // SAFETY: the caller guarantees `options` is NULL or live and unshared.
+        unsafe {
+            change(options, |o| {
+                let mut timeouts = o.config().timeouts;
+                for (slot, ms) in [
+                    (&mut timeouts.connect, connect_ms),
+                    (&mut timeouts.request, request_ms),
+                    (&mut timeouts.sync, sync_ms),
+                ] {
+                    if ms != 0 {
+                        *slot = Duration::from_millis(ms);
+                    }
+                }
+                timeouts.check()?;
+                o.timeouts(timeouts);
+                Ok(())
+            })
+        }
+    })
+}
+
+/// Whether plain http to a server that is not on this machine is refused (like
+/// `CHARM_KV_REQUIRE_TLS`; default false). The server chooses the scheme of its HTTP
+/// API; over plain http the JWT and the encrypted files cross the network readable
+/// and alterable. Refused requests fail with AUTH.
+///
+/// Returns OK, INVALID_ARGUMENT (`options` NULL) or PANIC.
+///
+/// # Safety
+/// `options` is NULL or a live options object used by no other thread; `err` is NULL
+/// or writable.
+#[no_mangle]
+pub unsafe extern "C" fn charm_kv_options_set_require_tls(
+    options: *mut charm_kv_options,
+    require: bool,
+    err: *mut *mut charm_kv_error,
+) -> charm_kv_status {
+    ffi_boundary!(err, {
+        // SAFETY: the caller guarantees `options` is NULL or live and unshared.
+        unsafe {
+            change(options, |o| {
+                o.require_tls(require);
+                Ok(())
+            })
+        }
+    })
+}
+
+/// Sets how a commit waits for the disk (like `CHARM_KV_DURABILITY`): `"full"` (the
+/// default; every commit is fsynced, so an acknowledged write survives a power loss) or
+/// `"normal"` (WAL with `synchronous=NORMAL`: faster commits; a killed process loses
+/// nothing, a power loss or OS crash may take back the last commits, never corrupts).
+///
+/// Returns OK, INVALID_ARGUMENT (`options` or `durability` NULL, or neither "full" nor
+/// "normal") or PANIC.
+///
+/// # Safety
+/// `options` is NULL or a live options object used by no other thread; `durability` is
+/// NULL or a NUL-terminated string; `err` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn charm_kv_options_set_durability(
+    options: *mut charm_kv_options,
+    durability: *const c_char,
+    err: *mut *mut charm_kv_error,
+) -> charm_kv_status {
+    ffi_boundary!(err, {
+        // SAFETY: the caller guarantees `durability` is NULL or NUL-terminated.
+        let durability: Durability = unsafe { text_in(durability, "durability") }?.parse()?;
+        // SAFETY: the caller guarantees `options` is NULL or live and unshared.
+        unsafe {
+            change(options, |o| {
+                o.durability(durability);
                 Ok(())
             })
         }

@@ -5,6 +5,7 @@
 //! mutex so writes from one process are serialised, and `BEGIN IMMEDIATE` plus a busy
 //! timeout serialises writers of different processes.
 
+mod durability;
 pub mod iter;
 pub mod names;
 pub(crate) mod relocate;
@@ -21,6 +22,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use crate::crypto::seal::{stored_value_len, RowCipher, Sealer, KEY_OVERHEAD, VALUE_OVERHEAD};
 use crate::error::{Error, Result};
 
+pub use durability::Durability;
 pub use iter::{Direction, Iter};
 
 /// Largest key accepted, in bytes (Badger's limit was about 64 KiB too).
@@ -53,6 +55,7 @@ pub enum Fetched {
 pub struct Store {
     path: PathBuf,
     sealer: Sealer,
+    durability: Durability,
     writer: Mutex<Connection>,
     idle_readers: Mutex<Vec<ReaderConn>>,
     next_reader_id: AtomicU64,
@@ -77,8 +80,13 @@ struct KeysCache {
 
 impl Store {
     /// Opens (creating if needed) the database at `path`, checking that `sealer`'s keys
-    /// are the ones it was written with.
+    /// are the ones it was written with; commits are [`Durability::Full`].
     pub fn open(path: &Path, sealer: Sealer) -> Result<Store> {
+        Store::open_with(path, sealer, Durability::Full)
+    }
+
+    /// [`Store::open`] with the given durability of commits.
+    pub fn open_with(path: &Path, sealer: Sealer, durability: Durability) -> Result<Store> {
         if path.is_dir() {
             return Err(Error::invalid(format!(
                 "{} is a directory, not a charm-kv database",
@@ -89,12 +97,13 @@ impl Store {
             crate::config::create_private_dir(dir)?;
         }
         create_private_file(path)?;
-        let mut writer = schema::connect(path, schema::Role::Writer)?;
+        let mut writer = schema::connect(path, schema::Role::Writer, durability)?;
         schema::initialize(&mut writer, &sealer)?;
         schema::claim_file_identity(&mut writer, path)?;
         Ok(Store {
             path: path.to_owned(),
             sealer,
+            durability,
             writer: Mutex::new(writer),
             idle_readers: Mutex::new(Vec::new()),
             next_reader_id: AtomicU64::new(0),
@@ -110,6 +119,11 @@ impl Store {
     /// The row ciphers.
     pub fn sealer(&self) -> &Sealer {
         &self.sealer
+    }
+
+    /// How commits wait for the disk.
+    pub fn durability(&self) -> Durability {
+        self.durability
     }
 
     /// A reader connection from the pool (returned to it on drop).
@@ -134,7 +148,7 @@ impl Store {
         let conn = match pooled {
             Some(conn) => conn,
             None => {
-                let conn = schema::connect(&self.path, schema::Role::Reader)?;
+                let conn = schema::connect(&self.path, schema::Role::Reader, self.durability)?;
                 ReaderConn {
                     id: self.next_reader_id.fetch_add(1, Ordering::Relaxed),
                     conn,

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
+use super::durability::Durability;
 use crate::crypto::seal::Sealer;
 use crate::error::{Error, Result};
 
@@ -98,17 +99,18 @@ impl Role {
 /// Opens a connection to the database at `path` (created if missing) with the pragmas
 /// every connection uses.
 ///
-/// `synchronous=FULL`: in WAL mode each commit fsyncs the WAL, so an acknowledged write
-/// survives the process being killed and the machine losing power. (`NORMAL` would
-/// survive a killed process but could lose the last commits on power loss.)
-pub fn connect(path: &Path, role: Role) -> Result<Connection> {
+/// `synchronous` follows `durability`: with `FULL` (the default) each commit fsyncs the
+/// WAL, so an acknowledged write survives the process being killed and the machine
+/// losing power; `NORMAL` survives a killed process but may lose the last commits on
+/// power loss.
+pub fn connect(path: &Path, role: Role, durability: Durability) -> Result<Connection> {
     // A plain path, never a URI: `file:x?mode=memory` is a file name like any other.
     let flags = OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE;
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "synchronous", durability.synchronous())?;
     // Negative: a size in KiB rather than in pages.
     conn.pragma_update(None, "cache_size", -role.cache_kib())?;
     if role == Role::Reader {

@@ -71,6 +71,12 @@ static void test_null_store_handle(const char *dir) {
   CHECK_ERROR(err, INVALID, "options is NULL");
   CHECK_STATUS(charm_kv_options_add_encrypt_key(NULL, BYTES(TEST_KEY), &err), INVALID);
   CHECK_ERROR(err, INVALID, "options is NULL");
+  CHECK_STATUS(charm_kv_options_set_timeouts(NULL, 1, 1, 1, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "options is NULL");
+  CHECK_STATUS(charm_kv_options_set_require_tls(NULL, true, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "options is NULL");
+  CHECK_STATUS(charm_kv_options_set_durability(NULL, "normal", &err), INVALID);
+  CHECK_ERROR(err, INVALID, "options is NULL");
 }
 
 static void test_null_out_pointers(const char *dir) {
@@ -81,6 +87,13 @@ static void test_null_out_pointers(const char *dir) {
 
   CHECK_STATUS(charm_kv_open("outs", options, NULL, &err), INVALID);
   CHECK_ERROR(err, INVALID, "out_store is NULL");
+  CHECK_STATUS(charm_kv_options_set_durability(options, NULL, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "durability is NULL");
+  CHECK_STATUS(charm_kv_options_set_durability(options, "fast", &err), INVALID);
+  CHECK_ERROR(err, INVALID, "neither");
+  /* A bound above a year (here about 584 million years of milliseconds). */
+  CHECK_STATUS(charm_kv_options_set_timeouts(options, 0, 0, UINT64_MAX, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "CHARM_KV_SYNC_TIMEOUT");
   CHECK_STATUS(charm_kv_options_new(NULL, &err), INVALID);
   CHECK_ERROR(err, INVALID, "out_options is NULL");
   CHECK_STATUS(charm_kv_options_from_env(NULL, &err), INVALID);

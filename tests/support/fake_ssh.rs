@@ -14,12 +14,21 @@ pub type Reply = Arc<dyn Fn() -> Vec<u8> + Send + Sync>;
 /// Starts the server on 127.0.0.1 on a background thread; returns its port. It runs
 /// until the test process exits.
 pub fn start(reply: &'static [u8]) -> u16 {
-    start_with(Arc::new(move || reply.to_vec()))
+    start_on("127.0.0.1".parse().expect("address"), reply)
+}
+
+/// [`start`] on another address of this machine.
+pub fn start_on(ip: std::net::IpAddr, reply: &'static [u8]) -> u16 {
+    start_with_on(ip, Arc::new(move || reply.to_vec()))
 }
 
 /// [`start`] with an answer computed at each `exec`.
 pub fn start_with(reply: Reply) -> u16 {
-    let listener = StdListener::bind(("127.0.0.1", 0)).expect("bind");
+    start_with_on("127.0.0.1".parse().expect("address"), reply)
+}
+
+fn start_with_on(ip: std::net::IpAddr, reply: Reply) -> u16 {
+    let listener = StdListener::bind((ip, 0)).expect("bind");
     let port = listener.local_addr().expect("addr").port();
     listener.set_nonblocking(true).expect("nonblocking");
     let host_key = ssh_key::PrivateKey::random(&mut rand::rngs::OsRng, ssh_key::Algorithm::Ed25519)

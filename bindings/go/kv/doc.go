@@ -31,9 +31,13 @@
 //
 // OpenWithDefaults and Open read the same CHARM_* variables as the original
 // (CHARM_HOST, CHARM_DATA_DIR, CHARM_SSH_PORT, CHARM_HTTP_PORT, CHARM_KEY_TYPE,
-// CHARM_IDENTITY_KEY); Open's options (WithHost, WithDataDir, WithSSHPort,
-// WithHTTPPort, WithIdentityKey, WithKeyType, WithLocal, WithAutoPush,
-// WithEncryptKey) override them, and WithoutEnvironment ignores them. Unlike the
+// CHARM_IDENTITY_KEY) and charm-kv's CHARM_KV_CONNECT_TIMEOUT,
+// CHARM_KV_REQUEST_TIMEOUT, CHARM_KV_SYNC_TIMEOUT, CHARM_KV_REQUIRE_TLS and
+// CHARM_KV_DURABILITY; Open's options (WithHost, WithDataDir, WithSSHPort,
+// WithHTTPPort, WithIdentityKey, WithKeyType, WithLocal, WithAutoPush, WithTimeouts,
+// WithRequireTLS, WithDurability, WithEncryptKey) override them, and WithoutEnvironment ignores them. Every network
+// step is bounded (WithTimeouts): a write whose push cannot finish in time returns
+// with the write committed and pending, never waits on the server for longer. Unlike the
 // original, which defaulted to the defunct cloud.charm.sh, no CHARM_HOST means
 // local mode: everything stays on this machine and Sync reports ErrNotConfigured.
 // The database lives in <data dir>/<host>/charm-kv/<name>.sqlite; the original's

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"charm-kv/bindings/go/internal/charmtest"
 	"charm-kv/bindings/go/kv"
@@ -233,4 +234,61 @@ func TestErrorServer(t *testing.T) {
 	if v, err := db.Get([]byte("k")); err != nil || string(v) != "v" {
 		t.Errorf("Get after a refused push = %q, %v", v, err)
 	}
+}
+
+// A server that accepts connections and never answers holds no write: it returns
+// within the bounds, committed and pending.
+func TestBlackHoledServerLeavesTheWritePending(t *testing.T) {
+	hole, err := net.Listen("tcp", charmtest.Host+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hole.Close()
+	go func() {
+		var held []net.Conn
+		for {
+			c, err := hole.Accept()
+			if err != nil {
+				for _, c := range held {
+					c.Close()
+				}
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	port := hole.Addr().(*net.TCPAddr).Port
+	type outcome struct {
+		pending uint64
+		err     error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		db, err := kv.Open("hole", kv.WithoutEnvironment(), kv.WithDataDir(t.TempDir()),
+			kv.WithHost(charmtest.Host), kv.WithSSHPort(port), kv.WithHTTPPort(port),
+			kv.WithTimeouts(time.Second, time.Second, 2500*time.Millisecond))
+		if err != nil {
+			done <- outcome{err: err}
+			return
+		}
+		defer db.Close()
+		if err := db.Set([]byte("k"), []byte("v")); err != nil {
+			done <- outcome{err: err}
+			return
+		}
+		n, err := db.PendingWrites()
+		done <- outcome{n, err}
+	}()
+	select {
+	case got := <-done:
+		if got.err != nil || got.pending != 1 {
+			t.Fatalf("Set against a black hole: pending %d, %v; want 1 pending write", got.pending, got.err)
+		}
+	case <-time.After(2 * time.Minute): // far above the bounds: fail rather than hang
+		t.Fatal("Set against a black hole never returned")
+	}
+
+	_, err = kv.Open("x", kv.WithoutEnvironment(), kv.WithDataDir(t.TempDir()),
+		kv.WithTimeouts(0, 0, 400*24*time.Hour))
+	wantErr(t, "a sync bound above a year", err, kv.ErrInvalidArgument)
 }

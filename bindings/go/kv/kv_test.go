@@ -567,3 +567,27 @@ func TestVersion(t *testing.T) {
 		t.Errorf("library %s, header %s", kv.Version(), kv.HeaderVersion)
 	}
 }
+
+func TestDurabilityOption(t *testing.T) {
+	opts := localOpts(t)
+	db, err := kv.Open("normal", append(opts, kv.WithDurability(kv.DurabilityNormal))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Set([]byte("k"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db, err = kv.Open("normal", append(opts, kv.WithDurability(kv.DurabilityFull))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if v, err := db.Get([]byte("k")); err != nil || string(v) != "v" {
+		t.Fatalf("Get after reopening = %q, %v", v, err)
+	}
+	_, err = kv.Open("bad", append(localOpts(t), kv.WithDurability("fast"))...)
+	if !errors.Is(err, kv.ErrInvalidArgument) {
+		t.Fatalf("WithDurability(\"fast\"): %v, want ErrInvalidArgument", err)
+	}
+}

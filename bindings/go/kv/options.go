@@ -7,14 +7,17 @@ import "C"
 import (
 	"runtime"
 	"strconv"
+	"time"
 	"unsafe"
 )
 
 // An Option changes how Open, ListDatabases and DeleteDatabase find the database
 // and the Charm server. Options apply on top of the CHARM_* environment variables
 // (CHARM_HOST, CHARM_DATA_DIR, CHARM_SSH_PORT, CHARM_HTTP_PORT, CHARM_KEY_TYPE,
-// CHARM_IDENTITY_KEY), as the original package read them, unless WithoutEnvironment
-// is given.
+// CHARM_IDENTITY_KEY), as the original package read them, and charm-kv's own
+// CHARM_KV_* variables (CHARM_KV_CONNECT_TIMEOUT, CHARM_KV_REQUEST_TIMEOUT,
+// CHARM_KV_SYNC_TIMEOUT, CHARM_KV_REQUIRE_TLS, CHARM_KV_DURABILITY), unless
+// WithoutEnvironment is given.
 type Option func(*settings)
 
 type settings struct {
@@ -27,6 +30,9 @@ type settings struct {
 	keyType     *string
 	local       *bool
 	autoPush    *bool
+	timeouts    *[3]time.Duration
+	requireTLS  *bool
+	durability  *Durability
 	encryptKeys [][]byte
 }
 
@@ -83,6 +89,46 @@ func WithLocal(local bool) Option {
 // the end.
 func WithAutoPush(autoPush bool) Option {
 	return func(s *settings) { s.autoPush = &autoPush }
+}
+
+// WithTimeouts bounds every network step (like CHARM_KV_CONNECT_TIMEOUT,
+// CHARM_KV_REQUEST_TIMEOUT and CHARM_KV_SYNC_TIMEOUT): connect is opening one
+// connection, TCP and SSH handshake (default 15s); request is one SSH command or one
+// HTTP API request including its whole answer, and for a snapshot transfer the
+// longest silence (default 30s); sync is a whole Sync, Reset or DeleteDatabase, and
+// the push after a write (default 10m). A zero duration keeps that bound as it is.
+// A write whose push runs out of time still succeeds: it is committed and stays
+// pending (PendingWrites) for the next write or Sync.
+func WithTimeouts(connect, request, sync time.Duration) Option {
+	return func(s *settings) { s.timeouts = &[3]time.Duration{connect, request, sync} }
+}
+
+// WithRequireTLS(true) refuses plain http to a server that is not on this machine
+// (like CHARM_KV_REQUIRE_TLS); such calls fail with ErrAuth. The server chooses the
+// scheme of its HTTP API, and over plain http the JWT and the encrypted files cross
+// the network readable and alterable.
+func WithRequireTLS(require bool) Option {
+	return func(s *settings) { s.requireTLS = &require }
+}
+
+// Durability is how a commit waits for the disk; see WithDurability.
+type Durability string
+
+const (
+	// DurabilityFull (the default) fsyncs every commit: an acknowledged write survives
+	// a killed process, an OS crash and a power loss.
+	DurabilityFull Durability = "full"
+	// DurabilityNormal (WAL with synchronous=NORMAL) does not fsync each commit: a
+	// killed process loses nothing, but an OS crash or power loss may take back the
+	// last commits. The database is never corrupted.
+	DurabilityNormal Durability = "normal"
+)
+
+// WithDurability sets how a commit waits for the disk (like CHARM_KV_DURABILITY):
+// DurabilityFull (the default) or DurabilityNormal, which makes single writes several
+// times faster at the cost of the last commits on power loss.
+func WithDurability(d Durability) Option {
+	return func(s *settings) { s.durability = &d }
 }
 
 // WithEncryptKey adds a Charm encrypt key (its base64 text, at least 32 bytes) to
@@ -196,6 +242,32 @@ func (s *settings) apply(o *C.charm_kv_options) error {
 	}
 	if s.autoPush != nil {
 		if err := check(C.charm_kv_options_set_auto_push(o, C.bool(*s.autoPush), &cerr)); err != nil {
+			return err
+		}
+	}
+	if s.timeouts != nil {
+		var ms [3]C.uint64_t
+		for i, d := range s.timeouts {
+			switch {
+			case d < 0 || (d > 0 && d < time.Millisecond):
+				return newError(StatusInvalidArgument, "a timeout is at least 1ms: "+d.String())
+			case d > 0:
+				ms[i] = C.uint64_t(d / time.Millisecond)
+			}
+		}
+		if err := check(C.charm_kv_options_set_timeouts(o, ms[0], ms[1], ms[2], &cerr)); err != nil {
+			return err
+		}
+	}
+	if s.requireTLS != nil {
+		if err := check(C.charm_kv_options_set_require_tls(o, C.bool(*s.requireTLS), &cerr)); err != nil {
+			return err
+		}
+	}
+	if s.durability != nil {
+		if err := withText(string(*s.durability), func(c *C.char) C.charm_kv_status {
+			return C.charm_kv_options_set_durability(o, c, &cerr)
+		}); err != nil {
 			return err
 		}
 	}

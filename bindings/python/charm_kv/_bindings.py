@@ -328,6 +328,32 @@ FUNCTIONS = {
             POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
         ],
     ),
+    "charm_kv_options_set_timeouts": (
+        c_uint32,
+        [
+            POINTER(charm_kv_options),  # charm_kv_options *options
+            c_uint64,  # uint64_t connect_ms
+            c_uint64,  # uint64_t request_ms
+            c_uint64,  # uint64_t sync_ms
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
+        ],
+    ),
+    "charm_kv_options_set_require_tls": (
+        c_uint32,
+        [
+            POINTER(charm_kv_options),  # charm_kv_options *options
+            c_bool,  # bool require
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
+        ],
+    ),
+    "charm_kv_options_set_durability": (
+        c_uint32,
+        [
+            POINTER(charm_kv_options),  # charm_kv_options *options
+            c_char_p,  # const char *durability
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
+        ],
+    ),
     "charm_kv_options_set_auto_push": (
         c_uint32,
         [

@@ -155,6 +155,21 @@ def _c_text(obj: object, what: str) -> bytes:
     return obj.encode("utf-8")
 
 
+#: The longest bound the library accepts (a year).
+_MAX_TIMEOUT = 365 * 24 * 3600
+
+
+def _millis(seconds: float | None) -> int:
+    """A bound in seconds as the C ABI's milliseconds; 0 (``None``) keeps it as is."""
+    if seconds is None:
+        return 0
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TypeError(f"a timeout is a number of seconds, not {type(seconds).__name__}")
+    if not 0.001 <= seconds <= _MAX_TIMEOUT:
+        raise InvalidArgumentError(f"a timeout is from 1 ms to a year, not {seconds!r} s")
+    return round(seconds * 1000)
+
+
 def _c_path(obj: object, what: str) -> bytes:
     """A file-system path, as the bytes the OS uses (the library wants UTF-8)."""
     path = os.fsencode(obj)  # type: ignore[arg-type]
@@ -200,6 +215,11 @@ class _Options:
         local: bool | None = None,
         auto_push: bool | None = None,
         encrypt_keys: Iterable[str | bytes] | None = None,
+        connect_timeout: float | None = None,
+        request_timeout: float | None = None,
+        sync_timeout: float | None = None,
+        require_tls: bool | None = None,
+        durability: str | None = None,
     ) -> None:
         self._ptr = POINTER(_b.charm_kv_options)()
         out = _take_out()
@@ -228,6 +248,13 @@ class _Options:
                 self._set(lib.charm_kv_options_set_local, bool(local))
             if auto_push is not None:
                 self._set(lib.charm_kv_options_set_auto_push, bool(auto_push))
+            bounds = (connect_timeout, request_timeout, sync_timeout)
+            if any(bound is not None for bound in bounds):
+                self._set(lib.charm_kv_options_set_timeouts, *map(_millis, bounds))
+            if require_tls is not None:
+                self._set(lib.charm_kv_options_set_require_tls, bool(require_tls))
+            if durability is not None:
+                self._set(lib.charm_kv_options_set_durability, _c_text(durability, "durability"))
             if encrypt_keys is not None:
                 if isinstance(encrypt_keys, (str, bytes)):
                     raise TypeError("encrypt_keys is a list of keys, not one key")
@@ -269,6 +296,11 @@ def open(  # noqa: A001 - the module's entry point, as in dbm.open and shelve.op
     local: bool | None = None,
     auto_push: bool | None = None,
     encrypt_keys: Iterable[str | bytes] | None = None,
+    connect_timeout: float | None = None,
+    request_timeout: float | None = None,
+    sync_timeout: float | None = None,
+    require_tls: bool | None = None,
+    durability: str | None = None,
     env: bool = True,
 ) -> KV:
     """Opens (creating it if needed) the database ``name`` and returns a :class:`KV`.
@@ -288,6 +320,19 @@ def open(  # noqa: A001 - the module's entry point, as in dbm.open and shelve.op
       off for bulk jobs and call :meth:`KV.sync` at the end.
     - ``encrypt_keys``: Charm encrypt keys (base64 text) to use instead of the
       account's: the first encrypts new writes, the others only decrypt (rotation).
+    - ``connect_timeout``, ``request_timeout``, ``sync_timeout``: bounds in seconds
+      on opening a connection (default 15), on one request including its whole
+      answer (default 30; for a snapshot transfer, the longest silence) and on a
+      whole sync, which includes the push after a write (default 600). Like
+      ``CHARM_KV_CONNECT_TIMEOUT``, ``CHARM_KV_REQUEST_TIMEOUT`` and
+      ``CHARM_KV_SYNC_TIMEOUT``. A write whose push runs out of time still succeeds:
+      it is committed and stays pending (see :meth:`KV.pending_writes`).
+    - ``require_tls``: refuse plain http to a server that is not on this machine
+      (``CHARM_KV_REQUIRE_TLS``); such requests raise
+      :class:`AuthenticationError`.
+    - ``durability``: ``"full"`` (default: every commit is fsynced and survives a power
+      loss) or ``"normal"`` (faster commits; a killed process loses nothing, a power
+      loss or OS crash may take back the last commits). Like ``CHARM_KV_DURABILITY``.
 
     The first open of a database on a server fetches the account's keys, so it may
     raise :class:`NetworkError` or :class:`AuthenticationError`.
@@ -304,6 +349,11 @@ def open(  # noqa: A001 - the module's entry point, as in dbm.open and shelve.op
         local=local,
         auto_push=auto_push,
         encrypt_keys=encrypt_keys,
+        connect_timeout=connect_timeout,
+        request_timeout=request_timeout,
+        sync_timeout=sync_timeout,
+        require_tls=require_tls,
+        durability=durability,
     ) as options:
         store = POINTER(_b.charm_kv_store)()
         out = _take_out()

@@ -86,12 +86,36 @@ def test_bad_options(data_dir):
         charm_kv.open("x", env=False, data_dir=data_dir, no_such_option=1)
     with pytest.raises(TypeError):
         charm_kv.open(b"bytes name", env=False, data_dir=data_dir)
+    for bad in (0, -1, float("nan"), 10**12):
+        with pytest.raises(charm_kv.InvalidArgumentError, match="timeout"):
+            charm_kv.open("x", env=False, data_dir=data_dir, sync_timeout=bad)
+    with pytest.raises(TypeError):
+        charm_kv.open("x", env=False, data_dir=data_dir, request_timeout="30s")
+    with pytest.raises(charm_kv.InvalidArgumentError, match="durability"):
+        charm_kv.open("x", env=False, data_dir=data_dir, durability="fast")
 
 
 def test_malformed_environment(data_dir, monkeypatch):
     monkeypatch.setenv("CHARM_SSH_PORT", "not a number")
     with pytest.raises(charm_kv.InvalidArgumentError, match="CHARM_SSH_PORT"):
         charm_kv.open("x", data_dir=data_dir)
+    monkeypatch.delenv("CHARM_SSH_PORT")
+    monkeypatch.setenv("CHARM_KV_SYNC_TIMEOUT", "soon")
+    with pytest.raises(charm_kv.InvalidArgumentError, match="CHARM_KV_SYNC_TIMEOUT"):
+        charm_kv.open("x", data_dir=data_dir)
+    monkeypatch.setenv("CHARM_KV_SYNC_TIMEOUT", "")
+    monkeypatch.setenv("CHARM_KV_REQUIRE_TLS", "maybe")
+    with pytest.raises(charm_kv.InvalidArgumentError, match="CHARM_KV_REQUIRE_TLS"):
+        charm_kv.open("x", data_dir=data_dir)
+    monkeypatch.delenv("CHARM_KV_REQUIRE_TLS")
+    monkeypatch.setenv("CHARM_KV_DURABILITY", "sometimes")
+    with pytest.raises(charm_kv.InvalidArgumentError, match="CHARM_KV_DURABILITY"):
+        charm_kv.open("x", data_dir=data_dir)
+    monkeypatch.setenv("CHARM_KV_DURABILITY", "normal")
+    with charm_kv.open("x", data_dir=data_dir) as kv:
+        kv[b"k"] = b"v"
+        assert kv[b"k"] == b"v"
+    monkeypatch.delenv("CHARM_KV_DURABILITY")
     # env=False ignores the environment.
     charm_kv.open("x", env=False, data_dir=data_dir).close()
 

@@ -20,6 +20,13 @@ def test_is_a_mutable_mapping_and_context_manager(open_kv):
     assert repr(kv) == "<charm_kv.KV 'test' (closed)>"
 
 
+def test_normal_durability_reads_its_writes_across_reopen(open_kv):
+    with open_kv("normal", durability="normal") as kv:
+        kv[b"k"] = b"v"
+    with open_kv("normal", durability="full") as kv:
+        assert kv[b"k"] == b"v"
+
+
 def test_set_get_delete(kv):
     kv[b"name"] = b"charm"
     assert kv[b"name"] == b"charm"

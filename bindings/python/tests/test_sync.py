@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,43 @@ def test_bulk_writes_then_one_upload_with_progress(charm_server, tmp_path):
         kv.sync()
         assert len(kv) == 300
         assert kv[b"k299"] == b"value 299" * 10
+
+
+def test_a_black_holed_server_leaves_the_write_pending(tmp_path):
+    # A server that accepts connections and never answers, on both ports.
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(16)
+    port = hole.getsockname()[1]
+    held: list[socket.socket] = []
+
+    def hold_every_connection() -> None:
+        while True:
+            held.append(hole.accept()[0])
+
+    threading.Thread(target=hold_every_connection, daemon=True).start()
+    result: list[tuple[int, bytes]] = []
+
+    def write() -> None:
+        with charm_kv.open(
+            "hole",
+            env=False,
+            data_dir=tmp_path,
+            host="127.0.0.1",
+            ssh_port=port,
+            http_port=port,
+            connect_timeout=1,
+            request_timeout=1,
+            sync_timeout=2.5,
+        ) as kv:
+            kv[b"k"] = b"v"  # succeeds: committed locally, push left pending
+            result.append((kv.pending_writes(), kv[b"k"]))
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    writer.join(120)  # far above the bounds: fail rather than hang
+    assert not writer.is_alive(), "the write never returned"
+    assert result == [(1, b"v")]
 
 
 def test_reset_refuses_to_drop_pending_writes(charm_server, tmp_path):

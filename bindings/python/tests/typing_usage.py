@@ -9,7 +9,17 @@ import charm_kv
 
 
 def usage(path: str) -> None:
-    with charm_kv.open("typing", data_dir=path, env=False, auto_push=False) as kv:
+    with charm_kv.open(
+        "typing",
+        data_dir=path,
+        env=False,
+        auto_push=False,
+        connect_timeout=5,
+        request_timeout=10.5,
+        sync_timeout=60,
+        require_tls=True,
+        durability="normal",
+    ) as kv:
         store: MutableMapping[bytes, bytes] = kv
         kv[b"k"] = b"v"
         kv["text"] = "value"
