@@ -25,4 +25,4 @@ pub use error::{Error, ErrorKind, Result};
 pub use kv::{delete_database, list_databases, Kv};
 pub use options::Options;
 pub use store::{Direction, Fetched, Iter};
-pub use sync::{SyncPhase, SyncProgress};
+pub use sync::{ChainShape, LastSync, RemoteStatus, StoreStatus, SyncPhase, SyncProgress};
