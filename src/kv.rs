@@ -259,7 +259,8 @@ impl Kv {
         Ok(true)
     }
 
-    fn sync_is_due(&self, max_age: Duration) -> Result<bool> {
+    /// Whether [`Kv::sync_if_stale`] would sync now (no network).
+    pub fn sync_is_due(&self, max_age: Duration) -> Result<bool> {
         let store = self.store()?;
         let last = status::last_sync(&*store.reader()?)?;
         Ok(status::is_stale(last, max_age, SystemTime::now()))
