@@ -13,7 +13,7 @@
  * - Whatever the library allocates, the library frees: charm_kv_free,
  *   charm_kv_options_free, charm_kv_iter_free, charm_kv_batch_free,
  *   charm_kv_bytes_free, charm_kv_bytes_list_free, charm_kv_string_list_free,
- *   charm_kv_error_free. All accept NULL.
+ *   charm_kv_store_status_free, charm_kv_error_free. All accept NULL.
  * - A charm_kv_store is thread-safe; options, iterators and batches are used by
  *   one thread at a time. No state is kept per thread.
  */
@@ -121,6 +121,39 @@ enum charm_kv_status
 typedef enum charm_kv_status charm_kv_status;
 #else
 typedef uint32_t charm_kv_status;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * What `charm_kv_get_status` learned about the server (a `uint32_t` in C).
+ */
+enum charm_kv_remote_state
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Local mode: no server configured.
+   */
+  CHARM_KV_REMOTE_STATE_NOT_CONFIGURED = 0,
+  /**
+   * A server is configured but was not asked (`check_remote` false).
+   */
+  CHARM_KV_REMOTE_STATE_NOT_CHECKED = 1,
+  /**
+   * The server answered; `remote_version` holds its newest version.
+   */
+  CHARM_KV_REMOTE_STATE_REACHABLE = 2,
+  /**
+   * Asking the server failed; `remote_error` says why.
+   */
+  CHARM_KV_REMOTE_STATE_UNREACHABLE = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum charm_kv_remote_state charm_kv_remote_state;
+#else
+typedef uint32_t charm_kv_remote_state;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -303,6 +336,63 @@ typedef void (*charm_kv_sync_progress_fn)(void *userdata,
                                           uint32_t phase,
                                           uint64_t done,
                                           uint64_t total);
+
+/**
+ * The sync and storage state of a database, filled by `charm_kv_get_status`.
+ *
+ * The two error objects are owned by the struct: release them with
+ * `charm_kv_store_status_free` (never `charm_kv_error_free` on their own while the
+ * struct still points to them).
+ */
+typedef struct charm_kv_store_status {
+  /**
+   * End of the last successful sync of this database file, in Unix milliseconds;
+   * 0 when it never synced.
+   */
+  uint64_t last_sync_unix_ms;
+  /**
+   * The local version that sync ended at (0 when it never synced).
+   */
+  uint64_t last_sync_version;
+  /**
+   * The server version the local copy is based on (0: never synced).
+   */
+  uint64_t local_version;
+  /**
+   * Local writes not yet confirmed on the server (as `charm_kv_pending_writes`).
+   */
+  uint64_t pending_writes;
+  /**
+   * The full snapshot the local version builds on; 0 when none.
+   */
+  uint64_t chain_start;
+  /**
+   * Deltas on top of `chain_start`.
+   */
+  uint64_t chain_deltas;
+  /**
+   * Bytes on disk: the database file and its write-ahead log.
+   */
+  uint64_t size_bytes;
+  /**
+   * NULL when SQLite's quick check found nothing wrong; otherwise a CORRUPT error
+   * whose message lists what it found.
+   */
+  struct charm_kv_error *integrity_error;
+  /**
+   * Whether the server was asked, and how that went.
+   */
+  charm_kv_remote_state remote;
+  /**
+   * With `remote` REACHABLE: the newest version on the server (0: none). Else 0.
+   */
+  uint64_t remote_version;
+  /**
+   * With `remote` UNREACHABLE: why (its status is NETWORK, AUTH, SERVER, ...).
+   * Else NULL.
+   */
+  struct charm_kv_error *remote_error;
+} charm_kv_store_status;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1022,6 +1112,57 @@ charm_kv_status charm_kv_list_databases(const struct charm_kv_options *options,
 charm_kv_status charm_kv_delete_database(const struct charm_kv_options *options,
                                          const char *name,
                                          struct charm_kv_error **err);
+
+/**
+ * Reads the sync and storage state of the database into `*out_status`: last
+ * successful sync, pending writes, versions, delta chain, size on disk and SQLite's
+ * quick check (which reads the whole file). Nothing is sent to the server unless
+ * `check_remote`; then the server's newest version is asked for, and a server that
+ * does not answer within the client's network time limits is reported in
+ * `remote`/`remote_error`, not as a failure of this call.
+ *
+ * On OK the caller owns `*out_status` and releases it with
+ * `charm_kv_store_status_free`. Returns OK, INVALID_ARGUMENT (`store`/`out_status`
+ * NULL or misaligned), CLOSED, IO, CORRUPT, BUSY or PANIC.
+ *
+ * Thread safety: any thread, concurrently with other calls on `store`.
+ *
+ * # Safety
+ * `store` is NULL or a live store handle; `out_status` and `err` are NULL or writable.
+ */
+charm_kv_status charm_kv_get_status(const struct charm_kv_store *store,
+                                    bool check_remote,
+                                    struct charm_kv_store_status *out_status,
+                                    struct charm_kv_error **err);
+
+/**
+ * Releases the error objects a `charm_kv_store_status` owns and sets them to NULL
+ * (the other fields stay readable). NULL, or a status already freed, is a no-op.
+ *
+ * # Safety
+ * `status` is NULL, or points to a `charm_kv_store_status` filled by
+ * `charm_kv_get_status` (or freed by this function since), used by no other thread.
+ */
+void charm_kv_store_status_free(struct charm_kv_store_status *status);
+
+/**
+ * Syncs only when the last successful sync of this database ended at least
+ * `max_age_ms` milliseconds ago, or never happened (0 syncs every time). Deciding
+ * needs no network. `*out_synced` receives whether it synced.
+ *
+ * Returns OK (synced or not needed), INVALID_ARGUMENT (`store`/`out_synced` NULL),
+ * and otherwise what `charm_kv_sync` returns (NOT_CONFIGURED in local mode when a
+ * sync is due, NETWORK, ...).
+ *
+ * Thread safety: any thread, concurrently with other calls on `store`.
+ *
+ * # Safety
+ * `store` is NULL or a live store handle; `out_synced` and `err` are NULL or writable.
+ */
+charm_kv_status charm_kv_sync_if_stale(const struct charm_kv_store *store,
+                                       uint64_t max_age_ms,
+                                       bool *out_synced,
+                                       struct charm_kv_error **err);
 
 /**
  * The version of the charm-kv library actually loaded, such as "0.1.0": compare it

@@ -3,11 +3,13 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, SystemTime};
 
 use crate::cloud::{deadline, CharmClient};
 use crate::crypto::seal::Sealer;
 use crate::crypto::EncryptKey;
 use crate::sync::charm::CharmRemote;
+use crate::sync::status::{self, RemoteStatus, StoreStatus};
 use crate::sync::{SyncProgress, DEFAULT_TICKET_WAIT};
 
 use crate::batch::Batch;
@@ -283,6 +285,77 @@ impl Kv {
             }
             other => other,
         }
+    }
+
+    /// Syncs only when the last successful sync of this database file ended `max_age`
+    /// or longer ago (or never, or at a time the clock has not reached yet). Returns
+    /// whether it synced; deciding needs no network.
+    pub fn sync_if_stale(&self, max_age: Duration) -> Result<bool> {
+        if !self.sync_is_due(max_age)? {
+            return Ok(false);
+        }
+        self.sync()?;
+        Ok(true)
+    }
+
+    /// Whether [`Kv::sync_if_stale`] would sync now (no network).
+    pub fn sync_is_due(&self, max_age: Duration) -> Result<bool> {
+        let store = self.store()?;
+        let last = status::last_sync(&*store.reader()?)?;
+        Ok(status::is_stale(last, max_age, SystemTime::now()))
+    }
+
+    /// The database's state read locally, without network: last successful sync,
+    /// pending writes, versions, chain, size on disk and a quick integrity check (which
+    /// reads the whole file). The server is not asked ([`RemoteStatus::NotChecked`], or
+    /// [`RemoteStatus::NotConfigured`] in local mode).
+    pub fn status(&self) -> Result<StoreStatus> {
+        let remote = match self.shared.options.config.server() {
+            Some(_) => RemoteStatus::NotChecked,
+            None => RemoteStatus::NotConfigured,
+        };
+        self.local_status(remote)
+    }
+
+    /// [`Kv::status`], also asking the server for its newest version: a server that
+    /// fails to answer within the client's time limits is [`RemoteStatus::Unreachable`]
+    /// with the error, not a failure of this call.
+    pub fn status_with_remote(&self) -> Result<StoreStatus> {
+        self.store()?;
+        if self.shared.options.config.server().is_none() {
+            return self.local_status(RemoteStatus::NotConfigured);
+        }
+        let remote = match self.client() {
+            Ok(client) => status::ask(&CharmRemote::new(&client, &self.shared.name)),
+            Err(e) => RemoteStatus::Unreachable(e),
+        };
+        self.local_status(remote)
+    }
+
+    fn local_status(&self, remote: RemoteStatus) -> Result<StoreStatus> {
+        let store = self.store()?;
+        let reader = store.reader()?;
+        status::local(&reader, store.path(), remote)
+    }
+
+    /// [`Kv::status_with_remote`] against any remote.
+    #[cfg(test)]
+    pub(crate) fn status_via(&self, remote: &dyn crate::sync::Remote) -> Result<StoreStatus> {
+        self.local_status(status::ask(remote))
+    }
+
+    /// [`Kv::sync_if_stale`] against any remote.
+    #[cfg(test)]
+    pub(crate) fn sync_if_stale_via(
+        &self,
+        remote: &dyn crate::sync::Remote,
+        max_age: Duration,
+    ) -> Result<bool> {
+        if !self.sync_is_due(max_age)? {
+            return Ok(false);
+        }
+        self.sync_via(remote, &mut |_| {}, DEFAULT_TICKET_WAIT)?;
+        Ok(true)
     }
 
     /// Drops the local copy and rebuilds it from the newest remote snapshot. Refuses

@@ -25,5 +25,5 @@ pub use error::{Error, ErrorKind, Result};
 pub use kv::{delete_database, list_databases, Kv};
 pub use options::Options;
 pub use store::{Direction, Durability, Fetched, Iter};
-pub use sync::{SyncPhase, SyncProgress};
+pub use sync::{ChainShape, LastSync, RemoteStatus, StoreStatus, SyncPhase, SyncProgress};
 pub use timeouts::Timeouts;

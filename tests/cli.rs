@@ -130,6 +130,7 @@ fn every_command_has_help() {
         "reset",
         "list-dbs",
         "delete-db",
+        "status",
     ] {
         let help = String::from_utf8(ok(dir.path(), &[command, "--help"])).unwrap();
         assert!(help.contains("Usage: charm-kv"), "{command}: {help}");
@@ -362,4 +363,122 @@ fn a_black_holed_server_holds_set_only_as_long_as_the_env_bounds() {
             && stderr.contains("timed out after 1s"),
         "{stderr}"
     );
+}
+
+/// The `field: value` lines of `charm-kv status`, in order.
+fn status_fields(stdout: &[u8]) -> Vec<(String, String)> {
+    String::from_utf8(stdout.to_vec())
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let (name, value) = line.split_once(": ").expect("field: value");
+            (name.to_owned(), value.to_owned())
+        })
+        .collect()
+}
+
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
+    &fields.iter().find(|(n, _)| n == name).expect(name).1
+}
+
+#[test]
+fn status_prints_every_field_of_a_local_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["set", "a@notes", "1"]);
+    ok(d, &["set", "b@notes", "2"]);
+    let fields = status_fields(&ok(d, &["status", "@notes"]));
+    let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "database",
+            "last_sync",
+            "last_sync_version",
+            "local_version",
+            "pending_writes",
+            "chain_start",
+            "chain_deltas",
+            "size_bytes",
+            "integrity",
+            "server",
+            "remote_version",
+            "server_error",
+        ]
+    );
+    assert_eq!(field(&fields, "database"), "notes");
+    assert_eq!(field(&fields, "last_sync"), "never");
+    assert_eq!(field(&fields, "local_version"), "0");
+    assert_eq!(field(&fields, "pending_writes"), "2");
+    assert_eq!(field(&fields, "chain_start"), "none");
+    assert_eq!(field(&fields, "integrity"), "ok");
+    assert_eq!(field(&fields, "server"), "not configured");
+    assert!(field(&fields, "size_bytes").parse::<u64>().unwrap() > 0);
+    let asked = status_fields(&ok(d, &["status", "@notes", "--remote"]));
+    assert_eq!(
+        field(&asked, "server"),
+        "not configured",
+        "local mode asks no one"
+    );
+}
+
+#[test]
+fn sync_if_stale_parses_durations_and_syncs_when_never_synced() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["set", "k", "v"]);
+    // Never synced: due, so it tries, and local mode has no server.
+    let out = charm_kv(d, &["sync", "--if-stale", "10m"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no Charm server configured"));
+    for bad in ["10", "10x", "m", "-5m"] {
+        let out = charm_kv(d, &["sync", &format!("--if-stale={bad}")], None);
+        assert_eq!(out.status.code(), Some(2), "{bad}: a usage error");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("invalid duration"),
+            "{bad}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn status_reports_an_unreachable_server_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_charm-kv"))
+            .args(args)
+            .env_clear()
+            .env("CHARM_DATA_DIR", dir.path())
+            .env("HOME", dir.path())
+            .env("CHARM_HOST", "127.0.0.1")
+            .env("CHARM_SSH_PORT", closed_port.to_string())
+            .env("CHARM_HTTP_PORT", closed_port.to_string())
+            .output()
+            .unwrap()
+    };
+    run(&["set", "offline", "v"]);
+    let local = run(&["status"]);
+    assert!(local.status.success());
+    let fields = status_fields(&local.stdout);
+    assert_eq!(field(&fields, "server"), "not checked");
+    assert_eq!(field(&fields, "pending_writes"), "1");
+    let asked = run(&["status", "--remote"]);
+    assert!(
+        asked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&asked.stderr)
+    );
+    let fields = status_fields(&asked.stdout);
+    assert_eq!(field(&fields, "server"), "unreachable");
+    assert_eq!(field(&fields, "remote_version"), "unknown");
+    assert!(
+        field(&fields, "server_error").contains("network error"),
+        "{fields:?}"
+    );
+    assert_eq!(field(&fields, "last_sync"), "never");
 }

@@ -847,3 +847,89 @@ fn devices_with_offline_keys_converge_on_the_oldest_key_0() {
         assert_eq!(cache["synced_key0"], key1.id(), "{cache}");
     }
 }
+
+/// `charm-kv` with the environment of a client of `server` in `data_dir`, whatever
+/// its exit status.
+fn cli_run(server: &CharmServer, data_dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_charm-kv"));
+    command.args(args).env_clear().env("HOME", data_dir);
+    command.envs(server.env_for_client(data_dir));
+    support::charm_server::run_bounded(&mut command, std::time::Duration::from_secs(120))
+}
+
+/// [`cli_run`], which must succeed.
+fn cli(server: &CharmServer, data_dir: &Path, args: &[&str]) -> std::process::Output {
+    let out = cli_run(server, data_dir, args);
+    assert!(
+        out.status.success(),
+        "charm-kv {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn status_field(stdout: &[u8], name: &str) -> String {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{name}: ")).map(str::to_owned))
+        .unwrap_or_else(|| panic!("no {name} in {}", String::from_utf8_lossy(stdout)))
+}
+
+#[test]
+fn status_shows_the_servers_newest_version_and_sync_if_stale_skips_a_recent_sync() {
+    let server = CharmServer::start();
+    let (d1, d2) = (server.client_dir("host1"), server.client_dir("host2"));
+    let host1 = Kv::open_with(DB, &device(&server, &d1, None)).unwrap();
+    host1.set("k1", "v1").unwrap(); // pushed
+    let host2 = Kv::open_with(DB, &device(&server, &d2, Some(&key_of(&d1)))).unwrap();
+
+    let before = host2.status_with_remote().unwrap();
+    assert_eq!((before.local_version, before.last_sync), (0, None));
+    let charm_kv::RemoteStatus::Reachable { newest_version } = before.remote else {
+        panic!("{:?}", before.remote)
+    };
+    assert!(newest_version > 0);
+    assert!(host2
+        .sync_if_stale(std::time::Duration::from_secs(3600))
+        .unwrap());
+    let after = host2.status_with_remote().unwrap();
+    assert_eq!(after.local_version, newest_version);
+    assert_eq!(after.last_sync.unwrap().version, newest_version);
+    assert!(matches!(
+        after.remote,
+        charm_kv::RemoteStatus::Reachable { newest_version: n } if n == newest_version
+    ));
+    assert!(after.integrity_ok());
+
+    // The CLI of host 1 (its own data dir): its auto-push was a successful sync.
+    let out = cli(&server, &d1, &["status", "--remote"]);
+    assert_eq!(status_field(&out.stdout, "server"), "reachable");
+    assert_eq!(
+        status_field(&out.stdout, "remote_version"),
+        newest_version.to_string()
+    );
+    assert_eq!(
+        status_field(&out.stdout, "local_version"),
+        newest_version.to_string()
+    );
+    assert_ne!(status_field(&out.stdout, "last_sync"), "never");
+    host2.set("k2", "v2").unwrap(); // pushed by host 2
+    cli(&server, &d1, &["sync", "--if-stale", "1h"]);
+    let missing = cli_run(&server, &d1, &["get", "k2"]);
+    assert_eq!(
+        String::from_utf8_lossy(&missing.stderr),
+        "charm-kv: key not found\n",
+        "a recent sync is not repeated"
+    );
+    cli(&server, &d1, &["sync", "--if-stale", "0s"]);
+    assert_eq!(cli(&server, &d1, &["get", "k2"]).stdout, b"v2");
+
+    // A server that went away: reported, not raised.
+    drop(server);
+    let gone = host2.status_with_remote().unwrap();
+    match gone.remote {
+        charm_kv::RemoteStatus::Unreachable(e) => assert_eq!(e.kind(), ErrorKind::Network),
+        other => panic!("expected unreachable, got {other:?}"),
+    }
+    assert_eq!(gone.pending_writes, 0);
+}

@@ -1,7 +1,11 @@
 //! Command-line grammar: the commands and flags of `charm kv` (and skate), plus
-//! `list-dbs` and `delete-db`.
+//! `list-dbs`, `delete-db`, `status` and `sync --if-stale`.
+
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+
+use crate::time::parse_duration;
 
 /// The database `charm kv` uses when `@DB` is omitted.
 pub const DEFAULT_DB: &str = "charm.sh.kv.user.default";
@@ -67,6 +71,19 @@ pub enum Command {
     Sync {
         /// @DB
         db: Option<String>,
+        /// Only sync when the last successful sync is at least this old (or never
+        /// happened): 30s, 10m, 2h, 1d, 1h30m.
+        #[arg(long = "if-stale", value_name = "DURATION", value_parser = parse_duration)]
+        if_stale: Option<Duration>,
+    },
+    /// Show the sync state of a database, with an optional @db: one `field: value` per line.
+    Status {
+        /// @DB
+        db: Option<String>,
+        /// Also ask the Charm server for its newest version (bounded by the client's
+        /// network time limits); without it nothing is sent.
+        #[arg(long)]
+        remote: bool,
     },
     /// Delete the local copy and restore it from the Charm server, with an optional @db.
     Reset {

@@ -2,6 +2,7 @@
 
 mod args;
 mod output;
+mod time;
 
 use std::io::{self, IsTerminal, Read};
 use std::process::ExitCode;
@@ -121,9 +122,25 @@ fn run(command: Command) -> Result<(), CliError> {
             };
             output::print_list(kv.iter_with(direction, !keys_only)?, &layout)?;
         }
-        Command::Sync { db } => {
+        Command::Sync { db, if_stale } => {
             let kv = open(&db_arg(db.as_deref())?)?;
-            output::sync_with_progress(&kv)?;
+            match if_stale {
+                None => output::sync_with_progress(&kv)?,
+                // Deciding reads a local row: a recent sync costs no network at all.
+                Some(max_age) => {
+                    if kv.sync_is_due(max_age)? {
+                        output::sync_with_progress(&kv)?;
+                    }
+                }
+            }
+        }
+        Command::Status { db, remote } => {
+            let kv = open(&db_arg(db.as_deref())?)?;
+            let status = match remote {
+                true => kv.status_with_remote()?,
+                false => kv.status()?,
+            };
+            output::print_status(kv.name(), &status)?;
         }
         Command::Reset { db, force } => {
             let kv = open(&db_arg(db.as_deref())?)?;

@@ -2,7 +2,7 @@
 
 use std::io::{self, IsTerminal, Write};
 
-use charm_kv::{Iter, Kv, SyncPhase, SyncProgress};
+use charm_kv::{Iter, Kv, RemoteStatus, StoreStatus, SyncPhase, SyncProgress};
 
 use crate::{stdout_is_terminal, CliError};
 
@@ -148,4 +148,60 @@ fn human(bytes: u64) -> String {
     } else {
         format!("{value:.1} {}", UNITS[unit])
     }
+}
+
+/// `status`: one `field: value` per line, every field always present (names are
+/// documented in README.md and stay stable).
+pub fn print_status(db: &str, status: &StoreStatus) -> Result<(), CliError> {
+    let never = || "never".to_owned();
+    let none = || "none".to_owned();
+    let (server, remote_version, server_error) = match &status.remote {
+        RemoteStatus::NotConfigured => ("not configured", "unknown".to_owned(), none()),
+        RemoteStatus::NotChecked => ("not checked", "unknown".to_owned(), none()),
+        RemoteStatus::Reachable { newest_version } => {
+            ("reachable", newest_version.to_string(), none())
+        }
+        RemoteStatus::Unreachable(e) => ("unreachable", "unknown".to_owned(), e.to_string()),
+    };
+    let integrity = match status.integrity_ok() {
+        true => "ok".to_owned(),
+        false => status.integrity_problems.join("; "),
+    };
+    let fields = [
+        ("database", db.to_owned()),
+        (
+            "last_sync",
+            status
+                .last_sync
+                .map_or_else(never, |s| crate::time::format_utc(s.at)),
+        ),
+        (
+            "last_sync_version",
+            status
+                .last_sync
+                .map_or_else(never, |s| s.version.to_string()),
+        ),
+        ("local_version", status.local_version.to_string()),
+        ("pending_writes", status.pending_writes.to_string()),
+        (
+            "chain_start",
+            status.chain.map_or_else(none, |c| c.start.to_string()),
+        ),
+        (
+            "chain_deltas",
+            status.chain.map_or_else(none, |c| c.deltas.to_string()),
+        ),
+        ("size_bytes", status.size_bytes.to_string()),
+        ("integrity", integrity),
+        ("server", server.to_owned()),
+        ("remote_version", remote_version),
+        ("server_error", server_error),
+    ];
+    let mut out = io::stdout().lock();
+    for (name, value) in fields {
+        // A message on one line, whatever it carries.
+        writeln!(out, "{name}: {}", value.replace(['\n', '\r'], " "))?;
+    }
+    out.flush()?;
+    Ok(())
 }

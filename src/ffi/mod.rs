@@ -29,6 +29,7 @@ mod options;
 mod ptr;
 mod status;
 mod store;
+mod store_status;
 mod version;
 
 pub use batch::*;
@@ -38,6 +39,7 @@ pub use iter::*;
 pub use options::*;
 pub use status::*;
 pub use store::*;
+pub use store_status::*;
 pub use version::*;
 
 // What the header promises about threads, checked by the compiler: a store handle is

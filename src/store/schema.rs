@@ -15,7 +15,8 @@
 //! - `sync_journal(key, seq)`: the stored key of every local write, with the local write
 //!   counter at its last change; what a restore must re-apply on top of a remote snapshot.
 //! - `sync_state(name, value)`: `device_id`, `write_seq` (last counter handed out) and
-//!   `uploaded_seq` (writes up to this counter are in a snapshot we uploaded).
+//!   `uploaded_seq` (writes up to this counter are in a snapshot we uploaded); the last
+//!   successful sync (`crate::sync::status`).
 
 use std::path::Path;
 use std::time::Duration;

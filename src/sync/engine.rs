@@ -89,6 +89,7 @@ impl<'a> Engine<'a> {
                 restore::confirm(self.store, uploaded)?;
             }
         }
+        super::status::record_sync(self.store)?;
         Ok(())
     }
 

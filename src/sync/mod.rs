@@ -8,9 +8,11 @@ pub mod levels;
 mod progress;
 pub mod restore;
 pub mod snapshot;
+pub mod status;
 
 pub use engine::{clean_stale_temp_files, Remote, DEFAULT_TICKET_WAIT};
 pub use progress::{SyncPhase, SyncProgress};
+pub use status::{ChainShape, LastSync, RemoteStatus, StoreStatus};
 
 #[cfg(test)]
 mod tests;

@@ -990,3 +990,198 @@ fn a_copied_data_dir_writes_as_a_new_device_and_loses_nothing() {
     a.close().unwrap();
     assert_eq!(id(&device(original_dir.path(), &key)), before);
 }
+
+/// Counts the requests made to the remote it wraps, and fails them all while `down`.
+struct CountingRemote<'a> {
+    inner: &'a MemoryRemote,
+    calls: AtomicU64,
+    down: AtomicBool,
+}
+
+impl<'a> CountingRemote<'a> {
+    fn new(inner: &'a MemoryRemote) -> Self {
+        CountingRemote {
+            inner,
+            calls: AtomicU64::new(0),
+            down: AtomicBool::new(false),
+        }
+    }
+
+    fn request(&self) -> Result<()> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        match self.down.load(Ordering::SeqCst) {
+            true => Err(Error::Network("connection refused".into())),
+            false => Ok(()),
+        }
+    }
+}
+
+impl Remote for CountingRemote<'_> {
+    fn current_seq(&self) -> Result<u64> {
+        self.request()?;
+        self.inner.current_seq()
+    }
+    fn next_seq(&self) -> Result<u64> {
+        self.request()?;
+        self.inner.next_seq()
+    }
+    fn list(&self) -> Result<Vec<u64>> {
+        self.request()?;
+        self.inner.list()
+    }
+    fn download(
+        &self,
+        seq: u64,
+        out: &mut dyn Write,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<()> {
+        self.request()?;
+        self.inner.download(seq, out, progress)
+    }
+    fn listed_size(&self, seq: u64) -> Option<u64> {
+        self.inner.listed_size(seq)
+    }
+    fn upload(&self, seq: u64, path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<()> {
+        self.request()?;
+        self.inner.upload(seq, path, progress)
+    }
+    fn remove(&self, seq: u64) -> Result<()> {
+        self.request()?;
+        self.inner.remove(seq)
+    }
+}
+
+#[test]
+fn status_reports_the_last_sync_pending_writes_and_the_chain() {
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let dir = tempfile::tempdir().unwrap();
+    let kv = device(dir.path(), &key);
+
+    let fresh = kv.status().unwrap();
+    assert_eq!(fresh.last_sync, None);
+    assert_eq!((fresh.local_version, fresh.pending_writes), (0, 0));
+    assert_eq!(fresh.chain, None);
+    assert!(fresh.integrity_ok(), "{:?}", fresh.integrity_problems);
+    assert!(fresh.size_bytes > 0);
+    assert!(matches!(fresh.remote, crate::RemoteStatus::NotConfigured));
+
+    kv.set("a", "1").unwrap();
+    kv.set("b", "2").unwrap();
+    assert_eq!(kv.status().unwrap().pending_writes, 2);
+    // Milliseconds are recorded: the sync ends at or after this.
+    let started = std::time::SystemTime::now() - Duration::from_millis(1);
+    sync(&kv, &remote).unwrap();
+    let after = kv.status().unwrap();
+    let last = after.last_sync.expect("a successful sync is recorded");
+    assert_eq!(last.version, 1);
+    assert!(last.at >= started, "{:?} < {started:?}", last.at);
+    assert!(last.at <= std::time::SystemTime::now());
+    assert_eq!((after.local_version, after.pending_writes), (1, 0));
+    assert_eq!(
+        after.chain,
+        Some(crate::ChainShape {
+            start: 1,
+            deltas: 0
+        })
+    );
+
+    kv.set("c", "3").unwrap();
+    sync(&kv, &remote).unwrap();
+    let status = kv.status_via(&remote).unwrap();
+    assert_eq!(status.last_sync.unwrap().version, 2);
+    assert_eq!(
+        status.chain,
+        Some(crate::ChainShape {
+            start: 1,
+            deltas: 1
+        })
+    );
+    assert!(matches!(
+        status.remote,
+        crate::RemoteStatus::Reachable { newest_version: 2 }
+    ));
+
+    // Another device pushes: the server is ahead of this one until it syncs.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = device(other_dir.path(), &key);
+    sync(&other, &remote).unwrap();
+    other.set("d", "4").unwrap();
+    sync(&other, &remote).unwrap();
+    let behind = kv.status_via(&remote).unwrap();
+    assert_eq!(behind.local_version, 2);
+    assert!(matches!(
+        behind.remote,
+        crate::RemoteStatus::Reachable { newest_version: 3 }
+    ));
+}
+
+#[test]
+fn a_failed_sync_is_not_recorded_and_an_unreachable_remote_is_reported_not_raised() {
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let counting = CountingRemote::new(&remote);
+    let dir = tempfile::tempdir().unwrap();
+    let kv = device(dir.path(), &key);
+    kv.set("a", "1").unwrap();
+    counting.down.store(true, Ordering::SeqCst);
+    assert_eq!(
+        kv.sync_via(&counting, &mut |_| {}, WAIT)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Network
+    );
+    let status = kv.status_via(&counting).unwrap();
+    assert_eq!(status.last_sync, None);
+    assert_eq!(status.pending_writes, 1);
+    match status.remote {
+        crate::RemoteStatus::Unreachable(e) => assert_eq!(e.kind(), ErrorKind::Network),
+        other => panic!("expected unreachable, got {other:?}"),
+    }
+}
+
+#[test]
+fn sync_if_stale_skips_a_recent_sync_without_a_request_and_runs_a_stale_one() {
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let counting = CountingRemote::new(&remote);
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (device(a_dir.path(), &key), device(b_dir.path(), &key));
+    let hour = Duration::from_secs(3600);
+
+    a.set("k1", "v1").unwrap();
+    sync(&a, &remote).unwrap();
+    assert!(
+        b.sync_if_stale_via(&counting, hour).unwrap(),
+        "never synced"
+    );
+    assert_eq!(b.get("k1").unwrap(), b"v1");
+
+    a.set("k2", "v2").unwrap();
+    sync(&a, &remote).unwrap();
+    let requests = counting.calls.load(Ordering::SeqCst);
+    assert!(!b.sync_if_stale_via(&counting, hour).unwrap());
+    assert_eq!(
+        counting.calls.load(Ordering::SeqCst),
+        requests,
+        "no request"
+    );
+    assert_eq!(b.get("k2").unwrap_err().kind(), ErrorKind::NotFound);
+
+    // The last sync was two hours ago.
+    let two_hours_ago = std::time::SystemTime::now() - 2 * hour;
+    let ms = two_hours_ago
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    crate::store::schema::state_set(
+        &b.store().unwrap().writer(),
+        super::status::STATE_LAST_SYNC_MS,
+        ms,
+    )
+    .unwrap();
+    assert!(b.sync_if_stale_via(&counting, hour).unwrap());
+    assert_eq!(b.get("k2").unwrap(), b"v2");
+    assert!(!b.sync_if_stale_via(&counting, hour).unwrap());
+    assert!(b.sync_if_stale_via(&counting, Duration::ZERO).unwrap());
+}

@@ -1,7 +1,11 @@
 /* Normal use of the C ABI: version, statuses, errors, options, get/set/delete,
- * keys, iteration, batches, sync/reset/pending, backup, database listing. */
+ * keys, iteration, batches, sync/reset/pending, status, backup, database listing. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -654,6 +658,90 @@ static void test_encrypt_keys(const char *dir) {
   charm_kv_options_free(options);
 }
 
+static void test_status_of_a_local_database(const char *dir) {
+  charm_kv_store *store = open_store(dir, "status");
+  charm_kv_error *err = NULL;
+  charm_kv_store_status status;
+  memset(&status, 0xAB, sizeof status);
+  CHECK_STATUS(charm_kv_get_status(store, false, &status, &err), CHARM_KV_STATUS_OK);
+  CHECK(err == NULL);
+  CHECK(status.last_sync_unix_ms == 0);
+  CHECK(status.last_sync_version == 0);
+  CHECK(status.local_version == 0);
+  CHECK(status.pending_writes == 0);
+  CHECK(status.chain_start == 0);
+  CHECK(status.size_bytes > 0);
+  CHECK(status.integrity_error == NULL);
+  CHECK(status.remote == CHARM_KV_REMOTE_STATE_NOT_CONFIGURED);
+  CHECK(status.remote_error == NULL);
+  charm_kv_store_status_free(&status);
+
+  CHECK_STATUS(charm_kv_set(store, BYTES("a"), BYTES("1"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_set(store, BYTES("b"), BYTES("2"), NULL), CHARM_KV_STATUS_OK);
+  /* Local mode asks no one, even when asked to. */
+  CHECK_STATUS(charm_kv_get_status(store, true, &status, &err), CHARM_KV_STATUS_OK);
+  CHECK(status.pending_writes == 2);
+  CHECK(status.remote == CHARM_KV_REMOTE_STATE_NOT_CONFIGURED);
+  charm_kv_store_status_free(&status);
+  charm_kv_store_status_free(&status); /* freeing again is a no-op */
+  CHECK(status.remote_error == NULL && status.integrity_error == NULL);
+
+  /* Never synced: due at any age, and local mode cannot sync. */
+  bool synced = true;
+  CHECK_STATUS(charm_kv_sync_if_stale(store, UINT64_MAX, &synced, &err),
+               CHARM_KV_STATUS_NOT_CONFIGURED);
+  CHECK_ERROR(err, CHARM_KV_STATUS_NOT_CONFIGURED, "CHARM_HOST");
+  CHECK(synced == true); /* outputs are written only on OK */
+  charm_kv_free(store);
+}
+
+/* A TCP port on 127.0.0.1 that nothing listens on (bound, then closed). */
+static uint16_t closed_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  CHECK(fd >= 0);
+  struct sockaddr_in addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  CHECK(bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0);
+  CHECK(getsockname(fd, (struct sockaddr *)&addr, &len) == 0);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+static void test_status_reports_an_unreachable_server(const char *dir) {
+  uint16_t port = closed_port();
+  charm_kv_options *options = test_options(dir);
+  CHECK_STATUS(charm_kv_options_set_host(options, "127.0.0.1", NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_options_set_ssh_port(options, port, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_options_set_http_port(options, port, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_options_set_auto_push(options, false, NULL), CHARM_KV_STATUS_OK);
+  charm_kv_store *store = NULL;
+  CHECK_STATUS(charm_kv_open("remote", options, &store, NULL), CHARM_KV_STATUS_OK);
+  charm_kv_options_free(options);
+  charm_kv_error *err = NULL;
+  charm_kv_store_status status;
+  CHECK_STATUS(charm_kv_get_status(store, false, &status, &err), CHARM_KV_STATUS_OK);
+  CHECK(status.remote == CHARM_KV_REMOTE_STATE_NOT_CHECKED);
+  CHECK(status.remote_error == NULL);
+  charm_kv_store_status_free(&status);
+
+  CHECK_STATUS(charm_kv_get_status(store, true, &status, &err), CHARM_KV_STATUS_OK);
+  CHECK(status.remote == CHARM_KV_REMOTE_STATE_UNREACHABLE);
+  CHECK(status.remote_version == 0);
+  CHECK(status.remote_error != NULL);
+  CHECK(charm_kv_error_status(status.remote_error) == CHARM_KV_STATUS_NETWORK);
+  CHECK(strstr(charm_kv_error_message(status.remote_error), "network error") != NULL);
+  charm_kv_store_status_free(&status);
+  CHECK(status.remote_error == NULL);
+
+  bool synced = true;
+  CHECK_STATUS(charm_kv_sync_if_stale(store, 60000, &synced, &err), CHARM_KV_STATUS_NETWORK);
+  CHECK_ERROR(err, CHARM_KV_STATUS_NETWORK, NULL);
+  charm_kv_free(store);
+}
+
 const test_case basic_tests[] = {
     {"version_macros_match_library", test_version_macros_match_library},
     {"status_codes_and_strings", test_status_codes_and_strings},
@@ -673,5 +761,7 @@ const test_case basic_tests[] = {
      test_open_with_environment_and_local_keyring},
     {"option_setters", test_option_setters},
     {"encrypt_keys", test_encrypt_keys},
+    {"status_of_a_local_database", test_status_of_a_local_database},
+    {"status_reports_an_unreachable_server", test_status_reports_an_unreachable_server},
     {NULL, NULL},
 };

@@ -419,6 +419,35 @@ static void test_error_object_contract(const char *dir) {
   charm_kv_free(store);
 }
 
+static void test_status_with_bad_pointers(const char *dir) {
+  charm_kv_store *store = open_store(dir, "status");
+  charm_kv_error *err = NULL;
+  charm_kv_store_status status;
+  bool synced = false;
+  CHECK_STATUS(charm_kv_get_status(NULL, false, &status, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "store is NULL");
+  CHECK_STATUS(charm_kv_get_status(store, false, NULL, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "out_status is NULL");
+  /* A status inside a byte buffer, one byte off its alignment. */
+  _Alignas(charm_kv_store_status) unsigned char raw[sizeof(charm_kv_store_status) + 8];
+  CHECK_STATUS(charm_kv_get_status(store, false, (charm_kv_store_status *)(void *)(raw + 1),
+                                   &err),
+               INVALID);
+  CHECK_ERROR(err, INVALID, "out_status is misaligned");
+  CHECK_STATUS(charm_kv_sync_if_stale(NULL, 0, &synced, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "store is NULL");
+  CHECK_STATUS(charm_kv_sync_if_stale(store, 0, NULL, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "out_synced is NULL");
+  charm_kv_store_status_free(NULL);
+
+  CHECK_STATUS(charm_kv_close(store, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_get_status(store, false, &status, &err), CHARM_KV_STATUS_CLOSED);
+  CHECK_ERROR(err, CHARM_KV_STATUS_CLOSED, "closed");
+  CHECK_STATUS(charm_kv_sync_if_stale(store, 0, &synced, &err), CHARM_KV_STATUS_CLOSED);
+  CHECK_ERROR(err, CHARM_KV_STATUS_CLOSED, "closed");
+  charm_kv_free(store);
+}
+
 const test_case misuse_tests[] = {
     {"null_store_handle", test_null_store_handle},
     {"null_out_pointers", test_null_out_pointers},
@@ -429,5 +458,6 @@ const test_case misuse_tests[] = {
     {"handles_outlive_the_store_handle", test_handles_outlive_the_store_handle},
     {"free_functions_accept_null", test_free_functions_accept_null},
     {"error_object_contract", test_error_object_contract},
+    {"status_with_bad_pointers", test_status_with_bad_pointers},
     {NULL, NULL},
 };

@@ -18,7 +18,7 @@ A thin ``ctypes`` binding of the charm-kv library (bundled in this package)::
 ``KeyError``. Set ``CHARM_KV_LIBRARY`` to load another build of the library.
 """
 
-from ._bindings import Status, SyncPhase
+from ._bindings import RemoteState, Status, SyncPhase
 from ._errors import (
     AuthenticationError,
     BusyError,
@@ -38,6 +38,7 @@ from ._errors import (
 )
 from ._ffi import LIBRARY_PATH, LIBRARY_VERSION
 from ._kv import KV, Batch, BytesLike, ProgressCallback, delete_database, list_databases, open
+from ._status import StoreStatus
 
 #: This package's version (the same as the charm-kv library it was built with).
 __version__ = "0.1.0"
@@ -62,9 +63,11 @@ __all__ = [
     "PanicError",
     "PendingWritesError",
     "ProgressCallback",
+    "RemoteState",
     "ServerError",
     "Status",
     "StorageError",
+    "StoreStatus",
     "SyncPhase",
     "delete_database",
     "list_databases",

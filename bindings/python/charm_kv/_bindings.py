@@ -59,6 +59,19 @@ class Status(enum.IntEnum):
     INTERNAL = 14
 
 
+class RemoteState(enum.IntEnum):
+    """``charm_kv_remote_state``: a ``uint32_t`` in C."""
+
+    #: Local mode: no server configured.
+    NOT_CONFIGURED = 0
+    #: A server is configured but was not asked (`check_remote` false).
+    NOT_CHECKED = 1
+    #: The server answered; `remote_version` holds its newest version.
+    REACHABLE = 2
+    #: Asking the server failed; `remote_error` says why.
+    UNREACHABLE = 3
+
+
 class SyncPhase(enum.IntEnum):
     """``charm_kv_sync_phase``: a ``uint32_t`` in C."""
 
@@ -123,6 +136,24 @@ class charm_kv_value_buf(Structure):
         ("cap", c_size_t),
         ("len", c_size_t),
         ("large", charm_kv_bytes),
+    ]
+
+
+class charm_kv_store_status(Structure):
+    """``struct charm_kv_store_status``."""
+
+    _fields_ = [
+        ("last_sync_unix_ms", c_uint64),
+        ("last_sync_version", c_uint64),
+        ("local_version", c_uint64),
+        ("pending_writes", c_uint64),
+        ("chain_start", c_uint64),
+        ("chain_deltas", c_uint64),
+        ("size_bytes", c_uint64),
+        ("integrity_error", POINTER(charm_kv_error)),
+        ("remote", c_uint32),
+        ("remote_version", c_uint64),
+        ("remote_error", POINTER(charm_kv_error)),
     ]
 
 
@@ -502,6 +533,30 @@ FUNCTIONS = {
         [
             POINTER(charm_kv_options),  # const charm_kv_options *options
             c_char_p,  # const char *name
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
+        ],
+    ),
+    "charm_kv_get_status": (
+        c_uint32,
+        [
+            POINTER(charm_kv_store),  # const charm_kv_store *store
+            c_bool,  # bool check_remote
+            POINTER(charm_kv_store_status),  # charm_kv_store_status *out_status
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
+        ],
+    ),
+    "charm_kv_store_status_free": (
+        None,
+        [
+            POINTER(charm_kv_store_status),  # charm_kv_store_status *status
+        ],
+    ),
+    "charm_kv_sync_if_stale": (
+        c_uint32,
+        [
+            POINTER(charm_kv_store),  # const charm_kv_store *store
+            c_uint64,  # uint64_t max_age_ms
+            POINTER(c_bool),  # bool *out_synced
             POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
         ],
     ),

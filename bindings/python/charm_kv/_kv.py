@@ -33,6 +33,7 @@ from ._bindings import Status, SyncPhase
 from ._errors import ClosedError, InvalidArgumentError, NotFoundError, take_error
 from ._ffi import bytes_at as _bytes_at
 from ._ffi import lib
+from ._status import MaxAge, StoreStatus, from_c, max_age_ms
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -845,6 +846,30 @@ class KV(MutableMapping[bytes, bytes]):
         out = _take_out()
         _check(lib.charm_kv_pending_writes(self._ptr, byref(count), out.err_ptr), out)
         return count.value
+
+    def status(self, remote: bool = False) -> StoreStatus:
+        """The database's sync and storage state, as ``charm-kv status`` prints it.
+
+        Read locally without network (SQLite's quick check reads the whole file). With
+        ``remote``, the Charm server is also asked for its newest version; a server that
+        does not answer within the client's network time limits is reported in
+        ``remote``/``remote_error``, not raised.
+        """
+        status = _b.charm_kv_store_status()
+        out = _take_out()
+        _check(lib.charm_kv_get_status(self._ptr, bool(remote), byref(status), out.err_ptr), out)
+        return from_c(status)
+
+    def sync_if_stale(self, max_age: MaxAge) -> bool:
+        """Syncs only when the last successful sync is at least ``max_age`` old (seconds
+        or a ``timedelta``), or never happened; returns whether it synced. Deciding
+        needs no network. Raises what :meth:`sync` raises when a sync is due.
+        """
+        ms = max_age_ms(max_age)
+        synced = c_bool()
+        out = _take_out()
+        _check(lib.charm_kv_sync_if_stale(self._ptr, ms, byref(synced), out.err_ptr), out)
+        return synced.value
 
     def backup(self, path: PathLike) -> None:
         """Writes a consistent copy of the database file (still encrypted) to ``path``,

@@ -4,6 +4,7 @@ Not a test module; it only has to type-check."""
 from __future__ import annotations
 
 from collections.abc import MutableMapping
+from datetime import datetime, timedelta
 
 import charm_kv
 
@@ -42,6 +43,11 @@ def usage(path: str) -> None:
             status: int = error.status  # a charm_kv.Status for every known code
             print(status, error.message)
         count: int = kv.pending_writes()
+        state: charm_kv.StoreStatus = kv.status(remote=True)
+        last: datetime | None = state.last_sync
+        reachable: bool = state.remote is charm_kv.RemoteState.REACHABLE
+        synced: bool = kv.sync_if_stale(timedelta(minutes=10)) or kv.sync_if_stale(600)
         print(store, value, maybe, either, keys, items, got, count, len(kv))
+        print(last, reachable, synced, state.integrity_ok)
     names: list[str] = charm_kv.list_databases(data_dir=path, env=False)
     print(names)

@@ -37,6 +37,7 @@ SCALARS = {
     "size_t": "c_size_t",
     "charm_kv_status": "c_uint32",
     "charm_kv_sync_phase": "c_uint32",
+    "charm_kv_remote_state": "c_uint32",
 }
 
 

@@ -7,8 +7,9 @@
 //	charm-kv-go get KEY[@DB] [-b]
 //	charm-kv-go delete KEY[@DB]
 //	charm-kv-go list [@DB] [-k|-v] [-r] [-d DELIM] [-b]
-//	charm-kv-go sync [@DB]
+//	charm-kv-go sync [@DB] [--if-stale DURATION]
 //	charm-kv-go reset [@DB] [--force]
+//	charm-kv-go status [@DB] [--remote]
 //	charm-kv-go list-dbs
 //	charm-kv-go delete-db @DB
 package main
@@ -20,6 +21,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"charm-kv/bindings/go/kv"
@@ -43,7 +45,9 @@ Usage:
   charm-kv-go delete KEY[@DB]          delete a key
   charm-kv-go list [@DB] [flags]       list all key value pairs
   charm-kv-go sync [@DB]               sync with the Charm server
+       [--if-stale DURATION]           only if the last sync is that old (30s, 10m, 2h, 1d)
   charm-kv-go reset [@DB] [--force]    rebuild the local copy from the server
+  charm-kv-go status [@DB] [--remote]  sync state, one "field: value" per line
   charm-kv-go list-dbs                 list the local databases
   charm-kv-go delete-db @DB            delete a local database
 
@@ -84,6 +88,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, tty bool) int
 		err = c.sync(rest)
 	case "reset":
 		err = c.reset(rest)
+	case "status":
+		err = c.status(rest)
 	case "list-dbs":
 		err = c.listDBs(rest)
 	case "delete-db":
@@ -270,9 +276,18 @@ func (c *cli) list(args []string) error {
 }
 
 func (c *cli) sync(args []string) error {
-	pos, err := parse(c.flags("sync", "[@DB]"), args, 0, 1)
+	fs := c.flags("sync", "[@DB] [--if-stale DURATION]")
+	var ifStale string
+	fs.StringVar(&ifStale, "if-stale", "", "only sync when the last successful sync is at least this old (30s, 10m, 2h, 1d)")
+	pos, err := parse(fs, args, 0, 1)
 	if err != nil {
 		return err
+	}
+	var maxAge time.Duration
+	if ifStale != "" {
+		if maxAge, err = parseMaxAge(ifStale); err != nil {
+			return err
+		}
 	}
 	n, err := nameFromArgs(pos)
 	if err != nil {
@@ -283,6 +298,10 @@ func (c *cli) sync(args []string) error {
 		return err
 	}
 	defer db.Close()
+	if ifStale != "" {
+		_, err := db.SyncIfStale(maxAge)
+		return err
+	}
 	return db.Sync()
 }
 
