@@ -461,7 +461,7 @@ func TestOpenWithDefaultsUsesTheEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Local mode (no CHARM_HOST): the data path is <data dir>/localhost.
-	file := filepath.Join(dir, "localhost", "kv", kv.DefaultName+".sqlite")
+	file := filepath.Join(dir, "localhost", "charm-kv", kv.DefaultName+".sqlite")
 	if _, err := os.Stat(file); err != nil {
 		t.Errorf("database file: %v", err)
 	}
