@@ -86,6 +86,8 @@ pub fn keys_for_open(config: &Config) -> Result<Vec<EncryptKey>> {
 
 /// A client of `config`'s server for the account of `config`'s data path.
 pub fn connect(config: &Config) -> Result<CharmClient> {
+    // Local mode says so before anything is read from the data path.
+    config.server().ok_or(Error::NotConfigured)?;
     Account::open(config)?.client()
 }
 
