@@ -5,6 +5,8 @@
 #![deny(unsafe_code)]
 
 pub mod account;
+#[cfg(test)]
+mod architecture;
 pub mod batch;
 pub mod cloud;
 pub mod config;

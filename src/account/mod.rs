@@ -389,46 +389,4 @@ mod tests {
         assert_eq!(pinned_first(&ids, Some("b")), ["b", "a", "c"]);
         assert_eq!(pinned_first(&ids, None), ["a", "b", "c"]);
     }
-
-    /// Imports go down only: `cloud` never reaches into the account (its files are the
-    /// account's business), and `crypto` reaches neither. Comments may name them.
-    #[test]
-    fn cloud_and_crypto_do_not_import_upwards() {
-        fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
-            for entry in std::fs::read_dir(dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    sources(&path, out);
-                } else if path.extension().is_some_and(|e| e == "rs") {
-                    out.push(path);
-                }
-            }
-        }
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        for (layer, forbidden) in [
-            ("cloud", &["crate::account", "crate::kv", "crate::sync"][..]),
-            (
-                "crypto",
-                &["crate::account", "crate::cloud", "crate::kv", "crate::sync"][..],
-            ),
-        ] {
-            let mut files = Vec::new();
-            sources(&src.join(layer), &mut files);
-            assert!(!files.is_empty());
-            for file in files {
-                let text = std::fs::read_to_string(&file).unwrap();
-                let code: Vec<&str> = text
-                    .lines()
-                    .filter(|line| !line.trim_start().starts_with("//"))
-                    .collect();
-                for name in forbidden {
-                    assert!(
-                        !code.iter().any(|line| line.contains(name)),
-                        "{} uses {name}: {layer} sits below it",
-                        file.display()
-                    );
-                }
-            }
-        }
-    }
 }
