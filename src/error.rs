@@ -32,7 +32,7 @@ pub enum Error {
 
     /// SQLite reported an error that is not contention or corruption.
     #[error("database error: {0}")]
-    Database(#[source] rusqlite::Error),
+    Database(#[source] DatabaseError),
 
     /// Stored or received bytes failed authentication, parsing or an integrity check.
     #[error("corrupt data: {0}")]
@@ -79,6 +79,23 @@ pub enum Error {
     /// A bug in charm-kv, or a panic caught at the C boundary.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// An error SQLite reported. Opaque on purpose: the SQLite binding charm-kv uses is not
+/// part of its API (its message and `source()` chain are all there is).
+#[derive(Debug)]
+pub struct DatabaseError(Box<dyn std::error::Error + Send + Sync>);
+
+impl std::fmt::Display for DatabaseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for DatabaseError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
 }
 
 /// The category of an [`Error`]: what a caller can act on.
@@ -177,7 +194,7 @@ impl From<rusqlite::Error> for Error {
             Some(ErrorCode::DatabaseCorrupt) | Some(ErrorCode::NotADatabase) => {
                 Error::Corrupt(err.to_string())
             }
-            _ => Error::Database(err),
+            _ => Error::Database(DatabaseError(Box::new(err))),
         }
     }
 }
