@@ -46,7 +46,18 @@ impl Kv {
     /// Opens (creating if needed) database `name` with explicit options.
     pub fn open_with(name: &str, options: &Options) -> Result<Kv> {
         names::validate(name)?;
+        // Absolute, so that no path derived from it (the sync's attached files too) can
+        // start with `file:` and be read by SQLite as a URI.
         let data_path = options.config.data_path()?;
+        let data_path = std::path::absolute(&data_path).map_err(|e| {
+            Error::io(
+                format!(
+                    "resolving the data path {}",
+                    crate::error::quoted(&data_path.to_string_lossy())
+                ),
+                e,
+            )
+        })?;
         let keys = match &options.keys {
             Some(keys) => keys.clone(),
             None => crate::account::keys_for_open(&options.config)?,
@@ -120,6 +131,9 @@ impl Kv {
 
     /// Sets `key` to `value` (any bytes, empty allowed). Durable when it returns.
     pub fn set(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        // Sizes before the copies: an oversized value is refused without copying it.
+        crate::store::check_key(key.as_ref())?;
+        crate::store::check_value(value.as_ref())?;
         self.apply(vec![Op {
             key: key.as_ref().to_vec(),
             value: Some(value.as_ref().to_vec()),
@@ -379,7 +393,11 @@ pub fn delete_database(options: &Options, name: &str) -> Result<()> {
         let client = crate::account::connect(&options.config)?;
         CharmRemote::new(&client, name).remove_all()?;
     } else if !local {
-        return Err(Error::NotFound);
+        return Err(Error::DatabaseNotFound(format!(
+            "{} in {}",
+            crate::error::quoted(name),
+            names::kv_dir(&options.config.data_path()?).display()
+        )));
     }
     for file in names::db_files(&path) {
         match std::fs::remove_file(&file) {
