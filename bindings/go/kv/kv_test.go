@@ -567,3 +567,52 @@ func TestVersion(t *testing.T) {
 		t.Errorf("library %s, header %s", kv.Version(), kv.HeaderVersion)
 	}
 }
+
+// A row written with a key this open lacks: Keys fails with a count (all or
+// nothing), an iterator yields every readable pair and then stops with ErrCorrupt.
+func TestUnreadableRowIsReportedAfterTheReadableOnes(t *testing.T) {
+	dir := t.TempDir()
+	key1 := []byte(strings.Repeat("k", 43))
+	key2 := []byte(strings.Repeat("z", 43))
+	open := func(keys ...[]byte) *kv.KV {
+		opts := []kv.Option{kv.WithoutEnvironment(), kv.WithDataDir(dir)}
+		for _, k := range keys {
+			opts = append(opts, kv.WithEncryptKey(k))
+		}
+		db, err := kv.Open("rows", opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	}
+	db := open(key1)
+	if err := db.Set([]byte("a"), []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Set([]byte("c"), []byte("3")); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db = open(key2, key1)
+	if err := db.Set([]byte("b"), []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db = open(key1)
+	defer db.Close()
+	if _, err := db.Keys(); !errors.Is(err, kv.ErrCorrupt) || !strings.Contains(err.Error(), "1 of 3 stored keys") {
+		t.Errorf("Keys = %v, want ErrCorrupt counting 1 of 3", err)
+	}
+	it, err := db.NewIterator(kv.IteratorOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	var seen []string
+	for it.Next() {
+		seen = append(seen, string(it.Key())+"="+string(it.Value()))
+	}
+	if strings.Join(seen, ",") != "a=1,c=3" || !errors.Is(it.Err(), kv.ErrCorrupt) {
+		t.Errorf("iteration = %v then %v, want a=1,c=3 then ErrCorrupt", seen, it.Err())
+	}
+}
