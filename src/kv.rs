@@ -83,7 +83,8 @@ impl Kv {
         &self.shared.name
     }
 
-    /// The Charm data path this database lives under.
+    /// The Charm data path this database lives under, made absolute at open (so that
+    /// no path SQLite sees can start with `file:` and be read as a URI).
     pub fn data_path(&self) -> &Path {
         &self.shared.data_path
     }

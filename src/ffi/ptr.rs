@@ -284,3 +284,33 @@ pub(crate) unsafe fn opt_out<'a, T>(
     // SAFETY: forwarded from the caller.
     unsafe { out(ptr, what) }.map(Some)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_overlapping_err_are_refused_only_during_its_call() {
+        let mut slots = [0u64; 4];
+        let base = slots.as_mut_ptr();
+        let err = base.wrapping_add(1).cast::<*mut charm_kv_error>();
+        let at = |i: usize| base.wrapping_add(i).cast::<u8>();
+        // Outside a call nothing is recorded.
+        assert!(check_not_err(err.cast(), 8, "x").is_ok());
+        with_call_err(err, || {
+            assert!(check_not_err(at(1), 8, "same").is_err());
+            // A 16-byte output starting one slot before err covers it.
+            assert!(check_not_err(at(0), 16, "covers").is_err());
+            assert!(check_not_err(at(0), 8, "before").is_ok());
+            assert!(check_not_err(at(2), 8, "after").is_ok());
+            // Nested calls restore the outer one.
+            with_call_err(std::ptr::null_mut(), || {
+                assert!(check_not_err(at(1), 8, "nested").is_ok());
+            });
+            assert!(check_not_err(at(1), 8, "restored").is_err());
+        });
+        assert!(check_not_err(at(1), 8, "after the call").is_ok());
+        assert!(check_len(65_001, MAX_KEY_LEN, "key").is_err());
+        assert!(check_len(MAX_KEY_LEN, MAX_KEY_LEN, "key").is_ok());
+    }
+}
