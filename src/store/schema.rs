@@ -231,8 +231,9 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
-/// The tables of a charm-kv database; older versions had a prefix of this list (at
-/// least `kv` and `meta`), and nothing else.
+/// Every table a charm-kv database may hold; older versions had a subset (at least `kv`
+/// and `meta`), and nothing else. A new table must be added here, or databases holding
+/// it are refused as foreign by [`check_ours`].
 const OUR_TABLES: [&str; 5] = ["kv", "meta", "sync_journal", "sync_state", "sync_changes"];
 
 /// Fails with [`Error::Corrupt`] unless the database is empty or holds only our tables
