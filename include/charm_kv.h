@@ -57,9 +57,12 @@ enum charm_kv_status
    */
   CHARM_KV_STATUS_NOT_FOUND = 1,
   /**
-   * A bad argument: a NULL pointer, NULL data with a non-zero length, text that is
-   * not UTF-8, an empty or path-escaping database name, an out-of-range option, an
-   * SSH identity path that is not a regular file or is over 64 KiB.
+   * A bad argument: a NULL pointer, NULL data with a non-zero length, a key over
+   * 65000 bytes or a value over 999999943 bytes (checked before the bytes are read),
+   * a misaligned out-pointer or `err`, an output overlapping `err`, text that is not
+   * UTF-8, an empty or path-escaping database name, an encrypt key text under 32
+   * bytes or over 64 KiB, an out-of-range option, an SSH identity path that is not a
+   * regular file or is over 64 KiB.
    */
   CHARM_KV_STATUS_INVALID_ARGUMENT = 2,
   /**
@@ -67,7 +70,11 @@ enum charm_kv_status
    */
   CHARM_KV_STATUS_IO = 3,
   /**
-   * Stored or received data failed authentication or an integrity check.
+   * Stored or received data failed authentication or an integrity check: also a file
+   * that is not a charm-kv database (a foreign SQLite database is never adopted), a
+   * row of the wrong type, or a stored key that the keys which passed the
+   * database's key check do not decrypt (a row written with another key, or
+   * altered).
    */
   CHARM_KV_STATUS_CORRUPT = 4,
   /**
@@ -416,8 +423,9 @@ charm_kv_status charm_kv_batch_begin(const struct charm_kv_store *store,
  * Records `key = value` in the batch (both copied; either may be empty). A later
  * set or delete of the same key in the batch replaces this one.
  *
- * Returns OK, INVALID_ARGUMENT (`batch` NULL, NULL data with a non-zero length),
- * CLOSED or PANIC. Size limits are checked at commit.
+ * Returns OK, INVALID_ARGUMENT (`batch` NULL, NULL data with a non-zero length, a key
+ * over 65000 bytes or a value over 999999943 bytes: checked before a byte is read),
+ * CLOSED or PANIC.
  *
  * # Safety
  * `batch` is NULL or a live batch no other thread uses meanwhile; `key` and `value`
@@ -434,8 +442,8 @@ charm_kv_status charm_kv_batch_set(struct charm_kv_batch *batch,
 /**
  * Records the deletion of `key` in the batch.
  *
- * Returns OK, INVALID_ARGUMENT (`batch` NULL, `key` NULL with `key_len` > 0), CLOSED or
- * PANIC.
+ * Returns OK, INVALID_ARGUMENT (`batch` NULL, `key` NULL with `key_len` > 0, a key
+ * over 65000 bytes), CLOSED or PANIC.
  *
  * # Safety
  * `batch` is NULL or a live batch no other thread uses meanwhile; `key` is NULL or
@@ -452,8 +460,8 @@ charm_kv_status charm_kv_batch_delete(struct charm_kv_batch *batch,
  *
  * On success the caller owns `*out_value` and releases it with `charm_kv_bytes_free`.
  * Returns OK, NOT_FOUND (missing, or deleted in the batch), INVALID_ARGUMENT (`batch`
- * or `out_value` NULL, `key` NULL with `key_len` > 0), CLOSED, IO, CORRUPT, KEYS,
- * BUSY or PANIC.
+ * or `out_value` NULL, `key` NULL with `key_len` > 0, a key over 65000 bytes), CLOSED,
+ * IO, CORRUPT, BUSY or PANIC.
  *
  * # Safety
  * `batch` is NULL or a live batch no other thread changes meanwhile; `key` is NULL or
@@ -562,9 +570,12 @@ void charm_kv_error_free(struct charm_kv_error *err);
  * Starts an iteration over `store`: descending key order when `reverse`, and
  * without reading values when `with_values` is false (values then come back empty).
  *
+ * A stored key that does not decrypt does not fail this call: `charm_kv_iter_next`
+ * reports it in turn (see there).
+ *
  * On success the caller owns `*out_iter` and releases it with `charm_kv_iter_free`.
- * Returns OK, INVALID_ARGUMENT (`store`/`out_iter` NULL), CLOSED, IO, CORRUPT, KEYS,
- * BUSY or PANIC.
+ * Returns OK, INVALID_ARGUMENT (`store`/`out_iter` NULL), CLOSED, IO, CORRUPT (a row of
+ * the wrong type), BUSY or PANIC.
  *
  * # Safety
  * `store` is NULL or a live store handle; `out_iter` and `err` are NULL or writable.
@@ -586,8 +597,14 @@ charm_kv_status charm_kv_iter_new(const struct charm_kv_store *store,
  *
  * Returns OK, INVALID_ARGUMENT (`iter`, `out_key`, `out_key_len` or `out_has_item`
  * NULL, or only one of `out_value`/`out_value_len` NULL), CLOSED (the store was
- * closed), IO, CORRUPT, KEYS, BUSY or PANIC. After an error other than CLOSED the
+ * closed), IO, CORRUPT, BUSY or PANIC. After an error other than CLOSED the
  * failing pair is skipped and the next call continues with the one after it.
+ *
+ * Unreadable rows, one error each: a value that fails authentication is CORRUPT in
+ * its place in the order. A stored key that the database's keys do not decrypt (a row
+ * written with an encrypt key not given to this open, or altered) has no place in the
+ * order: every readable pair comes first, then one CORRUPT per such row, its message
+ * naming the row by the first bytes of its stored (encrypted) key; then the end.
  *
  * # Safety
  * `iter` is NULL or a live iterator no other thread uses meanwhile; every out-pointer
@@ -829,8 +846,8 @@ charm_kv_status charm_kv_options_set_auto_push(struct charm_kv_options *options,
  * themselves; syncing still needs the account.
  *
  * The bytes are copied; wipe your copy when convenient. Returns OK,
- * INVALID_ARGUMENT (`options` NULL, `text` NULL with `len` > 0, or not UTF-8), KEYS
- * (shorter than 32 bytes) or PANIC.
+ * INVALID_ARGUMENT (`options` NULL, `text` NULL with `len` > 0, shorter than 32 bytes,
+ * over 64 KiB, or not UTF-8) or PANIC.
  *
  * # Safety
  * `options` is NULL or a live options object used by no other thread; `text` is NULL
@@ -870,6 +887,10 @@ const char *charm_kv_status_str(uint32_t status);
  * `name` is NUL-terminated UTF-8: not empty, at most 200 bytes, no slash, backslash or
  * control characters, not "." or "..". `options` is borrowed for the call only; NULL
  * means options from the `CHARM_*` environment (`charm_kv_options_from_env`).
+ *
+ * Only an empty (or new) file or a charm-kv database, of this version or an older one,
+ * opens: anything else (a foreign SQLite database, one with a view or a table of its
+ * own) is CORRUPT and left unchanged.
  *
  * On success the caller owns `*out_store` and releases it with `charm_kv_free`. Returns
  * OK, INVALID_ARGUMENT (NULL `name`/`out_store`, a bad name, bad options or environment),
@@ -913,8 +934,9 @@ void charm_kv_free(struct charm_kv_store *store);
  * `key` is `key_len` bytes (any bytes; `key_len` 0 is the empty key, and then `key`
  * may be NULL). On success the caller owns `*out_value` and releases it with
  * `charm_kv_bytes_free`; an empty value is `{NULL, 0}`. Returns OK, NOT_FOUND,
- * INVALID_ARGUMENT (`store`/`out_value` NULL, `key` NULL with `key_len` > 0), CLOSED,
- * IO, CORRUPT, KEYS, BUSY or PANIC.
+ * INVALID_ARGUMENT (`store`/`out_value` NULL, `key` NULL with `key_len` > 0, a key
+ * over 65000 bytes), CLOSED, IO, CORRUPT (the stored row fails authentication or has
+ * the wrong type), BUSY or PANIC.
  *
  * Thread safety: any thread, concurrently with other calls on `store`.
  *
@@ -939,10 +961,15 @@ charm_kv_status charm_kv_get(const struct charm_kv_store *store,
  * `out->data` is left as it was and `out->large` receives the value, owned by the
  * caller (release it with `charm_kv_bytes_free`): one read either way, so the value
  * never changes between a size query and the copy. `out->large` is overwritten, not
- * freed: free a previous one first. Returns OK, NOT_FOUND (`out->len` is 0 and
- * `out->large` empty), INVALID_ARGUMENT (`store` or `out` NULL, NULL `key` or
- * `out->data` with a non-zero length, a key over 65000 bytes), CLOSED, IO, CORRUPT,
- * KEYS, BUSY or PANIC.
+ * freed: free a previous one first. Returns OK, NOT_FOUND, INVALID_ARGUMENT (`store`
+ * or `out` NULL, NULL `key` or `out->data` with a non-zero length, a key over 65000
+ * bytes, `out` or `out->data[0..cap]` overlapping `err`), CLOSED, IO, CORRUPT, BUSY or
+ * PANIC.
+ *
+ * On any failure `out->len` and `out->large` are left as they were (outputs are
+ * written only on OK). The one exception is the caller's buffer: after CORRUPT (a
+ * stored value that fails authentication) its first bytes may have been overwritten
+ * with zeros, since the value is decrypted in place.
  *
  * Thread safety: any thread, concurrently with other calls on `store`; `out` and its
  * buffer must not be used by anyone else during the call.
@@ -963,9 +990,10 @@ charm_kv_status charm_kv_get_into(const struct charm_kv_store *store,
  * Sets `key` to `value` (both any bytes, either may be empty). Durable when it
  * returns OK.
  *
- * Both are copied. Returns OK, INVALID_ARGUMENT (`store` NULL, NULL data with a
- * non-zero length, a key over 65000 bytes or a value near 1 GB), CLOSED, IO, BUSY or
- * PANIC.
+ * Both are copied. Lengths are checked first: a key over 65000 bytes or a value over
+ * 999999943 bytes is INVALID_ARGUMENT before a byte is read. Returns OK,
+ * INVALID_ARGUMENT (`store` NULL, NULL data with a non-zero length, a length over the
+ * limits), CLOSED, IO, BUSY or PANIC.
  *
  * Thread safety: any thread, concurrently with other calls on `store`.
  *
@@ -983,8 +1011,8 @@ charm_kv_status charm_kv_set(const struct charm_kv_store *store,
 /**
  * Deletes `key`. Deleting a missing key is not an error.
  *
- * Returns OK, INVALID_ARGUMENT (`store` NULL, `key` NULL with `key_len` > 0), CLOSED,
- * IO, BUSY or PANIC.
+ * Returns OK, INVALID_ARGUMENT (`store` NULL, `key` NULL with `key_len` > 0, a key
+ * over 65000 bytes), CLOSED, IO, BUSY or PANIC.
  *
  * Thread safety: any thread, concurrently with other calls on `store`.
  *
@@ -1000,9 +1028,15 @@ charm_kv_status charm_kv_delete(const struct charm_kv_store *store,
 /**
  * Lists every key, in ascending byte order, into `*out_keys`.
  *
+ * All or nothing: when stored keys do not decrypt (rows written with an encrypt key
+ * not given to this open, or altered), it returns CORRUPT with a message counting them
+ * ("2 of 10 stored keys do not decrypt ...") and no list, since a list that silently
+ * lacks keys would read as "these keys do not exist". `charm_kv_iter_next` reads the
+ * other rows and reports each unreadable one.
+ *
  * On success the caller owns `*out_keys` and releases it with
  * `charm_kv_bytes_list_free`. Returns OK, INVALID_ARGUMENT (`store`/`out_keys` NULL),
- * CLOSED, IO, CORRUPT, KEYS, BUSY or PANIC.
+ * CLOSED, IO, CORRUPT, BUSY or PANIC.
  *
  * Thread safety: any thread, concurrently with other calls on `store`.
  *
@@ -1068,8 +1102,10 @@ charm_kv_status charm_kv_pending_writes(const struct charm_kv_store *store,
  * Writes a consistent copy of the database file (still encrypted) to `path`, which
  * must not exist yet. Readers and writers carry on meanwhile.
  *
- * `path` is a NUL-terminated UTF-8 path. Returns OK, INVALID_ARGUMENT (`store`/`path`
- * NULL or not UTF-8, `path` exists), CLOSED, IO, BUSY or PANIC.
+ * `path` is a NUL-terminated UTF-8 path, always a plain file name and never a SQLite
+ * URI: `file:x.db?mode=memory` creates a file of exactly that name (relative paths
+ * are relative to the working directory). Returns OK, INVALID_ARGUMENT
+ * (`store`/`path` NULL or not UTF-8, `path` exists), CLOSED, IO, BUSY or PANIC.
  *
  * Thread safety: any thread, concurrently with other calls on `store`.
  *
@@ -1102,8 +1138,15 @@ charm_kv_status charm_kv_list_databases(const struct charm_kv_options *options,
  * path of `options` (NULL: from the environment). Handles still open on it keep
  * working on the deleted file until closed.
  *
+ * With a Charm server configured (not local mode) it first deletes the database's
+ * copies on the server, for every device of the account, so that no sync brings it
+ * back; if that fails nothing local is deleted. A database missing locally is then
+ * not an error. In local mode a missing database is NOT_FOUND, with a message naming
+ * it ("no database named ...", not "key not found").
+ *
  * Returns OK, NOT_FOUND, INVALID_ARGUMENT (`name` NULL, not UTF-8 or a bad name, bad
- * options or environment), IO or PANIC.
+ * options or environment), IO, KEYS, AUTH, NETWORK, SERVER (the server copies could
+ * not be deleted), or PANIC.
  *
  * # Safety
  * `options` is NULL or a live options object no other thread changes meanwhile;

@@ -18,6 +18,11 @@ pub enum Error {
     #[error("key not found")]
     NotFound,
 
+    /// The database (named, shortened if long) does not exist: `delete_database` of a
+    /// name with no file.
+    #[error("no database named {0}")]
+    DatabaseNotFound(String),
+
     /// The caller passed something unusable (empty or path-escaping db name, bad option...).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -121,7 +126,7 @@ impl Error {
     /// The category of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::NotFound => ErrorKind::NotFound,
+            Error::NotFound | Error::DatabaseNotFound(_) => ErrorKind::NotFound,
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Error::Io { .. } | Error::Database(_) => ErrorKind::Io,
             Error::Corrupt(_) => ErrorKind::Corrupt,
@@ -178,6 +183,18 @@ impl Error {
     }
 }
 
+/// Longest excerpt of caller text (names, paths) quoted in a message, in characters.
+const EXCERPT_CHARS: usize = 64;
+
+/// `text` quoted for an error message, cut to its first 64 characters plus "…": a
+/// caller's 64 KiB name must not make a 64 KiB message.
+pub(crate) fn quoted(text: &str) -> String {
+    match text.char_indices().nth(EXCERPT_CHARS) {
+        None => format!("{text:?}"),
+        Some((end, _)) => format!("{:?}…", &text[..end]),
+    }
+}
+
 impl From<rusqlite::types::FromSqlError> for Error {
     fn from(err: rusqlite::types::FromSqlError) -> Self {
         Error::Corrupt(format!("unexpected column type in the database: {err}"))
@@ -193,6 +210,17 @@ impl From<rusqlite::Error> for Error {
             }
             Some(ErrorCode::DatabaseCorrupt) | Some(ErrorCode::NotADatabase) => {
                 Error::Corrupt(err.to_string())
+            }
+            // A row of the wrong type (an INTEGER where a BLOB is stored, say) is bad
+            // data, not a failed operation.
+            _ if matches!(
+                err,
+                rusqlite::Error::InvalidColumnType(..)
+                    | rusqlite::Error::FromSqlConversionFailure(..)
+                    | rusqlite::Error::IntegralValueOutOfRange(..)
+            ) =>
+            {
+                Error::Corrupt(format!("unexpected data in the database: {err}"))
             }
             _ => Error::Database(DatabaseError(Box::new(err))),
         }

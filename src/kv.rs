@@ -48,7 +48,18 @@ impl Kv {
     /// Opens (creating if needed) database `name` with explicit options.
     pub fn open_with(name: &str, options: &Options) -> Result<Kv> {
         names::validate(name)?;
+        // Absolute, so that no path derived from it (the sync's attached files too) can
+        // start with `file:` and be read by SQLite as a URI.
         let data_path = options.config.data_path()?;
+        let data_path = std::path::absolute(&data_path).map_err(|e| {
+            Error::io(
+                format!(
+                    "resolving the data path {}",
+                    crate::error::quoted(&data_path.to_string_lossy())
+                ),
+                e,
+            )
+        })?;
         // The first open with a server fetches the account's keys: several requests,
         // bounded together like a sync.
         let keys = match &options.keys {
@@ -78,7 +89,8 @@ impl Kv {
         &self.shared.name
     }
 
-    /// The Charm data path this database lives under.
+    /// The Charm data path this database lives under, made absolute at open (so that
+    /// no path SQLite sees can start with `file:` and be read as a URI).
     pub fn data_path(&self) -> &Path {
         &self.shared.data_path
     }
@@ -127,6 +139,9 @@ impl Kv {
     /// Sets `key` to `value` (any bytes, empty allowed). Durable when it returns (with
     /// the default [`crate::Durability::Full`]; see [`Options::durability`]).
     pub fn set(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        // Sizes before the copies: an oversized value is refused without copying it.
+        crate::store::check_key(key.as_ref())?;
+        crate::store::check_value(value.as_ref())?;
         self.apply(vec![Op {
             key: key.as_ref().to_vec(),
             value: Some(value.as_ref().to_vec()),
@@ -479,7 +494,11 @@ pub fn delete_database(options: &Options, name: &str) -> Result<()> {
             CharmRemote::new(&client, name).remove_all()
         })?;
     } else if !local {
-        return Err(Error::NotFound);
+        return Err(Error::DatabaseNotFound(format!(
+            "{} in {}",
+            crate::error::quoted(name),
+            names::db_dir(&data_path).display()
+        )));
     }
     for file in names::db_files(&path)
         .into_iter()

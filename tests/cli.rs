@@ -482,3 +482,44 @@ fn status_reports_an_unreachable_server_only_when_asked() {
     );
     assert_eq!(field(&fields, "last_sync"), "never");
 }
+
+#[test]
+fn delete_db_with_a_server_needs_yes_off_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_charm-kv"))
+            .args(args)
+            .env_clear()
+            .env("CHARM_DATA_DIR", dir.path())
+            .env("HOME", dir.path())
+            .env("CHARM_HOST", "127.0.0.1")
+            .env("CHARM_SSH_PORT", closed_port.to_string())
+            .env("CHARM_HTTP_PORT", closed_port.to_string())
+            .output()
+            .unwrap()
+    };
+    run(&["set", "k@work", "v"]);
+    // stdin is not a terminal here: refused before anything is deleted anywhere.
+    let out = run(&["delete-db", "@work"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("copies on the Charm server 127.0.0.1")
+            && stderr.contains("pass --yes to confirm"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&run(&["list-dbs"]).stdout).contains("@work"));
+    // With --yes it goes to the server first; unreachable, nothing local is deleted.
+    let out = run(&["delete-db", "--yes", "@work"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("network error"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&run(&["list-dbs"]).stdout).contains("@work"));
+}

@@ -678,3 +678,202 @@ fn sqlite_is_built_without_global_read_path_mutexes() {
         "{options:?}"
     );
 }
+
+/// The database file of `test` in `dir` and a connection to it from outside charm-kv.
+fn raw_db(dir: &Path) -> (std::path::PathBuf, rusqlite::Connection) {
+    let path = dir.join("localhost/charm-kv/test.sqlite");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    (path, conn)
+}
+
+/// Every file in `dir` and below, with its bytes.
+fn snapshot_files(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(snapshot_files(&path));
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            found.push((path, bytes));
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn a_foreign_sqlite_database_is_corrupt_and_left_unchanged() {
+    let key = EncryptKey::generate();
+    let foreign = [
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)",
+        // Our names, but a view: table_info alone would take it for ours.
+        "CREATE TABLE t (key BLOB, value BLOB); CREATE VIEW kv AS SELECT key, value FROM t; \
+         CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+        // Ours plus an object of its own.
+        "CREATE TABLE kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID; \
+         CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID; \
+         CREATE TABLE notes (body TEXT)",
+    ];
+    for sql in foreign {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("localhost/charm-kv")).unwrap();
+        let (_, conn) = raw_db(dir.path());
+        conn.execute_batch(sql).unwrap();
+        drop(conn);
+        let before = snapshot_files(dir.path());
+        let err =
+            Kv::open_with("test", &options(dir.path(), std::slice::from_ref(&key))).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corrupt, "{sql}: {err}");
+        assert!(err.to_string().contains("not a charm-kv database"), "{err}");
+        assert_eq!(snapshot_files(dir.path()), before, "{sql}: files changed");
+    }
+}
+
+#[test]
+fn a_charm_kv_database_of_an_older_version_opens_and_is_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = EncryptKey::generate();
+    let kv = open(dir.path(), &key);
+    kv.set("k", "v").unwrap();
+    kv.close().unwrap();
+    // Before leveled deltas: four tables (no sync_changes, no changes_since row).
+    let (_, conn) = raw_db(dir.path());
+    // ANALYZE adds SQLite's own sqlite_stat tables: not foreign objects.
+    conn.execute_batch(
+        "DROP TABLE sync_changes; DELETE FROM sync_state WHERE name = 'changes_since'; \
+         ANALYZE",
+    )
+    .unwrap();
+    drop(conn);
+    let kv = open(dir.path(), &key);
+    assert_eq!(kv.get("k").unwrap(), b"v");
+    kv.set("k2", "v2").unwrap();
+    kv.close().unwrap();
+    let (_, conn) = raw_db(dir.path());
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' \
+             AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 5);
+}
+
+#[test]
+fn rows_of_the_wrong_type_are_corrupt_not_io() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = EncryptKey::generate();
+    let kv = open(dir.path(), &key);
+    kv.set("k", "v").unwrap();
+    let (_, conn) = raw_db(dir.path());
+    conn.execute("UPDATE kv SET value = 42", []).unwrap();
+    let err = kv.get("k").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        kv.get_into("k", &mut buf).unwrap_err().kind(),
+        ErrorKind::Corrupt
+    );
+    let mut iter = kv.iter().unwrap();
+    assert_eq!(iter.next().unwrap().unwrap_err().kind(), ErrorKind::Corrupt);
+    assert!(iter.next().is_none());
+    // A key of the wrong type: the listing says so per row too.
+    conn.execute("INSERT INTO kv (key, value) VALUES (7, x'00')", [])
+        .unwrap();
+    assert_eq!(kv.keys().unwrap_err().kind(), ErrorKind::Corrupt);
+    assert_eq!(kv.iter().err().unwrap().kind(), ErrorKind::Corrupt);
+}
+
+#[test]
+fn a_tampered_key_row_is_reported_alone_and_the_rest_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = EncryptKey::generate();
+    let kv = open(dir.path(), &key);
+    for k in ["a", "b", "c"] {
+        kv.set(k, k.to_uppercase()).unwrap();
+    }
+    let (_, conn) = raw_db(dir.path());
+    let stored: Vec<u8> = conn
+        .query_row("SELECT key FROM kv LIMIT 1", [], |r| r.get(0))
+        .unwrap();
+    let mut tampered = stored.clone();
+    tampered[0] ^= 1;
+    conn.execute(
+        "UPDATE kv SET key = ?1 WHERE key = ?2",
+        (&tampered, &stored),
+    )
+    .unwrap();
+
+    let err = kv.keys().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert!(err.to_string().contains("1 of 3 stored keys"), "{err}");
+    for direction in [Direction::Forward, Direction::Reverse] {
+        let items: Vec<_> = kv.iter_with(direction, true).unwrap().collect();
+        assert_eq!(items.len(), 3);
+        let pairs: Vec<_> = items[..2].iter().map(|i| i.as_ref().unwrap()).collect();
+        let mut expected: Vec<_> = ["a", "b", "c"]
+            .iter()
+            .map(|k| (k.as_bytes().to_vec(), k.to_uppercase().into_bytes()))
+            .filter(|(k, _)| kv.get(k).is_ok())
+            .collect();
+        if direction == Direction::Reverse {
+            expected.reverse();
+        }
+        assert_eq!(pairs, expected.iter().collect::<Vec<_>>());
+        let err = items[2].as_ref().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+        let prefix: String = tampered[..8].iter().map(|b| format!("{b:02x}")).collect();
+        assert!(err.to_string().contains(&prefix), "{err}");
+    }
+}
+
+#[test]
+fn deleting_a_missing_database_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(dir.path(), &[EncryptKey::generate()]);
+    let err = charm_kv::delete_database(&opts, "nosuch").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(
+        err.to_string()
+            .starts_with("no database named \"nosuch\" in "),
+        "{err}"
+    );
+    let long = "n".repeat(64 * 1024);
+    let err = charm_kv::delete_database(&opts, &long).unwrap_err();
+    assert!(
+        err.to_string().len() < 200,
+        "{} bytes",
+        err.to_string().len()
+    );
+}
+
+#[test]
+fn a_relative_data_dir_that_reads_as_a_uri_stays_a_path() {
+    // Run in a fresh directory: the relative data dir lands there.
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "uri_data_dir_child", "--nocapture", "--ignored"])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(!dir.path().join("escaped.sqlite").exists());
+    assert!(dir
+        .path()
+        .join("file:escaped.sqlite?x=/localhost/charm-kv/test.sqlite")
+        .is_file());
+}
+
+/// Run by the test above in its own working directory.
+#[test]
+#[ignore = "run as a child process by a_relative_data_dir_that_reads_as_a_uri_stays_a_path"]
+fn uri_data_dir_child() {
+    let kv = open(Path::new("file:escaped.sqlite?x="), &EncryptKey::generate());
+    kv.set("k", "v").unwrap();
+    let backup = Path::new("file:copy.db?mode=memory");
+    kv.backup_to(backup).unwrap();
+    assert!(backup.is_file() && std::fs::metadata(backup).unwrap().len() > 0);
+}

@@ -96,11 +96,15 @@ pub enum Command {
     /// List the databases on this machine.
     #[command(name = "list-dbs")]
     ListDbs,
-    /// Delete a database on this machine (and on the Charm server, when one is configured).
+    /// Delete a database on this machine and, when a Charm server is configured, its
+    /// copies on the server (asks first on a terminal; --yes otherwise).
     #[command(name = "delete-db")]
     DeleteDb {
         /// @DB
         db: String,
+        /// Delete the server's copies without asking.
+        #[arg(short = 'y', long)]
+        yes: bool,
     },
 }
 

@@ -154,16 +154,47 @@ fn run(command: Command) -> Result<(), CliError> {
                 writeln!(out, "@{name}")?;
             }
         }
-        Command::DeleteDb { db } => {
+        Command::DeleteDb { db, yes } => {
             let db = db_arg(Some(&db))?;
             let options = Options::from_env()?;
+            if !yes {
+                confirm_server_deletion(&options, &db)?;
+            }
             charm_kv::delete_database(&options, &db).map_err(|e| match e {
-                Error::NotFound => CliError::Message(format!("no database named {db}")),
+                Error::DatabaseNotFound(_) => CliError::Message(format!("no database named {db}")),
                 other => other.into(),
             })?;
         }
     }
     Ok(())
+}
+
+/// With a Charm server configured, `delete-db` deletes the server's copies too (so no
+/// sync brings the database back): ask on a terminal, refuse elsewhere without `--yes`.
+fn confirm_server_deletion(options: &Options, db: &str) -> Result<(), CliError> {
+    let Some(server) = options.config().server() else {
+        return Ok(());
+    };
+    let what = format!(
+        "delete-db deletes @{db} on this machine and its copies on the Charm server {} \
+         (for every device of this account)",
+        server.host
+    );
+    if !io::stdin().is_terminal() || !io::stderr().is_terminal() {
+        return Err(CliError::Message(format!(
+            "{what}; not a terminal, so pass --yes to confirm"
+        )));
+    }
+    eprint!("{what}. Delete? [y/N] ");
+    let mut answer = String::new();
+    io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| CliError::Message(format!("reading the answer: {e}")))?;
+    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+        Ok(())
+    } else {
+        Err(CliError::Message("nothing deleted".into()))
+    }
 }
 
 /// Whether stdout is a terminal (then output is made readable, as `charm kv` does).

@@ -3,7 +3,7 @@
 use super::bytes::charm_kv_bytes;
 use super::error::{charm_kv_error, Failure};
 use super::ptr::{
-    bytes_in, handle_free, handle_mut, handle_ref, handle_take, new_handle, out, Handle,
+    handle_free, handle_mut, handle_ref, handle_take, key_in, new_handle, out, value_in, Handle,
 };
 use super::status::charm_kv_status;
 use super::store::charm_kv_store;
@@ -80,8 +80,9 @@ pub unsafe extern "C" fn charm_kv_batch_begin(
 /// Records `key = value` in the batch (both copied; either may be empty). A later
 /// set or delete of the same key in the batch replaces this one.
 ///
-/// Returns OK, INVALID_ARGUMENT (`batch` NULL, NULL data with a non-zero length),
-/// CLOSED or PANIC. Size limits are checked at commit.
+/// Returns OK, INVALID_ARGUMENT (`batch` NULL, NULL data with a non-zero length, a key
+/// over 65000 bytes or a value over 999999943 bytes: checked before a byte is read),
+/// CLOSED or PANIC.
 ///
 /// # Safety
 /// `batch` is NULL or a live batch no other thread uses meanwhile; `key` and `value`
@@ -101,8 +102,8 @@ pub unsafe extern "C" fn charm_kv_batch_set(
         let (state, key, value) = unsafe {
             (
                 handle_mut(batch, "batch")?,
-                bytes_in(key, key_len, "key")?,
-                bytes_in(value, value_len, "value")?,
+                key_in(key, key_len)?,
+                value_in(value, value_len)?,
             )
         };
         state.open()?.set(key, value);
@@ -112,8 +113,8 @@ pub unsafe extern "C" fn charm_kv_batch_set(
 
 /// Records the deletion of `key` in the batch.
 ///
-/// Returns OK, INVALID_ARGUMENT (`batch` NULL, `key` NULL with `key_len` > 0), CLOSED or
-/// PANIC.
+/// Returns OK, INVALID_ARGUMENT (`batch` NULL, `key` NULL with `key_len` > 0, a key
+/// over 65000 bytes), CLOSED or PANIC.
 ///
 /// # Safety
 /// `batch` is NULL or a live batch no other thread uses meanwhile; `key` is NULL or
@@ -127,7 +128,7 @@ pub unsafe extern "C" fn charm_kv_batch_delete(
 ) -> charm_kv_status {
     ffi_boundary!(err, {
         // SAFETY: the caller guarantees each pointer is NULL or valid as documented.
-        let (state, key) = unsafe { (handle_mut(batch, "batch")?, bytes_in(key, key_len, "key")?) };
+        let (state, key) = unsafe { (handle_mut(batch, "batch")?, key_in(key, key_len)?) };
         state.open()?.delete(key);
         Ok(())
     })
@@ -138,8 +139,8 @@ pub unsafe extern "C" fn charm_kv_batch_delete(
 ///
 /// On success the caller owns `*out_value` and releases it with `charm_kv_bytes_free`.
 /// Returns OK, NOT_FOUND (missing, or deleted in the batch), INVALID_ARGUMENT (`batch`
-/// or `out_value` NULL, `key` NULL with `key_len` > 0), CLOSED, IO, CORRUPT, KEYS,
-/// BUSY or PANIC.
+/// or `out_value` NULL, `key` NULL with `key_len` > 0, a key over 65000 bytes), CLOSED,
+/// IO, CORRUPT, BUSY or PANIC.
 ///
 /// # Safety
 /// `batch` is NULL or a live batch no other thread changes meanwhile; `key` is NULL or
@@ -157,7 +158,7 @@ pub unsafe extern "C" fn charm_kv_batch_get(
         let (state, key, slot) = unsafe {
             (
                 handle_ref(batch, "batch")?,
-                bytes_in(key, key_len, "key")?,
+                key_in(key, key_len)?,
                 out(out_value, "out_value")?,
             )
         };

@@ -27,6 +27,9 @@ unsafe impl Handle for charm_kv_error {
     type Inner = ErrorObject;
 }
 
+/// Longest error message handed to C, in characters (then cut, with "…").
+const MAX_MESSAGE_CHARS: usize = 1024;
+
 /// A failure on its way out of an FFI function: a status plus a message.
 #[derive(Debug)]
 pub(crate) struct Failure {
@@ -60,6 +63,12 @@ impl Failure {
         let text = match self.message {
             Message::Text(text) => text,
             Message::Error(err) => err.to_string(),
+        };
+        // Names are quoted shortened; this bounds whatever else a message quotes (a
+        // long path in an I/O error, say).
+        let text = match text.char_indices().nth(MAX_MESSAGE_CHARS) {
+            Some((end, _)) => format!("{}…", &text[..end]),
+            None => text,
         };
         // Messages never hold NUL bytes in practice; replace any so nothing is lost.
         let message = CString::new(text.replace('\0', "\u{FFFD}")).unwrap_or_default();

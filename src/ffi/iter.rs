@@ -44,9 +44,12 @@ unsafe impl Handle for charm_kv_iter {
 /// Starts an iteration over `store`: descending key order when `reverse`, and
 /// without reading values when `with_values` is false (values then come back empty).
 ///
+/// A stored key that does not decrypt does not fail this call: `charm_kv_iter_next`
+/// reports it in turn (see there).
+///
 /// On success the caller owns `*out_iter` and releases it with `charm_kv_iter_free`.
-/// Returns OK, INVALID_ARGUMENT (`store`/`out_iter` NULL), CLOSED, IO, CORRUPT, KEYS,
-/// BUSY or PANIC.
+/// Returns OK, INVALID_ARGUMENT (`store`/`out_iter` NULL), CLOSED, IO, CORRUPT (a row of
+/// the wrong type), BUSY or PANIC.
 ///
 /// # Safety
 /// `store` is NULL or a live store handle; `out_iter` and `err` are NULL or writable.
@@ -86,8 +89,14 @@ pub unsafe extern "C" fn charm_kv_iter_new(
 ///
 /// Returns OK, INVALID_ARGUMENT (`iter`, `out_key`, `out_key_len` or `out_has_item`
 /// NULL, or only one of `out_value`/`out_value_len` NULL), CLOSED (the store was
-/// closed), IO, CORRUPT, KEYS, BUSY or PANIC. After an error other than CLOSED the
+/// closed), IO, CORRUPT, BUSY or PANIC. After an error other than CLOSED the
 /// failing pair is skipped and the next call continues with the one after it.
+///
+/// Unreadable rows, one error each: a value that fails authentication is CORRUPT in
+/// its place in the order. A stored key that the database's keys do not decrypt (a row
+/// written with an encrypt key not given to this open, or altered) has no place in the
+/// order: every readable pair comes first, then one CORRUPT per such row, its message
+/// naming the row by the first bytes of its stored (encrypted) key; then the end.
 ///
 /// # Safety
 /// `iter` is NULL or a live iterator no other thread uses meanwhile; every out-pointer

@@ -446,8 +446,8 @@ pub unsafe extern "C" fn charm_kv_options_set_auto_push(
 /// themselves; syncing still needs the account.
 ///
 /// The bytes are copied; wipe your copy when convenient. Returns OK,
-/// INVALID_ARGUMENT (`options` NULL, `text` NULL with `len` > 0, or not UTF-8), KEYS
-/// (shorter than 32 bytes) or PANIC.
+/// INVALID_ARGUMENT (`options` NULL, `text` NULL with `len` > 0, shorter than 32 bytes,
+/// over 64 KiB, or not UTF-8) or PANIC.
 ///
 /// # Safety
 /// `options` is NULL or a live options object used by no other thread; `text` is NULL
@@ -504,8 +504,19 @@ pub unsafe extern "C" fn charm_kv_options_add_encrypt_key(
     })
 }
 
+/// Longest encrypt key text accepted (Charm's are 44 bytes of base64).
+const MAX_ENCRYPT_KEY_LEN: usize = 64 * 1024;
+
 /// An encrypt key from caller bytes; `index` names it (ids matter only to servers).
+/// Lengths are checked before the bytes are read: a bad argument, like every setter's.
 fn encrypt_key(text: &[u8], index: usize) -> Result<EncryptKey, Failure> {
+    let min = crate::crypto::keys::RAW_KEY_LEN;
+    if !(min..=MAX_ENCRYPT_KEY_LEN).contains(&text.len()) {
+        return Err(Failure::invalid(format!(
+            "encrypt key text is {} bytes long; {min} to {MAX_ENCRYPT_KEY_LEN} are accepted",
+            text.len()
+        )));
+    }
     let text = std::str::from_utf8(text)
         .map_err(|_| Failure::invalid("encrypt key text is not valid UTF-8"))?;
     Ok(EncryptKey::from_text(

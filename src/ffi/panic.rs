@@ -4,7 +4,9 @@
 //! - `ffi_boundary!(err, { ... })` for fallible functions: the body returns
 //!   `Result<(), Failure>`; the function returns `CHARM_KV_STATUS_OK` or the failure's
 //!   status, and stores the failure in `*err` (when `err` is not NULL). A panic becomes
-//!   `CHARM_KV_STATUS_PANIC` with the panic message.
+//!   `CHARM_KV_STATUS_PANIC` with the panic message. A misaligned `err` is refused with
+//!   `CHARM_KV_STATUS_INVALID_ARGUMENT` before the body runs (nothing is written), and
+//!   while the body runs the output helpers of `ptr` refuse outputs overlapping `err`.
 //! - `ffi_boundary_infallible!(default, { ... })` for functions that cannot fail
 //!   (frees, accessors): a panic returns `default`.
 
@@ -12,6 +14,7 @@ use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::error::{charm_kv_error, Failure};
+use super::ptr::with_call_err;
 use super::status::charm_kv_status;
 
 /// Runs a fallible FFI body; see the module docs.
@@ -40,7 +43,11 @@ pub(crate) unsafe fn run_fallible(
     err: *mut *mut charm_kv_error,
     body: impl FnOnce() -> Result<(), Failure>,
 ) -> charm_kv_status {
-    let failure = match catch_unwind(AssertUnwindSafe(body)) {
+    // A misaligned `err` cannot be written: refuse the call before touching anything.
+    if !err.is_null() && !err.is_aligned() {
+        return charm_kv_status::InvalidArgument;
+    }
+    let failure = match catch_unwind(AssertUnwindSafe(|| with_call_err(err, body))) {
         Ok(Ok(())) => None,
         Ok(Err(failure)) => Some(failure),
         Err(payload) => Some(Failure::new(

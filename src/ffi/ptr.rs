@@ -1,11 +1,80 @@
 //! Checked conversions from C pointers to Rust references: the only way FFI functions
 //! touch caller memory. Each helper returns an `INVALID_ARGUMENT` failure for NULL (or
-//! misaligned) pointers instead of undefined behaviour.
+//! misaligned) pointers instead of undefined behaviour, for lengths beyond the
+//! documented limits before anything is read, and for outputs that overlap the call's
+//! `err` out-pointer (writing both would lose one: a leak).
 
+use std::cell::Cell;
 use std::ffi::{c_char, CStr};
 use std::mem::MaybeUninit;
 
-use super::error::Failure;
+use super::error::{charm_kv_error, Failure};
+use crate::store::{MAX_KEY_LEN, MAX_VALUE_LEN};
+
+thread_local! {
+    /// The address of the `err` out-pointer of the FFI call running on this thread
+    /// (0: none, or NULL). Set by the panic boundary for the length of the call only.
+    static CALL_ERR: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Runs `body` with `err` recorded as the running call's error out-pointer, so the
+/// output helpers can refuse outputs that overlap it; restores the previous one
+/// afterwards (a progress callback may make nested calls).
+pub(crate) fn with_call_err<T>(err: *mut *mut charm_kv_error, body: impl FnOnce() -> T) -> T {
+    struct Restore(usize);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CALL_ERR.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(CALL_ERR.with(|c| c.replace(err as usize)));
+    body()
+}
+
+/// Fails when the `size` bytes at `ptr` overlap the running call's `err` out-pointer.
+fn check_not_err(ptr: *const u8, size: usize, what: &str) -> Result<(), Failure> {
+    let err = CALL_ERR.with(Cell::get);
+    if err == 0 {
+        return Ok(());
+    }
+    let start = ptr as usize;
+    let end = start.saturating_add(size.max(1));
+    let err_end = err.saturating_add(std::mem::size_of::<*mut charm_kv_error>());
+    if start < err_end && err < end {
+        return Err(Failure::invalid(format!("{what} overlaps err")));
+    }
+    Ok(())
+}
+
+/// Fails when `len` is over `limit` (checked before the bytes are touched).
+fn check_len(len: usize, limit: usize, what: &str) -> Result<(), Failure> {
+    if len > limit {
+        return Err(Failure::invalid(format!(
+            "{what} is {len} bytes; the limit is {limit}"
+        )));
+    }
+    Ok(())
+}
+
+/// A key: [`bytes_in`] with the key length limit checked first.
+///
+/// # Safety
+/// As [`bytes_in`].
+pub(crate) unsafe fn key_in<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], Failure> {
+    check_len(len, MAX_KEY_LEN, "key")?;
+    // SAFETY: forwarded from the caller.
+    unsafe { bytes_in(ptr, len, "key") }
+}
+
+/// A value: [`bytes_in`] with the value length limit checked first.
+///
+/// # Safety
+/// As [`bytes_in`].
+pub(crate) unsafe fn value_in<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], Failure> {
+    check_len(len, MAX_VALUE_LEN, "value")?;
+    // SAFETY: forwarded from the caller.
+    unsafe { bytes_in(ptr, len, "value") }
+}
 
 /// Marks an opaque C type (`struct x { _private: [u8; 0] }`) whose pointers are always
 /// `Box<Self::Inner>` in disguise.
@@ -133,6 +202,7 @@ pub(crate) unsafe fn buffer_out<'a>(
             "{what} capacity {cap} is too large"
         )));
     }
+    check_not_err(ptr, cap, what)?;
     // SAFETY: non-NULL, cap fits isize, and by the caller's guarantee writable and
     // not aliased.
     Ok(unsafe { std::slice::from_raw_parts_mut(ptr, cap) })
@@ -181,6 +251,7 @@ pub(crate) unsafe fn out<'a, T>(
     if !ptr.is_aligned() {
         return Err(Failure::invalid(format!("{what} is misaligned")));
     }
+    check_not_err(ptr.cast(), std::mem::size_of::<T>(), what)?;
     // SAFETY: non-NULL, aligned, writable by the caller's guarantee; MaybeUninit
     // never reads or drops what was there.
     Ok(unsafe { &mut *ptr.cast::<MaybeUninit<T>>() })
@@ -212,4 +283,34 @@ pub(crate) unsafe fn opt_out<'a, T>(
     }
     // SAFETY: forwarded from the caller.
     unsafe { out(ptr, what) }.map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_overlapping_err_are_refused_only_during_its_call() {
+        let mut slots = [0u64; 4];
+        let base = slots.as_mut_ptr();
+        let err = base.wrapping_add(1).cast::<*mut charm_kv_error>();
+        let at = |i: usize| base.wrapping_add(i).cast::<u8>();
+        // Outside a call nothing is recorded.
+        assert!(check_not_err(err.cast(), 8, "x").is_ok());
+        with_call_err(err, || {
+            assert!(check_not_err(at(1), 8, "same").is_err());
+            // A 16-byte output starting one slot before err covers it.
+            assert!(check_not_err(at(0), 16, "covers").is_err());
+            assert!(check_not_err(at(0), 8, "before").is_ok());
+            assert!(check_not_err(at(2), 8, "after").is_ok());
+            // Nested calls restore the outer one.
+            with_call_err(std::ptr::null_mut(), || {
+                assert!(check_not_err(at(1), 8, "nested").is_ok());
+            });
+            assert!(check_not_err(at(1), 8, "restored").is_err());
+        });
+        assert!(check_not_err(at(1), 8, "after the call").is_ok());
+        assert!(check_len(65_001, MAX_KEY_LEN, "key").is_err());
+        assert!(check_len(MAX_KEY_LEN, MAX_KEY_LEN, "key").is_ok());
+    }
 }

@@ -16,13 +16,20 @@ pub enum charm_kv_status {
     Ok = 0,
     /// The key (or database) does not exist.
     NotFound = 1,
-    /// A bad argument: a NULL pointer, NULL data with a non-zero length, text that is
-    /// not UTF-8, an empty or path-escaping database name, an out-of-range option, an
-    /// SSH identity path that is not a regular file or is over 64 KiB.
+    /// A bad argument: a NULL pointer, NULL data with a non-zero length, a key over
+    /// 65000 bytes or a value over 999999943 bytes (checked before the bytes are read),
+    /// a misaligned out-pointer or `err`, an output overlapping `err`, text that is not
+    /// UTF-8, an empty or path-escaping database name, an encrypt key text under 32
+    /// bytes or over 64 KiB, an out-of-range option, an SSH identity path that is not a
+    /// regular file or is over 64 KiB.
     InvalidArgument = 2,
     /// A file-system or SQLite operation failed.
     Io = 3,
-    /// Stored or received data failed authentication or an integrity check.
+    /// Stored or received data failed authentication or an integrity check: also a file
+    /// that is not a charm-kv database (a foreign SQLite database is never adopted), a
+    /// row of the wrong type, or a stored key that the keys which passed the
+    /// database's key check do not decrypt (a row written with another key, or
+    /// altered).
     Corrupt = 4,
     /// No usable encryption key, or the keys at hand do not decrypt the data; also a
     /// Charm server naming another key 0 than the one this device synced with, or not

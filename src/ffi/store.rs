@@ -7,7 +7,7 @@ use super::bytes::{charm_kv_bytes, charm_kv_bytes_list, charm_kv_string_list, ch
 use super::error::charm_kv_error;
 use super::options::charm_kv_options;
 use super::ptr::{
-    buffer_out, bytes_in, handle_free, handle_ref, in_out, new_handle, out, text_in, Handle,
+    buffer_out, handle_free, handle_ref, in_out, key_in, new_handle, out, text_in, value_in, Handle,
 };
 use super::status::{charm_kv_status, charm_kv_sync_phase};
 use crate::{Fetched, Kv, Options, SyncPhase, SyncProgress};
@@ -57,6 +57,10 @@ unsafe fn options_or_env<'a>(
 /// `name` is NUL-terminated UTF-8: not empty, at most 200 bytes, no slash, backslash or
 /// control characters, not "." or "..". `options` is borrowed for the call only; NULL
 /// means options from the `CHARM_*` environment (`charm_kv_options_from_env`).
+///
+/// Only an empty (or new) file or a charm-kv database, of this version or an older one,
+/// opens: anything else (a foreign SQLite database, one with a view or a table of its
+/// own) is CORRUPT and left unchanged.
 ///
 /// On success the caller owns `*out_store` and releases it with `charm_kv_free`. Returns
 /// OK, INVALID_ARGUMENT (NULL `name`/`out_store`, a bad name, bad options or environment),
@@ -128,8 +132,9 @@ pub unsafe extern "C" fn charm_kv_free(store: *mut charm_kv_store) {
 /// `key` is `key_len` bytes (any bytes; `key_len` 0 is the empty key, and then `key`
 /// may be NULL). On success the caller owns `*out_value` and releases it with
 /// `charm_kv_bytes_free`; an empty value is `{NULL, 0}`. Returns OK, NOT_FOUND,
-/// INVALID_ARGUMENT (`store`/`out_value` NULL, `key` NULL with `key_len` > 0), CLOSED,
-/// IO, CORRUPT, KEYS, BUSY or PANIC.
+/// INVALID_ARGUMENT (`store`/`out_value` NULL, `key` NULL with `key_len` > 0, a key
+/// over 65000 bytes), CLOSED, IO, CORRUPT (the stored row fails authentication or has
+/// the wrong type), BUSY or PANIC.
 ///
 /// Thread safety: any thread, concurrently with other calls on `store`.
 ///
@@ -149,7 +154,7 @@ pub unsafe extern "C" fn charm_kv_get(
         let (kv, key, slot) = unsafe {
             (
                 handle_ref(store, "store")?,
-                bytes_in(key, key_len, "key")?,
+                key_in(key, key_len)?,
                 out(out_value, "out_value")?,
             )
         };
@@ -169,10 +174,15 @@ pub unsafe extern "C" fn charm_kv_get(
 /// `out->data` is left as it was and `out->large` receives the value, owned by the
 /// caller (release it with `charm_kv_bytes_free`): one read either way, so the value
 /// never changes between a size query and the copy. `out->large` is overwritten, not
-/// freed: free a previous one first. Returns OK, NOT_FOUND (`out->len` is 0 and
-/// `out->large` empty), INVALID_ARGUMENT (`store` or `out` NULL, NULL `key` or
-/// `out->data` with a non-zero length, a key over 65000 bytes), CLOSED, IO, CORRUPT,
-/// KEYS, BUSY or PANIC.
+/// freed: free a previous one first. Returns OK, NOT_FOUND, INVALID_ARGUMENT (`store`
+/// or `out` NULL, NULL `key` or `out->data` with a non-zero length, a key over 65000
+/// bytes, `out` or `out->data[0..cap]` overlapping `err`), CLOSED, IO, CORRUPT, BUSY or
+/// PANIC.
+///
+/// On any failure `out->len` and `out->large` are left as they were (outputs are
+/// written only on OK). The one exception is the caller's buffer: after CORRUPT (a
+/// stored value that fails authentication) its first bytes may have been overwritten
+/// with zeros, since the value is decrypted in place.
 ///
 /// Thread safety: any thread, concurrently with other calls on `store`; `out` and its
 /// buffer must not be used by anyone else during the call.
@@ -195,22 +205,19 @@ pub unsafe extern "C" fn charm_kv_get_into(
         let (kv, key, out) = unsafe {
             (
                 handle_ref(store, "store")?,
-                bytes_in(key, key_len, "key")?,
+                key_in(key, key_len)?,
                 in_out(out, "out")?,
             )
         };
         // SAFETY: `out->data` points to `out->cap` writable bytes, as documented.
         let buf = unsafe { buffer_out(out.data, out.cap, "out->data")? };
-        // Set first, so that every failure after the argument checks leaves them defined.
-        out.len = 0;
-        out.large = charm_kv_bytes::EMPTY;
-        match kv.get_into(key, buf)? {
-            Fetched::InBuffer(len) => out.len = len,
-            Fetched::Owned(value) => {
-                out.len = value.len();
-                out.large = charm_kv_bytes::from_vec(value);
-            }
-        }
+        // `len` and `large` are written only on OK, like every output.
+        let (len, large) = match kv.get_into(key, buf)? {
+            Fetched::InBuffer(len) => (len, charm_kv_bytes::EMPTY),
+            Fetched::Owned(value) => (value.len(), charm_kv_bytes::from_vec(value)),
+        };
+        out.len = len;
+        out.large = large;
         Ok(())
     })
 }
@@ -218,9 +225,10 @@ pub unsafe extern "C" fn charm_kv_get_into(
 /// Sets `key` to `value` (both any bytes, either may be empty). Durable when it
 /// returns OK.
 ///
-/// Both are copied. Returns OK, INVALID_ARGUMENT (`store` NULL, NULL data with a
-/// non-zero length, a key over 65000 bytes or a value near 1 GB), CLOSED, IO, BUSY or
-/// PANIC.
+/// Both are copied. Lengths are checked first: a key over 65000 bytes or a value over
+/// 999999943 bytes is INVALID_ARGUMENT before a byte is read. Returns OK,
+/// INVALID_ARGUMENT (`store` NULL, NULL data with a non-zero length, a length over the
+/// limits), CLOSED, IO, BUSY or PANIC.
 ///
 /// Thread safety: any thread, concurrently with other calls on `store`.
 ///
@@ -241,8 +249,8 @@ pub unsafe extern "C" fn charm_kv_set(
         let (kv, key, value) = unsafe {
             (
                 handle_ref(store, "store")?,
-                bytes_in(key, key_len, "key")?,
-                bytes_in(value, value_len, "value")?,
+                key_in(key, key_len)?,
+                value_in(value, value_len)?,
             )
         };
         kv.set(key, value)?;
@@ -252,8 +260,8 @@ pub unsafe extern "C" fn charm_kv_set(
 
 /// Deletes `key`. Deleting a missing key is not an error.
 ///
-/// Returns OK, INVALID_ARGUMENT (`store` NULL, `key` NULL with `key_len` > 0), CLOSED,
-/// IO, BUSY or PANIC.
+/// Returns OK, INVALID_ARGUMENT (`store` NULL, `key` NULL with `key_len` > 0, a key
+/// over 65000 bytes), CLOSED, IO, BUSY or PANIC.
 ///
 /// Thread safety: any thread, concurrently with other calls on `store`.
 ///
@@ -269,7 +277,7 @@ pub unsafe extern "C" fn charm_kv_delete(
 ) -> charm_kv_status {
     ffi_boundary!(err, {
         // SAFETY: the caller guarantees each pointer is NULL or valid as documented.
-        let (kv, key) = unsafe { (handle_ref(store, "store")?, bytes_in(key, key_len, "key")?) };
+        let (kv, key) = unsafe { (handle_ref(store, "store")?, key_in(key, key_len)?) };
         kv.delete(key)?;
         Ok(())
     })
@@ -277,9 +285,15 @@ pub unsafe extern "C" fn charm_kv_delete(
 
 /// Lists every key, in ascending byte order, into `*out_keys`.
 ///
+/// All or nothing: when stored keys do not decrypt (rows written with an encrypt key
+/// not given to this open, or altered), it returns CORRUPT with a message counting them
+/// ("2 of 10 stored keys do not decrypt ...") and no list, since a list that silently
+/// lacks keys would read as "these keys do not exist". `charm_kv_iter_next` reads the
+/// other rows and reports each unreadable one.
+///
 /// On success the caller owns `*out_keys` and releases it with
 /// `charm_kv_bytes_list_free`. Returns OK, INVALID_ARGUMENT (`store`/`out_keys` NULL),
-/// CLOSED, IO, CORRUPT, KEYS, BUSY or PANIC.
+/// CLOSED, IO, CORRUPT, BUSY or PANIC.
 ///
 /// Thread safety: any thread, concurrently with other calls on `store`.
 ///
@@ -388,8 +402,10 @@ pub unsafe extern "C" fn charm_kv_pending_writes(
 /// Writes a consistent copy of the database file (still encrypted) to `path`, which
 /// must not exist yet. Readers and writers carry on meanwhile.
 ///
-/// `path` is a NUL-terminated UTF-8 path. Returns OK, INVALID_ARGUMENT (`store`/`path`
-/// NULL or not UTF-8, `path` exists), CLOSED, IO, BUSY or PANIC.
+/// `path` is a NUL-terminated UTF-8 path, always a plain file name and never a SQLite
+/// URI: `file:x.db?mode=memory` creates a file of exactly that name (relative paths
+/// are relative to the working directory). Returns OK, INVALID_ARGUMENT
+/// (`store`/`path` NULL or not UTF-8, `path` exists), CLOSED, IO, BUSY or PANIC.
 ///
 /// Thread safety: any thread, concurrently with other calls on `store`.
 ///
@@ -439,8 +455,15 @@ pub unsafe extern "C" fn charm_kv_list_databases(
 /// path of `options` (NULL: from the environment). Handles still open on it keep
 /// working on the deleted file until closed.
 ///
+/// With a Charm server configured (not local mode) it first deletes the database's
+/// copies on the server, for every device of the account, so that no sync brings it
+/// back; if that fails nothing local is deleted. A database missing locally is then
+/// not an error. In local mode a missing database is NOT_FOUND, with a message naming
+/// it ("no database named ...", not "key not found").
+///
 /// Returns OK, NOT_FOUND, INVALID_ARGUMENT (`name` NULL, not UTF-8 or a bad name, bad
-/// options or environment), IO or PANIC.
+/// options or environment), IO, KEYS, AUTH, NETWORK, SERVER (the server copies could
+/// not be deleted), or PANIC.
 ///
 /// # Safety
 /// `options` is NULL or a live options object no other thread changes meanwhile;

@@ -4,6 +4,11 @@
 //! every key once, sorts them, and then reads values one at a time. It keeps a read
 //! transaction open for its whole life, so it sees one consistent snapshot however
 //! long it runs and whatever writers do meanwhile.
+//!
+//! A stored key that none of the keys decrypts (written with an encrypt key not given
+//! to this open, or altered) cannot be placed in the order: the readable pairs come
+//! first, then one [`Error::Corrupt`] per such row, naming it by the first bytes of
+//! its stored (encrypted) key, and iteration goes on after each.
 
 use std::sync::Arc;
 
@@ -31,6 +36,8 @@ pub struct Iter {
     reader: Reader,
     store: Arc<Store>,
     entries: std::vec::IntoIter<Entry>,
+    /// Stored keys no cipher opens, reported after the readable pairs.
+    unreadable: std::vec::IntoIter<Vec<u8>>,
     with_values: bool,
 }
 
@@ -39,19 +46,23 @@ impl Iter {
         let reader = store.reader()?;
         reader.execute_batch("BEGIN DEFERRED")?;
         let mut entries = Vec::new();
+        let mut unreadable = Vec::new();
         {
             let mut stmt = reader.prepare_cached("SELECT key FROM kv")?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
                 let stored_key = row.get_ref(0)?.as_blob()?.to_vec();
-                let (key, cipher) = store.sealer().open_key(&stored_key)?;
-                entries.push(Entry {
-                    key,
-                    stored_key,
-                    cipher,
-                });
+                match store.sealer().open_key(&stored_key) {
+                    Ok((key, cipher)) => entries.push(Entry {
+                        key,
+                        stored_key,
+                        cipher,
+                    }),
+                    Err(_) => unreadable.push(stored_key),
+                }
             }
         }
+        unreadable.sort_unstable();
         entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         if direction == Direction::Reverse {
             entries.reverse();
@@ -60,13 +71,14 @@ impl Iter {
             reader,
             store: Arc::clone(store),
             entries: entries.into_iter(),
+            unreadable: unreadable.into_iter(),
             with_values,
         })
     }
 
-    /// Keys not yet returned.
+    /// Items not yet returned (pairs, then errors for unreadable rows).
     pub fn remaining(&self) -> usize {
-        self.entries.len()
+        self.entries.len() + self.unreadable.len()
     }
 
     fn value_of(&self, entry: &Entry) -> Result<Vec<u8>> {
@@ -88,12 +100,25 @@ impl Iterator for Iter {
     type Item = Result<(Vec<u8>, Vec<u8>)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let entry = self.entries.next()?;
-        Some(self.value_of(&entry).map(|value| (entry.key, value)))
+        if let Some(entry) = self.entries.next() {
+            return Some(self.value_of(&entry).map(|value| (entry.key, value)));
+        }
+        let stored_key = self.unreadable.next()?;
+        let prefix: String = stored_key
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Some(Err(Error::corrupt(format!(
+            "the row whose stored key starts with {prefix} does not decrypt with the \
+             encrypt keys that passed this database's key check (written with another \
+             key, or altered); skipped"
+        ))))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        self.entries.size_hint()
+        let n = self.remaining();
+        (n, Some(n))
     }
 }
 

@@ -278,16 +278,31 @@ impl Store {
         }
         let mut keys = Vec::new();
         let mut bytes = 0usize;
+        let mut unreadable = 0usize;
         {
             let mut stmt = tx.prepare_cached("SELECT key FROM kv")?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
-                let (key, _) = self.sealer.open_key(row.get_ref(0)?.as_blob()?)?;
-                bytes += key.len() + std::mem::size_of::<Vec<u8>>();
-                keys.push(key);
+                match self.sealer.open_key(row.get_ref(0)?.as_blob()?) {
+                    Ok((key, _)) => {
+                        bytes += key.len() + std::mem::size_of::<Vec<u8>>();
+                        keys.push(key);
+                    }
+                    Err(_) => unreadable += 1,
+                }
             }
         }
         tx.finish()?;
+        // All or nothing: a list that silently lacks keys would read as "these keys do
+        // not exist". The iterator reads the others and reports each unreadable row.
+        if unreadable > 0 {
+            return Err(Error::corrupt(format!(
+                "{unreadable} of {} stored keys do not decrypt with the encrypt keys that \
+                 passed this database's key check (rows written with another key, or \
+                 altered); iterate to read the other rows",
+                unreadable + keys.len()
+            )));
+        }
         keys.sort_unstable();
         let keys = Arc::new(keys);
         let mut cache = lock(&self.keys_cache);
@@ -308,7 +323,7 @@ impl Store {
         let reader = self.reader()?;
         let flags =
             rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX | rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE;
-        let mut target = Connection::open_with_flags(dest, flags)?;
+        let mut target = Connection::open_with_flags(schema::plain_path(dest), flags)?;
         {
             use rusqlite::backup::{Backup, StepResult};
             let backup = Backup::new(&reader, &mut target)?;
@@ -383,7 +398,7 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn check_key(key: &[u8]) -> Result<()> {
+pub(crate) fn check_key(key: &[u8]) -> Result<()> {
     if key.len() > MAX_KEY_LEN {
         return Err(Error::invalid(format!(
             "key is {} bytes; the limit is {MAX_KEY_LEN}",
@@ -393,7 +408,7 @@ fn check_key(key: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn check_value(value: &[u8]) -> Result<()> {
+pub(crate) fn check_value(value: &[u8]) -> Result<()> {
     if value.len() > MAX_VALUE_LEN {
         return Err(Error::invalid(format!(
             "value is {} bytes; the limit is {MAX_VALUE_LEN}",
@@ -414,9 +429,10 @@ fn create_new_private_file(path: &Path) -> Result<()> {
     }
     match options.open(path) {
         Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            Err(Error::invalid(format!("{} already exists", path.display())))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::invalid(format!(
+            "{} already exists",
+            crate::error::quoted(&path.to_string_lossy())
+        ))),
         Err(e) => Err(Error::io(format!("creating {}", path.display()), e)),
     }
 }

@@ -31,7 +31,10 @@ pub fn validate(name: &str) -> Result<()> {
         None
     };
     match problem {
-        Some(why) => Err(Error::invalid(format!("database name {name:?} {why}"))),
+        Some(why) => Err(Error::invalid(format!(
+            "database name {} {why}",
+            crate::error::quoted(name)
+        ))),
         None => Ok(()),
     }
 }

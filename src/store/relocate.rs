@@ -60,7 +60,7 @@ pub fn relocate(data_path: &Path, name: &str) -> Result<PathBuf> {
 /// returns whether it moved.
 fn move_when_unused(old: &Path, new: &Path) -> Result<bool> {
     let conn = Connection::open_with_flags(
-        old,
+        super::schema::plain_path(old),
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
@@ -82,6 +82,9 @@ fn move_when_unused(old: &Path, new: &Path) -> Result<bool> {
             }
         }
     }
+    // Only a charm-kv database moves: anything else stays where it is, for the open
+    // to refuse it there.
+    super::schema::check_ours(&conn)?;
     // Everything is in the main file now, and the exclusive lock keeps it so: rename
     // it while holding the lock (an opener of the new name waits for it).
     std::fs::rename(old, new)
@@ -207,5 +210,25 @@ mod tests {
         assert_eq!(kv.get("k0").unwrap(), b"v0");
         let moved = kv.path().unwrap();
         assert!(paths.iter().all(|p| p == &moved), "{paths:?}");
+    }
+
+    #[test]
+    fn a_foreign_file_in_the_old_folder_is_refused_where_it_is() {
+        let key = EncryptKey::generate();
+        let dir = tempfile::tempdir().unwrap();
+        let old_dir = dir.path().join("localhost/kv");
+        std::fs::create_dir_all(&old_dir).unwrap();
+        let old = old_dir.join("notes.sqlite");
+        Connection::open(&old)
+            .unwrap()
+            .execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('mine');")
+            .unwrap();
+        let before = std::fs::read(&old).unwrap();
+        let err = Kv::open_with("notes", &options(dir.path(), &key)).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Corrupt, "{err}");
+        assert_eq!(std::fs::read(&old).unwrap(), before, "left as it was");
+        assert!(!names::db_path(&dir.path().join("localhost"), "notes")
+            .unwrap()
+            .exists());
     }
 }

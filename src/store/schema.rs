@@ -109,7 +109,7 @@ pub fn connect(path: &Path, role: Role, durability: Durability) -> Result<Connec
     let flags = OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE;
-    let conn = Connection::open_with_flags(path, flags)?;
+    let conn = Connection::open_with_flags(plain_path(path), flags)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "synchronous", durability.synchronous())?;
     // Negative: a size in KiB rather than in pages.
@@ -119,6 +119,18 @@ pub fn connect(path: &Path, role: Role, durability: Durability) -> Result<Connec
     }
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
+}
+
+/// `path` in a form SQLite never reads as a URI. The bundled SQLite is built with
+/// `SQLITE_USE_URI`, so any name starting with `file:` is a URI even without
+/// `SQLITE_OPEN_URI` (`file:victim.db` would open `victim.db`, `file:b?mode=memory` no
+/// file at all): a relative path gets a `./` prefix; absolute paths start with `/`.
+pub fn plain_path(path: &Path) -> std::borrow::Cow<'_, Path> {
+    if path.is_relative() {
+        std::borrow::Cow::Owned(Path::new(".").join(path))
+    } else {
+        std::borrow::Cow::Borrowed(path)
+    }
 }
 
 /// Opens a new file `path` (created exclusively, mode 0600) for a temporary database
@@ -136,7 +148,7 @@ pub fn open_scratch(path: &Path) -> Result<Connection> {
         .open(path)
         .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
     let flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_READ_WRITE;
-    let conn = Connection::open_with_flags(path, flags)?;
+    let conn = Connection::open_with_flags(plain_path(path), flags)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "trusted_schema", false)?;
     conn.pragma_update(None, "synchronous", "OFF")?;
@@ -150,6 +162,9 @@ pub fn initialize(conn: &mut Connection, sealer: &Sealer) -> Result<()> {
     // Snapshots from a server are attached to this connection: never let a schema
     // object in one run SQL functions with side effects.
     conn.pragma_update(None, "trusted_schema", false)?;
+    // Before anything is written (switching to WAL rewrites the file header): only an
+    // empty database or a charm-kv one, of this version or an older one, is adopted.
+    check_ours(conn)?;
     let mode = switch_to_wal(conn)?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(Error::Internal(format!(
@@ -220,6 +235,45 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
+/// Every table a charm-kv database may hold; older versions had a subset (at least `kv`
+/// and `meta`), and nothing else. A new table must be added here, or databases holding
+/// it are refused as foreign by [`check_ours`].
+const OUR_TABLES: [&str; 5] = ["kv", "meta", "sync_journal", "sync_state", "sync_changes"];
+
+/// Fails with [`Error::Corrupt`] unless the database is empty or holds only our tables
+/// (`kv` and `meta` at least, with their designed columns): a foreign SQLite database,
+/// or one with a view or an index of its own, is never adopted.
+pub(crate) fn check_ours(conn: &Connection) -> Result<()> {
+    let mut stmt = conn.prepare("SELECT type, name FROM main.sqlite_master")?;
+    let objects: Vec<(String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    if objects.is_empty() {
+        return Ok(());
+    }
+    for (kind, name) in &objects {
+        // SQLite's own objects (`sqlite_stat1` after an ANALYZE, say) are not foreign:
+        // the `sqlite_` prefix is reserved, so nothing else can carry it.
+        let ours = (kind == "table" && OUR_TABLES.contains(&name.as_str()))
+            || ((kind == "table" || kind == "index") && name.starts_with("sqlite_"));
+        if !ours {
+            return Err(Error::corrupt(format!(
+                "the database holds the {} {}: not a charm-kv database",
+                crate::error::quoted(kind),
+                crate::error::quoted(name)
+            )));
+        }
+    }
+    for table in ["kv", "meta"] {
+        if !objects.iter().any(|(_, name)| name == table) {
+            return Err(Error::corrupt(format!(
+                "the database has no {table} table: not a charm-kv database"
+            )));
+        }
+    }
+    check_columns(conn)
+}
+
 /// Whether all tables and the rows `initialize` creates exist.
 fn is_complete(conn: &Connection) -> Result<bool> {
     let tables: i64 = conn.query_row(
@@ -248,17 +302,7 @@ pub fn verify(conn: &Connection, sealer: &Sealer) -> Result<()> {
 
 /// [`verify`], accepting any of `formats`; returns the file's.
 pub fn verify_formats(conn: &Connection, sealer: &Sealer, formats: &[i64]) -> Result<i64> {
-    for (table, columns) in [("kv", ["key", "value"]), ("meta", ["name", "value"])] {
-        let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
-        let found: Vec<String> = stmt
-            .query_map([], |r| r.get::<_, String>(1))?
-            .collect::<rusqlite::Result<_>>()?;
-        if found != columns {
-            return Err(Error::corrupt(format!(
-                "table {table} has columns {found:?}, expected {columns:?}: not a charm-kv database"
-            )));
-        }
-    }
+    check_columns(conn)?;
     let format = match meta_get(conn, META_FORMAT)? {
         Some(format) if formats.contains(&format) => format,
         other => {
@@ -274,6 +318,24 @@ pub fn verify_formats(conn: &Connection, sealer: &Sealer, formats: &[i64]) -> Re
         )),
         None => Err(Error::corrupt("database has no key_check row")),
     }
+}
+
+/// `kv` and `meta` have exactly their designed columns.
+fn check_columns(conn: &Connection) -> Result<()> {
+    for (table, columns) in [("kv", ["key", "value"]), ("meta", ["name", "value"])] {
+        let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+        let found: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(1))?
+            .collect::<rusqlite::Result<_>>()?;
+        if found != columns {
+            let found: Vec<String> = found.iter().map(|c| crate::error::quoted(c)).collect();
+            return Err(Error::corrupt(format!(
+                "table {table} has columns [{}], expected {columns:?}: not a charm-kv database",
+                found.join(", ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub fn meta_get(conn: &Connection, name: &str) -> Result<Option<i64>> {

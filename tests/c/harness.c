@@ -116,7 +116,7 @@ int main(int argc, char **argv) {
   const char *filter = argc > 1 ? argv[1] : NULL;
   const char *label = getenv("CHARM_KV_TEST_LABEL");
   if (label == NULL || label[0] == '\0') label = "c-tests";
-  const test_case *groups[] = {basic_tests, misuse_tests, thread_tests};
+  const test_case *groups[] = {basic_tests, misuse_tests, thread_tests, hostile_tests};
   int passed = 0, failed = 0;
   for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
     for (const test_case *t = groups[g]; t->name != NULL; t++) {

@@ -60,5 +60,6 @@ typedef struct {
 extern const test_case basic_tests[];
 extern const test_case misuse_tests[];
 extern const test_case thread_tests[];
+extern const test_case hostile_tests[];
 
 #endif

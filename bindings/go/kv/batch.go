@@ -72,7 +72,8 @@ func (b *Batch) unlock() {
 }
 
 // Set records key = value in the batch; a later Set or Delete of the same key in
-// the batch replaces it. Size limits are checked at Commit.
+// the batch replaces it. Size limits are checked here: an oversized key or value
+// is refused with ErrInvalidArgument and not recorded.
 func (b *Batch) Set(key, value []byte) error {
 	p, err := b.lock()
 	if err != nil {

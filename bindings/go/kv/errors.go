@@ -78,8 +78,10 @@ var (
 	ErrInvalidArgument error = &sentinel{StatusInvalidArgument, "invalid argument"}
 	// ErrIO: a file-system or SQLite operation failed.
 	ErrIO error = &sentinel{StatusIO, "I/O error"}
-	// ErrCorrupt: stored or received data failed an integrity check (or the file is
-	// not a charm-kv database).
+	// ErrCorrupt: stored or received data failed an integrity check, the file is not
+	// a charm-kv database (a foreign SQLite database is never adopted), a row has the
+	// wrong type, or a stored key does not decrypt with the keys that passed the
+	// database's key check.
 	ErrCorrupt error = &sentinel{StatusCorrupt, "corrupt data"}
 	// ErrKeys: no usable encryption key, or the keys at hand do not decrypt the data;
 	// also a Charm server naming another key 0 than the one this device synced with,

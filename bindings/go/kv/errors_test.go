@@ -107,9 +107,9 @@ func TestErrorsLocal(t *testing.T) {
 	_, err = kv.Open("x", localOpts(t, kv.WithDataDir(""))...)
 	wantErr(t, "WithDataDir(\"\")", err, kv.ErrInvalidArgument)
 
-	// A short encrypt key.
+	// A short encrypt key is a bad argument, like every bad option.
 	_, err = kv.Open("x", localOpts(t, kv.WithEncryptKey([]byte("short")))...)
-	wantErr(t, "WithEncryptKey(short)", err, kv.ErrKeys)
+	wantErr(t, "WithEncryptKey(short)", err, kv.ErrInvalidArgument)
 
 	// The data directory is a file.
 	file := filepath.Join(t.TempDir(), "file")

@@ -35,6 +35,10 @@ type IteratorOptions struct {
 //	for k, v := range it.All() { ... }
 //	if err := it.Err(); err != nil { ... }
 //
+// A row whose stored key does not decrypt (written with an encrypt key not given
+// to this open, or altered) cannot be placed in the order: every readable pair
+// comes first, then Next returns false and Err matches ErrCorrupt.
+//
 // An Iterator is meant for one goroutine at a time; concurrent calls are
 // serialised, never unsafe. It holds a read snapshot of the database until it
 // reaches the end, fails, or is closed: Close it (defer it.Close()) when stopping

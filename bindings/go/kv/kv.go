@@ -224,7 +224,10 @@ func (kv *KV) Delete(key []byte) error {
 	return nil
 }
 
-// Keys returns every key, in ascending byte order.
+// Keys returns every key, in ascending byte order. All or nothing: when stored keys
+// do not decrypt (rows written with an encrypt key not given to this open, or
+// altered), it returns ErrCorrupt with their count and no keys; an Iterator reads
+// the other rows first and then stops with ErrCorrupt.
 func (kv *KV) Keys() ([][]byte, error) {
 	p, err := kv.acquire()
 	if err != nil {
@@ -344,10 +347,14 @@ func ListDatabases(opts ...Option) ([]string, error) {
 	return names, nil
 }
 
-// DeleteDatabase deletes the local database name (its file and SQLite's companion
-// files) from the data path (from the CHARM_* environment and opts). Handles still
-// open on it keep working on the deleted file until closed. ErrNotFound when it
-// does not exist. The copy on the server, if any, is not deleted.
+// DeleteDatabase deletes the database name: its file and SQLite's companion files in
+// the data path (from the CHARM_* environment and opts) and, when a Charm server is
+// configured (not local mode), first its copies on the server, for every device of
+// the account, so that no sync brings it back. If the server copies cannot be
+// deleted (ErrAuth, ErrNetwork, ErrServer, ErrKeys), nothing local is deleted.
+// Handles still open on it keep working on the deleted file until closed. In local
+// mode, ErrNotFound (with a message naming the database) when it does not exist;
+// with a server, a database missing locally is not an error.
 func DeleteDatabase(name string, opts ...Option) error {
 	if err := checkVersion(); err != nil {
 		return err

@@ -72,7 +72,13 @@ class StorageError(Error):
 
 
 class CorruptError(Error):
-    """Stored or received data failed authentication or an integrity check."""
+    """Stored or received data failed authentication or an integrity check.
+
+    Also: a file that is not a charm-kv database (a foreign SQLite database is never
+    adopted), a row of the wrong type, or a stored key that the keys which passed the
+    database's key check do not decrypt (``len(kv)`` then raises it with their count;
+    iterating yields every readable item first, then raises it).
+    """
 
     default_status = Status.CORRUPT
 

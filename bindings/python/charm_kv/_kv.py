@@ -378,11 +378,17 @@ def list_databases(**options: Any) -> list[str]:
 
 
 def delete_database(name: str, **options: Any) -> None:
-    """Deletes the database ``name`` (its file and SQLite's companion files).
+    """Deletes the database ``name``: its file and SQLite's companion files and, when
+    a Charm server is configured (not local mode), first its copies on the server, for
+    every device of the account, so that no sync brings it back.
 
-    Raises :class:`NotFoundError` (a :class:`KeyError`) if it does not exist. Takes the
-    same keyword options as :func:`open`. Stores still open on it keep working on the
-    deleted file until closed.
+    If the server copies cannot be deleted it raises :class:`AuthenticationError`,
+    :class:`NetworkError`, :class:`ServerError` or :class:`EncryptionKeyError` and
+    deletes nothing local. In local mode it raises :class:`NotFoundError` (a
+    :class:`KeyError`, its message naming the database) if it does not exist; with a
+    server a database missing locally is not an error. Takes the same keyword options
+    as :func:`open`. Stores still open on it keep working on the deleted file until
+    closed.
     """
     name_c = _c_text(name, "name")
     with _Options(**options) as opts:

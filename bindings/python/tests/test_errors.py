@@ -7,7 +7,7 @@ import pickle
 import sqlite3
 
 import pytest
-from conftest import OTHER_KEY
+from conftest import OTHER_KEY, TEST_KEY
 
 import charm_kv
 from charm_kv import Status
@@ -78,7 +78,7 @@ def test_bad_options(data_dir):
         charm_kv.open("x", env=False, data_dir=data_dir, key_type="dsa")
     with pytest.raises(charm_kv.InvalidArgumentError):
         charm_kv.open("x", env=False, data_dir=data_dir, host="bad/host")
-    with pytest.raises(charm_kv.EncryptionKeyError, match="32"):
+    with pytest.raises(charm_kv.InvalidArgumentError, match="32"):
         charm_kv.open("x", env=False, data_dir=data_dir, encrypt_keys=["short"])
     with pytest.raises(TypeError):
         charm_kv.open("x", env=False, data_dir=data_dir, encrypt_keys="one key, not a list")
@@ -159,6 +159,37 @@ def test_tampered_value_fails_authentication(open_kv, data_dir):
         next(it)
 
 
+def test_foreign_sqlite_database_is_not_adopted(open_kv, data_dir):
+    path = data_dir / "localhost" / "kv" / "notes.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+        db.execute("INSERT INTO notes (body) VALUES ('mine')")
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(charm_kv.CorruptError, match="not a charm-kv database"):
+        open_kv("notes")
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["notes.sqlite"]
+
+
+def test_unreadable_row_is_reported_after_the_readable_ones(open_kv):
+    with open_kv("rows") as kv:
+        kv[b"a"] = b"1"
+        kv[b"c"] = b"3"
+    with open_kv("rows", encrypt_keys=[OTHER_KEY, TEST_KEY]) as kv:
+        kv[b"b"] = b"2"  # sealed with OTHER_KEY, which the next open lacks
+    kv = open_kv("rows")
+    with pytest.raises(charm_kv.CorruptError, match="1 of 3 stored keys"):
+        len(kv)
+    items = []
+    with pytest.raises(charm_kv.CorruptError, match="does not decrypt"):
+        for item in kv.items():
+            items.append(item)
+    assert items == [(b"a", b"1"), (b"c", b"3")]
+    assert kv[b"c"] == b"3"
+
+
 def test_sync_and_reset_need_a_server(kv):
     with pytest.raises(charm_kv.NotConfiguredError, match="CHARM_HOST") as info:
         kv.sync()
@@ -174,7 +205,8 @@ def test_delete_missing_database(data_dir):
         charm_kv.delete_database("nothing", env=False, data_dir=data_dir)
     assert isinstance(info.value, KeyError)
     assert info.value.key is None
-    assert "not found" in str(info.value)
+    # Its own message, naming the database (not "key not found").
+    assert 'no database named "nothing"' in str(info.value)
 
 
 def test_errors_pickle(kv):

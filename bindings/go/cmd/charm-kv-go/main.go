@@ -49,7 +49,7 @@ Usage:
   charm-kv-go reset [@DB] [--force]    rebuild the local copy from the server
   charm-kv-go status [@DB] [--remote]  sync state, one "field: value" per line
   charm-kv-go list-dbs                 list the local databases
-  charm-kv-go delete-db @DB            delete a local database
+  charm-kv-go delete-db @DB            delete a database (and its copies on the server)
 
 Keys and database names are lower-cased, as by charm kv. The default database is
 ` + kv.DefaultName + `. Settings come from CHARM_HOST, CHARM_DATA_DIR, CHARM_SSH_PORT,
