@@ -111,7 +111,11 @@ impl Shape {
             }
         }
         path.sort_unstable();
-        shape.path = Some(path);
+        // A delta of an older charm-kv carries its writer's `meta` unchanged: the path
+        // then lacks that very file, and the files between are unknown.
+        let version = schema::meta_get(conn, schema::META_MAX_VERSION)?.unwrap_or(0);
+        let own = path.iter().any(|&(seq, _)| seq as i64 == version);
+        shape.path = own.then_some(path);
         Ok(Some(shape))
     }
 
@@ -317,8 +321,22 @@ mod tests {
             shape = push(&shape, seq, &mut listed).1;
         }
         shape.write(&conn).unwrap();
+        schema::meta_set(&conn, schema::META_MAX_VERSION, 30).unwrap();
         assert_eq!(Shape::read(&conn).unwrap(), Some(shape.clone()));
         Shape::full(31).write(&conn).unwrap();
+        schema::meta_set(&conn, schema::META_MAX_VERSION, 31).unwrap();
         assert_eq!(Shape::read(&conn).unwrap(), Some(Shape::full(31)));
+    }
+
+    #[test]
+    fn a_path_that_lacks_the_version_itself_is_unknown() {
+        // What a delta of an older charm-kv looks like: our meta, its own version.
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute(schema::CREATE_META, []).unwrap();
+        Shape::full(1).after_delta(2, 0, 100).write(&conn).unwrap();
+        schema::meta_set(&conn, schema::META_MAX_VERSION, 3).unwrap();
+        let shape = Shape::read(&conn).unwrap().unwrap();
+        assert_eq!(shape.files(), None, "files between 1 and 3 are unknown");
+        assert_eq!(shape.start, 1);
     }
 }
