@@ -291,10 +291,10 @@ impl<'a> Engine<'a> {
                 total,
             })
         })?;
+        // No fsync: the file is read back at once and thrown away after; a crash loses
+        // only it (the next open removes it), never anything of the database.
         out.into_inner()
-            .map_err(|e| Error::io("writing a download", e.into_error()))?
-            .sync_all()
-            .map_err(|e| Error::io("writing a download", e))?;
+            .map_err(|e| Error::io("writing a download", e.into_error()))?;
         Ok(file)
     }
 
