@@ -2,6 +2,9 @@
 //! download, decryption and restore stream, so memory stays far below the database size.
 //! In its own test binary so the process's peak memory belongs to this test alone.
 //! `CHARM_KV_LARGE_MB` sets the size (default 100).
+// Needs the real Charm server or the Go toolchain: runs with `--features interop-tests`
+// (scripts/test-all, which installs them).
+#![cfg(feature = "interop-tests")]
 
 mod support;
 

@@ -1,5 +1,8 @@
 //! Sync against a real `charm serve` v0.12.6 and the real Go client: devices of one
 //! account, legacy Badger data written by `charm kv`, concurrency and faults.
+// Needs the real Charm server or the Go toolchain: runs with `--features interop-tests`
+// (scripts/test-all, which installs them).
+#![cfg(feature = "interop-tests")]
 
 mod support;
 
