@@ -267,9 +267,14 @@ pub fn confirm(store: &Store, mark: i64) -> Result<()> {
     let mut conn = store.writer();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let uploaded = schema::state_get(&tx, schema::STATE_UPLOADED_SEQ)?;
+    // Rows are written only when they change: an idle sync commits nothing (no fsync).
     let confirmed = schema::state_get_or(&tx, schema::STATE_CONFIRMED_SEQ, uploaded)?;
-    schema::state_set(&tx, schema::STATE_CONFIRMED_SEQ, confirmed.max(mark))?;
-    if schema::meta_get(&tx, schema::META_DB_ID)?.is_some() {
+    if mark > confirmed {
+        schema::state_set(&tx, schema::STATE_CONFIRMED_SEQ, mark)?;
+    }
+    if schema::meta_get(&tx, schema::META_DB_ID)?.is_some()
+        && schema::state_get_or(&tx, schema::STATE_DB_ID_CONFIRMED, 0)? != 1
+    {
         schema::state_set(&tx, schema::STATE_DB_ID_CONFIRMED, 1)?;
     }
     tx.execute("DELETE FROM sync_journal WHERE seq <= ?1", [mark])?;
