@@ -157,8 +157,8 @@ mod tests {
     #[test]
     fn codes_are_explicit_and_distinct() {
         let mut codes: Vec<u32> = charm_kv_status::ALL.iter().map(|s| *s as u32).collect();
-        for status in charm_kv_status::ALL {
-            assert_eq!(charm_kv_status::from_code(*status as u32), Some(*status));
+        for &status in charm_kv_status::ALL.iter() {
+            assert_eq!(charm_kv_status::from_code(status as u32), Some(status));
         }
         codes.sort_unstable();
         codes.dedup();
