@@ -16,6 +16,10 @@
  *   charm_kv_store_status_free, charm_kv_error_free. All accept NULL.
  * - A charm_kv_store is thread-safe; options, iterators and batches are used by
  *   one thread at a time. No state is kept per thread.
+ * - `const charm_kv_store *` means the call may run on any thread at the same time
+ *   as other calls on that store, charm_kv_close included (calls in flight finish
+ *   first); a non-const handle parameter (charm_kv_free, iterators, batches,
+ *   options) must not be used by another thread during the call.
  */
 
 #ifndef CHARM_KV_H
