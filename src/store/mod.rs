@@ -224,8 +224,8 @@ impl Store {
             let mut insert =
                 tx.prepare_cached("INSERT OR REPLACE INTO kv (key, value) VALUES (?1, ?2)")?;
             let mut delete = tx.prepare_cached("DELETE FROM kv WHERE key = ?1")?;
-            let mut journal = tx
-                .prepare_cached("INSERT OR REPLACE INTO sync_journal (key, seq) VALUES (?1, ?2)")?;
+            let mut journal =
+                tx.prepare_cached("INSERT OR IGNORE INTO sync_journal (seq, key) VALUES (?1, ?2)")?;
             let seq = schema::state_get(&tx, schema::STATE_WRITE_SEQ)? + 1;
             let (writer, older) = self.sealer.ciphers().split_first().expect("one key");
             for op in ops {
@@ -244,9 +244,10 @@ impl Store {
                         delete.execute([&stored_key])?;
                     }
                 }
-                journal.execute((&stored_key, seq))?;
+                journal.execute((seq, &stored_key))?;
             }
             schema::state_set(&tx, schema::STATE_WRITE_SEQ, seq)?;
+            schema::note_journal_rows(&tx, ops.len() as i64)?;
         }
         tx.commit()?;
         Ok(())

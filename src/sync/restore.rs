@@ -176,7 +176,7 @@ fn replace(conn: &mut Connection, sealer: &Sealer, candidate: &Candidate, seq: u
          DELETE FROM temp.restore_keep;",
     )?;
     tx.execute(
-        "INSERT INTO temp.restore_keep (key, value)
+        "INSERT OR IGNORE INTO temp.restore_keep (key, value)
          SELECT j.key, kv.value FROM sync_journal AS j LEFT JOIN main.kv AS kv ON kv.key = j.key
          WHERE j.seq > ?1",
         [candidate.our_mark],
@@ -385,7 +385,7 @@ pub fn local_state(conn: &Connection) -> Result<LocalState> {
     let confirmed = schema::state_get_or(conn, schema::STATE_CONFIRMED_SEQ, uploaded)?;
     let count_after = |seq: i64| -> Result<u64> {
         let count: i64 = conn
-            .prepare_cached("SELECT count(*) FROM sync_journal WHERE seq > ?1")?
+            .prepare_cached("SELECT count(DISTINCT key) FROM sync_journal WHERE seq > ?1")?
             .query_row([seq], |r| r.get(0))?;
         Ok(count as u64)
     };

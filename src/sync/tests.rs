@@ -1185,3 +1185,77 @@ fn sync_if_stale_skips_a_recent_sync_without_a_request_and_runs_a_stale_one() {
     assert!(!b.sync_if_stale_via(&counting, hour).unwrap());
     assert!(b.sync_if_stale_via(&counting, Duration::ZERO).unwrap());
 }
+
+#[test]
+fn the_journal_of_a_database_that_never_syncs_stays_bounded() {
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let dir = tempfile::tempdir().unwrap();
+    let kv = device(dir.path(), &key);
+    // 80 batches over the same 1000 keys: 80,000 journal rows appended.
+    for round in 0..80 {
+        let mut batch = kv.batch();
+        for i in 0..1000 {
+            batch.set(format!("k{i:04}"), format!("{round}"));
+        }
+        batch.commit().unwrap();
+    }
+    let rows: i64 = {
+        let store = kv.store().unwrap();
+        let conn = store.reader().unwrap();
+        conn.query_row("SELECT count(*) FROM sync_journal", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert!(rows < 20_000, "{rows} journal rows for 1000 keys");
+    assert_eq!(kv.pending_writes().unwrap(), 1000, "pending counts keys");
+    // Compaction kept what a push needs: every key's newest value reaches the remote.
+    sync(&kv, &remote).unwrap();
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = device(other_dir.path(), &key);
+    sync(&other, &remote).unwrap();
+    assert_eq!(contents(&other), contents(&kv));
+    assert_eq!(other.get("k0999").unwrap(), b"79");
+}
+
+#[test]
+fn a_journal_of_the_earlier_layout_is_migrated_with_its_pending_writes() {
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let dir = tempfile::tempdir().unwrap();
+    let kv = device(dir.path(), &key);
+    for i in 0..3 {
+        kv.set(format!("k{i}"), "v").unwrap();
+    }
+    let path = kv.path().unwrap();
+    kv.close().unwrap();
+    {
+        // The layout before: one row per key, keyed by the stored key.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "ALTER TABLE sync_journal RENAME TO j;
+             CREATE TABLE sync_journal (key BLOB PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
+             INSERT INTO sync_journal (key, seq) SELECT key, seq FROM j;
+             DROP TABLE j;",
+        )
+        .unwrap();
+    }
+    let kv = device(dir.path(), &key);
+    assert_eq!(kv.pending_writes().unwrap(), 3);
+    let first_column: String = {
+        let store = kv.store().unwrap();
+        let conn = store.reader().unwrap();
+        conn.query_row(
+            "SELECT name FROM pragma_table_info('sync_journal') WHERE pk = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(first_column, "seq");
+    kv.set("k3", "v").unwrap();
+    sync(&kv, &remote).unwrap();
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = device(other_dir.path(), &key);
+    sync(&other, &remote).unwrap();
+    assert_eq!(other.keys().unwrap().len(), 4);
+}
