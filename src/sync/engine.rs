@@ -208,7 +208,11 @@ impl<'a> Engine<'a> {
             chain.push((seq, download));
             next = match base {
                 None => None,
-                Some(base) if base == local && !from_scratch => None,
+                // On our version, or on one it supersedes (a device that followed the
+                // pushes it merges): nothing older is needed.
+                Some(base) if !from_scratch && (base == local || meta.merged.contains(&local)) => {
+                    None
+                }
                 Some(base) if base < seq && files.contains(&base) => Some(base),
                 Some(base) => {
                     return Err(Error::corrupt(format!(
@@ -401,7 +405,11 @@ impl<'a> Engine<'a> {
             let info =
                 snapshot::create_delta(self.store, file.path(), ticket, from, changed_since)?;
             if shape.fits(level, info.size, database_bytes) {
-                delta = Some((info, shape.after_delta(ticket, level, info.size)));
+                delta = Some((
+                    info,
+                    shape.after_delta(ticket, level, info.size),
+                    shape.merged(level),
+                ));
             } else {
                 // The path a new device walks would outgrow its share: start anew.
                 std::fs::remove_file(file.path())
@@ -409,14 +417,15 @@ impl<'a> Engine<'a> {
             }
         }
         let is_delta = delta.is_some();
-        let (info, new_shape) = match delta {
+        let (info, new_shape, merged) = match delta {
             Some(made) => made,
             None => (
                 snapshot::create(self.store, file.path(), ticket)?,
                 Shape::full(ticket),
+                Vec::new(),
             ),
         };
-        snapshot::stamp_shape(file.path(), &new_shape)?;
+        snapshot::stamp_shape(file.path(), &new_shape, &merged)?;
         let progress = &mut *self.progress;
         self.remote
             .upload(ticket, file.path(), &mut |done, total| {

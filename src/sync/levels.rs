@@ -173,6 +173,20 @@ impl Shape {
                 <= database_bytes.saturating_mul(PATH_FRACTION.0)
     }
 
+    /// The versions a delta at `level` made on this chain also applies to, besides its
+    /// base: the files of the levels below (which it supersedes). It holds every row
+    /// changed since its base, so on any version of its own lineage it brings the
+    /// same result; a device that followed each push applies it directly instead of
+    /// walking back to the full snapshot. Empty when the path is unknown.
+    pub fn merged(&self, level: usize) -> Vec<u64> {
+        self.path
+            .iter()
+            .flatten()
+            .filter(|&&(_, l)| l < level as i64)
+            .map(|&(seq, _)| seq)
+            .collect()
+    }
+
     /// The shape after a delta of `size` bytes at `level` was uploaded as `seq`.
     pub fn after_delta(&self, seq: u64, level: usize, size: u64) -> Shape {
         let mut next = self.clone();
@@ -204,7 +218,7 @@ impl Shape {
     pub fn write(&self, conn: &Connection) -> Result<()> {
         conn.execute(
             "DELETE FROM meta WHERE (name >= 'level_' AND name < 'level`') \
-             OR (name >= 'path:' AND name < 'path;')",
+             OR (name >= 'path:' AND name < 'path;') OR (name >= 'merged:' AND name < 'merged;')",
             [],
         )?;
         schema::meta_set(conn, schema::META_CHAIN_START, self.start as i64)?;
@@ -221,6 +235,29 @@ impl Shape {
         }
         Ok(())
     }
+}
+
+/// Writes the `merged:<seq>` rows of a delta file (see [`Shape::merged`]); only the
+/// file carries them, never a local database.
+pub fn write_merged(conn: &Connection, merged: &[u64]) -> Result<()> {
+    for seq in merged {
+        schema::meta_set(conn, &format!("merged:{seq}"), 1)?;
+    }
+    Ok(())
+}
+
+/// The `merged:<seq>` rows of a file's `meta`.
+pub fn read_merged(conn: &Connection) -> Result<Vec<u64>> {
+    let mut stmt =
+        conn.prepare("SELECT name FROM meta WHERE name >= 'merged:' AND name < 'merged;'")?;
+    let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    let mut merged = Vec::new();
+    for name in names {
+        if let Ok(seq) = name?["merged:".len()..].parse::<u64>() {
+            merged.push(seq);
+        }
+    }
+    Ok(merged)
 }
 
 fn anchor_name(level: usize) -> String {

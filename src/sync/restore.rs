@@ -30,6 +30,8 @@ pub struct Candidate {
     pub delta_base: Option<i64>,
     /// The database id it carries (absent in files of older versions).
     pub db_id: Option<i64>,
+    /// For a delta, the versions besides its base it also applies to (`levels`).
+    pub merged: Vec<u64>,
 }
 
 /// Checks a downloaded snapshot before anything touches the live database.
@@ -91,11 +93,13 @@ pub fn verify(path: &Path, sealer: &Sealer, device_id: i64) -> Result<Candidate>
     let max_version = schema::meta_get(&conn, schema::META_MAX_VERSION)?.unwrap_or(0);
     let our_mark = schema::meta_get(&conn, &schema::writer_mark(device_id))?.unwrap_or(0);
     let db_id = schema::meta_get(&conn, schema::META_DB_ID)?;
+    let merged = crate::sync::levels::read_merged(&conn)?;
     Ok(Candidate {
         max_version,
         our_mark,
         delta_base,
         db_id,
+        merged,
     })
 }
 
@@ -165,7 +169,7 @@ fn replace(conn: &mut Connection, sealer: &Sealer, candidate: &Candidate, seq: u
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     if let Some(base) = candidate.delta_base {
         let local = schema::meta_get(&tx, schema::META_MAX_VERSION)?.unwrap_or(0);
-        if local != base {
+        if local != base && !candidate.merged.contains(&(local.max(0) as u64)) {
             return Err(Error::corrupt(format!(
                 "a delta on version {base} cannot apply to version {local}"
             )));
@@ -190,7 +194,8 @@ fn replace(conn: &mut Connection, sealer: &Sealer, candidate: &Candidate, seq: u
              DELETE FROM main.kv WHERE key IN (SELECT key FROM snap.kv WHERE length(value) = 0);
              DELETE FROM main.meta WHERE name <> 'format';
              INSERT OR REPLACE INTO main.meta (name, value)
-                 SELECT name, value FROM snap.meta WHERE name NOT IN ('format', 'delta_base');",
+                 SELECT name, value FROM snap.meta WHERE name NOT IN ('format', 'delta_base')
+                 AND NOT (name >= 'merged:' AND name < 'merged;');",
         )?;
         tx.execute(
             "INSERT OR REPLACE INTO main.sync_changes (key, version) SELECT key, ?1 FROM snap.kv",
@@ -201,7 +206,8 @@ fn replace(conn: &mut Connection, sealer: &Sealer, candidate: &Candidate, seq: u
             "DELETE FROM main.kv;
              INSERT INTO main.kv (key, value) SELECT key, value FROM snap.kv;
              DELETE FROM main.meta;
-             INSERT INTO main.meta (name, value) SELECT name, value FROM snap.meta;
+             INSERT INTO main.meta (name, value) SELECT name, value FROM snap.meta
+                 WHERE NOT (name >= 'merged:' AND name < 'merged;');
              DELETE FROM main.sync_changes;",
         )?;
         schema::state_set(&tx, schema::STATE_CHANGES_SINCE, seq as i64)?;
@@ -285,12 +291,14 @@ pub fn confirm(store: &Store, mark: i64) -> Result<()> {
 /// What a downloaded file says about itself, read before the full verification that
 /// [`apply`] does: to find the files a delta builds on, and to refuse a misnamed or
 /// foreign file before any file of its chain is applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileMeta {
     /// `None` for a full snapshot.
     pub delta_base: Option<u64>,
     pub max_version: i64,
     pub db_id: Option<i64>,
+    /// For a delta, the versions besides its base it also applies to.
+    pub merged: Vec<u64>,
 }
 
 /// Reads a downloaded file's [`FileMeta`].
@@ -316,6 +324,7 @@ pub fn file_meta(path: &Path) -> Result<FileMeta> {
         delta_base,
         max_version: get(schema::META_MAX_VERSION)?.unwrap_or(0),
         db_id: get(schema::META_DB_ID)?,
+        merged: crate::sync::levels::read_merged(&conn)?,
     })
 }
 

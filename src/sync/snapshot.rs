@@ -169,7 +169,7 @@ fn copy_delta_rows(
 
 /// Writes the chain shape the file `path` (just created for upload) belongs to into its
 /// `meta`; returns the file's size afterwards.
-pub fn stamp_shape(path: &Path, shape: &Shape) -> Result<u64> {
+pub fn stamp_shape(path: &Path, shape: &Shape, merged: &[u64]) -> Result<u64> {
     let conn = Connection::open_with_flags(
         path,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -178,6 +178,7 @@ pub fn stamp_shape(path: &Path, shape: &Shape) -> Result<u64> {
     conn.pragma_update(None, "journal_mode", "MEMORY")?;
     let tx = conn.unchecked_transaction()?;
     shape.write(&tx)?;
+    super::levels::write_merged(&tx, merged)?;
     tx.commit()?;
     drop(conn);
     file_size(path)

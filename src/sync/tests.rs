@@ -1259,3 +1259,41 @@ fn a_journal_of_the_earlier_layout_is_migrated_with_its_pending_writes() {
     sync(&other, &remote).unwrap();
     assert_eq!(other.keys().unwrap().len(), 4);
 }
+
+#[test]
+fn a_device_that_follows_every_push_applies_a_merged_delta_directly() {
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (device(a_dir.path(), &key), device(b_dir.path(), &key));
+    let mut batch = a.batch();
+    for i in 0..3000 {
+        batch.set(format!("key{i:05}"), vec![b'v'; 100]);
+    }
+    batch.commit().unwrap();
+    sync(&a, &remote).unwrap();
+    sync(&b, &remote).unwrap();
+    let mut merged_seen = 0;
+    for round in 0..20u64 {
+        a.set(format!("key{round:05}"), format!("round {round}"))
+            .unwrap();
+        sync(&a, &remote).unwrap();
+        let newest = *remote.list().unwrap().last().unwrap();
+        let merges = remote
+            .delta_base(newest)
+            .is_some_and(|base| base + 1 < newest);
+        remote.downloads.store(0, Ordering::SeqCst);
+        sync(&b, &remote).unwrap();
+        // One file per push, also when it merges the level below (no walk back to the
+        // full snapshot).
+        assert_eq!(remote.downloads.load(Ordering::SeqCst), 1, "round {round}");
+        merged_seen += usize::from(merges);
+        assert_eq!(contents(&a), contents(&b), "round {round}");
+    }
+    assert!(merged_seen >= 2, "the rounds included merged deltas");
+    // A device that missed the merged delta's predecessors still walks correctly.
+    let c_dir = tempfile::tempdir().unwrap();
+    let c = device(c_dir.path(), &key);
+    sync(&c, &remote).unwrap();
+    assert_eq!(contents(&c), contents(&a));
+}
