@@ -18,7 +18,9 @@ A thin ``ctypes`` binding of the charm-kv library (bundled in this package)::
 ``KeyError``. Set ``CHARM_KV_LIBRARY`` to load another build of the library.
 """
 
+from ._batch import Batch
 from ._bindings import RemoteState, Status, SyncPhase
+from ._convert import BytesLike
 from ._errors import (
     AuthenticationError,
     BusyError,
@@ -37,8 +39,9 @@ from ._errors import (
     StorageError,
 )
 from ._ffi import LIBRARY_PATH, LIBRARY_VERSION
-from ._kv import KV, Batch, BytesLike, ProgressCallback, delete_database, list_databases, open
+from ._progress import ProgressCallback
 from ._status import StoreStatus
+from ._store import KV, delete_database, list_databases, open
 
 #: This package's version (the same as the charm-kv library it was built with).
 __version__ = "0.1.0"

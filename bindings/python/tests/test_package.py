@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import charm_kv
-from charm_kv import _bindings, _ffi
+from charm_kv import _bindings, _ffi, _options
 
 TESTS = Path(__file__).resolve().parent
 PACKAGE_ROOT = TESTS.parent  # bindings/python (or an unpacked sdist)
@@ -143,6 +143,14 @@ def test_public_api_is_typed_and_documented():
         if callable(member) and not name.startswith("_"):
             assert member.__doc__, f"KV.{name} has no docstring"
             assert member.__annotations__, f"KV.{name} has no type hints"
+
+
+def test_every_open_keyword_has_its_options_setter():
+    # A keyword added to open() without its line in _options.SETTERS (or the reverse)
+    # would be rejected or ignored.
+    keywords = set(inspect.signature(charm_kv.open).parameters) - {"name", "env"}
+    assert keywords == set(_options.SETTERS)
+    assert keywords >= _options.NONE_IS_A_VALUE
 
 
 SHUTDOWN = """
