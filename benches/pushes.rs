@@ -287,6 +287,7 @@ fn pushes(keys: u64, count: u64) {
     // One-key pushes: each overwrites another existing key, spread over the key space.
     let stride = (keys / count.max(1)).max(1);
     let mut latencies = Vec::new();
+    let mut phases: Vec<[f64; 4]> = Vec::new();
     let mut uploaded = Vec::new();
     let mut fulls = Vec::new();
     let mut odd = Vec::new();
@@ -294,10 +295,30 @@ fn pushes(keys: u64, count: u64) {
     for n in 0..count {
         let i = (n * stride + n) % keys;
         let mut seen = Transfers::default();
+        let (mut first_up, mut last_up) = (None, None);
         let start = Instant::now();
         kv.set(key(i), value(i, n + 1)).unwrap();
-        kv.sync_with_progress(&mut |p| seen.on(p)).unwrap();
-        latencies.push(start.elapsed().as_secs_f64() * 1000.0);
+        let set_done = Instant::now();
+        kv.sync_with_progress(&mut |p| {
+            if p.phase == SyncPhase::Upload {
+                first_up.get_or_insert_with(Instant::now);
+                last_up = Some(Instant::now());
+            }
+            seen.on(p)
+        })
+        .unwrap();
+        let end = Instant::now();
+        latencies.push((end - start).as_secs_f64() * 1000.0);
+        // Where the time went: local commit, sync up to the upload (listing, ticket,
+        // writing the file), the upload, the rest (recording it, retention, confirming).
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let (up0, up1) = (first_up.unwrap_or(end), last_up.unwrap_or(end));
+        phases.push([
+            ms(set_done - start),
+            ms(up0 - set_done),
+            ms(up1 - up0),
+            ms(end - up1),
+        ]);
         let bytes: u64 = seen.upload.iter().sum();
         uploaded.push(bytes);
         let (chain_start, version, length, levels) = chain(&db);
@@ -315,10 +336,12 @@ fn pushes(keys: u64, count: u64) {
         last = (length, levels.iter().filter(|&&c| c > 0).count() as i64);
         if std::env::var_os("BENCH_PUSH_TRACE").is_some() {
             println!(
-                "  push {:>3}: v{version} {:>8} B {:>7.1} ms path {length} levels {levels:?}",
+                "  push {:>3}: v{version} {:>8} B {:>7.1} ms path {length} levels {levels:?} \
+                 (set, to upload, upload, after: {:.1?})",
                 n + 1,
                 bytes,
-                latencies.last().unwrap()
+                latencies.last().unwrap(),
+                phases.last().unwrap()
             );
         }
     }
@@ -340,6 +363,28 @@ fn pushes(keys: u64, count: u64) {
         last.0,
         last.1,
         bytes_left as f64 / MIB
+    );
+    // The phases of the median push against those of the slowest 2%.
+    let mut order: Vec<usize> = (0..phases.len()).collect();
+    order.sort_by(|&a, &b| {
+        phases[a]
+            .iter()
+            .sum::<f64>()
+            .total_cmp(&phases[b].iter().sum())
+    });
+    let slow = &order[order.len() - (order.len() / 50).max(1)..];
+    let mean = |which: &[usize], k: usize| {
+        which.iter().map(|&i| phases[i][k]).sum::<f64>() / which.len() as f64
+    };
+    let median = order[order.len() / 2];
+    println!(
+        "  phases in ms (set, sync to the upload, upload, after it): median push {:.1?}, \
+         slowest 2% on average [{:.1}, {:.1}, {:.1}, {:.1}]",
+        phases[median],
+        mean(slow, 0),
+        mean(slow, 1),
+        mean(slow, 2),
+        mean(slow, 3)
     );
     for (n, version, bytes) in &fulls {
         println!("  full snapshot at push {n} (version {version}, {bytes} bytes)");
@@ -495,6 +540,24 @@ fn devices(server: &CharmServer, n: usize, rounds: usize) {
         expected.len(),
         1 + n * rounds
     );
+    // Where the rounds fall against the 250 ms poll of a pusher waiting for earlier tickets.
+    let mut buckets = BTreeMap::new();
+    for ms in &lat {
+        let bucket = if *ms < 50.0 {
+            0
+        } else {
+            1 + (*ms / 250.0) as u64
+        };
+        *buckets.entry(bucket).or_insert(0) += 1;
+    }
+    let histogram: Vec<String> = buckets
+        .iter()
+        .map(|(b, k)| match b {
+            0 => format!("<50 ms: {k}"),
+            b => format!("{}-{} ms: {k}", ((b - 1) * 250).max(50), b * 250),
+        })
+        .collect();
+    println!("  rounds by latency: {}", histogram.join(", "));
     for (e, k) in &errors {
         println!("  {k} x {e}");
     }
