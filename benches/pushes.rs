@@ -320,9 +320,12 @@ fn pushes(keys: u64, count: u64) {
         if chain_start == version {
             fulls.push((n + 1, version, bytes));
         }
-        if seen.upload.len() != 1 || !seen.download.is_empty() {
+        // One device alone: each push uploads one file, downloads nothing and is
+        // confirmed at once (no ticket drawn since its own).
+        let pending = kv.pending_writes().unwrap();
+        if seen.upload.len() != 1 || !seen.download.is_empty() || pending != 0 {
             odd.push(format!(
-                "push {}: {} uploads, {} downloads",
+                "push {}: {} uploads, {} downloads, {pending} writes still pending",
                 n + 1,
                 seen.upload.len(),
                 seen.download.len()
