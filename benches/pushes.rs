@@ -27,6 +27,11 @@
 //! requests of the new device are counted by a loopback proxy in front of the server's
 //! HTTP port (request lines seen going upstream); its SSH login is not included.
 //!
+//! Options: `BENCH_PUSH_FOLLOWER=1` adds a second device that syncs after every push
+//! (what an up-to-date device downloads to follow; off by default, so the pusher's
+//! figures are measured alone); `BENCH_DEVICE_KEYS` (default 0) seeds the database of the
+//! devices part with that many keys; `BENCH_PUSH_TRACE=1` prints every push.
+//!
 //! With `BENCH_TSV`, the figures are appended there: suite `pushes` (size = keys) and
 //! suite `devices` (size = device count).
 
@@ -292,6 +297,24 @@ fn pushes(keys: u64, count: u64) {
     let mut fulls = Vec::new();
     let mut odd = Vec::new();
     let mut last = (0, 0);
+    // With BENCH_PUSH_FOLLOWER, a second device of the account syncs after every push
+    // (untimed for the pusher): what an up-to-date device downloads to follow.
+    let follower = std::env::var_os("BENCH_PUSH_FOLLOWER").map(|_| {
+        let dir = server.client_dir("follower");
+        let follower = Kv::open_with(
+            "pushes",
+            &options(
+                &server,
+                &dir,
+                Some(&key_of(&server.client_dir("pusher"))),
+                server.http_port,
+            ),
+        )
+        .unwrap();
+        follower.sync().unwrap();
+        follower
+    });
+    let mut follows: Vec<(u64, usize, f64)> = Vec::new();
     for n in 0..count {
         let i = (n * stride + n) % keys;
         let mut seen = Transfers::default();
@@ -332,6 +355,21 @@ fn pushes(keys: u64, count: u64) {
             ));
         }
         last = (length, levels.iter().filter(|&&c| c > 0).count() as i64);
+        if let Some(follower) = &follower {
+            let mut got = Transfers::default();
+            let start = Instant::now();
+            follower.sync_with_progress(&mut |p| got.on(p)).unwrap();
+            let ms = start.elapsed().as_secs_f64() * 1000.0;
+            follows.push((got.download.iter().sum(), got.download.len(), ms));
+            if std::env::var_os("BENCH_PUSH_TRACE").is_some() {
+                println!(
+                    "  follower after push {:>3}: {} files, {} B, {ms:.1} ms",
+                    n + 1,
+                    got.download.len(),
+                    got.download.iter().sum::<u64>()
+                );
+            }
+        }
         if std::env::var_os("BENCH_PUSH_TRACE").is_some() {
             println!(
                 "  push {:>3}: v{version} {:>8} B {:>7.1} ms path {length} levels {levels:?} \
@@ -342,6 +380,23 @@ fn pushes(keys: u64, count: u64) {
                 phases.last().unwrap()
             );
         }
+    }
+    if !follows.is_empty() {
+        let large: Vec<usize> = (0..follows.len())
+            .filter(|&n| follows[n].0 > snapshot / 2)
+            .map(|n| n + 1)
+            .collect();
+        let times = sorted(follows.iter().map(|f| f.2).collect());
+        println!(
+            "pushes: follower: {:.1} MiB downloaded in {} files over {} pushes; after pushes \
+             {large:?} it downloaded more than half the full snapshot; sync p50 {:.1} ms, max \
+             {:.1} ms",
+            follows.iter().map(|f| f.0).sum::<u64>() as f64 / MIB,
+            follows.iter().map(|f| f.1).sum::<usize>(),
+            follows.len(),
+            percentile(&times, 0.5),
+            times.last().copied().unwrap_or(f64::NAN)
+        );
     }
     let total: u64 = uploaded.iter().sum();
     let per_push_kib = total as f64 / count as f64 / 1024.0;
@@ -443,9 +498,19 @@ fn pushes(keys: u64, count: u64) {
     r("new_files", files as f64, "count");
     r("new_requests", requests as f64, "count");
     r("new_sync", new_s, "s");
+    if !follows.is_empty() {
+        let bytes: u64 = follows.iter().map(|f| f.0).sum();
+        let large = follows.iter().filter(|f| f.0 > snapshot / 2).count();
+        r(
+            "follower_download_per_push",
+            bytes as f64 / follows.len() as f64 / 1024.0,
+            "KiB",
+        );
+        r("follower_large_downloads", large as f64, "count");
+    }
 }
 
-fn devices(server: &CharmServer, n: usize, rounds: usize) {
+fn devices(server: &CharmServer, n: usize, rounds: usize, seed_keys: u64) {
     let db = format!("devices{n}");
     let first = server.client_dir(&format!("{db}-0"));
     let kvs: Vec<Kv> = (0..n)
@@ -462,13 +527,21 @@ fn devices(server: &CharmServer, n: usize, rounds: usize) {
             )
             .unwrap();
             if d == 0 {
-                kv.set("seed", "0").unwrap();
+                let mut batch = kv.batch();
+                batch.set("seed", "0");
+                for i in 0..seed_keys {
+                    batch.set(key(i), value(i, 0));
+                }
+                batch.commit().unwrap();
             }
             // Log in, fetch the keys and the database once before anything is timed.
             kv.sync().unwrap();
             kv
         })
         .collect();
+    // Every device now holds the first full snapshot; a chain starting elsewhere later
+    // means a full snapshot was uploaded during the rounds.
+    let initial = chain(&kvs[0].path().unwrap()).0;
     let barrier = Arc::new(Barrier::new(n));
     let threads: Vec<_> = kvs
         .iter()
@@ -481,8 +554,15 @@ fn devices(server: &CharmServer, n: usize, rounds: usize) {
                     .map(|r| {
                         let start = Instant::now();
                         kv.set(format!("dev{d}-{r}"), format!("{d}:{r}")).unwrap();
-                        let outcome = kv.sync().err().map(|e| format!("{:?}: {e}", e.kind()));
-                        (start.elapsed(), outcome)
+                        let mut seen = Transfers::default();
+                        let outcome = kv
+                            .sync_with_progress(&mut |p| seen.on(p))
+                            .err()
+                            .map(|e| format!("{:?}: {e}", e.kind()));
+                        let elapsed = start.elapsed();
+                        // The full snapshot the device's chain now starts from.
+                        let start = chain(&kv.path().unwrap()).0;
+                        (elapsed, outcome, start, seen.download)
                     })
                     .collect::<Vec<_>>()
             })
@@ -490,9 +570,20 @@ fn devices(server: &CharmServer, n: usize, rounds: usize) {
         .collect();
     let mut latencies = Vec::new();
     let mut errors: BTreeMap<String, usize> = BTreeMap::new();
+    let mut starts = std::collections::BTreeSet::new();
+    // Files downloaded by the rounds: a delta is a few pages; larger ones are (mostly)
+    // full snapshots, which a device up to date should not need.
+    const LARGE: u64 = 64 << 10;
+    let (mut downloaded, mut files, mut large) = (0u64, 0usize, 0usize);
     for t in threads {
-        for (elapsed, outcome) in t.join().unwrap() {
+        for (elapsed, outcome, start, downloads) in t.join().unwrap() {
             latencies.push(elapsed.as_secs_f64() * 1000.0);
+            downloaded += downloads.iter().sum::<u64>();
+            files += downloads.len();
+            large += downloads.iter().filter(|&&b| b > LARGE).count();
+            if start != initial {
+                starts.insert(start);
+            }
             if let Some(e) = outcome {
                 *errors.entry(e).or_default() += 1;
             }
@@ -517,7 +608,8 @@ fn devices(server: &CharmServer, n: usize, rounds: usize) {
     let contents =
         |kv: &Kv| -> Vec<(Vec<u8>, Vec<u8>)> { kv.iter().unwrap().map(Result::unwrap).collect() };
     let expected = contents(&kvs[0]);
-    let complete = expected.len() == 1 + n * rounds;
+    let want = 1 + seed_keys as usize + n * rounds;
+    let complete = expected.len() == want;
     let converged = complete
         && kvs
             .iter()
@@ -532,10 +624,16 @@ fn devices(server: &CharmServer, n: usize, rounds: usize) {
     println!(
         "devices: {n} x {rounds} rounds: p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms; \
          errors {error_count} (+{settle_errors} while settling); rounds >= {:?}: {stalls}; \
-         converged: {converged} ({} keys, want {})",
+         converged: {converged} ({} keys, want {want}); full snapshots during the rounds: {} \
+         (at versions {starts:?})",
         STALL,
         expected.len(),
-        1 + n * rounds
+        starts.len()
+    );
+    println!(
+        "  downloaded by the rounds: {:.1} MiB in {files} files, {large} of them over {} KiB",
+        downloaded as f64 / MIB,
+        LARGE >> 10
     );
     // Where the rounds fall against the 250 ms poll of a pusher waiting for earlier tickets.
     let mut buckets = BTreeMap::new();
@@ -570,6 +668,9 @@ fn devices(server: &CharmServer, n: usize, rounds: usize) {
     r("settle_errors", settle_errors as f64, "count");
     r("stalls", stalls as f64, "count");
     r("converged", if converged { 1.0 } else { 0.0 }, "bool");
+    r("full_snapshots", starts.len() as f64, "count");
+    r("downloaded", downloaded as f64 / MIB, "MiB");
+    r("large_downloads", large as f64, "count");
 }
 
 fn main() {
@@ -581,6 +682,7 @@ fn main() {
     let keys: u64 = env_or("BENCH_PUSH_KEYS", 600_000);
     let count: u64 = env_or("BENCH_PUSHES", 200);
     let rounds: usize = env_or("BENCH_DEVICE_ROUNDS", 20);
+    let seed_keys: u64 = env_or("BENCH_DEVICE_KEYS", 0);
     let counts: Vec<usize> = std::env::var("BENCH_DEVICES")
         .unwrap_or_else(|_| "2,4,8".into())
         .split(',')
@@ -593,7 +695,7 @@ fn main() {
     if !counts.is_empty() && rounds > 0 {
         let server = CharmServer::start();
         for n in counts {
-            devices(&server, n, rounds);
+            devices(&server, n, rounds, seed_keys);
         }
     }
 }
