@@ -194,7 +194,9 @@ class Results:
         worst = min(values) if bound.startswith(">") else max(values)
         sep = "" if unit == "x" else " "
         shown = ", ".join(
-            f"{v:.2f}{sep}{unit}" + (f" ({label})" if label else "")
+            (f"{v:.0f}" if unit != "x" and v.is_integer() else f"{v:.2f}")
+            + f"{sep}{unit}"
+            + (f" ({label})" if label else "")
             for label, v in measured
             if v is not None
         )
@@ -551,6 +553,115 @@ def section_concurrency(res: Results) -> list[str]:
     return [*out, *table(header, rows)]
 
 
+def section_pushes(res: Results) -> list[str]:
+    out = [
+        "## 8. One-key pushes on a large database",
+        "",
+        "`cargo bench --bench pushes`: a database of the given keys (16-byte keys, 64-byte "
+        "values) pushed once as a full snapshot, then consecutive one-key pushes (set of an "
+        "existing key, then sync) to a real `charm serve` on loopback; upload bytes per push "
+        "from the Upload progress totals. Then a new device of the account syncs from "
+        "scratch: bytes and files from the Download progress (a transfer per file), HTTP "
+        "requests counted by a loopback proxy. Targets (issue 16): upload <= 64 KiB per push "
+        "amortised, p99 <= 3x p50, the new device downloads <= 1.5x the database in <= 50 "
+        "requests.",
+        "",
+    ]
+    rows = []
+    ups, spreads, downs, reqs = [], [], [], []
+    for keys in res.sizes("pushes"):
+
+        def g(op: str, keys: int = keys) -> Row | None:
+            return res.get("pushes", op, keys, "charm-kv")
+
+        up, p50, p99 = g("upload_per_push"), g("set_sync_p50"), g("set_sync_p99")
+        spread = ratio(p99, p50)
+        down, files, requests = g("new_download_x_db"), g("new_files"), g("new_requests")
+        count, db, snap, fulls = g("pushes"), g("db_file"), g("full_snapshot"), g("full_snapshots")
+        label = size_label(keys)
+        ups.append((label, up.value if up else None))
+        spreads.append((label, spread))
+        downs.append((label, down.value if down else None))
+        reqs.append((label, requests.value if requests else None))
+        rows.append(
+            [
+                f"{keys:,}",
+                f"{count.value:.0f}" if count else "",
+                fmt(db.value, "MiB") if db else "",
+                fmt(snap.value, "MiB") if snap else "",
+                f"{fulls.value:.0f}" if fulls else "",
+                f"{fmt(up.value, 'KiB')} {judge(up.value, '<=64')}" if up else "",
+                fmt(p50.value, "ms") if p50 else "",
+                fmt(p99.value, "ms") if p99 else "",
+                f"{rx(spread)} {judge(spread, '<=3')}" if spread else "",
+                f"{rx(down.value)} {judge(down.value, '<=1.5')}" if down else "",
+                f"{files.value:.0f}" if files else "",
+                f"{requests.value:.0f} {judge(requests.value, '<=50')}" if requests else "",
+            ]
+        )
+    res.target("One-key push, upload per push amortised", ups, "<=64", "KiB")
+    res.target("One-key push, set with sync p99 / p50", spreads, "<=3")
+    res.target("New device's first sync, download / database file", downs, "<=1.5")
+    res.target("New device's first sync, HTTP requests", reqs, "<=50", "requests")
+    header = [
+        "keys",
+        "pushes",
+        "db file",
+        "full snapshot",
+        "full snapshots in the pushes",
+        "upload per push",
+        "p50",
+        "p99",
+        "p99/p50",
+        "new device download / db",
+        "files",
+        "requests",
+    ]
+    return [*out, *table(header, rows)]
+
+
+def section_devices(res: Results) -> list[str]:
+    out = [
+        "## 9. Many devices of one account",
+        "",
+        "`cargo bench --bench pushes`: N devices (own data dirs, one SSH identity) each doing "
+        "rounds of set + sync at once against a real `charm serve` on loopback; latency of "
+        "each round, errors the callers saw, rounds of 5 s or more; then every device syncs "
+        "twice in turn and all must hold the same contents. Targets: no error, no stall, "
+        "p99 <= 2 s at 8 devices.",
+        "",
+    ]
+    rows = []
+    p99s, errs = [], []
+    for n in res.sizes("devices"):
+
+        def g(op: str, n: int = n) -> Row | None:
+            return res.get("devices", op, n, "charm-kv")
+
+        rounds, p50, p99, mx = g("rounds"), g("p50"), g("p99"), g("max")
+        errors, stalls, converged = g("errors"), g("stalls"), g("converged")
+        if n == 8 and p99:
+            p99s.append(("8 devices", p99.value / 1000))
+        if errors:
+            errs.append((f"{n} devices", errors.value))
+        rows.append(
+            [
+                str(n),
+                f"{rounds.value:.0f}" if rounds else "",
+                fmt(p50.value, "ms") if p50 else "",
+                fmt(p99.value, "ms") if p99 else "",
+                fmt(mx.value, "ms") if mx else "",
+                f"{errors.value:.0f} {judge(errors.value, '<=0')}" if errors else "",
+                f"{stalls.value:.0f} {judge(stalls.value, '<=0')}" if stalls else "",
+                ("yes" if converged.value else "**no**") if converged else "",
+            ]
+        )
+    res.target("Devices doing set with sync at once, p99", p99s, "<=2", "s")
+    res.target("Devices doing set with sync at once, errors seen", errs, "<=0", "errors")
+    header = ["devices", "rounds", "p50", "p99", "max", "errors", "stalls >= 5 s", "converged"]
+    return [*out, *table(header, rows)]
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -572,6 +683,8 @@ def render_markdown(res: Results, sizes: str, when: str) -> tuple[str, list[str]
         section_python(res),
         section_sync(res),
         section_concurrency(res),
+        section_pushes(res),
+        section_devices(res),
     ]
     headline = table(
         ["target", "measured", "verdict"],
@@ -732,6 +845,20 @@ REQUIRED = {
     "concurrency": [
         (op, "charm-kv") for op in ("reads_alone", "reads_with_writer", "writer_commits")
     ],
+    "pushes": [
+        (op, "charm-kv")
+        for op in (
+            "db_file",
+            "full_snapshot",
+            "upload_per_push",
+            "set_sync_p50",
+            "set_sync_p99",
+            "new_download",
+            "new_files",
+            "new_requests",
+        )
+    ],
+    "devices": [(op, "charm-kv") for op in ("rounds", "p50", "p99", "max")],
 }
 
 
@@ -745,6 +872,8 @@ def check(res: Results, out: Path) -> list[str]:
     readers = set(res.sizes("concurrency"))
     if not {1, 2, 4} <= readers:
         problems.append(f"concurrency: readers measured {sorted(readers)}, want 1, 2, 4")
+    if len(res.sizes("devices")) < 2:
+        problems.append(f"devices: counts measured {res.sizes('devices')}, want at least two")
     for name in ("results.md", "results.tsv", "throughput.png", "sync.png"):
         f = out / name
         if not f.is_file() or f.stat().st_size == 0:

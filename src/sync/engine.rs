@@ -361,6 +361,8 @@ impl<'a> Engine<'a> {
     /// ticket wait. Returns the new base.
     fn wait_for_earlier_tickets(&mut self, mut base: u64, ticket: u64) -> Result<u64> {
         let deadline = Instant::now() + self.ticket_wait;
+        // A push takes tens of milliseconds: look again soon, then less often.
+        let mut pause = SETTLE_DELAY;
         loop {
             let files = self.list()?;
             if let Some(&newest) = files.last() {
@@ -375,7 +377,8 @@ impl<'a> Engine<'a> {
             {
                 return Ok(base);
             }
-            std::thread::sleep(POLL_INTERVAL);
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(POLL_INTERVAL);
         }
     }
 
