@@ -84,6 +84,22 @@ pub fn keys_for_open(config: &Config) -> Result<Vec<EncryptKey>> {
     account.local_keys()
 }
 
+/// The keys a read-only open uses: the cached keys, unwrapped with the existing
+/// identity. Creates nothing and asks no server: [`Error::Keys`] when there are none.
+pub fn keys_for_read_only(config: &Config) -> Result<Vec<EncryptKey>> {
+    let data_path = config.data_path()?;
+    let identity = SshIdentity::load_existing(config)?;
+    let keys = KeyCache::read(&data_path)?.unwrap(&identity)?;
+    if keys.is_empty() {
+        return Err(Error::Keys(format!(
+            "no encrypt keys cached in {} (a read-only open creates none and asks no \
+             server): open the database once read-write, or pass encrypt keys",
+            keycache::cache_path(&data_path).display()
+        )));
+    }
+    Ok(keys)
+}
+
 /// A client of `config`'s server for the account of `config`'s data path.
 pub fn connect(config: &Config) -> Result<CharmClient> {
     // Local mode says so before anything is read from the data path.

@@ -33,6 +33,7 @@ from ._errors import (
     NotFoundError,
     PanicError,
     PendingWritesError,
+    ReadOnlyError,
     ServerError,
     StorageError,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "PanicError",
     "PendingWritesError",
     "ProgressCallback",
+    "ReadOnlyError",
     "RemoteState",
     "ServerError",
     "Status",

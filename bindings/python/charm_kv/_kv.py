@@ -221,6 +221,7 @@ class _Options:
         sync_timeout: float | None = None,
         require_tls: bool | None = None,
         durability: str | None = None,
+        read_only: bool | None = None,
     ) -> None:
         self._ptr = POINTER(_b.charm_kv_options)()
         out = _take_out()
@@ -256,6 +257,8 @@ class _Options:
                 self._set(lib.charm_kv_options_set_require_tls, bool(require_tls))
             if durability is not None:
                 self._set(lib.charm_kv_options_set_durability, _c_text(durability, "durability"))
+            if read_only is not None:
+                self._set(lib.charm_kv_options_set_read_only, bool(read_only))
             if encrypt_keys is not None:
                 if isinstance(encrypt_keys, (str, bytes)):
                     raise TypeError("encrypt_keys is a list of keys, not one key")
@@ -302,6 +305,7 @@ def open(  # noqa: A001 - the module's entry point, as in dbm.open and shelve.op
     sync_timeout: float | None = None,
     require_tls: bool | None = None,
     durability: str | None = None,
+    read_only: bool | None = None,
     env: bool = True,
 ) -> KV:
     """Opens (creating it if needed) the database ``name`` and returns a :class:`KV`.
@@ -334,6 +338,11 @@ def open(  # noqa: A001 - the module's entry point, as in dbm.open and shelve.op
     - ``durability``: ``"full"`` (default: every commit is fsynced and survives a power
       loss) or ``"normal"`` (faster commits; a killed process loses nothing, a power
       loss or OS crash may take back the last commits). Like ``CHARM_KV_DURABILITY``.
+    - ``read_only``: open without creating or writing anything (``CHARM_KV_READ_ONLY``):
+      the database, identity and keys must exist already; it works on read-only media
+      and in a data directory this process cannot write. Writes, batch commits,
+      :meth:`KV.sync`, :meth:`KV.reset` and :func:`delete_database` then raise
+      :class:`ReadOnlyError`; a missing database raises :class:`NotFoundError`.
 
     The first open of a database on a server fetches the account's keys, so it may
     raise :class:`NetworkError` or :class:`AuthenticationError`.
@@ -355,6 +364,7 @@ def open(  # noqa: A001 - the module's entry point, as in dbm.open and shelve.op
         sync_timeout=sync_timeout,
         require_tls=require_tls,
         durability=durability,
+        read_only=read_only,
     ) as options:
         store = POINTER(_b.charm_kv_store)()
         out = _take_out()
