@@ -996,3 +996,41 @@ fn a_read_only_open_reads_the_account_keys_and_the_old_folder_in_place() {
     assert_writes_refused(&kv);
     assert!(!path.exists());
 }
+
+#[test]
+fn a_closed_database_is_one_file_and_a_wal_file_without_its_log_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = EncryptKey::generate();
+    let kv = open(dir.path(), &key);
+    kv.set("a", "1").unwrap();
+    let path = kv.path().unwrap();
+    drop(kv);
+    // Closed: rollback-journal mode (header bytes 18 and 19 are 1), no -wal, no -shm.
+    let header = std::fs::read(&path).unwrap();
+    assert_eq!((header[18], header[19]), (1, 1), "still in WAL mode");
+    let suffixed = |s: &str| std::path::PathBuf::from(format!("{}{s}", path.display()));
+    assert!(!suffixed("-wal").exists() && !suffixed("-shm").exists());
+    // As an older charm-kv left it: WAL mode, its -wal removed at close.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    drop(conn);
+    assert!(!suffixed("-wal").exists());
+    let guard = readonly_dir::ReadOnlyDir::new(dir.path());
+    let err = Kv::open_with("test", &read_only_options(dir.path(), &key)).unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::ReadOnly,
+        "{}: {err}",
+        guard.mechanism()
+    );
+    assert!(err.to_string().contains("WAL mode"), "{err}");
+    drop(guard);
+    // Opened read-write once where it can be written, it reads read-only again.
+    drop(open(dir.path(), &key));
+    let guard = readonly_dir::ReadOnlyDir::new(dir.path());
+    let kv = Kv::open_with("test", &read_only_options(dir.path(), &key)).unwrap();
+    assert_eq!(kv.get("a").unwrap(), b"1", "{}", guard.mechanism());
+}

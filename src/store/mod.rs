@@ -439,16 +439,16 @@ pub(crate) fn read_only_refusal(what: &str) -> Error {
 fn read_only_open_error(path: &Path, err: Error) -> Error {
     let [_, wal, ..] = names::db_files(path);
     let cannot_open = matches!(&err, Error::Database(_) | Error::Io { .. });
-    match err {
-        _ if cannot_open && !wal.exists() && is_wal_mode(path) => Error::ReadOnly(format!(
-            "{} is in WAL mode without its -wal file, which SQLite cannot read without \
-             creating -wal and -shm files next to it ({err}); open it read-write once where \
-             it can be written (charm-kv leaves closed databases in a mode read-only \
-             handles can read)",
-            path.display()
-        )),
-        err => err,
+    if !(cannot_open && !wal.exists() && is_wal_mode(path)) {
+        return err;
     }
+    Error::ReadOnly(format!(
+        "{} is in WAL mode without its -wal file, which SQLite cannot read without \
+         creating -wal and -shm files next to it ({err}); open it read-write once where \
+         it can be written (charm-kv leaves closed databases in a mode read-only handles \
+         can read)",
+        path.display()
+    ))
 }
 
 /// Whether the header of the database file says WAL mode (bytes 18 and 19 are 2).
