@@ -261,7 +261,13 @@ impl Kv {
         if let Some(client) = self.shared.client.get() {
             return Ok(Arc::clone(client));
         }
-        let client = Arc::new(crate::account::connect(&self.shared.options.config)?);
+        let config = &self.shared.options.config;
+        // A read-only handle only asks the server (status_with_remote): with the
+        // identity that exists, never a new one.
+        let client = Arc::new(match self.shared.options.read_only {
+            true => crate::account::connect_existing(config)?,
+            false => crate::account::connect(config)?,
+        });
         Ok(Arc::clone(self.shared.client.get_or_init(|| client)))
     }
 

@@ -1034,3 +1034,40 @@ fn a_closed_database_is_one_file_and_a_wal_file_without_its_log_is_explained() {
     let kv = Kv::open_with("test", &read_only_options(dir.path(), &key)).unwrap();
     assert_eq!(kv.get("a").unwrap(), b"1", "{}", guard.mechanism());
 }
+
+#[test]
+fn a_read_only_handle_asking_a_server_creates_no_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = EncryptKey::generate();
+    // A server that is configured but not there; the keys are given, so writing
+    // needs no identity.
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = options(dir.path(), std::slice::from_ref(&key));
+    server
+        .host(Some("127.0.0.1".into()))
+        .ssh_port(closed_port)
+        .http_port(closed_port)
+        .auto_push(false);
+    Kv::open_with("test", &server)
+        .unwrap()
+        .set("a", "1")
+        .unwrap();
+    let mut read_only = server.clone();
+    read_only.read_only(true);
+    let kv = Kv::open_with("test", &read_only).unwrap();
+    let status = kv.status_with_remote().unwrap();
+    match &status.remote {
+        charm_kv::RemoteStatus::Unreachable(e) => assert_eq!(e.kind(), ErrorKind::Keys, "{e}"),
+        other => panic!("{other:?}"),
+    }
+    let data_path = dir.path().join("127.0.0.1");
+    assert!(
+        !data_path.join("charm_ed25519").exists(),
+        "an identity was made"
+    );
+    assert_eq!(kv.get("a").unwrap(), b"1");
+}

@@ -107,14 +107,30 @@ pub fn connect(config: &Config) -> Result<CharmClient> {
     Account::open(config)?.client()
 }
 
+/// [`connect`] with the existing identity only (for read-only handles).
+pub fn connect_existing(config: &Config) -> Result<CharmClient> {
+    config.server().ok_or(Error::NotConfigured)?;
+    Account::open_existing(config)?.client()
+}
+
 impl Account {
     /// The account of `config`'s data path, loading its identity (or creating one:
     /// see [`SshIdentity::load_or_generate`]).
     pub fn open(config: &Config) -> Result<Arc<Account>> {
+        Self::with_identity(config, SshIdentity::load_or_generate(config)?)
+    }
+
+    /// The account of `config`'s data path with its existing identity: [`Error::Keys`]
+    /// when there is none (read-only handles create nothing).
+    pub fn open_existing(config: &Config) -> Result<Arc<Account>> {
+        Self::with_identity(config, SshIdentity::load_existing(config)?)
+    }
+
+    fn with_identity(config: &Config, identity: SshIdentity) -> Result<Arc<Account>> {
         Ok(Arc::new(Account {
             config: config.clone(),
             data_path: config.data_path()?,
-            identity: SshIdentity::load_or_generate(config)?,
+            identity,
             resolved: Mutex::new(None),
         }))
     }
