@@ -126,6 +126,13 @@ enum charm_kv_status
    * A bug or an unexpected condition inside charm-kv.
    */
   CHARM_KV_STATUS_INTERNAL = 14,
+  /**
+   * The store was opened read-only (`charm_kv_options_set_read_only`) and the call
+   * would write: a set, delete, batch commit, sync, reset or
+   * `charm_kv_delete_database`; or a read-only open found something it would have
+   * to create or upgrade (a database from an older charm-kv).
+   */
+  CHARM_KV_STATUS_READ_ONLY = 15,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -482,7 +489,8 @@ charm_kv_status charm_kv_batch_get(const struct charm_kv_batch *batch,
  * frees the batch, whatever the outcome: `batch` is invalid after this call.
  *
  * Returns OK, INVALID_ARGUMENT (`batch` NULL, a key or value over the limits),
- * CLOSED, IO, BUSY or PANIC; on any failure nothing was written.
+ * CLOSED, READ_ONLY (the store was opened read-only), IO, BUSY or PANIC; on any
+ * failure nothing was written.
  *
  * # Safety
  * `batch` is NULL or a live batch no other thread uses, now or later; `err` is NULL or
@@ -634,7 +642,7 @@ void charm_kv_iter_free(struct charm_kv_iter *iter);
  * Creates options with the defaults, ignoring the environment: local mode (no
  * server), the platform's data directory, ed25519 identity, auto-push on, the
  * account's encrypt keys, network bounds of 15 s (connect), 30 s (request) and 600 s
- * (sync), plain http allowed, "full" durability.
+ * (sync), plain http allowed, "full" durability, read-write.
  *
  * On success `*out_options` receives a new options object the caller frees with
  * `charm_kv_options_free`. Returns OK, INVALID_ARGUMENT (`out_options` is NULL) or PANIC.
@@ -650,7 +658,8 @@ charm_kv_status charm_kv_options_new(struct charm_kv_options **out_options,
  * `CHARM_DATA_DIR`, `CHARM_SSH_PORT`, `CHARM_HTTP_PORT`, `CHARM_KEY_TYPE`,
  * `CHARM_IDENTITY_KEY`, ...) and charm-kv's (`CHARM_KV_CONNECT_TIMEOUT`,
  * `CHARM_KV_REQUEST_TIMEOUT`, `CHARM_KV_SYNC_TIMEOUT`, `CHARM_KV_REQUIRE_TLS`,
- * `CHARM_KV_DURABILITY`), as `charm_kv_open` does when given NULL options.
+ * `CHARM_KV_DURABILITY`, `CHARM_KV_READ_ONLY`), as `charm_kv_open` does when given
+ * NULL options.
  *
  * On success `*out_options` receives a new options object the caller frees with
  * `charm_kv_options_free`. Returns OK, INVALID_ARGUMENT (`out_options` is NULL, or a variable
@@ -831,6 +840,25 @@ charm_kv_status charm_kv_options_set_durability(struct charm_kv_options *options
                                                 struct charm_kv_error **err);
 
 /**
+ * Read-only use (like `CHARM_KV_READ_ONLY`; default false): `charm_kv_open` then
+ * creates, moves and writes nothing. The database must exist (NOT_FOUND otherwise) and
+ * is read where it is; the identity and encrypt keys must be cached already or set
+ * with `charm_kv_options_set_encrypt_key` (KEYS otherwise). SQLite opens the file
+ * read-only (no WAL switch, no schema writes), so this works on read-only media and
+ * in a data directory the process cannot write. Writes, batch commits, sync, reset
+ * and `charm_kv_delete_database` with these options fail with READ_ONLY.
+ *
+ * Returns OK, INVALID_ARGUMENT (`options` NULL) or PANIC.
+ *
+ * # Safety
+ * `options` is NULL or a live options object used by no other thread; `err` is NULL
+ * or writable.
+ */
+charm_kv_status charm_kv_options_set_read_only(struct charm_kv_options *options,
+                                               bool read_only,
+                                               struct charm_kv_error **err);
+
+/**
  * Whether each write is pushed to the server right away (default true). Turn it off
  * for batch jobs and call `charm_kv_sync` at the end.
  *
@@ -899,7 +927,9 @@ const char *charm_kv_status_str(uint32_t status);
  * On success the caller owns `*out_store` and releases it with `charm_kv_free`. Returns
  * OK, INVALID_ARGUMENT (NULL `name`/`out_store`, a bad name, bad options or environment),
  * IO, CORRUPT (not a charm-kv database), KEYS (no key, or keys that do not open this
- * database), BUSY, or PANIC.
+ * database), BUSY, or PANIC; with read-only options also NOT_FOUND (no such database)
+ * and READ_ONLY (a database that would need writing first: empty, or from an older
+ * charm-kv, or in WAL mode without its -wal file where SQLite cannot create one).
  *
  * # Safety
  * `name` is NULL or NUL-terminated; `options` is NULL or a live options object no
@@ -997,7 +1027,7 @@ charm_kv_status charm_kv_get_into(const struct charm_kv_store *store,
  * Both are copied. Lengths are checked first: a key over 65000 bytes or a value over
  * 999999943 bytes is INVALID_ARGUMENT before a byte is read. Returns OK,
  * INVALID_ARGUMENT (`store` NULL, NULL data with a non-zero length, a length over the
- * limits), CLOSED, IO, BUSY or PANIC.
+ * limits), CLOSED, READ_ONLY (opened read-only), IO, BUSY or PANIC.
  *
  * Thread safety: any thread, concurrently with other calls on `store`.
  *
@@ -1016,7 +1046,7 @@ charm_kv_status charm_kv_set(const struct charm_kv_store *store,
  * Deletes `key`. Deleting a missing key is not an error.
  *
  * Returns OK, INVALID_ARGUMENT (`store` NULL, `key` NULL with `key_len` > 0, a key
- * over 65000 bytes), CLOSED, IO, BUSY or PANIC.
+ * over 65000 bytes), CLOSED, READ_ONLY (opened read-only), IO, BUSY or PANIC.
  *
  * Thread safety: any thread, concurrently with other calls on `store`.
  *
@@ -1056,7 +1086,7 @@ charm_kv_status charm_kv_keys(const struct charm_kv_store *store,
  *
  * `progress` (may be NULL) is called with `userdata` as transfers advance, on this
  * thread, before the function returns. Returns OK, INVALID_ARGUMENT (`store` NULL),
- * NOT_CONFIGURED (local mode: no server), CLOSED, IO, CORRUPT, KEYS, AUTH, NETWORK,
+ * NOT_CONFIGURED (local mode: no server), CLOSED, READ_ONLY (opened read-only), IO, CORRUPT, KEYS, AUTH, NETWORK,
  * SERVER, BUSY, INTERNAL or PANIC.
  *
  * Thread safety: any thread, concurrently with other calls on `store`.
@@ -1075,8 +1105,8 @@ charm_kv_status charm_kv_sync(const struct charm_kv_store *store,
  *
  * Without `force`, refuses with PENDING_WRITES while local writes are not yet pushed.
  * Returns OK, INVALID_ARGUMENT (`store` NULL), NOT_CONFIGURED (local mode),
- * PENDING_WRITES, CLOSED, IO, CORRUPT, KEYS, AUTH, NETWORK, SERVER, BUSY, INTERNAL or
- * PANIC.
+ * PENDING_WRITES, CLOSED, READ_ONLY (opened read-only), IO, CORRUPT, KEYS, AUTH,
+ * NETWORK, SERVER, BUSY, INTERNAL or PANIC.
  *
  * Thread safety: any thread, concurrently with other calls on `store`.
  *
@@ -1149,8 +1179,8 @@ charm_kv_status charm_kv_list_databases(const struct charm_kv_options *options,
  * it ("no database named ...", not "key not found").
  *
  * Returns OK, NOT_FOUND, INVALID_ARGUMENT (`name` NULL, not UTF-8 or a bad name, bad
- * options or environment), IO, KEYS, AUTH, NETWORK, SERVER (the server copies could
- * not be deleted), or PANIC.
+ * options or environment), READ_ONLY (read-only options), IO, KEYS, AUTH, NETWORK,
+ * SERVER (the server copies could not be deleted), or PANIC.
  *
  * # Safety
  * `options` is NULL or a live options object no other thread changes meanwhile;

@@ -180,7 +180,7 @@ fn parse_port(name: &str, value: &str) -> Result<u16> {
 }
 
 /// Go's `strconv.ParseBool`.
-fn parse_bool(name: &str, value: &str) -> Result<bool> {
+pub(crate) fn parse_bool(name: &str, value: &str) -> Result<bool> {
     match value {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),

@@ -84,6 +84,12 @@ pub enum Error {
     /// A bug in charm-kv, or a panic caught at the C boundary.
     #[error("internal error: {0}")]
     Internal(String),
+
+    /// The handle was opened read-only ([`crate::Options::read_only`]) and the
+    /// operation would write: a set, delete, batch commit, sync, reset or database
+    /// deletion, or an open that would have to create or upgrade something.
+    #[error("read-only: {0}")]
+    ReadOnly(String),
 }
 
 /// An error SQLite reported. Opaque on purpose: the SQLite binding charm-kv uses is not
@@ -120,6 +126,7 @@ pub enum ErrorKind {
     NotConfigured,
     PendingWrites,
     Internal,
+    ReadOnly,
 }
 
 impl Error {
@@ -139,6 +146,7 @@ impl Error {
             Error::NotConfigured => ErrorKind::NotConfigured,
             Error::PendingWrites(_) => ErrorKind::PendingWrites,
             Error::Internal(_) => ErrorKind::Internal,
+            Error::ReadOnly(_) => ErrorKind::ReadOnly,
         }
     }
 

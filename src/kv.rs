@@ -45,7 +45,8 @@ impl Kv {
         Kv::open_with(name, &Options::from_env()?)
     }
 
-    /// Opens (creating if needed) database `name` with explicit options.
+    /// Opens (creating if needed) database `name` with explicit options; with
+    /// [`Options::read_only`] the database must exist and nothing is created or written.
     pub fn open_with(name: &str, options: &Options) -> Result<Kv> {
         names::validate(name)?;
         // Absolute, so that no path derived from it (the sync's attached files too) can
@@ -64,14 +65,30 @@ impl Kv {
         // bounded together like a sync.
         let keys = match &options.keys {
             Some(keys) => keys.clone(),
+            // Read-only: the cached keys or nothing; no identity, key or server request.
+            None if options.read_only => crate::account::keys_for_read_only(&options.config)?,
             None => deadline::within(options.config.timeouts.sync, || {
                 crate::account::keys_for_open(&options.config)
             })?,
         };
         let sealer = Sealer::new(&keys)?;
-        let db_path = crate::store::relocate::relocate(&data_path, name)?;
-        let store = Store::open_with(&db_path, sealer, options.durability)?;
-        crate::sync::clean_stale_temp_files(&db_path)?;
+        let store = if options.read_only {
+            // Read where it is: nothing moved, created, cleaned or written.
+            let db_path = crate::store::relocate::locate(&data_path, name)?;
+            Store::open_read_only(&db_path, sealer, options.durability).map_err(|e| match e {
+                Error::DatabaseNotFound(_) => Error::DatabaseNotFound(format!(
+                    "{} in {} (a read-only open creates none)",
+                    crate::error::quoted(name),
+                    names::db_dir(&data_path).display()
+                )),
+                other => other,
+            })?
+        } else {
+            let db_path = crate::store::relocate::relocate(&data_path, name)?;
+            let store = Store::open_with(&db_path, sealer, options.durability)?;
+            crate::sync::clean_stale_temp_files(&db_path)?;
+            store
+        };
         Ok(Kv {
             shared: Arc::new(Shared {
                 name: name.to_owned(),
@@ -207,6 +224,7 @@ impl Kv {
 
     /// Applies changes atomically: the single write path of every mutation.
     pub(crate) fn apply(&self, ops: Vec<Op>) -> Result<()> {
+        self.refuse_if_read_only("writing")?;
         if ops.is_empty() {
             return Ok(());
         }
@@ -220,6 +238,20 @@ impl Kv {
         Ok(())
     }
 
+    /// Whether it was opened read-only ([`Options::read_only`]).
+    pub fn is_read_only(&self) -> bool {
+        self.shared.options.read_only
+    }
+
+    /// [`Error::ReadOnly`] for `what` on a read-only handle (after [`Error::Closed`]).
+    fn refuse_if_read_only(&self, what: &str) -> Result<()> {
+        self.store()?;
+        if self.shared.options.read_only {
+            return Err(crate::store::read_only_refusal(what));
+        }
+        Ok(())
+    }
+
     /// Why the last automatic push (after a write) failed; `None` after a success.
     pub fn last_push_error(&self) -> Option<String> {
         crate::store::lock(&self.shared.last_push_error).clone()
@@ -229,7 +261,13 @@ impl Kv {
         if let Some(client) = self.shared.client.get() {
             return Ok(Arc::clone(client));
         }
-        let client = Arc::new(crate::account::connect(&self.shared.options.config)?);
+        let config = &self.shared.options.config;
+        // A read-only handle only asks the server (status_with_remote): with the
+        // identity that exists, never a new one.
+        let client = Arc::new(match self.shared.options.read_only {
+            true => crate::account::connect_existing(config)?,
+            false => crate::account::connect(config)?,
+        });
         Ok(Arc::clone(self.shared.client.get_or_init(|| client)))
     }
 
@@ -269,7 +307,7 @@ impl Kv {
     /// [`Kv::sync`], reporting transfer progress to `progress` as it goes. The whole
     /// sync is bounded by the `sync` timeout of the options.
     pub fn sync_with_progress(&self, progress: &mut dyn FnMut(&SyncProgress)) -> Result<()> {
-        self.store()?;
+        self.refuse_if_read_only("syncing")?;
         let client = self.client()?;
         let remote = CharmRemote::new(&client, &self.shared.name);
         deadline::within(self.sync_limit(), || {
@@ -306,6 +344,7 @@ impl Kv {
     /// or longer ago (or never, or at a time the clock has not reached yet). Returns
     /// whether it synced; deciding needs no network.
     pub fn sync_if_stale(&self, max_age: Duration) -> Result<bool> {
+        self.refuse_if_read_only("syncing")?;
         if !self.sync_is_due(max_age)? {
             return Ok(false);
         }
@@ -377,7 +416,7 @@ impl Kv {
     /// with [`Error::PendingWrites`] while local writes are not pushed, unless `force`
     /// (which discards them). Bounded like [`Kv::sync`].
     pub fn reset(&self, force: bool) -> Result<()> {
-        self.store()?;
+        self.refuse_if_read_only("resetting")?;
         let client = self.client()?;
         let remote = CharmRemote::new(&client, &self.shared.name);
         deadline::within(self.sync_limit(), || {
@@ -484,6 +523,9 @@ pub fn list_databases(options: &Options) -> Result<Vec<String>> {
 /// next sync cannot bring it back), then its local file and SQLite's companions.
 /// Handles still open on it keep working on the unlinked file until closed.
 pub fn delete_database(options: &Options, name: &str) -> Result<()> {
+    if options.read_only {
+        return Err(crate::store::read_only_refusal("deleting a database"));
+    }
     let data_path = options.config.data_path()?;
     let path = names::db_path(&data_path, name)?;
     let old_path = names::legacy_db_path(&data_path, name)?;

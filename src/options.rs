@@ -16,6 +16,7 @@ pub struct Options {
     pub(crate) keys: Option<Vec<EncryptKey>>,
     pub(crate) auto_push: bool,
     pub(crate) durability: Durability,
+    pub(crate) read_only: bool,
 }
 
 impl Default for Options {
@@ -32,10 +33,15 @@ impl Options {
             keys: None,
             auto_push: true,
             durability: Durability::Full,
+            read_only: false,
         }
     }
 
-    /// Defaults from the `CHARM_*` environment variables (and `CHARM_KV_DURABILITY`).
+    /// Environment variable of [`Options::read_only`]: a boolean (`1`, `true`, `0`, ...).
+    pub const READ_ONLY_ENV: &'static str = "CHARM_KV_READ_ONLY";
+
+    /// Defaults from the `CHARM_*` environment variables (and `CHARM_KV_DURABILITY`,
+    /// `CHARM_KV_READ_ONLY`).
     pub fn from_env() -> Result<Self> {
         let durability = match std::env::var(Durability::ENV) {
             Ok(v) if !v.is_empty() => v.parse().map_err(|_| {
@@ -46,9 +52,14 @@ impl Options {
             })?,
             _ => Durability::Full,
         };
+        let read_only = match std::env::var(Self::READ_ONLY_ENV) {
+            Ok(v) if !v.is_empty() => crate::config::parse_bool(Self::READ_ONLY_ENV, &v)?,
+            _ => false,
+        };
         Ok(Options {
             config: Config::from_env()?,
             durability,
+            read_only,
             ..Options::new()
         })
     }
@@ -125,6 +136,25 @@ impl Options {
     pub fn durability(&mut self, durability: Durability) -> &mut Self {
         self.durability = durability;
         self
+    }
+
+    /// Open read-only (`CHARM_KV_READ_ONLY`; default off): nothing is created, moved or
+    /// written. The database must exist (else [`crate::Error::DatabaseNotFound`]); it is
+    /// read where it is (also in the old `kv` folder); the identity and encrypt keys
+    /// must be cached already (or given with [`Options::encrypt_keys`]), else
+    /// [`crate::Error::Keys`]. SQLite opens the file read-only: no WAL switch and no
+    /// schema writes, so it works on read-only media and in a data dir the process
+    /// cannot write (see docs/storage.md for the one case that needs a writable
+    /// directory). Writes, sync, reset and `delete_database` fail with
+    /// [`crate::Error::ReadOnly`].
+    pub fn read_only(&mut self, read_only: bool) -> &mut Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// Whether [`Options::read_only`] is on.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// Push each write to the server right away (default `true`); turn off for batch

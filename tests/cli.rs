@@ -1,5 +1,6 @@
 //! The `charm-kv` command, run as a user would (local mode, or a stand-in server).
 
+mod readonly_dir;
 mod support;
 
 use std::io::Write;
@@ -522,4 +523,65 @@ fn delete_db_with_a_server_needs_yes_off_a_terminal() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&run(&["list-dbs"]).stdout).contains("@work"));
+}
+
+#[test]
+fn read_commands_work_on_a_data_dir_that_cannot_be_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["set", "name@db", "charm"]);
+    ok(d, &["set", "other@db", "kv"]);
+    let guard = readonly_dir::ReadOnlyDir::new(d);
+    let how = guard.mechanism();
+    let out = charm_kv(d, &["get", "name@db"], None);
+    assert!(
+        out.status.success(),
+        "get with a {how}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"charm");
+    assert_eq!(ok(d, &["list", "@db", "--keys-only"]), b"name\nother\n");
+    assert_eq!(ok(d, &["list-dbs"]), b"@db\n");
+    let status = String::from_utf8(ok(d, &["status", "@db"])).unwrap();
+    assert!(status.contains("pending_writes: 2"), "{status}");
+    // A write still fails, with the file system's reason.
+    let out = charm_kv(d, &["set", "name@db", "changed"], None);
+    assert_eq!(out.status.code(), Some(1));
+    drop(guard);
+    assert_eq!(ok(d, &["get", "name@db"]), b"charm");
+}
+
+#[test]
+fn charm_kv_read_only_refuses_writes_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["set", "name@db", "charm"]);
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_charm-kv"))
+            .args(args)
+            .env_clear()
+            .env("CHARM_DATA_DIR", d)
+            .env("HOME", d)
+            .env("CHARM_KV_READ_ONLY", "1")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["get", "name@db"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"charm");
+    let out = run(&["set", "name@db", "changed"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("read-only"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["get", "name@new"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!d.join("localhost/charm-kv/new.sqlite").exists());
+    assert_eq!(ok(d, &["get", "name@db"]), b"charm");
 }

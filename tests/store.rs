@@ -7,6 +7,8 @@ use std::thread;
 
 use charm_kv::{Direction, EncryptKey, ErrorKind, Fetched, Kv, Options};
 
+mod readonly_dir;
+
 fn options(dir: &Path, keys: &[EncryptKey]) -> Options {
     let mut options = Options::new();
     options.data_dir(dir).encrypt_keys(keys.to_vec());
@@ -876,4 +878,196 @@ fn uri_data_dir_child() {
     let backup = Path::new("file:copy.db?mode=memory");
     kv.backup_to(backup).unwrap();
     assert!(backup.is_file() && std::fs::metadata(backup).unwrap().len() > 0);
+}
+
+fn read_only_options(dir: &Path, key: &EncryptKey) -> Options {
+    let mut options = options(dir, std::slice::from_ref(key));
+    options.read_only(true);
+    options
+}
+
+/// Every kind of write through `kv` fails with `ReadOnly`, and nothing changes.
+fn assert_writes_refused(kv: &Kv) {
+    let refused = [
+        ("set", kv.set("a", "changed")),
+        ("delete", kv.delete("a")),
+        ("batch", {
+            let mut batch = kv.batch();
+            batch.set("b", "x");
+            batch.commit()
+        }),
+        ("sync", kv.sync()),
+        ("reset", kv.reset(true)),
+        (
+            "sync_if_stale",
+            kv.sync_if_stale(std::time::Duration::ZERO).map(|_| ()),
+        ),
+    ];
+    for (what, outcome) in refused {
+        let err = outcome.expect_err(what);
+        assert_eq!(err.kind(), ErrorKind::ReadOnly, "{what}: {err}");
+        assert!(err.to_string().contains("read-only"), "{what}: {err}");
+    }
+    assert_eq!(kv.get("a").unwrap(), b"1");
+    assert_eq!(kv.get("b").unwrap_err().kind(), ErrorKind::NotFound);
+}
+
+#[test]
+fn a_read_only_handle_reads_a_data_dir_it_cannot_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = EncryptKey::generate();
+    let kv = open(dir.path(), &key);
+    for i in 0..20 {
+        kv.set(format!("k{i}"), format!("v{i}")).unwrap();
+    }
+    kv.set("a", "1").unwrap();
+    let path = kv.path().unwrap();
+    kv.close().unwrap();
+    drop(kv);
+    let before = std::fs::read(&path).unwrap();
+    let guard = readonly_dir::ReadOnlyDir::new(dir.path());
+    let how = guard.mechanism();
+    // What every open did before read-only handles: fail on the directory.
+    let err = Kv::open_with("test", &options(dir.path(), std::slice::from_ref(&key)))
+        .expect_err("a read-write open cannot work here");
+    assert_ne!(err.kind(), ErrorKind::ReadOnly, "{how}: {err}");
+
+    let kv = Kv::open_with("test", &read_only_options(dir.path(), &key))
+        .unwrap_or_else(|e| panic!("{how}: {e}"));
+    assert!(kv.is_read_only());
+    assert_eq!(kv.get("k7").unwrap(), b"v7");
+    assert_eq!(kv.keys().unwrap().len(), 21);
+    let pairs: Vec<_> = kv.iter().unwrap().map(Result::unwrap).collect();
+    assert_eq!(pairs.len(), 21);
+    assert_eq!(kv.status().unwrap().pending_writes, 21);
+    assert_writes_refused(&kv);
+    let err = charm_kv::delete_database(&read_only_options(dir.path(), &key), "test").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ReadOnly, "{err}");
+    // A second handle at the same time, and a database that does not exist.
+    let again = Kv::open_with("test", &read_only_options(dir.path(), &key)).unwrap();
+    assert_eq!(again.get("k19").unwrap(), b"v19");
+    let err = Kv::open_with("other", &read_only_options(dir.path(), &key)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    drop((kv, again, guard));
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the file was not written"
+    );
+}
+
+#[test]
+fn a_read_only_open_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = EncryptKey::generate();
+    let err = Kv::open_with("test", &read_only_options(dir.path(), &key)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    // Without given keys: no identity and no key is generated.
+    let mut account = Options::new();
+    account.data_dir(dir.path()).read_only(true);
+    let err = Kv::open_with("test", &account).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Keys, "{err}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "created something"
+    );
+}
+
+#[test]
+fn a_read_only_open_reads_the_account_keys_and_the_old_folder_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut account = Options::new();
+    account.data_dir(dir.path());
+    let kv = Kv::open_with("test", &account).unwrap();
+    kv.set("a", "1").unwrap();
+    let path = kv.path().unwrap();
+    drop(kv);
+    // Where an earlier version kept it.
+    let old_dir = path.parent().unwrap().parent().unwrap().join("kv");
+    std::fs::create_dir(&old_dir).unwrap();
+    let old = old_dir.join(path.file_name().unwrap());
+    std::fs::rename(&path, &old).unwrap();
+    let mut read_only = account.clone();
+    read_only.read_only(true);
+    let kv = Kv::open_with("test", &read_only).unwrap();
+    assert_eq!(kv.path().unwrap(), old, "not moved");
+    assert_eq!(kv.get("a").unwrap(), b"1");
+    assert_writes_refused(&kv);
+    assert!(!path.exists());
+}
+
+#[test]
+fn a_closed_database_is_one_file_and_a_wal_file_without_its_log_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = EncryptKey::generate();
+    let kv = open(dir.path(), &key);
+    kv.set("a", "1").unwrap();
+    let path = kv.path().unwrap();
+    drop(kv);
+    // Closed: rollback-journal mode (header bytes 18 and 19 are 1), no -wal, no -shm.
+    let header = std::fs::read(&path).unwrap();
+    assert_eq!((header[18], header[19]), (1, 1), "still in WAL mode");
+    let suffixed = |s: &str| std::path::PathBuf::from(format!("{}{s}", path.display()));
+    assert!(!suffixed("-wal").exists() && !suffixed("-shm").exists());
+    // As an older charm-kv left it: WAL mode, its -wal removed at close.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    drop(conn);
+    assert!(!suffixed("-wal").exists());
+    let guard = readonly_dir::ReadOnlyDir::new(dir.path());
+    let err = Kv::open_with("test", &read_only_options(dir.path(), &key)).unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::ReadOnly,
+        "{}: {err}",
+        guard.mechanism()
+    );
+    assert!(err.to_string().contains("WAL mode"), "{err}");
+    drop(guard);
+    // Opened read-write once where it can be written, it reads read-only again.
+    drop(open(dir.path(), &key));
+    let guard = readonly_dir::ReadOnlyDir::new(dir.path());
+    let kv = Kv::open_with("test", &read_only_options(dir.path(), &key)).unwrap();
+    assert_eq!(kv.get("a").unwrap(), b"1", "{}", guard.mechanism());
+}
+
+#[test]
+fn a_read_only_handle_asking_a_server_creates_no_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = EncryptKey::generate();
+    // A server that is configured but not there; the keys are given, so writing
+    // needs no identity.
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = options(dir.path(), std::slice::from_ref(&key));
+    server
+        .host(Some("127.0.0.1".into()))
+        .ssh_port(closed_port)
+        .http_port(closed_port)
+        .auto_push(false);
+    Kv::open_with("test", &server)
+        .unwrap()
+        .set("a", "1")
+        .unwrap();
+    let mut read_only = server.clone();
+    read_only.read_only(true);
+    let kv = Kv::open_with("test", &read_only).unwrap();
+    let status = kv.status_with_remote().unwrap();
+    match &status.remote {
+        charm_kv::RemoteStatus::Unreachable(e) => assert_eq!(e.kind(), ErrorKind::Keys, "{e}"),
+        other => panic!("{other:?}"),
+    }
+    let data_path = dir.path().join("127.0.0.1");
+    assert!(
+        !data_path.join("charm_ed25519").exists(),
+        "an identity was made"
+    );
+    assert_eq!(kv.get("a").unwrap(), b"1");
 }

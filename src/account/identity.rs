@@ -32,12 +32,10 @@ pub struct SshIdentity {
 }
 
 impl SshIdentity {
-    /// Loads the identity the configuration names, generating an Ed25519 key in the
-    /// data path when none exists (and no `CHARM_IDENTITY_KEY` is given).
-    pub fn load_or_generate(config: &Config) -> Result<Self> {
-        if let Some(path) = &config.identity_key {
-            return Self::load(path);
-        }
+    /// Where the identity of `config` is looked for (the configured key type's file,
+    /// then the generated one's) and the algorithm to generate, when no
+    /// `CHARM_IDENTITY_KEY` names the file.
+    fn candidates(config: &Config) -> Result<(PathBuf, PathBuf, Algorithm)> {
         config.check_key_type()?;
         let data_path = config.data_path()?;
         let configured = data_path.join(config.key_file_name());
@@ -53,6 +51,35 @@ impl SshIdentity {
             "rsa"
         };
         let generated = data_path.join(format!("charm_{kind}"));
+        Ok((configured, generated, algorithm))
+    }
+
+    /// Loads the identity the configuration names without creating anything:
+    /// [`Error::Keys`] when there is none (a read-only open).
+    pub fn load_existing(config: &Config) -> Result<Self> {
+        if let Some(path) = &config.identity_key {
+            return Self::load(path);
+        }
+        let (configured, generated, _) = Self::candidates(config)?;
+        match Self::load_if_present(&configured)? {
+            Some(identity) => Ok(identity),
+            None => Self::load_if_present(&generated)?.ok_or_else(|| {
+                Error::Keys(format!(
+                    "no SSH identity {} (a read-only open creates none)",
+                    configured.display()
+                ))
+            }),
+        }
+    }
+
+    /// Loads the identity the configuration names, generating an Ed25519 key in the
+    /// data path when none exists (and no `CHARM_IDENTITY_KEY` is given).
+    pub fn load_or_generate(config: &Config) -> Result<Self> {
+        if let Some(path) = &config.identity_key {
+            return Self::load(path);
+        }
+        let (configured, generated, algorithm) = Self::candidates(config)?;
+        let data_path = config.data_path()?;
         let existing = || -> Result<Option<Self>> {
             match Self::load_if_present(&configured)? {
                 Some(identity) => Ok(Some(identity)),

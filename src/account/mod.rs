@@ -84,6 +84,22 @@ pub fn keys_for_open(config: &Config) -> Result<Vec<EncryptKey>> {
     account.local_keys()
 }
 
+/// The keys a read-only open uses: the cached keys, unwrapped with the existing
+/// identity. Creates nothing and asks no server: [`Error::Keys`] when there are none.
+pub fn keys_for_read_only(config: &Config) -> Result<Vec<EncryptKey>> {
+    let data_path = config.data_path()?;
+    let identity = SshIdentity::load_existing(config)?;
+    let keys = KeyCache::read(&data_path)?.unwrap(&identity)?;
+    if keys.is_empty() {
+        return Err(Error::Keys(format!(
+            "no encrypt keys cached in {} (a read-only open creates none and asks no \
+             server): open the database once read-write, or pass encrypt keys",
+            keycache::cache_path(&data_path).display()
+        )));
+    }
+    Ok(keys)
+}
+
 /// A client of `config`'s server for the account of `config`'s data path.
 pub fn connect(config: &Config) -> Result<CharmClient> {
     // Local mode says so before anything is read from the data path.
@@ -91,14 +107,30 @@ pub fn connect(config: &Config) -> Result<CharmClient> {
     Account::open(config)?.client()
 }
 
+/// [`connect`] with the existing identity only (for read-only handles).
+pub fn connect_existing(config: &Config) -> Result<CharmClient> {
+    config.server().ok_or(Error::NotConfigured)?;
+    Account::open_existing(config)?.client()
+}
+
 impl Account {
     /// The account of `config`'s data path, loading its identity (or creating one:
     /// see [`SshIdentity::load_or_generate`]).
     pub fn open(config: &Config) -> Result<Arc<Account>> {
+        Self::with_identity(config, SshIdentity::load_or_generate(config)?)
+    }
+
+    /// The account of `config`'s data path with its existing identity: [`Error::Keys`]
+    /// when there is none (read-only handles create nothing).
+    pub fn open_existing(config: &Config) -> Result<Arc<Account>> {
+        Self::with_identity(config, SshIdentity::load_existing(config)?)
+    }
+
+    fn with_identity(config: &Config, identity: SshIdentity) -> Result<Arc<Account>> {
         Ok(Arc::new(Account {
             config: config.clone(),
             data_path: config.data_path()?,
-            identity: SshIdentity::load_or_generate(config)?,
+            identity,
             resolved: Mutex::new(None),
         }))
     }

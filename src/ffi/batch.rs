@@ -173,7 +173,8 @@ pub unsafe extern "C" fn charm_kv_batch_get(
 /// frees the batch, whatever the outcome: `batch` is invalid after this call.
 ///
 /// Returns OK, INVALID_ARGUMENT (`batch` NULL, a key or value over the limits),
-/// CLOSED, IO, BUSY or PANIC; on any failure nothing was written.
+/// CLOSED, READ_ONLY (the store was opened read-only), IO, BUSY or PANIC; on any
+/// failure nothing was written.
 ///
 /// # Safety
 /// `batch` is NULL or a live batch no other thread uses, now or later; `err` is NULL or

@@ -31,7 +31,7 @@ unsafe impl Handle for charm_kv_options {
 /// Creates options with the defaults, ignoring the environment: local mode (no
 /// server), the platform's data directory, ed25519 identity, auto-push on, the
 /// account's encrypt keys, network bounds of 15 s (connect), 30 s (request) and 600 s
-/// (sync), plain http allowed, "full" durability.
+/// (sync), plain http allowed, "full" durability, read-write.
 ///
 /// On success `*out_options` receives a new options object the caller frees with
 /// `charm_kv_options_free`. Returns OK, INVALID_ARGUMENT (`out_options` is NULL) or PANIC.
@@ -55,7 +55,8 @@ pub unsafe extern "C" fn charm_kv_options_new(
 /// `CHARM_DATA_DIR`, `CHARM_SSH_PORT`, `CHARM_HTTP_PORT`, `CHARM_KEY_TYPE`,
 /// `CHARM_IDENTITY_KEY`, ...) and charm-kv's (`CHARM_KV_CONNECT_TIMEOUT`,
 /// `CHARM_KV_REQUEST_TIMEOUT`, `CHARM_KV_SYNC_TIMEOUT`, `CHARM_KV_REQUIRE_TLS`,
-/// `CHARM_KV_DURABILITY`), as `charm_kv_open` does when given NULL options.
+/// `CHARM_KV_DURABILITY`, `CHARM_KV_READ_ONLY`), as `charm_kv_open` does when given
+/// NULL options.
 ///
 /// On success `*out_options` receives a new options object the caller frees with
 /// `charm_kv_options_free`. Returns OK, INVALID_ARGUMENT (`out_options` is NULL, or a variable
@@ -410,6 +411,36 @@ pub unsafe extern "C" fn charm_kv_options_set_durability(
         unsafe {
             change(options, |o| {
                 o.durability(durability);
+                Ok(())
+            })
+        }
+    })
+}
+
+/// Read-only use (like `CHARM_KV_READ_ONLY`; default false): `charm_kv_open` then
+/// creates, moves and writes nothing. The database must exist (NOT_FOUND otherwise) and
+/// is read where it is; the identity and encrypt keys must be cached already or set
+/// with `charm_kv_options_set_encrypt_key` (KEYS otherwise). SQLite opens the file
+/// read-only (no WAL switch, no schema writes), so this works on read-only media and
+/// in a data directory the process cannot write. Writes, batch commits, sync, reset
+/// and `charm_kv_delete_database` with these options fail with READ_ONLY.
+///
+/// Returns OK, INVALID_ARGUMENT (`options` NULL) or PANIC.
+///
+/// # Safety
+/// `options` is NULL or a live options object used by no other thread; `err` is NULL
+/// or writable.
+#[no_mangle]
+pub unsafe extern "C" fn charm_kv_options_set_read_only(
+    options: *mut charm_kv_options,
+    read_only: bool,
+    err: *mut *mut charm_kv_error,
+) -> charm_kv_status {
+    ffi_boundary!(err, {
+        // SAFETY: the caller guarantees `options` is NULL or live and unshared.
+        unsafe {
+            change(options, |o| {
+                o.read_only(read_only);
                 Ok(())
             })
         }

@@ -56,6 +56,11 @@ pub enum charm_kv_status {
     Panic = 13,
     /// A bug or an unexpected condition inside charm-kv.
     Internal = 14,
+    /// The store was opened read-only (`charm_kv_options_set_read_only`) and the call
+    /// would write: a set, delete, batch commit, sync, reset or
+    /// `charm_kv_delete_database`; or a read-only open found something it would have
+    /// to create or upgrade (a database from an older charm-kv).
+    ReadOnly = 15,
 }
 
 /// Phase of a sync, passed to a `charm_kv_sync_progress_fn` (a `uint32_t` in C).
@@ -70,7 +75,7 @@ pub enum charm_kv_sync_phase {
 
 impl charm_kv_status {
     /// Every status, in numeric order (for tests and `charm_kv_status_str`).
-    pub(crate) const ALL: [charm_kv_status; 15] = [
+    pub(crate) const ALL: [charm_kv_status; 16] = [
         Self::Ok,
         Self::NotFound,
         Self::InvalidArgument,
@@ -86,6 +91,7 @@ impl charm_kv_status {
         Self::PendingWrites,
         Self::Panic,
         Self::Internal,
+        Self::ReadOnly,
     ];
 
     /// The status for a category of crate error: the one place kinds become codes.
@@ -104,6 +110,7 @@ impl charm_kv_status {
             ErrorKind::NotConfigured => Self::NotConfigured,
             ErrorKind::PendingWrites => Self::PendingWrites,
             ErrorKind::Internal => Self::Internal,
+            ErrorKind::ReadOnly => Self::ReadOnly,
         }
     }
 
@@ -125,6 +132,7 @@ impl charm_kv_status {
             Self::PendingWrites => c"local writes not yet pushed",
             Self::Panic => c"panic inside charm-kv",
             Self::Internal => c"internal error",
+            Self::ReadOnly => c"read-only store",
         }
     }
 

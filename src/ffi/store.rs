@@ -65,7 +65,9 @@ unsafe fn options_or_env<'a>(
 /// On success the caller owns `*out_store` and releases it with `charm_kv_free`. Returns
 /// OK, INVALID_ARGUMENT (NULL `name`/`out_store`, a bad name, bad options or environment),
 /// IO, CORRUPT (not a charm-kv database), KEYS (no key, or keys that do not open this
-/// database), BUSY, or PANIC.
+/// database), BUSY, or PANIC; with read-only options also NOT_FOUND (no such database)
+/// and READ_ONLY (a database that would need writing first: empty, or from an older
+/// charm-kv, or in WAL mode without its -wal file where SQLite cannot create one).
 ///
 /// # Safety
 /// `name` is NULL or NUL-terminated; `options` is NULL or a live options object no
@@ -228,7 +230,7 @@ pub unsafe extern "C" fn charm_kv_get_into(
 /// Both are copied. Lengths are checked first: a key over 65000 bytes or a value over
 /// 999999943 bytes is INVALID_ARGUMENT before a byte is read. Returns OK,
 /// INVALID_ARGUMENT (`store` NULL, NULL data with a non-zero length, a length over the
-/// limits), CLOSED, IO, BUSY or PANIC.
+/// limits), CLOSED, READ_ONLY (opened read-only), IO, BUSY or PANIC.
 ///
 /// Thread safety: any thread, concurrently with other calls on `store`.
 ///
@@ -261,7 +263,7 @@ pub unsafe extern "C" fn charm_kv_set(
 /// Deletes `key`. Deleting a missing key is not an error.
 ///
 /// Returns OK, INVALID_ARGUMENT (`store` NULL, `key` NULL with `key_len` > 0, a key
-/// over 65000 bytes), CLOSED, IO, BUSY or PANIC.
+/// over 65000 bytes), CLOSED, READ_ONLY (opened read-only), IO, BUSY or PANIC.
 ///
 /// Thread safety: any thread, concurrently with other calls on `store`.
 ///
@@ -317,7 +319,7 @@ pub unsafe extern "C" fn charm_kv_keys(
 ///
 /// `progress` (may be NULL) is called with `userdata` as transfers advance, on this
 /// thread, before the function returns. Returns OK, INVALID_ARGUMENT (`store` NULL),
-/// NOT_CONFIGURED (local mode: no server), CLOSED, IO, CORRUPT, KEYS, AUTH, NETWORK,
+/// NOT_CONFIGURED (local mode: no server), CLOSED, READ_ONLY (opened read-only), IO, CORRUPT, KEYS, AUTH, NETWORK,
 /// SERVER, BUSY, INTERNAL or PANIC.
 ///
 /// Thread safety: any thread, concurrently with other calls on `store`.
@@ -354,8 +356,8 @@ pub unsafe extern "C" fn charm_kv_sync(
 ///
 /// Without `force`, refuses with PENDING_WRITES while local writes are not yet pushed.
 /// Returns OK, INVALID_ARGUMENT (`store` NULL), NOT_CONFIGURED (local mode),
-/// PENDING_WRITES, CLOSED, IO, CORRUPT, KEYS, AUTH, NETWORK, SERVER, BUSY, INTERNAL or
-/// PANIC.
+/// PENDING_WRITES, CLOSED, READ_ONLY (opened read-only), IO, CORRUPT, KEYS, AUTH,
+/// NETWORK, SERVER, BUSY, INTERNAL or PANIC.
 ///
 /// Thread safety: any thread, concurrently with other calls on `store`.
 ///
@@ -462,8 +464,8 @@ pub unsafe extern "C" fn charm_kv_list_databases(
 /// it ("no database named ...", not "key not found").
 ///
 /// Returns OK, NOT_FOUND, INVALID_ARGUMENT (`name` NULL, not UTF-8 or a bad name, bad
-/// options or environment), IO, KEYS, AUTH, NETWORK, SERVER (the server copies could
-/// not be deleted), or PANIC.
+/// options or environment), READ_ONLY (read-only options), IO, KEYS, AUTH, NETWORK,
+/// SERVER (the server copies could not be deleted), or PANIC.
 ///
 /// # Safety
 /// `options` is NULL or a live options object no other thread changes meanwhile;

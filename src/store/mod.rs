@@ -56,6 +56,9 @@ pub struct Store {
     path: PathBuf,
     sealer: Sealer,
     durability: Durability,
+    /// Opened by [`Store::open_read_only`]: every connection is `SQLITE_OPEN_READONLY`
+    /// and [`Store::write`] refuses.
+    read_only: bool,
     writer: Mutex<Connection>,
     idle_readers: Mutex<Vec<ReaderConn>>,
     next_reader_id: AtomicU64,
@@ -104,11 +107,50 @@ impl Store {
             path: path.to_owned(),
             sealer,
             durability,
+            read_only: false,
             writer: Mutex::new(writer),
             idle_readers: Mutex::new(Vec::new()),
             next_reader_id: AtomicU64::new(0),
             keys_cache: Mutex::new(None),
         })
+    }
+
+    /// Opens the existing database at `path` read-only: SQLite opens every connection
+    /// `SQLITE_OPEN_READONLY`, and nothing is created or written (no directory, no file,
+    /// no WAL switch, no schema or file identity rows), so it works on read-only media
+    /// and in a directory the process cannot write. A missing file is
+    /// [`Error::DatabaseNotFound`]; writes fail with [`Error::ReadOnly`].
+    pub fn open_read_only(path: &Path, sealer: Sealer, durability: Durability) -> Result<Store> {
+        if path.is_dir() {
+            return Err(Error::invalid(format!(
+                "{} is a directory, not a charm-kv database",
+                path.display()
+            )));
+        }
+        if !path.is_file() {
+            return Err(Error::DatabaseNotFound(format!(
+                "{} (a read-only open creates none)",
+                crate::error::quoted(&path.to_string_lossy())
+            )));
+        }
+        let writer = schema::connect_with(path, schema::Role::Reader, durability, true)
+            .map_err(|e| read_only_open_error(path, e))?;
+        schema::check_read_only(&writer, &sealer).map_err(|e| read_only_open_error(path, e))?;
+        Ok(Store {
+            path: path.to_owned(),
+            sealer,
+            durability,
+            read_only: true,
+            writer: Mutex::new(writer),
+            idle_readers: Mutex::new(Vec::new()),
+            next_reader_id: AtomicU64::new(0),
+            keys_cache: Mutex::new(None),
+        })
+    }
+
+    /// Whether it was opened with [`Store::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// The database file.
@@ -148,7 +190,12 @@ impl Store {
         let conn = match pooled {
             Some(conn) => conn,
             None => {
-                let conn = schema::connect(&self.path, schema::Role::Reader, self.durability)?;
+                let conn = schema::connect_with(
+                    &self.path,
+                    schema::Role::Reader,
+                    self.durability,
+                    self.read_only,
+                )?;
                 ReaderConn {
                     id: self.next_reader_id.fetch_add(1, Ordering::Relaxed),
                     conn,
@@ -212,6 +259,9 @@ impl Store {
     /// Applies `ops` atomically in one transaction, together with their entries in the
     /// sync journal, so a write is never durable without being recorded for sync.
     pub fn write(&self, ops: &[Op]) -> Result<()> {
+        if self.read_only {
+            return Err(read_only_refusal("writing"));
+        }
         for op in ops {
             check_key(&op.key)?;
             if let Some(value) = &op.value {
@@ -351,6 +401,64 @@ impl Store {
     pub fn meta(self: &Arc<Self>, name: &str) -> Result<Option<i64>> {
         schema::meta_get(&*self.reader()?, name)
     }
+}
+
+impl Drop for Store {
+    /// The last connection to close leaves the file in rollback-journal mode, holding
+    /// every commit in the one file: a WAL-mode file whose `-wal` is gone cannot be
+    /// opened read-only where SQLite may not create the `-wal` and `-shm` (read-only
+    /// media, a directory the reader cannot write). The next read-write open switches
+    /// back to WAL. While other connections (other processes) have the file open the
+    /// switch fails at once, changing nothing; the last of them does it.
+    fn drop(&mut self) {
+        if self.read_only {
+            return;
+        }
+        // Our own idle readers would keep the file in WAL mode.
+        self.idle_readers
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
+        let writer = self
+            .writer
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if writer.busy_timeout(std::time::Duration::ZERO).is_ok() {
+            // Best effort: on failure the file stays a consistent WAL database.
+            let _ = writer
+                .pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get::<_, String>(0));
+        }
+    }
+}
+
+/// The [`Error::ReadOnly`] of an operation that would write.
+pub(crate) fn read_only_refusal(what: &str) -> Error {
+    Error::ReadOnly(format!("{what} through a handle opened read-only"))
+}
+
+/// Explains the one case where SQLite cannot read a file without writing next to it.
+fn read_only_open_error(path: &Path, err: Error) -> Error {
+    let [_, wal, ..] = names::db_files(path);
+    let cannot_open = matches!(&err, Error::Database(_) | Error::Io { .. });
+    if !(cannot_open && !wal.exists() && is_wal_mode(path)) {
+        return err;
+    }
+    Error::ReadOnly(format!(
+        "{} is in WAL mode without its -wal file, which SQLite cannot read without \
+         creating -wal and -shm files next to it ({err}); open it read-write once where \
+         it can be written (charm-kv leaves closed databases in a mode read-only handles \
+         can read)",
+        path.display()
+    ))
+}
+
+/// Whether the header of the database file says WAL mode (bytes 18 and 19 are 2).
+fn is_wal_mode(path: &Path) -> bool {
+    use std::io::Read;
+    let mut header = [0u8; 20];
+    fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut header))
+        .is_ok_and(|()| header[18] == 2 && header[19] == 2)
 }
 
 /// A pooled read connection, holding its store (shared, or borrowed) to return to.

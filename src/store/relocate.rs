@@ -56,6 +56,17 @@ pub fn relocate(data_path: &Path, name: &str) -> Result<PathBuf> {
     }
 }
 
+/// Where a read-only open reads database `name` of `data_path`: the databases' folder,
+/// or the old `kv` folder when it is only there. Nothing is moved or created.
+pub fn locate(data_path: &Path, name: &str) -> Result<PathBuf> {
+    let new = names::db_path(data_path, name)?;
+    let old = names::legacy_db_path(data_path, name)?;
+    if !new.exists() && old.is_file() {
+        return Ok(old);
+    }
+    Ok(new)
+}
+
 /// Moves the database file `old` to `new` unless another connection has it open;
 /// returns whether it moved.
 fn move_when_unused(old: &Path, new: &Path) -> Result<bool> {

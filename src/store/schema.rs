@@ -119,16 +119,31 @@ pub const WRITER_CHECKPOINT_PAGES: i64 = 8192;
 /// losing power; `NORMAL` survives a killed process but may lose the last commits on
 /// power loss.
 pub fn connect(path: &Path, role: Role, durability: Durability) -> Result<Connection> {
+    connect_with(path, role, durability, false)
+}
+
+/// [`connect`], or with `read_only` a connection SQLite opens `SQLITE_OPEN_READONLY`:
+/// the file must exist, and nothing (not even a journal mode) is written.
+pub fn connect_with(
+    path: &Path,
+    role: Role,
+    durability: Durability,
+    read_only: bool,
+) -> Result<Connection> {
     // A plain path, never a URI: `file:x?mode=memory` is a file name like any other.
-    let flags = OpenFlags::SQLITE_OPEN_NO_MUTEX
-        | OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE;
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_READ_ONLY
+    } else {
+        OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+    };
     let conn = Connection::open_with_flags(plain_path(path), flags)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "synchronous", durability.synchronous())?;
     // Negative: a size in KiB rather than in pages.
     conn.pragma_update(None, "cache_size", -role.cache_kib())?;
-    if role == Role::Reader {
+    if role == Role::Reader || read_only {
         conn.pragma_update(None, "query_only", true)?;
     }
     if role == Role::Writer {
@@ -228,6 +243,23 @@ pub fn initialize(conn: &mut Connection, sealer: &Sealer) -> Result<()> {
     verify(&tx, sealer)?;
     tx.commit()?;
     Ok(())
+}
+
+/// Checks a read-only connection as [`initialize`] does a writer, without writing:
+/// only a complete charm-kv database of this format that `sealer`'s keys open passes.
+/// One that [`initialize`] would still have to complete (an empty file, or one from an
+/// older charm-kv) is [`Error::ReadOnly`].
+pub fn check_read_only(conn: &Connection, sealer: &Sealer) -> Result<()> {
+    conn.pragma_update(None, "trusted_schema", false)?;
+    check_ours(conn)?;
+    if !is_complete(conn)? {
+        return Err(Error::ReadOnly(
+            "the database is empty or from an older charm-kv and needs writing first: \
+             open it once read-write"
+                .into(),
+        ));
+    }
+    verify(conn, sealer)
 }
 
 /// `PRAGMA journal_mode=WAL`, retried: on a brand-new file that several connections

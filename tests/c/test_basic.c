@@ -30,7 +30,7 @@ static void test_status_codes_and_strings(const char *dir) {
       CHARM_KV_STATUS_SERVER,      CHARM_KV_STATUS_BUSY,
       CHARM_KV_STATUS_CLOSED,      CHARM_KV_STATUS_NOT_CONFIGURED,
       CHARM_KV_STATUS_PENDING_WRITES, CHARM_KV_STATUS_PANIC,
-      CHARM_KV_STATUS_INTERNAL,
+      CHARM_KV_STATUS_INTERNAL,    CHARM_KV_STATUS_READ_ONLY,
   };
   const size_t n = sizeof all / sizeof all[0];
   CHECK(sizeof(charm_kv_status) == 4);
@@ -45,7 +45,8 @@ static void test_status_codes_and_strings(const char *dir) {
   }
   CHECK(strcmp(charm_kv_status_str(CHARM_KV_STATUS_OK), "ok") == 0);
   CHECK(strcmp(charm_kv_status_str(CHARM_KV_STATUS_NOT_FOUND), "not found") == 0);
-  CHECK(strcmp(charm_kv_status_str(15), "unknown status") == 0);
+  CHECK(strcmp(charm_kv_status_str(CHARM_KV_STATUS_READ_ONLY), "read-only store") == 0);
+  CHECK(strcmp(charm_kv_status_str(16), "unknown status") == 0);
   CHECK(strcmp(charm_kv_status_str(UINT32_MAX), "unknown status") == 0);
   CHECK(CHARM_KV_SYNC_PHASE_DOWNLOAD == 1 && CHARM_KV_SYNC_PHASE_UPLOAD == 2);
 }
@@ -743,6 +744,65 @@ static void test_status_reports_an_unreachable_server(const char *dir) {
   charm_kv_free(store);
 }
 
+static void test_read_only_open_reads_and_refuses_writes(const char *dir) {
+  charm_kv_store *store = open_store(dir, "ro");
+  CHECK_STATUS(charm_kv_set(store, BYTES("k"), BYTES("v"), NULL), CHARM_KV_STATUS_OK);
+  charm_kv_free(store);
+
+  charm_kv_options *options = test_options(dir);
+  charm_kv_error *err = NULL;
+  CHECK_STATUS(charm_kv_options_set_read_only(options, true, &err), CHARM_KV_STATUS_OK);
+  CHECK(err == NULL);
+  store = NULL;
+  CHECK_STATUS(charm_kv_open("ro", options, &store, &err), CHARM_KV_STATUS_OK);
+  charm_kv_bytes value = {NULL, 0};
+  CHECK_STATUS(charm_kv_get(store, BYTES("k"), &value, &err), CHARM_KV_STATUS_OK);
+  CHECK(bytes_eq(value.data, value.len, "v"));
+  charm_kv_bytes_free(&value);
+
+  const charm_kv_status ro = CHARM_KV_STATUS_READ_ONLY;
+  CHECK_STATUS(charm_kv_set(store, BYTES("k"), BYTES("w"), &err), ro);
+  CHECK_ERROR(err, ro, "read-only");
+  CHECK_STATUS(charm_kv_delete(store, BYTES("k"), &err), ro);
+  CHECK_ERROR(err, ro, "read-only");
+  charm_kv_batch *batch = NULL;
+  CHECK_STATUS(charm_kv_batch_begin(store, &batch, &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_batch_set(batch, BYTES("b"), BYTES("B"), &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_batch_commit(batch, &err), ro);
+  CHECK_ERROR(err, ro, "read-only");
+  CHECK_STATUS(charm_kv_sync(store, NULL, NULL, &err), ro);
+  CHECK_ERROR(err, ro, NULL);
+  CHECK_STATUS(charm_kv_reset(store, true, &err), ro);
+  CHECK_ERROR(err, ro, NULL);
+  bool synced = true;
+  CHECK_STATUS(charm_kv_sync_if_stale(store, 0, &synced, &err), ro);
+  CHECK_ERROR(err, ro, NULL);
+  CHECK_STATUS(charm_kv_delete_database(options, "ro", &err), ro);
+  CHECK_ERROR(err, ro, NULL);
+  CHECK_STATUS(charm_kv_get(store, BYTES("k"), &value, &err), CHARM_KV_STATUS_OK);
+  CHECK(bytes_eq(value.data, value.len, "v"));
+  charm_kv_bytes_free(&value);
+  CHECK_STATUS(charm_kv_get(store, BYTES("b"), &value, &err), CHARM_KV_STATUS_NOT_FOUND);
+  CHECK_ERROR(err, CHARM_KV_STATUS_NOT_FOUND, NULL);
+  charm_kv_free(store);
+
+  /* A database that does not exist is not created. */
+  store = NULL;
+  CHECK_STATUS(charm_kv_open("absent", options, &store, &err), CHARM_KV_STATUS_NOT_FOUND);
+  CHECK_ERROR(err, CHARM_KV_STATUS_NOT_FOUND, "absent");
+  CHECK(store == NULL);
+  char path[4096];
+  snprintf(path, sizeof path, "%s/localhost/charm-kv/absent.sqlite", dir);
+  CHECK(!path_exists(path));
+
+  /* Off again: the same options write. */
+  CHECK_STATUS(charm_kv_options_set_read_only(options, false, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_open("ro", options, &store, &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_set(store, BYTES("k"), BYTES("w"), &err), CHARM_KV_STATUS_OK);
+  charm_kv_free(store);
+  charm_kv_options_free(options);
+}
+
 const test_case basic_tests[] = {
     {"version_macros_match_library", test_version_macros_match_library},
     {"status_codes_and_strings", test_status_codes_and_strings},
@@ -764,5 +824,6 @@ const test_case basic_tests[] = {
     {"encrypt_keys", test_encrypt_keys},
     {"status_of_a_local_database", test_status_of_a_local_database},
     {"status_reports_an_unreachable_server", test_status_reports_an_unreachable_server},
+    {"read_only_open_reads_and_refuses_writes", test_read_only_open_reads_and_refuses_writes},
     {NULL, NULL},
 };

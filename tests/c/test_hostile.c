@@ -249,6 +249,7 @@ static void test_err_pointer_rules(const char *dir) {
   charm_kv_bytes value;
   CHECK_STATUS(charm_kv_get(store, BYTES("missing"), &value, misaligned), INVALID);
   CHECK_STATUS(charm_kv_set(store, BYTES("k2"), BYTES("v"), misaligned), INVALID);
+  CHECK_STATUS(charm_kv_options_set_read_only(options, true, misaligned), INVALID);
   for (size_t i = 0; i < sizeof storage; i++) CHECK(raw[i] == 0xAB);
   CHECK_STATUS(charm_kv_get(store, BYTES("k2"), &value, NULL), CHARM_KV_STATUS_NOT_FOUND);
 

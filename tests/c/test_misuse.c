@@ -77,6 +77,8 @@ static void test_null_store_handle(const char *dir) {
   CHECK_ERROR(err, INVALID, "options is NULL");
   CHECK_STATUS(charm_kv_options_set_durability(NULL, "normal", &err), INVALID);
   CHECK_ERROR(err, INVALID, "options is NULL");
+  CHECK_STATUS(charm_kv_options_set_read_only(NULL, true, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "options is NULL");
 }
 
 static void test_null_out_pointers(const char *dir) {

@@ -32,10 +32,10 @@
 // OpenWithDefaults and Open read the same CHARM_* variables as the original
 // (CHARM_HOST, CHARM_DATA_DIR, CHARM_SSH_PORT, CHARM_HTTP_PORT, CHARM_KEY_TYPE,
 // CHARM_IDENTITY_KEY) and charm-kv's CHARM_KV_CONNECT_TIMEOUT,
-// CHARM_KV_REQUEST_TIMEOUT, CHARM_KV_SYNC_TIMEOUT, CHARM_KV_REQUIRE_TLS and
-// CHARM_KV_DURABILITY; Open's options (WithHost, WithDataDir, WithSSHPort,
-// WithHTTPPort, WithIdentityKey, WithKeyType, WithLocal, WithAutoPush, WithTimeouts,
-// WithRequireTLS, WithDurability, WithEncryptKey) override them, and WithoutEnvironment ignores them. Every network
+// CHARM_KV_REQUEST_TIMEOUT, CHARM_KV_SYNC_TIMEOUT, CHARM_KV_REQUIRE_TLS,
+// CHARM_KV_DURABILITY and CHARM_KV_READ_ONLY; Open's options (WithHost, WithDataDir,
+// WithSSHPort, WithHTTPPort, WithIdentityKey, WithKeyType, WithLocal, WithAutoPush,
+// WithTimeouts, WithRequireTLS, WithDurability, WithReadOnly, WithEncryptKey) override them, and WithoutEnvironment ignores them. Every network
 // step is bounded (WithTimeouts): a write whose push cannot finish in time returns
 // with the write committed and pending, never waits on the server for longer. Unlike the
 // original, which defaulted to the defunct cloud.charm.sh, no CHARM_HOST means
@@ -49,8 +49,15 @@
 // Failures of the library are *Error values (a Status and the library's message);
 // test their category with errors.Is against the sentinels ErrNotFound,
 // ErrInvalidArgument, ErrIO, ErrCorrupt, ErrKeys, ErrAuth, ErrNetwork, ErrServer,
-// ErrBusy, ErrClosed, ErrNotConfigured, ErrPendingWrites, ErrPanic and
-// ErrInternal (one per status of the C library).
+// ErrBusy, ErrClosed, ErrNotConfigured, ErrPendingWrites, ErrPanic, ErrInternal and
+// ErrReadOnly (one per status of the C library).
+//
+// # Read-only use
+//
+// Open with WithReadOnly reads an existing database without creating or writing
+// anything, also on read-only media or in a data directory this process cannot
+// write; Set, Delete, batch commits, Sync, Reset and DeleteDatabase then fail with
+// ErrReadOnly.
 //
 // # Concurrency and lifetime
 //

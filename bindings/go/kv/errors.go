@@ -27,6 +27,7 @@ const (
 	StatusPendingWrites   Status = 12
 	StatusPanic           Status = 13
 	StatusInternal        Status = 14
+	StatusReadOnly        Status = 15
 )
 
 // The values above are checked against the header at compile time: an index out
@@ -48,6 +49,7 @@ func _() {
 	_ = x[int(StatusPendingWrites)-int(C.CHARM_KV_STATUS_PENDING_WRITES)]
 	_ = x[int(StatusPanic)-int(C.CHARM_KV_STATUS_PANIC)]
 	_ = x[int(StatusInternal)-int(C.CHARM_KV_STATUS_INTERNAL)]
+	_ = x[int(StatusReadOnly)-int(C.CHARM_KV_STATUS_READ_ONLY)]
 }
 
 // String returns the library's short description of the status, such as
@@ -110,6 +112,10 @@ var (
 	ErrPanic error = &sentinel{StatusPanic, "panic inside charm-kv"}
 	// ErrInternal: a bug or an unexpected condition inside charm-kv.
 	ErrInternal error = &sentinel{StatusInternal, "internal error"}
+	// ErrReadOnly: the store was opened WithReadOnly and the call would write (Set,
+	// Delete, a batch commit, Sync, Reset, DeleteDatabase), or a read-only open found
+	// a database it would first have to create or upgrade.
+	ErrReadOnly error = &sentinel{StatusReadOnly, "read-only store"}
 )
 
 var sentinels = map[Status]error{
@@ -127,6 +133,7 @@ var sentinels = map[Status]error{
 	StatusPendingWrites:   ErrPendingWrites,
 	StatusPanic:           ErrPanic,
 	StatusInternal:        ErrInternal,
+	StatusReadOnly:        ErrReadOnly,
 }
 
 // Error is a failure reported by charm-kv: its Status and the library's message

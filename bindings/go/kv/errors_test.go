@@ -29,11 +29,12 @@ var allSentinels = map[kv.Status]error{
 	kv.StatusPendingWrites:   kv.ErrPendingWrites,
 	kv.StatusPanic:           kv.ErrPanic,
 	kv.StatusInternal:        kv.ErrInternal,
+	kv.StatusReadOnly:        kv.ErrReadOnly,
 }
 
 // Every status has its sentinel, and an *Error matches exactly that one.
 func TestErrorMatchesOnlyItsSentinel(t *testing.T) {
-	if len(allSentinels) != 14 {
+	if len(allSentinels) != 15 {
 		t.Fatalf("%d sentinels", len(allSentinels))
 	}
 	for status := range allSentinels {

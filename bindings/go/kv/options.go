@@ -33,6 +33,7 @@ type settings struct {
 	timeouts    *[3]time.Duration
 	requireTLS  *bool
 	durability  *Durability
+	readOnly    bool
 	encryptKeys [][]byte
 }
 
@@ -101,6 +102,17 @@ func WithAutoPush(autoPush bool) Option {
 // pending (PendingWrites) for the next write or Sync.
 func WithTimeouts(connect, request, sync time.Duration) Option {
 	return func(s *settings) { s.timeouts = &[3]time.Duration{connect, request, sync} }
+}
+
+// WithReadOnly opens without creating or writing anything (like
+// CHARM_KV_READ_ONLY=1): the database must exist (ErrNotFound otherwise) and is read
+// where it is; the identity and encrypt keys must be cached already or given with
+// WithEncryptKey (ErrKeys otherwise). SQLite opens the file read-only (no WAL
+// switch, no schema writes), so it works on read-only media and in a data directory
+// this process cannot write. Set, Delete, batch commits, Sync, Reset and
+// DeleteDatabase then fail with ErrReadOnly.
+func WithReadOnly() Option {
+	return func(s *settings) { s.readOnly = true }
 }
 
 // WithRequireTLS(true) refuses plain http to a server that is not on this machine
@@ -261,6 +273,11 @@ func (s *settings) apply(o *C.charm_kv_options) error {
 	}
 	if s.requireTLS != nil {
 		if err := check(C.charm_kv_options_set_require_tls(o, C.bool(*s.requireTLS), &cerr)); err != nil {
+			return err
+		}
+	}
+	if s.readOnly {
+		if err := check(C.charm_kv_options_set_read_only(o, C.bool(true), &cerr)); err != nil {
 			return err
 		}
 	}

@@ -35,6 +35,7 @@ from ._errors import (
     NotFoundError,
     PanicError,
     PendingWritesError,
+    ReadOnlyError,
     ServerError,
     StorageError,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "PanicError",
     "PendingWritesError",
     "ProgressCallback",
+    "ReadOnlyError",
     "RemoteState",
     "ServerError",
     "Status",

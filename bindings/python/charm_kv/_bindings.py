@@ -57,6 +57,8 @@ class Status(enum.IntEnum):
     PANIC = 13
     #: A bug or an unexpected condition inside charm-kv.
     INTERNAL = 14
+    #: The store was opened read-only (`charm_kv_options_set_read_only`) and the call would write: a set, delete, batch commit, sync, reset or `charm_kv_delete_database`; or a read-only open found something it would have to create or upgrade (a database from an older charm-kv).
+    READ_ONLY = 15
 
 
 class RemoteState(enum.IntEnum):
@@ -382,6 +384,14 @@ FUNCTIONS = {
         [
             POINTER(charm_kv_options),  # charm_kv_options *options
             c_char_p,  # const char *durability
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
+        ],
+    ),
+    "charm_kv_options_set_read_only": (
+        c_uint32,
+        [
+            POINTER(charm_kv_options),  # charm_kv_options *options
+            c_bool,  # bool read_only
             POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
         ],
     ),

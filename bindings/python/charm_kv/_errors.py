@@ -136,6 +136,14 @@ class PendingWritesError(Error):
     default_status = Status.PENDING_WRITES
 
 
+class ReadOnlyError(Error):
+    """The store was opened with ``read_only=True`` and the call would write (a set,
+    delete, batch commit, sync, reset or database deletion), or a read-only open found
+    a database it would first have to create or upgrade."""
+
+    default_status = Status.READ_ONLY
+
+
 class InternalError(Error):
     """A bug or an unexpected condition inside charm-kv (or an unknown status)."""
 
@@ -165,6 +173,7 @@ EXCEPTIONS: dict[int, type[Error]] = {
         ClosedError,
         NotConfiguredError,
         PendingWritesError,
+        ReadOnlyError,
         PanicError,
         InternalError,
     )

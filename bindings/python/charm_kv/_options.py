@@ -97,6 +97,7 @@ SETTERS: dict[str, Setter] = {
     "sync_timeout": _timeout(2),
     "require_tls": _flag(lib.charm_kv_options_set_require_tls),
     "durability": _text(lib.charm_kv_options_set_durability, "durability"),
+    "read_only": _flag(lib.charm_kv_options_set_read_only),
     "encrypt_keys": _encrypt_keys,
 }
 NONE_IS_A_VALUE = frozenset({"host"})

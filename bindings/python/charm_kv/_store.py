@@ -52,6 +52,7 @@ def open(  # noqa: A001 - the module's entry point, as in dbm.open and shelve.op
     sync_timeout: float | None = None,
     require_tls: bool | None = None,
     durability: str | None = None,
+    read_only: bool | None = None,
     env: bool = True,
 ) -> KV:
     """Opens (creating it if needed) the database ``name`` and returns a :class:`KV`.
@@ -84,6 +85,11 @@ def open(  # noqa: A001 - the module's entry point, as in dbm.open and shelve.op
     - ``durability``: ``"full"`` (default: every commit is fsynced and survives a power
       loss) or ``"normal"`` (faster commits; a killed process loses nothing, a power
       loss or OS crash may take back the last commits). Like ``CHARM_KV_DURABILITY``.
+    - ``read_only``: open without creating or writing anything (``CHARM_KV_READ_ONLY``):
+      the database, identity and keys must exist already; it works on read-only media
+      and in a data directory this process cannot write. Writes, batch commits,
+      :meth:`KV.sync`, :meth:`KV.reset` and :func:`delete_database` then raise
+      :class:`ReadOnlyError`; a missing database raises :class:`NotFoundError`.
 
     The first open of a database on a server fetches the account's keys, so it may
     raise :class:`NetworkError` or :class:`AuthenticationError`.

@@ -7,7 +7,7 @@ mod time;
 use std::io::{self, IsTerminal, Read};
 use std::process::ExitCode;
 
-use charm_kv::{Direction, Error, Kv, Options};
+use charm_kv::{Direction, Error, ErrorKind, Kv, Options};
 use clap::Parser;
 
 use args::{db_arg, key_and_db, Cli, Command};
@@ -64,6 +64,25 @@ fn open(db: &str) -> Result<Kv, CliError> {
     Ok(kv)
 }
 
+/// Opens `db` for a read command (`get`, `list`, `status`): as configured, and
+/// read-only when that fails on the file system (a data dir on read-only media, or
+/// one this user cannot write). A read-only open creates and writes nothing.
+fn open_for_reading(db: &str) -> Result<Kv, CliError> {
+    let options = Options::from_env()?;
+    let err = match Kv::open_with(db, &options) {
+        Ok(kv) => {
+            output::warn_identity_permissions(&options);
+            return Ok(kv);
+        }
+        Err(err) if err.kind() == ErrorKind::Io && !options.is_read_only() => err,
+        Err(err) => return Err(err.into()),
+    };
+    let mut read_only = options.clone();
+    read_only.read_only(true);
+    Kv::open_with(db, &read_only)
+        .map_err(|ro| CliError::Message(format!("{err} (and read-only: {ro})")))
+}
+
 fn run(command: Command) -> Result<(), CliError> {
     match command {
         Command::Set { key, value } => {
@@ -85,7 +104,7 @@ fn run(command: Command) -> Result<(), CliError> {
         }
         Command::Get { key, show_binary } => {
             let (key, db) = key_and_db(&key)?;
-            let value = open(&db)?.get(key)?;
+            let value = open_for_reading(&db)?.get(key)?;
             output::print_value(&value, show_binary)?;
         }
         Command::Delete { key } => {
@@ -102,9 +121,12 @@ fn run(command: Command) -> Result<(), CliError> {
             show_binary,
             delimiter,
         } => {
-            let kv = open(&db_arg(db.as_deref())?)?;
-            // `charm kv list` syncs first; offline, the local copy is still listed.
-            if kv.options().config().server().is_some() {
+            let kv = open_for_reading(&db_arg(db.as_deref())?)?;
+            // `charm kv list` syncs first; offline or read-only, the local copy is
+            // still listed.
+            if kv.is_read_only() && kv.options().config().server().is_some() {
+                eprintln!("charm-kv: warning: read-only, listing local data without syncing");
+            } else if kv.options().config().server().is_some() {
                 if let Err(err) = kv.sync() {
                     eprintln!("charm-kv: warning: sync failed, listing local data: {err}");
                 }
@@ -135,7 +157,7 @@ fn run(command: Command) -> Result<(), CliError> {
             }
         }
         Command::Status { db, remote } => {
-            let kv = open(&db_arg(db.as_deref())?)?;
+            let kv = open_for_reading(&db_arg(db.as_deref())?)?;
             let status = match remote {
                 true => kv.status_with_remote()?,
                 false => kv.status()?,
