@@ -698,8 +698,9 @@ charm_kv_status charm_kv_options_set_data_dir(struct charm_kv_options *options,
  * Sets the Charm server host name (like `CHARM_HOST`). NULL or "" means no server:
  * local mode. The host is also the last component of the data path.
  *
- * Returns OK, INVALID_ARGUMENT (`options` NULL, `host` not UTF-8 or not a host name,
- * such as one containing '/') or PANIC.
+ * Returns OK, INVALID_ARGUMENT (`options` NULL, `host` not UTF-8, or neither an IP
+ * address nor a DNS name of letters, digits, '-', '_' and '.' not starting with '-'
+ * or '.': the same check as `CHARM_HOST`) or PANIC.
  *
  * # Safety
  * `options` is NULL or a live options object used by no other thread; `host` is NULL

@@ -97,7 +97,6 @@ impl Config {
         if let Some(v) = get("CHARM_KEY_TYPE") {
             config.key_type = v;
         }
-        config.check_key_type()?;
         config.identity_key = get("CHARM_IDENTITY_KEY").map(|p| expand_tilde(&p));
         if let Some(v) = get("CHARM_DEBUG") {
             config.debug = parse_bool("CHARM_DEBUG", &v)?;
@@ -107,7 +106,20 @@ impl Config {
         if let Some(v) = get("CHARM_KV_REQUIRE_TLS") {
             config.require_tls = parse_bool("CHARM_KV_REQUIRE_TLS", &v)?;
         }
+        config.validate()?;
         Ok(config)
+    }
+
+    /// The checks every setting passes, whether it came from the environment, an
+    /// `Options` builder or a C setter: one implementation ([`check_host`],
+    /// [`check_port`], [`check_key_type`]).
+    pub fn validate(&self) -> Result<()> {
+        if let Some(host) = &self.host {
+            check_host(host)?;
+        }
+        check_port("CHARM_SSH_PORT", self.ssh_port)?;
+        check_port("CHARM_HTTP_PORT", self.http_port)?;
+        check_key_type(&self.key_type)
     }
 
     /// The server to sync with, or `None` in local mode.
@@ -130,31 +142,12 @@ impl Config {
     /// `<data dir>/<host>`: where keys, the key cache and the `kv/` folder live.
     pub fn data_path(&self) -> Result<PathBuf> {
         let host = self.host_component();
-        if host.is_empty() || host.contains(['/', '\\', '\0']) || host == "." || host == ".." {
-            return Err(Error::invalid(format!(
-                "CHARM_HOST {host:?} is not a host name"
-            )));
-        }
+        check_host(host)?;
         let base = match &self.data_dir {
             Some(dir) => dir.clone(),
             None => default_data_dir()?,
         };
         Ok(base.join(host))
-    }
-
-    /// `CHARM_KEY_TYPE` becomes part of a file name: only a plain word is accepted.
-    pub(crate) fn check_key_type(&self) -> Result<()> {
-        let t = &self.key_type;
-        if t.is_empty()
-            || !t
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(Error::invalid(format!(
-                "CHARM_KEY_TYPE={t:?} is not a key type (ed25519 or rsa)"
-            )));
-        }
-        Ok(())
     }
 
     /// The key file name the data path is searched for (`charm_<CHARM_KEY_TYPE>`).
@@ -173,10 +166,54 @@ fn default_data_dir() -> Result<PathBuf> {
 }
 
 fn parse_port(name: &str, value: &str) -> Result<u16> {
-    value
+    let port = value
         .trim()
         .parse::<u16>()
-        .map_err(|_| Error::invalid(format!("{name}={value:?} is not a port number")))
+        .map_err(|_| Error::invalid(format!("{name}={value:?} is not a port number")))?;
+    check_port(name, port)?;
+    Ok(port)
+}
+
+/// A Charm server host: a DNS name (letters, digits, `-`, `_`, `.`, not starting with
+/// `-` or `.`, at most 253 bytes) or an IP address. It names a folder of the data path
+/// and is handed to SSH: nothing else (no space, `/`, `:`, control character, or a
+/// leading `-` that a tool could read as an option).
+pub(crate) fn check_host(host: &str) -> Result<()> {
+    let is_ip = host.parse::<std::net::IpAddr>().is_ok();
+    let is_name = !host.is_empty()
+        && host.len() <= 253
+        && !host.starts_with(['-', '.'])
+        && host != "."
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if is_ip || is_name {
+        return Ok(());
+    }
+    let shown: String = host.chars().take(64).collect();
+    Err(Error::invalid(format!(
+        "host {shown:?} is not a host name or IP address"
+    )))
+}
+
+/// Port 0 is no port.
+pub(crate) fn check_port(name: &str, port: u16) -> Result<()> {
+    if port == 0 {
+        return Err(Error::invalid(format!("{name} 0 is not a port")));
+    }
+    Ok(())
+}
+
+/// The SSH key types charm-kv can wrap encrypt keys for, as `CHARM_KEY_TYPE` names
+/// them (it becomes part of the key file's name).
+pub(crate) fn check_key_type(key_type: &str) -> Result<()> {
+    if matches!(key_type, "ed25519" | "rsa") {
+        return Ok(());
+    }
+    let shown: String = key_type.chars().take(64).collect();
+    Err(Error::invalid(format!(
+        "key type {shown:?} is neither \"ed25519\" nor \"rsa\""
+    )))
 }
 
 /// Go's `strconv.ParseBool`.
@@ -268,6 +305,42 @@ mod tests {
     }
 
     #[test]
+    fn the_environment_is_checked_like_the_setters() {
+        for (name, value) in [
+            ("CHARM_SSH_PORT", "0"),
+            ("CHARM_HTTP_PORT", "0"),
+            ("CHARM_KEY_TYPE", "dsa"),
+            ("CHARM_HOST", "evil\nhost"),
+            ("CHARM_HOST", "a b"),
+            ("CHARM_HOST", "host:22"),
+            ("CHARM_HOST", "-oProxyCommand=x"),
+            ("CHARM_HOST", "../up"),
+        ] {
+            let err = config(&[(name, value)]).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                crate::ErrorKind::InvalidArgument,
+                "{name}={value:?}"
+            );
+        }
+        for host in [
+            "charm.example.com",
+            "127.0.0.1",
+            "::1",
+            "localhost",
+            "my_host-2",
+        ] {
+            config(&[("CHARM_HOST", host)]).unwrap();
+        }
+        // The builder's settings meet the same checks at open.
+        let c = Config {
+            host: Some("a b".into()),
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
     fn path_escaping_key_type_is_rejected() {
         assert!(config(&[("CHARM_KEY_TYPE", "../x")]).is_err());
         assert!(config(&[("CHARM_KEY_TYPE", "a/b")]).is_err());
@@ -281,7 +354,12 @@ mod tests {
 
     #[test]
     fn path_escaping_host_is_rejected() {
-        let c = config(&[("CHARM_HOST", "../x"), ("CHARM_DATA_DIR", "/d")]).unwrap();
+        assert!(config(&[("CHARM_HOST", "../x"), ("CHARM_DATA_DIR", "/d")]).is_err());
+        let c = Config {
+            host: Some("../x".into()),
+            data_dir: Some("/d".into()),
+            ..Config::default()
+        };
         assert!(c.data_path().is_err());
     }
 }

@@ -49,6 +49,8 @@ impl Kv {
     /// [`Options::read_only`] the database must exist and nothing is created or written.
     pub fn open_with(name: &str, options: &Options) -> Result<Kv> {
         names::validate(name)?;
+        // The same checks as the environment's, for settings made with the builder.
+        options.config.validate()?;
         // Absolute, so that no path derived from it (the sync's attached files too) can
         // start with `file:` and be read by SQLite as a URI.
         let data_path = options.config.data_path()?;

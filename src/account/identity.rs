@@ -36,7 +36,7 @@ impl SshIdentity {
     /// then the generated one's) and the algorithm to generate, when no
     /// `CHARM_IDENTITY_KEY` names the file.
     fn candidates(config: &Config) -> Result<(PathBuf, PathBuf, Algorithm)> {
-        config.check_key_type()?;
+        crate::config::check_key_type(&config.key_type)?;
         let data_path = config.data_path()?;
         let configured = data_path.join(config.key_file_name());
         let algorithm = match config.key_type.to_ascii_lowercase().as_str() {

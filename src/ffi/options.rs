@@ -137,8 +137,9 @@ pub unsafe extern "C" fn charm_kv_options_set_data_dir(
 /// Sets the Charm server host name (like `CHARM_HOST`). NULL or "" means no server:
 /// local mode. The host is also the last component of the data path.
 ///
-/// Returns OK, INVALID_ARGUMENT (`options` NULL, `host` not UTF-8 or not a host name,
-/// such as one containing '/') or PANIC.
+/// Returns OK, INVALID_ARGUMENT (`options` NULL, `host` not UTF-8, or neither an IP
+/// address nor a DNS name of letters, digits, '-', '_' and '.' not starting with '-'
+/// or '.': the same check as `CHARM_HOST`) or PANIC.
 ///
 /// # Safety
 /// `options` is NULL or a live options object used by no other thread; `host` is NULL
@@ -152,10 +153,9 @@ pub unsafe extern "C" fn charm_kv_options_set_host(
     ffi_boundary!(err, {
         // SAFETY: the caller guarantees `host` is NULL or NUL-terminated.
         let host = unsafe { opt_text_in(host, "host") }?;
-        if let Some(h) = host {
-            if h.contains(['/', '\\']) || h == "." || h == ".." || h.chars().any(char::is_control) {
-                return Err(Failure::invalid(format!("host {h:?} is not a host name")));
-            }
+        // An empty host is no host (local mode), as with `CHARM_HOST=`.
+        if let Some(h) = host.filter(|h| !h.is_empty()) {
+            crate::config::check_host(h)?;
         }
         // SAFETY: the caller guarantees `options` is NULL or live and unshared.
         unsafe {
@@ -216,10 +216,8 @@ pub unsafe extern "C" fn charm_kv_options_set_http_port(
 }
 
 fn nonzero_port(port: u16) -> Result<u16, Failure> {
-    match port {
-        0 => Err(Failure::invalid("port 0 is not a port")),
-        port => Ok(port),
-    }
+    crate::config::check_port("port", port)?;
+    Ok(port)
 }
 
 /// Sets the SSH private key file to use as the Charm identity instead of the data
@@ -271,11 +269,7 @@ pub unsafe extern "C" fn charm_kv_options_set_key_type(
     ffi_boundary!(err, {
         // SAFETY: the caller guarantees `key_type` is NULL or NUL-terminated.
         let key_type = unsafe { text_in(key_type, "key_type") }?;
-        if !matches!(key_type, "ed25519" | "rsa") {
-            return Err(Failure::invalid(format!(
-                "key type {key_type:?} is neither \"ed25519\" nor \"rsa\""
-            )));
-        }
+        crate::config::check_key_type(key_type)?;
         // SAFETY: the caller guarantees `options` is NULL or live and unshared.
         unsafe {
             change(options, |o| {
