@@ -118,6 +118,8 @@ def collect_go(text: str) -> list[Row]:
             rows.append(Row("go", "keys", size, engine, metrics["keys/s"], "keys/s"))
         elif name == "Set" and ns:
             rows.append(Row("go", "set_local", size, engine, 1e9 / ns, "ops/s"))
+        elif name == "Batch" and "keys/s" in metrics:
+            rows.append(Row("go", "batch", size, engine, metrics["keys/s"], "keys/s"))
         elif name == "SetSync":
             for p in ("p50", "p99"):
                 if f"{p}-ms" in metrics:
@@ -385,18 +387,40 @@ def section_go(res: Results) -> list[str]:
                     judge(q, target),
                 ]
             )
-    c, o = res.get("go", "set_local", 0, "charm-kv"), res.get("go", "set_local", 0, "badger")
-    if c or o:
-        rows.append(
-            [
-                "Set, local only (durable vs Badger's commit)",
-                "",
-                fmt(c.value, "ops/s") if c else "",
-                fmt(o.value, "ops/s") if o else "",
-                rx(ratio(c, o)),
-                "",
-            ]
-        )
+    o = res.get("go", "set_local", 0, "badger")
+    for engine, label, target in (
+        ("charm-kv", "Set, local only (durability full: fsync per commit)", ""),
+        ("charm-kv-normal", "Set, local only (durability normal)", ">=0.5"),
+    ):
+        c = res.get("go", "set_local", 0, engine)
+        if c or o:
+            q = ratio(c, o)
+            rows.append(
+                [
+                    label,
+                    "",
+                    fmt(c.value, "ops/s") if c else "",
+                    fmt(o.value, "ops/s") if o else "",
+                    rx(q),
+                    judge(q, target) if target else "",
+                ]
+            )
+    for size in res.sizes("go", "batch"):
+        o = res.get("go", "batch", size, "badger")
+        for engine, durability in (("charm-kv", "full"), ("charm-kv-normal", "normal")):
+            c = res.get("go", "batch", size, engine)
+            if c or o:
+                q = ratio(c, o)
+                rows.append(
+                    [
+                        f"1000-key batch, keys/s (durability {durability})",
+                        f"{size:,}",
+                        fmt(c.value, "keys/s") if c else "",
+                        fmt(o.value, "keys/s") if o else "",
+                        rx(q),
+                        judge(q, ">=0.3"),
+                    ]
+                )
     res.target("Go Get vs original", gets, ">=0.5")
     res.target("Go Keys vs original", keys, ">=1.0")
     out += table(["operation", "keys", "charm-kv", "original", "ratio", "target"], rows)

@@ -236,20 +236,26 @@ func BenchmarkKeys(b *testing.B) {
 func BenchmarkSet(b *testing.B) {
 	benchSetup(b)
 	value := make([]byte, benchValue)
-	b.Run("charm-kv", func(b *testing.B) {
-		db, err := kv.Open("bench-set-charm-kv", kv.WithoutEnvironment(), kv.WithDataDir(bench.dir),
-			kv.WithHost(charmtest.Host), kv.WithLocal(true))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer db.Close()
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
-			if err := db.Set(benchKey(i), value); err != nil {
+	// "charm-kv" is the default durability (full: an fsync per commit).
+	for _, d := range []struct {
+		name       string
+		durability kv.Durability
+	}{{"charm-kv", kv.DurabilityFull}, {"charm-kv-normal", kv.DurabilityNormal}} {
+		b.Run(d.name, func(b *testing.B) {
+			db, err := kv.Open("bench-set-"+d.name, kv.WithoutEnvironment(), kv.WithDataDir(bench.dir),
+				kv.WithHost(charmtest.Host), kv.WithLocal(true), kv.WithDurability(d.durability))
+			if err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
+			defer db.Close()
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if err := db.Set(benchKey(i), value); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 	b.Run("badger", func(b *testing.B) {
 		orig, err := openOriginal(bench.cc, "bench-set-badger")
 		if err != nil {
@@ -269,6 +275,93 @@ func BenchmarkSet(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkBatch commits batches of 1000 new keys (spread over the key space, as
+// hashed keys would be) into a database already holding size pairs, for each size of
+// BENCH_GO_BATCH_SIZES (default 10000 and 100000), in both durabilities and in the
+// original (one Badger transaction committed at one version, as its Set does). It
+// reports keys/s.
+func BenchmarkBatch(b *testing.B) {
+	benchSetup(b)
+	value := make([]byte, benchValue)
+	const batch = 1000
+	newKey := func(size, i int) []byte { return benchKey(size + int(uint64(i)*0x9E3779B97F4A7C15>>20)) }
+	for _, size := range envSizes(b, "BENCH_GO_BATCH_SIZES", []int{10000, 100000}) {
+		b.Run(fmt.Sprintf("keys=%d", size), func(b *testing.B) {
+			for _, d := range []struct {
+				name       string
+				durability kv.Durability
+			}{{"charm-kv", kv.DurabilityFull}, {"charm-kv-normal", kv.DurabilityNormal}} {
+				b.Run(d.name, func(b *testing.B) {
+					name := fmt.Sprintf("bench-batch-%s-%d", d.name, size)
+					db, err := kv.Open(name, kv.WithoutEnvironment(), kv.WithDataDir(bench.dir),
+						kv.WithHost(charmtest.Host), kv.WithLocal(true), kv.WithDurability(d.durability))
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer db.Close()
+					if err := db.Update(func(w *kv.Batch) error {
+						for i := range size {
+							if err := w.Set(benchKey(i), value); err != nil {
+								return err
+							}
+						}
+						return nil
+					}); err != nil {
+						b.Fatal(err)
+					}
+					next := 0
+					for b.Loop() {
+						if err := db.Update(func(w *kv.Batch) error {
+							for range batch {
+								next++
+								if err := w.Set(newKey(size, next), value); err != nil {
+									return err
+								}
+							}
+							return nil
+						}); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "keys/s")
+				})
+			}
+			b.Run("badger", func(b *testing.B) {
+				orig, err := openOriginal(bench.cc, fmt.Sprintf("bench-batch-badger-%d", size))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer orig.Close()
+				wb := orig.DB.NewManagedWriteBatch()
+				for i := range size {
+					if err := wb.SetEntryAt(badger.NewEntry(benchKey(i), value), 1); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := wb.Flush(); err != nil {
+					b.Fatal(err)
+				}
+				ts := orig.DB.MaxVersion()
+				next := 0
+				for b.Loop() {
+					ts++
+					txn := orig.DB.NewTransactionAt(math.MaxUint64, true)
+					for range batch {
+						next++
+						if err := txn.Set(newKey(size, next), value); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if err := txn.CommitAt(ts, nil); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "keys/s")
+			})
+		})
+	}
 }
 
 // BenchmarkSetSync is Set as users of the original call it, against the server,
