@@ -32,13 +32,23 @@ pub struct SnapshotInfo {
 /// since overwritten or deleted, and the local tables. The fresh file holds the live
 /// `kv` and `meta` rows and nothing else.
 pub fn create(store: &Arc<Store>, dest: &Path, seq: u64) -> Result<SnapshotInfo> {
+    from_live(store, dest, |conn| copy_live_rows(conn, seq))
+}
+
+/// Fills the new scratch file `dest` with `copy`, run with the live database attached
+/// as `live`; `copy` returns the writer counter the file includes.
+fn from_live(
+    store: &Arc<Store>,
+    dest: &Path,
+    copy: impl FnOnce(&Connection) -> Result<i64>,
+) -> Result<SnapshotInfo> {
     let conn = schema::open_scratch(dest)?;
     let live = store
         .path()
         .to_str()
         .ok_or_else(|| Error::invalid(format!("{} is not valid UTF-8", store.path().display())))?;
     conn.execute("ATTACH DATABASE ?1 AS live", [live])?;
-    let copied = copy_live_rows(&conn, seq);
+    let copied = copy(&conn);
     let detached = conn.execute("DETACH DATABASE live", []);
     let included_seq = copied?;
     detached?;
@@ -47,6 +57,15 @@ pub fn create(store: &Arc<Store>, dest: &Path, seq: u64) -> Result<SnapshotInfo>
         included_seq,
         size: file_size(dest)?,
     })
+}
+
+/// A `sync_state` value of the attached live database.
+fn live_state(conn: &Connection, name: &str) -> Result<i64> {
+    Ok(conn.query_row(
+        "SELECT value FROM live.sync_state WHERE name = ?1",
+        [name],
+        |r| r.get(0),
+    )?)
 }
 
 /// Copies `live.kv` and `live.meta` into the scratch file's empty tables, stamped for
@@ -59,15 +78,8 @@ fn copy_live_rows(conn: &Connection, seq: u64) -> Result<i64> {
     // The same table shape on both sides: SQLite copies the records without decoding.
     tx.execute("INSERT INTO main.kv SELECT * FROM live.kv", [])?;
     tx.execute("INSERT INTO main.meta SELECT * FROM live.meta", [])?;
-    let state = |name: &str| -> Result<i64> {
-        Ok(tx.query_row(
-            "SELECT value FROM live.sync_state WHERE name = ?1",
-            [name],
-            |r| r.get(0),
-        )?)
-    };
-    let device_id = state(schema::STATE_DEVICE_ID)?;
-    let included_seq = state(schema::STATE_WRITE_SEQ)?;
+    let device_id = live_state(&tx, schema::STATE_DEVICE_ID)?;
+    let included_seq = live_state(&tx, schema::STATE_WRITE_SEQ)?;
     schema::meta_set(&tx, schema::META_MAX_VERSION, seq as i64)?;
     schema::meta_set(&tx, &schema::writer_mark(device_id), included_seq)?;
     Shape::full(seq).write(&tx)?;
@@ -88,20 +100,8 @@ pub fn create_delta(
     base: u64,
     changed_since: Option<u64>,
 ) -> Result<SnapshotInfo> {
-    let conn = schema::open_scratch(dest)?;
-    let live = store
-        .path()
-        .to_str()
-        .ok_or_else(|| Error::invalid(format!("{} is not valid UTF-8", store.path().display())))?;
-    conn.execute("ATTACH DATABASE ?1 AS live", [live])?;
-    let copied = copy_delta_rows(&conn, store.sealer(), seq, base, changed_since);
-    let detached = conn.execute("DETACH DATABASE live", []);
-    let included_seq = copied?;
-    detached?;
-    drop(conn);
-    Ok(SnapshotInfo {
-        included_seq,
-        size: file_size(dest)?,
+    from_live(store, dest, |conn| {
+        copy_delta_rows(conn, store.sealer(), seq, base, changed_since)
     })
 }
 
@@ -115,16 +115,9 @@ fn copy_delta_rows(
     let tx = conn.unchecked_transaction()?;
     tx.execute(schema::CREATE_KV, [])?;
     tx.execute(schema::CREATE_META, [])?;
-    let state = |name: &str| -> Result<i64> {
-        Ok(tx.query_row(
-            "SELECT value FROM live.sync_state WHERE name = ?1",
-            [name],
-            |r| r.get(0),
-        )?)
-    };
-    let device_id = state(schema::STATE_DEVICE_ID)?;
-    let included_seq = state(schema::STATE_WRITE_SEQ)?;
-    let uploaded = state(schema::STATE_UPLOADED_SEQ)?;
+    let device_id = live_state(&tx, schema::STATE_DEVICE_ID)?;
+    let included_seq = live_state(&tx, schema::STATE_WRITE_SEQ)?;
+    let uploaded = live_state(&tx, schema::STATE_UPLOADED_SEQ)?;
     tx.execute(
         "INSERT OR REPLACE INTO main.kv (key, value)
          SELECT j.key, coalesce(kv.value, X'') FROM live.sync_journal AS j
