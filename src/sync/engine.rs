@@ -116,7 +116,10 @@ impl<'a> Engine<'a> {
             tx.commit()?;
             return Ok(());
         }
-        self.restore_newest(&files, true)
+        match self.restore_newest(&files, true) {
+            Err(Error::NotReady(why)) if why.ends_with(MISSING_BASE) => Err(Error::corrupt(why)),
+            other => other,
+        }
     }
 
     /// Writes not confirmed on the server.
@@ -152,6 +155,11 @@ impl<'a> Engine<'a> {
     fn restore_listed(&mut self, mut files: Vec<u64>) -> Result<()> {
         for attempt in 1.. {
             match self.restore_newest(&files, false) {
+                // Every listing leaves out what the chain needs: the server does not
+                // have it, whatever it lists.
+                Err(Error::NotReady(why)) if attempt == 4 && why.ends_with(MISSING_BASE) => {
+                    return Err(Error::corrupt(format!("{why} (in {attempt} listings)")))
+                }
                 Err(e) if attempt < 4 && vanished(&e) => {
                     files = self.list()?;
                     match files.last() {
@@ -214,9 +222,11 @@ impl<'a> Engine<'a> {
                     None
                 }
                 Some(base) if base < seq && files.contains(&base) => Some(base),
+                // Not in our listing: a listing torn by a concurrent push and its
+                // retention, or a server dropping files. `restore_listed` lists again.
                 Some(base) => {
-                    return Err(Error::corrupt(format!(
-                        "delta {seq} builds on {base}, which the server does not have"
+                    return Err(Error::NotReady(format!(
+                        "delta {seq} builds on {base}, which {MISSING_BASE}"
                     )))
                 }
             };
@@ -568,11 +578,14 @@ impl<'a> Engine<'a> {
     }
 }
 
+/// The end of the message for a delta whose base a listing does not show.
+const MISSING_BASE: &str = "the server's listing does not show";
+
 /// Whether `e` says a listed file is gone from the server.
 fn vanished(e: &Error) -> bool {
     match e {
         Error::Server { status: 404, .. } => true,
-        Error::NotReady(why) => why.contains("disappeared"),
+        Error::NotReady(why) => why.contains("disappeared") || why.ends_with(MISSING_BASE),
         _ => false,
     }
 }

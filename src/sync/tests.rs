@@ -35,6 +35,9 @@ struct MemoryRemote {
     on_next_seq: Mutex<Option<Hook>>,
     /// Runs once, at the start of the next upload.
     on_upload: Mutex<Option<Hook>>,
+    /// Files the next listings leave out, with how many listings still do: a torn
+    /// listing (the server's directory walk racing a retention removal or an upload).
+    hidden: Mutex<BTreeMap<u64, u32>>,
 }
 
 impl MemoryRemote {
@@ -86,6 +89,12 @@ impl Remote for MemoryRemote {
             files.insert(seq, data);
         }
         listed.extend(files.iter().map(|(&seq, data)| (seq, data.len() as u64)));
+        let mut hidden = self.hidden.lock().unwrap();
+        hidden.retain(|seq, listings| {
+            listed.remove(seq);
+            *listings -= 1;
+            *listings > 0
+        });
         Ok(listed.keys().copied().collect())
     }
     fn listed_size(&self, seq: u64) -> Option<u64> {
@@ -1296,4 +1305,38 @@ fn a_device_that_follows_every_push_applies_a_merged_delta_directly() {
     let c = device(c_dir.path(), &key);
     sync(&c, &remote).unwrap();
     assert_eq!(contents(&c), contents(&a));
+}
+
+#[test]
+fn a_torn_listing_missing_a_delta_base_is_listed_again() {
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (device(a_dir.path(), &key), device(b_dir.path(), &key));
+    a.set("first", "1").unwrap();
+    sync(&a, &remote).unwrap();
+    a.set("second", "2").unwrap();
+    sync(&a, &remote).unwrap();
+    assert_eq!(remote.delta_base(2), Some(1));
+    // The first listing B takes shows the delta but not the snapshot it builds on.
+    remote.hidden.lock().unwrap().insert(1, 1);
+    sync(&b, &remote).unwrap();
+    assert_eq!(contents(&a), contents(&b));
+}
+
+#[test]
+fn a_delta_base_the_server_never_lists_is_corrupt_not_retried_forever() {
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (device(a_dir.path(), &key), device(b_dir.path(), &key));
+    a.set("first", "1").unwrap();
+    sync(&a, &remote).unwrap();
+    a.set("second", "2").unwrap();
+    sync(&a, &remote).unwrap();
+    remote.hidden.lock().unwrap().insert(1, u32::MAX);
+    let err = sync(&b, &remote).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert!(err.to_string().contains("builds on 1"), "{err}");
+    assert!(contents(&b).is_empty(), "nothing applied");
 }
