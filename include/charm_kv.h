@@ -7,19 +7,23 @@
  *   NULL, *err is always written: NULL on success, a new error object (free it
  *   with charm_kv_error_free) on failure.
  * - Outputs are trailing out-pointers, written only on CHARM_KV_STATUS_OK.
- * - Byte strings are (const uint8_t *ptr, size_t len); len 0 is valid with any ptr,
- *   NULL with len > 0 is CHARM_KV_STATUS_INVALID_ARGUMENT. Text (names, paths) is
- *   NUL-terminated UTF-8.
- * - Whatever the library allocates, the library frees: charm_kv_free,
+ * - Names: a function of an object starts with the object's name
+ *   (charm_kv_store_get takes a charm_kv_store); charm_kv_database_* work on
+ *   database files by name.
+ * - Borrowed byte strings are (const uint8_t *ptr, size_t len), or a charm_kv_slice
+ *   where a function has several; len 0 is valid with any ptr, NULL with len > 0 is
+ *   CHARM_KV_STATUS_INVALID_ARGUMENT. Text (names, paths) is NUL-terminated UTF-8.
+ * - Whatever the library allocates, the library frees: charm_kv_store_free,
  *   charm_kv_options_free, charm_kv_iter_free, charm_kv_batch_free,
  *   charm_kv_bytes_free, charm_kv_bytes_list_free, charm_kv_string_list_free,
  *   charm_kv_store_status_free, charm_kv_error_free. All accept NULL.
- * - A charm_kv_store is thread-safe; options, iterators and batches are used by
- *   one thread at a time. No state is kept per thread.
- * - `const charm_kv_store *` means the call may run on any thread at the same time
- *   as other calls on that store, charm_kv_close included (calls in flight finish
- *   first); a non-const handle parameter (charm_kv_free, iterators, batches,
- *   options) must not be used by another thread during the call.
+ * - `const` on a handle parameter means shared: the call may run on any thread at
+ *   the same time as other calls that take the same handle as const (for a
+ *   `const charm_kv_store *`, charm_kv_store_close included: calls in flight finish
+ *   first). A non-const handle parameter (charm_kv_store_free, iterator steps, batch
+ *   changes, option setters, every _free) is exclusive: no other call may use the
+ *   handle meanwhile. So a charm_kv_store is thread-safe, and every handle may move
+ *   between threads. No state is kept per thread.
  */
 
 #ifndef CHARM_KV_H
@@ -33,11 +37,11 @@
 /** Major version of this header (charm-kv's Cargo version). */
 #define CHARM_KV_VERSION_MAJOR 0
 /** Minor version of this header. */
-#define CHARM_KV_VERSION_MINOR 1
+#define CHARM_KV_VERSION_MINOR 2
 /** Patch version of this header. */
 #define CHARM_KV_VERSION_PATCH 0
 /** The header's version as a string; compare with charm_kv_version(). */
-#define CHARM_KV_VERSION "0.1.0"
+#define CHARM_KV_VERSION "0.2.0"
 
 
 /**
@@ -105,8 +109,8 @@ enum charm_kv_status
    */
   CHARM_KV_STATUS_BUSY = 9,
   /**
-   * The store was closed with `charm_kv_close`; the handle only accepts
-   * `charm_kv_close` and `charm_kv_free` now.
+   * The store was closed with `charm_kv_store_close`; the handle only accepts
+   * `charm_kv_store_close` and `charm_kv_store_free` now.
    */
   CHARM_KV_STATUS_CLOSED = 10,
   /**
@@ -129,7 +133,7 @@ enum charm_kv_status
   /**
    * The store was opened read-only (`charm_kv_options_set_read_only`) and the call
    * would write: a set, delete, batch commit, sync, reset or
-   * `charm_kv_delete_database`; or a read-only open found something it would have
+   * `charm_kv_database_delete`; or a read-only open found something it would have
    * to create or upgrade (a database from an older charm-kv).
    */
   CHARM_KV_STATUS_READ_ONLY = 15,
@@ -143,7 +147,7 @@ typedef uint32_t charm_kv_status;
 #endif // __cplusplus
 
 /**
- * What `charm_kv_get_status` learned about the server (a `uint32_t` in C).
+ * What `charm_kv_store_get_status` learned about the server (a `uint32_t` in C).
  */
 enum charm_kv_remote_state
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -231,7 +235,7 @@ typedef struct charm_kv_error charm_kv_error;
  *
  * Made by `charm_kv_iter_new`, advanced by `charm_kv_iter_next`, released by
  * `charm_kv_iter_free`. It keeps the database open until freed, even past
- * `charm_kv_free` of its store, but returns CLOSED once the store is closed.
+ * `charm_kv_store_free` of its store, but returns CLOSED once the store is closed.
  *
  * Thread safety: not thread-safe. Use an iterator from one thread at a time (moving
  * it between threads is fine). Other threads may use the store meanwhile.
@@ -239,8 +243,8 @@ typedef struct charm_kv_error charm_kv_error;
 typedef struct charm_kv_iter charm_kv_iter;
 
 /**
- * Settings for `charm_kv_open`, `charm_kv_list_databases` and
- * `charm_kv_delete_database`: data directory, Charm server, identity, keys.
+ * Settings for `charm_kv_store_open`, `charm_kv_database_list` and
+ * `charm_kv_database_delete`: data directory, Charm server, identity, keys.
  *
  * Made by `charm_kv_options_new` or `charm_kv_options_from_env`, changed by the
  * `charm_kv_options_set_*` functions, released by `charm_kv_options_free`. Functions
@@ -254,18 +258,38 @@ typedef struct charm_kv_options charm_kv_options;
 /**
  * An open database.
  *
- * Made by `charm_kv_open`; closed by `charm_kv_close` and released by `charm_kv_free`.
+ * Made by `charm_kv_store_open`; closed by `charm_kv_store_close` and released by `charm_kv_store_free`.
  *
  * Thread safety: thread-safe. One handle may be used by any number of threads at
- * once (reads run in parallel, writes are serialised), except that `charm_kv_free`
+ * once (reads run in parallel, writes are serialised), except that `charm_kv_store_free`
  * must come after every other call on the handle has returned. Iterators and batches
  * made from it keep the database open on their own and may outlive the handle.
  */
 typedef struct charm_kv_store charm_kv_store;
 
 /**
+ * Bytes borrowed for the length of one call: an input the caller owns (a key and a
+ * value for `charm_kv_store_set`), or an output pointing into a charm-kv object (a
+ * pair from `charm_kv_iter_next`, valid until the next call on that object).
+ *
+ * `len` 0 is the empty string, whatever `data` is (NULL included); NULL `data` with a
+ * non-zero `len` is INVALID_ARGUMENT. Lengths are checked against the limits before a
+ * byte is read.
+ */
+typedef struct charm_kv_slice {
+  /**
+   * The first byte (may be NULL when `len` is 0).
+   */
+  const uint8_t *data;
+  /**
+   * Number of bytes.
+   */
+  size_t len;
+} charm_kv_slice;
+
+/**
  * A byte string owned by the caller, allocated by charm-kv (for example a value from
- * `charm_kv_get`).
+ * `charm_kv_store_get`).
  *
  * `data` is NULL exactly when `len` is 0. Release it with `charm_kv_bytes_free`,
  * never with `free()`, and do not change `data` or `len` before that.
@@ -283,7 +307,7 @@ typedef struct charm_kv_bytes {
 
 /**
  * A list of byte strings owned by the caller (for example the keys from
- * `charm_kv_keys`). `items` is NULL exactly when `len` is 0.
+ * `charm_kv_store_keys`). `items` is NULL exactly when `len` is 0.
  *
  * Release it with `charm_kv_bytes_list_free`, which frees every item too; never free
  * an item on its own (the items share one buffer).
@@ -301,7 +325,7 @@ typedef struct charm_kv_bytes_list {
 
 /**
  * A list of NUL-terminated UTF-8 strings owned by the caller (for example the names
- * from `charm_kv_list_databases`). `items` is NULL exactly when `len` is 0.
+ * from `charm_kv_database_list`). `items` is NULL exactly when `len` is 0.
  *
  * Release it with `charm_kv_string_list_free`, which frees every string too.
  */
@@ -317,7 +341,7 @@ typedef struct charm_kv_string_list {
 } charm_kv_string_list;
 
 /**
- * A caller's buffer for `charm_kv_get_into`, and where the value landed.
+ * A caller's buffer for `charm_kv_store_get_into`, and where the value landed.
  *
  * The caller sets `data` and `cap` (once: the struct can be reused call after call);
  * the call sets `len`, and `large` when the value is longer than `cap`.
@@ -343,10 +367,10 @@ typedef struct charm_kv_value_buf {
 } charm_kv_value_buf;
 
 /**
- * Called during `charm_kv_sync` to report transfer progress: `phase` is a
+ * Called during `charm_kv_store_sync` to report transfer progress: `phase` is a
  * `charm_kv_sync_phase`, `done` and `total` are bytes (`total` 0 when unknown).
  *
- * Runs on the thread that called `charm_kv_sync`, before it returns. It should be
+ * Runs on the thread that called `charm_kv_store_sync`, before it returns. It should be
  * quick and must not call charm-kv functions on the store being synced (the sync may
  * hold its write lock), nor unwind (C++ exceptions) or `longjmp` out of the call.
  */
@@ -356,7 +380,7 @@ typedef void (*charm_kv_sync_progress_fn)(void *userdata,
                                           uint64_t total);
 
 /**
- * The sync and storage state of a database, filled by `charm_kv_get_status`.
+ * The sync and storage state of a database, filled by `charm_kv_store_get_status`.
  *
  * The two error objects are owned by the struct: release them with
  * `charm_kv_store_status_free` (never `charm_kv_error_free` on their own while the
@@ -377,7 +401,7 @@ typedef struct charm_kv_store_status {
    */
   uint64_t local_version;
   /**
-   * Local writes not yet confirmed on the server (as `charm_kv_pending_writes`).
+   * Local writes not yet confirmed on the server (as `charm_kv_store_pending_writes`).
    */
   uint64_t pending_writes;
   /**
@@ -439,15 +463,13 @@ charm_kv_status charm_kv_batch_begin(const struct charm_kv_store *store,
  * CLOSED or PANIC.
  *
  * # Safety
- * `batch` is NULL or a live batch no other thread uses meanwhile; `key` and `value`
- * are NULL or point to `key_len` and `value_len` readable bytes; `err` is NULL or
- * writable.
+ * `batch` is NULL or a live batch no other thread uses meanwhile; `key.data` and
+ * `value.data` are NULL or point to `key.len` and `value.len` readable bytes; `err` is
+ * NULL or writable.
  */
 charm_kv_status charm_kv_batch_set(struct charm_kv_batch *batch,
-                                   const uint8_t *key,
-                                   size_t key_len,
-                                   const uint8_t *value,
-                                   size_t value_len,
+                                   struct charm_kv_slice key,
+                                   struct charm_kv_slice value,
                                    struct charm_kv_error **err);
 
 /**
@@ -467,7 +489,7 @@ charm_kv_status charm_kv_batch_delete(struct charm_kv_batch *batch,
 
 /**
  * Reads `key` as the batch would leave it: its own changes first, then the database
- * as last committed. The value goes to `*out_value` as in `charm_kv_get`.
+ * as last committed. The value goes to `*out_value` as in `charm_kv_store_get`.
  *
  * On success the caller owns `*out_value` and releases it with `charm_kv_bytes_free`.
  * Returns OK, NOT_FOUND (missing, or deleted in the batch), INVALID_ARGUMENT (`batch`
@@ -600,16 +622,15 @@ charm_kv_status charm_kv_iter_new(const struct charm_kv_store *store,
 
 /**
  * Advances the iterator. When a pair is left, sets `*out_has_item` to true and points
- * `*out_key`/`*out_key_len` and `*out_value`/`*out_value_len` at it; at the end, sets
- * `*out_has_item` to false and the slices to `{NULL, 0}`.
+ * `*out_key` and `*out_value` at it; at the end, sets `*out_has_item` to false and both
+ * slices to `{NULL, 0}`.
  *
  * The slices are BORROWED from the iterator: valid until the next call on it or
  * `charm_kv_iter_free`; copy what you keep. A slice of length 0 may be NULL.
- * `out_value` and `out_value_len` may both be NULL when values are not wanted.
+ * `out_value` may be NULL when values are not wanted.
  *
- * Returns OK, INVALID_ARGUMENT (`iter`, `out_key`, `out_key_len` or `out_has_item`
- * NULL, or only one of `out_value`/`out_value_len` NULL), CLOSED (the store was
- * closed), IO, CORRUPT, BUSY or PANIC. After an error other than CLOSED the
+ * Returns OK, INVALID_ARGUMENT (`iter`, `out_key` or `out_has_item` NULL), CLOSED (the
+ * store was closed), IO, CORRUPT, BUSY or PANIC. After an error other than CLOSED the
  * failing pair is skipped and the next call continues with the one after it.
  *
  * Unreadable rows, one error each: a value that fails authentication is CORRUPT in
@@ -623,10 +644,8 @@ charm_kv_status charm_kv_iter_new(const struct charm_kv_store *store,
  * is NULL or writable; `err` is NULL or writable.
  */
 charm_kv_status charm_kv_iter_next(struct charm_kv_iter *iter,
-                                   const uint8_t **out_key,
-                                   size_t *out_key_len,
-                                   const uint8_t **out_value,
-                                   size_t *out_value_len,
+                                   struct charm_kv_slice *out_key,
+                                   struct charm_kv_slice *out_value,
                                    bool *out_has_item,
                                    struct charm_kv_error **err);
 
@@ -658,7 +677,7 @@ charm_kv_status charm_kv_options_new(struct charm_kv_options **out_options,
  * `CHARM_DATA_DIR`, `CHARM_SSH_PORT`, `CHARM_HTTP_PORT`, `CHARM_KEY_TYPE`,
  * `CHARM_IDENTITY_KEY`, ...) and charm-kv's (`CHARM_KV_CONNECT_TIMEOUT`,
  * `CHARM_KV_REQUEST_TIMEOUT`, `CHARM_KV_SYNC_TIMEOUT`, `CHARM_KV_REQUIRE_TLS`,
- * `CHARM_KV_DURABILITY`, `CHARM_KV_READ_ONLY`), as `charm_kv_open` does when given
+ * `CHARM_KV_DURABILITY`, `CHARM_KV_READ_ONLY`), as `charm_kv_store_open` does when given
  * NULL options.
  *
  * On success `*out_options` receives a new options object the caller frees with
@@ -787,12 +806,12 @@ charm_kv_status charm_kv_options_set_local(struct charm_kv_options *options,
  * - `connect_ms`: opening one connection (TCP connect, SSH handshake); default 15 s.
  * - `request_ms`: one SSH command or one HTTP API request including its whole
  *   response; for a snapshot upload or download, the longest silence; default 30 s.
- * - `sync_ms`: a whole `charm_kv_sync`, `charm_kv_reset` or
- *   `charm_kv_delete_database`, and the automatic push after a write; default 600 s.
+ * - `sync_ms`: a whole `charm_kv_store_sync`, `charm_kv_store_reset` or
+ *   `charm_kv_database_delete`, and the automatic push after a write; default 600 s.
  *
  * 0 leaves that bound as it is (the default, or the environment's with
  * `charm_kv_options_from_env`). A write whose push runs out of time still returns OK:
- * it is committed and stays pending (`charm_kv_pending_writes`) for the next write or
+ * it is committed and stays pending (`charm_kv_store_pending_writes`) for the next write or
  * sync.
  *
  * Returns OK, INVALID_ARGUMENT (`options` NULL, or a bound above a year) or PANIC.
@@ -841,13 +860,13 @@ charm_kv_status charm_kv_options_set_durability(struct charm_kv_options *options
                                                 struct charm_kv_error **err);
 
 /**
- * Read-only use (like `CHARM_KV_READ_ONLY`; default false): `charm_kv_open` then
+ * Read-only use (like `CHARM_KV_READ_ONLY`; default false): `charm_kv_store_open` then
  * creates, moves and writes nothing. The database must exist (NOT_FOUND otherwise) and
  * is read where it is; the identity and encrypt keys must be cached already or set
  * with `charm_kv_options_set_encrypt_key` (KEYS otherwise). SQLite opens the file
  * read-only (no WAL switch, no schema writes), so this works on read-only media and
  * in a data directory the process cannot write. Writes, batch commits, sync, reset
- * and `charm_kv_delete_database` with these options fail with READ_ONLY.
+ * and `charm_kv_database_delete` with these options fail with READ_ONLY.
  *
  * Returns OK, INVALID_ARGUMENT (`options` NULL) or PANIC.
  *
@@ -861,7 +880,7 @@ charm_kv_status charm_kv_options_set_read_only(struct charm_kv_options *options,
 
 /**
  * Whether each write is pushed to the server right away (default true). Turn it off
- * for batch jobs and call `charm_kv_sync` at the end.
+ * for batch jobs and call `charm_kv_store_sync` at the end.
  *
  * Returns OK, INVALID_ARGUMENT (`options` NULL) or PANIC.
  *
@@ -925,7 +944,7 @@ const char *charm_kv_status_str(uint32_t status);
  * opens: anything else (a foreign SQLite database, one with a view or a table of its
  * own) is CORRUPT and left unchanged.
  *
- * On success the caller owns `*out_store` and releases it with `charm_kv_free`. Returns
+ * On success the caller owns `*out_store` and releases it with `charm_kv_store_free`. Returns
  * OK, INVALID_ARGUMENT (NULL `name`/`out_store`, a bad name, bad options or environment),
  * IO, CORRUPT (not a charm-kv database), KEYS (no key, or keys that do not open this
  * database), BUSY, or PANIC; with read-only options also NOT_FOUND (no such database)
@@ -936,23 +955,24 @@ const char *charm_kv_status_str(uint32_t status);
  * `name` is NULL or NUL-terminated; `options` is NULL or a live options object no
  * other thread changes meanwhile; `out_store` and `err` are NULL or writable.
  */
-charm_kv_status charm_kv_open(const char *name,
-                              const struct charm_kv_options *options,
-                              struct charm_kv_store **out_store,
-                              struct charm_kv_error **err);
+charm_kv_status charm_kv_store_open(const char *name,
+                                    const struct charm_kv_options *options,
+                                    struct charm_kv_store **out_store,
+                                    struct charm_kv_error **err);
 
 /**
  * Closes the database: later calls on this handle (and on iterators and batches
  * made from it) return CLOSED. Calls running on other threads finish first. Closing
  * again is a no-op that returns OK. The handle itself stays valid until
- * `charm_kv_free`.
+ * `charm_kv_store_free`.
  *
  * Returns OK, INVALID_ARGUMENT (`store` NULL) or PANIC.
  *
  * # Safety
  * `store` is NULL or a live store handle; `err` is NULL or writable.
  */
-charm_kv_status charm_kv_close(const struct charm_kv_store *store, struct charm_kv_error **err);
+charm_kv_status charm_kv_store_close(const struct charm_kv_store *store,
+                                     struct charm_kv_error **err);
 
 /**
  * Releases a store handle, closing the database unless iterators or batches made
@@ -961,7 +981,7 @@ charm_kv_status charm_kv_close(const struct charm_kv_store *store, struct charm_
  * # Safety
  * `store` is NULL or a live store handle, and no call on it is running or follows.
  */
-void charm_kv_free(struct charm_kv_store *store);
+void charm_kv_store_free(struct charm_kv_store *store);
 
 /**
  * Reads the value of `key` into `*out_value`.
@@ -979,16 +999,16 @@ void charm_kv_free(struct charm_kv_store *store);
  * `store` is NULL or a live store handle; `key` is NULL or points to `key_len`
  * readable bytes; `out_value` and `err` are NULL or writable.
  */
-charm_kv_status charm_kv_get(const struct charm_kv_store *store,
-                             const uint8_t *key,
-                             size_t key_len,
-                             struct charm_kv_bytes *out_value,
-                             struct charm_kv_error **err);
+charm_kv_status charm_kv_store_get(const struct charm_kv_store *store,
+                                   const uint8_t *key,
+                                   size_t key_len,
+                                   struct charm_kv_bytes *out_value,
+                                   struct charm_kv_error **err);
 
 /**
  * Reads the value of `key` into the caller's buffer `out->data` (capacity
  * `out->cap`): the fast path for bindings, where every call across the boundary
- * costs (one call with few arguments instead of `charm_kv_get` plus
+ * costs (one call with few arguments instead of `charm_kv_store_get` plus
  * `charm_kv_bytes_free`).
  *
  * On OK, `out->len` is the length of the value. If it is at most `out->cap`, the
@@ -1015,11 +1035,11 @@ charm_kv_status charm_kv_get(const struct charm_kv_store *store,
  * `charm_kv_value_buf` whose `data` is NULL or points to `cap` writable bytes; `err`
  * is NULL or writable.
  */
-charm_kv_status charm_kv_get_into(const struct charm_kv_store *store,
-                                  const uint8_t *key,
-                                  size_t key_len,
-                                  struct charm_kv_value_buf *out,
-                                  struct charm_kv_error **err);
+charm_kv_status charm_kv_store_get_into(const struct charm_kv_store *store,
+                                        const uint8_t *key,
+                                        size_t key_len,
+                                        struct charm_kv_value_buf *out,
+                                        struct charm_kv_error **err);
 
 /**
  * Sets `key` to `value` (both any bytes, either may be empty). Durable when it
@@ -1033,15 +1053,13 @@ charm_kv_status charm_kv_get_into(const struct charm_kv_store *store,
  * Thread safety: any thread, concurrently with other calls on `store`.
  *
  * # Safety
- * `store` is NULL or a live store handle; `key` and `value` are NULL or point to
- * `key_len` and `value_len` readable bytes; `err` is NULL or writable.
+ * `store` is NULL or a live store handle; `key.data` and `value.data` are NULL or
+ * point to `key.len` and `value.len` readable bytes; `err` is NULL or writable.
  */
-charm_kv_status charm_kv_set(const struct charm_kv_store *store,
-                             const uint8_t *key,
-                             size_t key_len,
-                             const uint8_t *value,
-                             size_t value_len,
-                             struct charm_kv_error **err);
+charm_kv_status charm_kv_store_set(const struct charm_kv_store *store,
+                                   struct charm_kv_slice key,
+                                   struct charm_kv_slice value,
+                                   struct charm_kv_error **err);
 
 /**
  * Deletes `key`. Deleting a missing key is not an error.
@@ -1055,10 +1073,10 @@ charm_kv_status charm_kv_set(const struct charm_kv_store *store,
  * `store` is NULL or a live store handle; `key` is NULL or points to `key_len`
  * readable bytes; `err` is NULL or writable.
  */
-charm_kv_status charm_kv_delete(const struct charm_kv_store *store,
-                                const uint8_t *key,
-                                size_t key_len,
-                                struct charm_kv_error **err);
+charm_kv_status charm_kv_store_delete(const struct charm_kv_store *store,
+                                      const uint8_t *key,
+                                      size_t key_len,
+                                      struct charm_kv_error **err);
 
 /**
  * Lists every key, in ascending byte order, into `*out_keys`.
@@ -1078,9 +1096,9 @@ charm_kv_status charm_kv_delete(const struct charm_kv_store *store,
  * # Safety
  * `store` is NULL or a live store handle; `out_keys` and `err` are NULL or writable.
  */
-charm_kv_status charm_kv_keys(const struct charm_kv_store *store,
-                              struct charm_kv_bytes_list *out_keys,
-                              struct charm_kv_error **err);
+charm_kv_status charm_kv_store_keys(const struct charm_kv_store *store,
+                                    struct charm_kv_bytes_list *out_keys,
+                                    struct charm_kv_error **err);
 
 /**
  * Syncs with the Charm server: pulls the newest snapshot and pushes local writes.
@@ -1096,10 +1114,10 @@ charm_kv_status charm_kv_keys(const struct charm_kv_store *store,
  * `store` is NULL or a live store handle; `progress` is NULL or a function safe to
  * call with `userdata`; `err` is NULL or writable.
  */
-charm_kv_status charm_kv_sync(const struct charm_kv_store *store,
-                              charm_kv_sync_progress_fn progress,
-                              void *userdata,
-                              struct charm_kv_error **err);
+charm_kv_status charm_kv_store_sync(const struct charm_kv_store *store,
+                                    charm_kv_sync_progress_fn progress,
+                                    void *userdata,
+                                    struct charm_kv_error **err);
 
 /**
  * Drops the local copy and rebuilds it from the newest snapshot on the server.
@@ -1114,9 +1132,9 @@ charm_kv_status charm_kv_sync(const struct charm_kv_store *store,
  * # Safety
  * `store` is NULL or a live store handle; `err` is NULL or writable.
  */
-charm_kv_status charm_kv_reset(const struct charm_kv_store *store,
-                               bool force,
-                               struct charm_kv_error **err);
+charm_kv_status charm_kv_store_reset(const struct charm_kv_store *store,
+                                     bool force,
+                                     struct charm_kv_error **err);
 
 /**
  * The number of committed local writes not yet confirmed on a server (not pushed, or
@@ -1129,9 +1147,9 @@ charm_kv_status charm_kv_reset(const struct charm_kv_store *store,
  * # Safety
  * `store` is NULL or a live store handle; `out_count` and `err` are NULL or writable.
  */
-charm_kv_status charm_kv_pending_writes(const struct charm_kv_store *store,
-                                        uint64_t *out_count,
-                                        struct charm_kv_error **err);
+charm_kv_status charm_kv_store_pending_writes(const struct charm_kv_store *store,
+                                              uint64_t *out_count,
+                                              struct charm_kv_error **err);
 
 /**
  * Writes a consistent copy of the database file (still encrypted) to `path`, which
@@ -1148,9 +1166,9 @@ charm_kv_status charm_kv_pending_writes(const struct charm_kv_store *store,
  * `store` is NULL or a live store handle; `path` is NULL or NUL-terminated; `err` is
  * NULL or writable.
  */
-charm_kv_status charm_kv_backup_to(const struct charm_kv_store *store,
-                                   const char *path,
-                                   struct charm_kv_error **err);
+charm_kv_status charm_kv_store_backup_to(const struct charm_kv_store *store,
+                                         const char *path,
+                                         struct charm_kv_error **err);
 
 /**
  * Lists the names of the databases in the data path of `options` (NULL: from the
@@ -1164,9 +1182,9 @@ charm_kv_status charm_kv_backup_to(const struct charm_kv_store *store,
  * `options` is NULL or a live options object no other thread changes meanwhile;
  * `out_names` and `err` are NULL or writable.
  */
-charm_kv_status charm_kv_list_databases(const struct charm_kv_options *options,
-                                        struct charm_kv_string_list *out_names,
-                                        struct charm_kv_error **err);
+charm_kv_status charm_kv_database_list(const struct charm_kv_options *options,
+                                       struct charm_kv_string_list *out_names,
+                                       struct charm_kv_error **err);
 
 /**
  * Deletes the database `name` (its file and SQLite's companion files) from the data
@@ -1187,7 +1205,7 @@ charm_kv_status charm_kv_list_databases(const struct charm_kv_options *options,
  * `options` is NULL or a live options object no other thread changes meanwhile;
  * `name` is NULL or NUL-terminated; `err` is NULL or writable.
  */
-charm_kv_status charm_kv_delete_database(const struct charm_kv_options *options,
+charm_kv_status charm_kv_database_delete(const struct charm_kv_options *options,
                                          const char *name,
                                          struct charm_kv_error **err);
 
@@ -1208,10 +1226,10 @@ charm_kv_status charm_kv_delete_database(const struct charm_kv_options *options,
  * # Safety
  * `store` is NULL or a live store handle; `out_status` and `err` are NULL or writable.
  */
-charm_kv_status charm_kv_get_status(const struct charm_kv_store *store,
-                                    bool check_remote,
-                                    struct charm_kv_store_status *out_status,
-                                    struct charm_kv_error **err);
+charm_kv_status charm_kv_store_get_status(const struct charm_kv_store *store,
+                                          bool check_remote,
+                                          struct charm_kv_store_status *out_status,
+                                          struct charm_kv_error **err);
 
 /**
  * Releases the error objects a `charm_kv_store_status` owns and sets them to NULL
@@ -1219,7 +1237,7 @@ charm_kv_status charm_kv_get_status(const struct charm_kv_store *store,
  *
  * # Safety
  * `status` is NULL, or points to a `charm_kv_store_status` filled by
- * `charm_kv_get_status` (or freed by this function since), used by no other thread.
+ * `charm_kv_store_get_status` (or freed by this function since), used by no other thread.
  */
 void charm_kv_store_status_free(struct charm_kv_store_status *status);
 
@@ -1229,7 +1247,7 @@ void charm_kv_store_status_free(struct charm_kv_store_status *status);
  * needs no network. `*out_synced` receives whether it synced.
  *
  * Returns OK (synced or not needed), INVALID_ARGUMENT (`store`/`out_synced` NULL),
- * and otherwise what `charm_kv_sync` returns (NOT_CONFIGURED in local mode when a
+ * and otherwise what `charm_kv_store_sync` returns (NOT_CONFIGURED in local mode when a
  * sync is due, NETWORK, ...).
  *
  * Thread safety: any thread, concurrently with other calls on `store`.
@@ -1237,13 +1255,13 @@ void charm_kv_store_status_free(struct charm_kv_store_status *status);
  * # Safety
  * `store` is NULL or a live store handle; `out_synced` and `err` are NULL or writable.
  */
-charm_kv_status charm_kv_sync_if_stale(const struct charm_kv_store *store,
-                                       uint64_t max_age_ms,
-                                       bool *out_synced,
-                                       struct charm_kv_error **err);
+charm_kv_status charm_kv_store_sync_if_stale(const struct charm_kv_store *store,
+                                             uint64_t max_age_ms,
+                                             bool *out_synced,
+                                             struct charm_kv_error **err);
 
 /**
- * The version of the charm-kv library actually loaded, such as "0.1.0": compare it
+ * The version of the charm-kv library actually loaded, such as "0.2.0": compare it
  * with `CHARM_KV_VERSION` (the header's) to detect a header/library mismatch. Until
  * 1.0, only the same MAJOR.MINOR is compatible.
  *
