@@ -296,7 +296,7 @@ static void test_iteration_both_ways(const char *dir) {
 static void test_iteration_sees_one_snapshot_while_writing(const char *dir) {
   charm_kv_store *store = open_store(dir, "snapshot");
   for (int i = 0; i < 10; i++) {
-    char key[8];
+    char key[16];
     snprintf(key, sizeof key, "k%d", i);
     CHECK_STATUS(charm_kv_store_set(store, SLICE(key), SLICE("old"), NULL),
                  CHARM_KV_STATUS_OK);
