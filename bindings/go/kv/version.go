@@ -13,7 +13,7 @@ import (
 const HeaderVersion = C.CHARM_KV_VERSION
 
 // Version returns the version of the charm-kv library actually linked, such as
-// "0.1.0".
+// "0.2.0".
 func Version() string {
 	return C.GoString(C.charm_kv_version())
 }
