@@ -141,6 +141,14 @@ mod c_abi {
         assert_eq!(status, charm_kv_status::Ok, "{what}");
     }
 
+    /// Borrows `bytes` for one call.
+    fn slice(bytes: &[u8]) -> charm_kv_slice {
+        charm_kv_slice {
+            data: bytes.as_ptr(),
+            len: bytes.len(),
+        }
+    }
+
     impl CAbi {
         pub fn open(dir: &Path, name: &str, key_text: &str) -> CAbi {
             let dir = CString::new(dir.to_str().unwrap()).unwrap();
@@ -168,7 +176,7 @@ mod c_abi {
                     "encrypt key",
                 );
                 check(
-                    charm_kv_open(name.as_ptr(), options, &mut store, ptr::null_mut()),
+                    charm_kv_store_open(name.as_ptr(), options, &mut store, ptr::null_mut()),
                     "open",
                 );
             }
@@ -184,7 +192,7 @@ mod c_abi {
         fn drop(&mut self) {
             // SAFETY: both handles are live and owned by self.
             unsafe {
-                charm_kv_free(self.store.as_ptr());
+                charm_kv_store_free(self.store.as_ptr());
                 charm_kv_options_free(self.options.as_ptr());
             }
         }
@@ -202,7 +210,7 @@ mod c_abi {
             // SAFETY: the store is live, `key` is readable, `out` is writable; on OK the
             // value is ours and freed once.
             unsafe {
-                match charm_kv_get(
+                match charm_kv_store_get(
                     self.store.as_ptr(),
                     key.as_ptr(),
                     key.len(),
@@ -222,12 +230,10 @@ mod c_abi {
         fn set(&self, key: &[u8], value: &[u8]) {
             // SAFETY: the store is live; key and value are readable for their lengths.
             let status = unsafe {
-                charm_kv_set(
+                charm_kv_store_set(
                     self.store.as_ptr(),
-                    key.as_ptr(),
-                    key.len(),
-                    value.as_ptr(),
-                    value.len(),
+                    slice(key),
+                    slice(value),
                     ptr::null_mut(),
                 )
             };
@@ -244,14 +250,7 @@ mod c_abi {
                 );
                 for (k, v) in pairs {
                     check(
-                        charm_kv_batch_set(
-                            batch,
-                            k.as_ptr(),
-                            k.len(),
-                            v.as_ptr(),
-                            v.len(),
-                            ptr::null_mut(),
-                        ),
+                        charm_kv_batch_set(batch, slice(k), slice(v), ptr::null_mut()),
                         "batch set",
                     );
                 }
@@ -261,7 +260,7 @@ mod c_abi {
         fn delete(&self, key: &[u8]) {
             // SAFETY: the store is live; key is readable for its length.
             let status = unsafe {
-                charm_kv_delete(
+                charm_kv_store_delete(
                     self.store.as_ptr(),
                     key.as_ptr(),
                     key.len(),
@@ -278,7 +277,7 @@ mod c_abi {
             // SAFETY: the store is live and `list` writable; the list is freed once.
             unsafe {
                 check(
-                    charm_kv_keys(self.store.as_ptr(), &mut list, ptr::null_mut()),
+                    charm_kv_store_keys(self.store.as_ptr(), &mut list, ptr::null_mut()),
                     "keys",
                 );
                 let len = list.len;
@@ -291,7 +290,7 @@ mod c_abi {
             // SAFETY: name and options are live; the new handle is freed at once.
             unsafe {
                 check(
-                    charm_kv_open(
+                    charm_kv_store_open(
                         self.name.as_ptr(),
                         self.options.as_ptr(),
                         &mut again,
@@ -299,7 +298,7 @@ mod c_abi {
                     ),
                     "open",
                 );
-                charm_kv_free(again);
+                charm_kv_store_free(again);
             }
         }
     }

@@ -1,10 +1,10 @@
-//! The committed C header `include/charm_kv.h` must be exactly what the pinned cbindgen
-//! generates from `src/ffi/`, carry the crate's version, and document every item.
+//! The committed C header `include/charm_kv.h` carries the crate's version and
+//! documents and prefixes every item. That it is exactly what the pinned cbindgen
+//! generates from `src/ffi/` is checked by `scripts/gen-bindings --check` (a CI step in
+//! `.ci/run` and `scripts/test-all`; docs/c-abi.md), so no test here needs cbindgen.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-const CBINDGEN_VERSION: &str = "0.29.4";
 const HEADER: &str = "include/charm_kv.h";
 
 fn root() -> &'static Path {
@@ -13,63 +13,6 @@ fn root() -> &'static Path {
 
 fn committed_header() -> String {
     std::fs::read_to_string(root().join(HEADER)).expect("include/charm_kv.h is missing")
-}
-
-/// The pinned cbindgen: `$CBINDGEN`, else `cbindgen` on PATH, else `~/.cargo/bin`.
-fn cbindgen() -> PathBuf {
-    let install = format!("cargo install --locked cbindgen --version {CBINDGEN_VERSION}");
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Some(path) = std::env::var_os("CBINDGEN") {
-        candidates.push(path.into());
-    }
-    candidates.push("cbindgen".into());
-    if let Some(home) = std::env::var_os("HOME") {
-        candidates.push(Path::new(&home).join(".cargo/bin/cbindgen"));
-    }
-    for candidate in &candidates {
-        let Ok(output) = Command::new(candidate).arg("--version").output() else {
-            continue;
-        };
-        let version = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            version.trim() == format!("cbindgen {CBINDGEN_VERSION}"),
-            "{} is {:?}, but the header is generated with cbindgen {CBINDGEN_VERSION} \
-             (other versions format differently). Install it with: {install}",
-            candidate.display(),
-            version.trim(),
-        );
-        return candidate.clone();
-    }
-    panic!("cbindgen {CBINDGEN_VERSION} is not installed (set CBINDGEN to its path, or install it with: {install})");
-}
-
-#[test]
-fn header_is_what_cbindgen_generates() {
-    let out = tempfile::tempdir().unwrap();
-    let generated = out.path().join("charm_kv.h");
-    let result = Command::new(cbindgen())
-        .current_dir(root())
-        .args(["--quiet", "--config", "cbindgen.toml", "--output"])
-        .arg(&generated)
-        .output()
-        .expect("running cbindgen");
-    assert!(
-        result.status.success(),
-        "cbindgen failed:\n{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
-    let generated = std::fs::read_to_string(&generated).unwrap();
-    if generated != committed_header() {
-        let first = generated
-            .lines()
-            .zip(committed_header().lines())
-            .position(|(a, b)| a != b)
-            .map_or_else(|| "at the end".to_owned(), |i| format!("at line {}", i + 1));
-        panic!(
-            "{HEADER} is stale (first difference {first}). Regenerate it with:\n  \
-             cbindgen --config cbindgen.toml --output {HEADER}"
-        );
-    }
 }
 
 /// The value of `#define NAME value` in the header.
@@ -86,7 +29,8 @@ fn define(header: &str, name: &str) -> String {
 #[test]
 fn header_version_is_the_crate_version() {
     let header = committed_header();
-    let fix = "update the version defines in cbindgen.toml (after_includes) and regenerate";
+    let fix =
+        "update the version defines in cbindgen.toml (after_includes) and run scripts/gen-bindings";
     for (name, cargo) in [
         ("CHARM_KV_VERSION_MAJOR", env!("CARGO_PKG_VERSION_MAJOR")),
         ("CHARM_KV_VERSION_MINOR", env!("CARGO_PKG_VERSION_MINOR")),
@@ -137,4 +81,62 @@ fn every_function_and_type_is_documented_and_prefixed() {
         assert_eq!(before.trim(), "*/", "undocumented in {HEADER}: {line}");
     }
     assert!(functions >= 44, "only {functions} functions found");
+}
+
+/// The naming rule of docs/c-abi.md: a function of an object starts with the object's
+/// name (`charm_kv_store_get` takes a `charm_kv_store`), except constructors of another
+/// object made from it; functions on named database files are `charm_kv_database_*`;
+/// `charm_kv_version` is the library's.
+#[test]
+fn functions_start_with_the_name_of_their_object() {
+    let header = committed_header();
+    let objects: Vec<&str> = header
+        .lines()
+        .filter_map(|line| {
+            line.strip_prefix("typedef struct ")
+                .or_else(|| line.strip_prefix("enum "))
+        })
+        .filter_map(|rest| rest.split([' ', ';']).next())
+        .filter_map(|name| name.strip_prefix("charm_kv_"))
+        .collect();
+    assert!(objects.contains(&"store") && objects.contains(&"slice"));
+    // Constructors: made from a handle of another object, named after what they make.
+    let constructors = ["charm_kv_iter_new", "charm_kv_batch_begin"];
+    // Functions on database files by name take the options that locate them.
+    let by_name = ["charm_kv_database_list", "charm_kv_database_delete"];
+    let mut checked = 0;
+    for line in header.lines() {
+        if line.starts_with([' ', '/', '#', '*', '}', 't', '{']) || !line.contains("charm_kv_") {
+            continue;
+        }
+        let Some((head, params)) = line.split_once('(') else {
+            continue;
+        };
+        let Some(name) = head.split([' ', '*']).rfind(|w| w.starts_with("charm_kv_")) else {
+            continue;
+        };
+        checked += 1;
+        if name == "charm_kv_version" {
+            continue;
+        }
+        let owner = objects
+            .iter()
+            .chain(&["database"])
+            .filter(|object| name.starts_with(&format!("charm_kv_{object}_")))
+            .max_by_key(|object| object.len())
+            .unwrap_or_else(|| panic!("{name} does not start with charm_kv_<object>_"));
+        // The object of the first parameter, when it is a handle (one `*`).
+        let first = params.split([',', ')']).next().unwrap();
+        let handle = first
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("charm_kv_"))
+            .filter(|_| first.matches('*').count() == 1);
+        if let Some(handle) = handle {
+            assert!(
+                handle == *owner || constructors.contains(&name) || by_name.contains(&name),
+                "{name} takes a charm_kv_{handle} first, so it should be charm_kv_{handle}_..."
+            );
+        }
+    }
+    assert!(checked >= 44, "only {checked} functions found");
 }

@@ -2,13 +2,13 @@
  * API, criterion) driven from C through include/charm_kv.h, on the same data shape:
  * 16-byte keys, 100-byte values, SIZE keys loaded first.
  *
- *   get_hit    charm_kv_get of a present key (random order) + charm_kv_bytes_free
- *   get_miss   charm_kv_get of an absent key
- *   keys       charm_kv_keys (full sorted listing) + charm_kv_bytes_list_free
- *   open       charm_kv_open + charm_kv_free of the same database
- *   set        charm_kv_set of one pair (autocommit, durable)
+ *   get_hit    charm_kv_store_get of a present key (random order) + charm_kv_bytes_free
+ *   get_miss   charm_kv_store_get of an absent key
+ *   keys       charm_kv_store_keys (full sorted listing) + charm_kv_bytes_list_free
+ *   open       charm_kv_store_open + charm_kv_store_free of the same database
+ *   set        charm_kv_store_set of one pair (autocommit, durable)
  *   batch_set  10k charm_kv_batch_set in one batch, then charm_kv_batch_commit
- *   delete     charm_kv_delete of a present key (inserted untimed before)
+ *   delete     charm_kv_store_delete of a present key (inserted untimed before)
  *
  * Measurement, like criterion's: a warm-up that doubles the iteration count until one
  * run lasts a tenth of the budget, then 10 samples of that many iterations; the median
@@ -48,6 +48,11 @@ static void value_of(uint64_t n, uint8_t out[VALUE_LEN]) {
   }
 }
 
+static charm_kv_slice slice_of(const uint8_t *data, size_t len) {
+  charm_kv_slice slice = {data, len};
+  return slice;
+}
+
 static void check(charm_kv_status status, charm_kv_error *err, const char *what) {
   if (status != CHARM_KV_STATUS_OK) {
     fprintf(stderr, "ops: %s: %s (%s)\n", what, err ? charm_kv_error_message(err) : "",
@@ -84,7 +89,7 @@ static double get_common(struct ctx *c, uint64_t iters, uint64_t offset, charm_k
     key_of(c->lookups[c->at] + offset, key);
     c->at = (c->at + 1) % LOOKUPS;
     charm_kv_bytes out = {0};
-    charm_kv_status status = charm_kv_get(c->store, key, sizeof key, &out, NULL);
+    charm_kv_status status = charm_kv_store_get(c->store, key, sizeof key, &out, NULL);
     if (status != want) check(status, NULL, "get");
     charm_kv_bytes_free(&out);
   }
@@ -103,7 +108,7 @@ static double op_keys(struct ctx *c, uint64_t iters) {
   double start = now();
   for (uint64_t n = 0; n < iters; n++) {
     charm_kv_bytes_list list = {0};
-    check(charm_kv_keys(c->store, &list, &err), err, "keys");
+    check(charm_kv_store_keys(c->store, &list, &err), err, "keys");
     if (list.len != c->size) {
       fprintf(stderr, "ops: listed %zu keys, want %llu\n", list.len, (unsigned long long)c->size);
       exit(1);
@@ -117,8 +122,8 @@ static double op_open(struct ctx *c, uint64_t iters) {
   double start = now();
   for (uint64_t n = 0; n < iters; n++) {
     charm_kv_store *again = NULL;
-    check(charm_kv_open(c->name, c->options, &again, &err), err, "open");
-    charm_kv_free(again);
+    check(charm_kv_store_open(c->name, c->options, &again, &err), err, "open");
+    charm_kv_store_free(again);
   }
   return now() - start;
 }
@@ -131,7 +136,7 @@ static double op_set(struct ctx *c, uint64_t iters) {
     key_of(c->size + round % BATCH, key);
     value_of(round, value);
     double start = now();
-    check(charm_kv_set(c->store, key, sizeof key, value, sizeof value, &err), err, "set");
+    check(charm_kv_store_set(c->store, slice_of(key, sizeof key), slice_of(value, sizeof value), &err), err, "set");
     timed += now() - start;
   }
   return timed;
@@ -149,7 +154,7 @@ static double op_batch_set(struct ctx *c, uint64_t iters) {
     check(charm_kv_batch_begin(c->store, &batch, &err), err, "batch");
     for (uint64_t i = 0; i < BATCH; i++) {
       key_of(2 * c->size + i, key);
-      check(charm_kv_batch_set(batch, key, sizeof key, values[i], VALUE_LEN, &err), err,
+      check(charm_kv_batch_set(batch, slice_of(key, sizeof key), slice_of(values[i], VALUE_LEN), &err), err,
             "batch set");
     }
     check(charm_kv_batch_commit(batch, &err), err, "commit");
@@ -165,13 +170,13 @@ static double op_delete(struct ctx *c, uint64_t iters) {
   for (uint64_t i = 0; i < iters; i++) {
     key_of(3 * c->size + i, key);
     value_of(++c->counter, value);
-    check(charm_kv_batch_set(batch, key, sizeof key, value, sizeof value, &err), err, "batch set");
+    check(charm_kv_batch_set(batch, slice_of(key, sizeof key), slice_of(value, sizeof value), &err), err, "batch set");
   }
   check(charm_kv_batch_commit(batch, &err), err, "commit");
   double start = now();
   for (uint64_t i = 0; i < iters; i++) {
     key_of(3 * c->size + i, key);
-    check(charm_kv_delete(c->store, key, sizeof key, &err), err, "delete");
+    check(charm_kv_store_delete(c->store, key, sizeof key, &err), err, "delete");
   }
   return now() - start;
 }
@@ -234,7 +239,7 @@ int main(int argc, char **argv) {
     check(charm_kv_options_set_encrypt_key(c.options, (const uint8_t *)key_text, strlen(key_text),
                                            &err),
           err, "key");
-    check(charm_kv_open(c.name, c.options, &c.store, &err), err, "open");
+    check(charm_kv_store_open(c.name, c.options, &c.store, &err), err, "open");
 
     uint8_t key[KEY_LEN], value[VALUE_LEN];
     for (uint64_t start = 0; start < c.size; start += 50000) {
@@ -243,7 +248,7 @@ int main(int argc, char **argv) {
       for (uint64_t i = start; i < c.size && i < start + 50000; i++) {
         key_of(i, key);
         value_of(i, value);
-        check(charm_kv_batch_set(batch, key, sizeof key, value, sizeof value, &err), err,
+        check(charm_kv_batch_set(batch, slice_of(key, sizeof key), slice_of(value, sizeof value), &err), err,
               "batch set");
       }
       check(charm_kv_batch_commit(batch, &err), err, "commit");
@@ -280,7 +285,7 @@ int main(int argc, char **argv) {
       fflush(stdout);
     }
     free(c.lookups);
-    charm_kv_free(c.store);
+    charm_kv_store_free(c.store);
     charm_kv_options_free(c.options);
   }
   return 0;

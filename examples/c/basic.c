@@ -55,60 +55,61 @@ int main(int argc, char **argv) {
   }
 
   charm_kv_store *store = NULL;
-  status = charm_kv_open("example", options, &store, &err);
+  status = charm_kv_store_open("example", options, &store, &err);
   charm_kv_options_free(options);
   if (status != CHARM_KV_STATUS_OK) return fail("opening the database", status, err);
 
-  /* Keys and values are byte strings: pointer plus length, any bytes. */
+  /* Keys and values are byte strings, any bytes; a function taking several passes
+   * each as a charm_kv_slice (pointer plus length), borrowed for the call. */
   const char *key = "greeting", *value = "hello from C";
-  status = charm_kv_set(store, (const uint8_t *)key, strlen(key),
-                        (const uint8_t *)value, strlen(value), &err);
+  charm_kv_slice key_bytes = {(const uint8_t *)key, strlen(key)};
+  charm_kv_slice value_bytes = {(const uint8_t *)value, strlen(value)};
+  status = charm_kv_store_set(store, key_bytes, value_bytes, &err);
   if (status != CHARM_KV_STATUS_OK) {
-    charm_kv_free(store);
+    charm_kv_store_free(store);
     return fail("set", status, err);
   }
 
   /* A value returned to us is ours: free it with charm_kv_bytes_free. */
   charm_kv_bytes got = {NULL, 0};
-  status = charm_kv_get(store, (const uint8_t *)key, strlen(key), &got, &err);
+  status = charm_kv_store_get(store, (const uint8_t *)key, strlen(key), &got, &err);
   if (status != CHARM_KV_STATUS_OK) {
-    charm_kv_free(store);
+    charm_kv_store_free(store);
     return fail("get", status, err);
   }
   printf("%s = %.*s\n", key, (int)got.len, (const char *)got.data);
   charm_kv_bytes_free(&got);
 
   /* A missing key is CHARM_KV_STATUS_NOT_FOUND, an ordinary outcome. */
-  status = charm_kv_get(store, (const uint8_t *)"nope", 4, &got, NULL);
+  status = charm_kv_store_get(store, (const uint8_t *)"nope", 4, &got, NULL);
   printf("nope: %s\n", status == CHARM_KV_STATUS_NOT_FOUND ? "not found" : "?");
 
   /* Every key and value, in key order. The slices are borrowed until the next call. */
   charm_kv_iter *it = NULL;
   status = charm_kv_iter_new(store, false, true, &it, &err);
   if (status != CHARM_KV_STATUS_OK) {
-    charm_kv_free(store);
+    charm_kv_store_free(store);
     return fail("listing", status, err);
   }
   for (;;) {
-    const uint8_t *k, *v;
-    size_t klen, vlen;
+    charm_kv_slice k, v;
     bool has_item;
-    status = charm_kv_iter_next(it, &k, &klen, &v, &vlen, &has_item, &err);
+    status = charm_kv_iter_next(it, &k, &v, &has_item, &err);
     if (status != CHARM_KV_STATUS_OK) {
       charm_kv_iter_free(it);
-      charm_kv_free(store);
+      charm_kv_store_free(store);
       return fail("listing", status, err);
     }
     if (!has_item) break;
     /* An empty slice may be NULL: print "" then. */
-    printf("  %.*s\t%.*s\n", (int)klen, klen ? (const char *)k : "", (int)vlen,
-           vlen ? (const char *)v : "");
+    printf("  %.*s\t%.*s\n", (int)k.len, k.len ? (const char *)k.data : "", (int)v.len,
+           v.len ? (const char *)v.data : "");
   }
   charm_kv_iter_free(it);
 
   /* Close reports errors; free releases the handle (and is NULL-safe). */
-  status = charm_kv_close(store, &err);
-  charm_kv_free(store);
+  status = charm_kv_store_close(store, &err);
+  charm_kv_store_free(store);
   if (status != CHARM_KV_STATUS_OK) return fail("close", status, err);
   return 0;
 }

@@ -30,7 +30,7 @@ fn store() -> &'static Store {
             assert_eq!(charm_kv_options_new(&mut options, ptr::null_mut()), charm_kv_status::Ok);
             assert_eq!(charm_kv_options_set_data_dir(options, dir.as_ptr(), ptr::null_mut()), charm_kv_status::Ok);
             assert_eq!(charm_kv_options_set_encrypt_key(options, key.as_ptr(), key.len(), ptr::null_mut()), charm_kv_status::Ok);
-            assert_eq!(charm_kv_open(name.as_ptr(), options, &mut store, ptr::null_mut()), charm_kv_status::Ok);
+            assert_eq!(charm_kv_store_open(name.as_ptr(), options, &mut store, ptr::null_mut()), charm_kv_status::Ok);
             charm_kv_options_free(options);
         }
         Store(store, folder)
@@ -57,7 +57,7 @@ fuzz_target!(|data: &[u8]| {
         let (kind, at, len, null) = (op[0] % 7, op[1] as usize * 7, u16::from_le_bytes([op[2], op[3]]) as usize, op[4] & 1 == 1);
         let (key, key_len, key_ok) = slice(data, at, len % 300, null);
         let (val, val_len, val_ok) = slice(data, at / 2, len, op[5] & 1 == 1);
-        // A caller's buffer for charm_kv_get_into: any capacity, or NULL with it.
+        // A caller's buffer for charm_kv_store_get_into: any capacity, or NULL with it.
         let mut buf = vec![0u8; len % 256];
         let (buf_ptr, buf_ok) = if op[5] & 1 == 1 { (ptr::null_mut(), buf.is_empty()) } else { (buf.as_mut_ptr(), true) };
         let mut err = ptr::null_mut();
@@ -65,19 +65,19 @@ fuzz_target!(|data: &[u8]| {
         // are valid locals; every object is freed below.
         unsafe {
             let status = match kind {
-                0 => charm_kv_set(store, key, key_len, val, val_len, &mut err),
+                0 => charm_kv_store_set(store, charm_kv_slice { data: key, len: key_len }, charm_kv_slice { data: val, len: val_len }, &mut err),
                 1 => {
                     let mut out = charm_kv_bytes { data: ptr::null_mut(), len: 0 };
-                    let s = charm_kv_get(store, key, key_len, &mut out, &mut err);
+                    let s = charm_kv_store_get(store, key, key_len, &mut out, &mut err);
                     charm_kv_bytes_free(&mut out);
                     s
                 }
-                2 => charm_kv_delete(store, key, key_len, &mut err),
+                2 => charm_kv_store_delete(store, key, key_len, &mut err),
                 3 => {
                     let mut batch = ptr::null_mut();
                     let mut s = charm_kv_batch_begin(store, &mut batch, &mut err);
                     if s == charm_kv_status::Ok {
-                        s = charm_kv_batch_set(batch, key, key_len, val, val_len, &mut err);
+                        s = charm_kv_batch_set(batch, charm_kv_slice { data: key, len: key_len }, charm_kv_slice { data: val, len: val_len }, &mut err);
                         if s == charm_kv_status::Ok {
                             s = charm_kv_batch_commit(batch, &mut err);
                         } else {
@@ -91,8 +91,9 @@ fuzz_target!(|data: &[u8]| {
                     let s = charm_kv_iter_new(store, op[4] & 2 == 2, op[5] & 2 == 2, &mut iter, &mut err);
                     if s == charm_kv_status::Ok {
                         for _ in 0..(len % 16) {
-                            let (mut k, mut kl, mut v, mut vl, mut has) = (ptr::null(), 0, ptr::null(), 0, false);
-                            let s = charm_kv_iter_next(iter, &mut k, &mut kl, &mut v, &mut vl, &mut has, ptr::null_mut());
+                            let mut k = charm_kv_slice { data: ptr::null(), len: 0 };
+                            let (mut v, mut has) = (k, false);
+                            let s = charm_kv_iter_next(iter, &mut k, &mut v, &mut has, ptr::null_mut());
                             assert_eq!(s, charm_kv_status::Ok);
                             if !has {
                                 break;
@@ -105,7 +106,7 @@ fuzz_target!(|data: &[u8]| {
                 6 => {
                     let large = charm_kv_bytes { data: ptr::null_mut(), len: 0 };
                     let mut out = charm_kv_value_buf { data: buf_ptr, cap: buf.len(), len: 0, large };
-                    let s = charm_kv_get_into(store, key, key_len, &mut out, &mut err);
+                    let s = charm_kv_store_get_into(store, key, key_len, &mut out, &mut err);
                     if s == charm_kv_status::Ok {
                         assert_eq!(out.large.data.is_null(), out.len <= buf.len());
                     }
@@ -114,7 +115,7 @@ fuzz_target!(|data: &[u8]| {
                 }
                 _ => {
                     let mut list = std::mem::zeroed::<charm_kv_bytes_list>();
-                    let s = charm_kv_keys(store, &mut list, &mut err);
+                    let s = charm_kv_store_keys(store, &mut list, &mut err);
                     charm_kv_bytes_list_free(&mut list);
                     s
                 }

@@ -1,6 +1,6 @@
 //! `charm_kv_batch`: many writes committed atomically.
 
-use super::bytes::charm_kv_bytes;
+use super::bytes::{charm_kv_bytes, charm_kv_slice};
 use super::error::{charm_kv_error, Failure};
 use super::ptr::{
     handle_free, handle_mut, handle_ref, handle_take, key_in, new_handle, out, value_in, Handle,
@@ -85,16 +85,14 @@ pub unsafe extern "C" fn charm_kv_batch_begin(
 /// CLOSED or PANIC.
 ///
 /// # Safety
-/// `batch` is NULL or a live batch no other thread uses meanwhile; `key` and `value`
-/// are NULL or point to `key_len` and `value_len` readable bytes; `err` is NULL or
-/// writable.
+/// `batch` is NULL or a live batch no other thread uses meanwhile; `key.data` and
+/// `value.data` are NULL or point to `key.len` and `value.len` readable bytes; `err` is
+/// NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn charm_kv_batch_set(
     batch: *mut charm_kv_batch,
-    key: *const u8,
-    key_len: usize,
-    value: *const u8,
-    value_len: usize,
+    key: charm_kv_slice,
+    value: charm_kv_slice,
     err: *mut *mut charm_kv_error,
 ) -> charm_kv_status {
     ffi_boundary!(err, {
@@ -102,8 +100,8 @@ pub unsafe extern "C" fn charm_kv_batch_set(
         let (state, key, value) = unsafe {
             (
                 handle_mut(batch, "batch")?,
-                key_in(key, key_len)?,
-                value_in(value, value_len)?,
+                key_in(key.data, key.len)?,
+                value_in(value.data, value.len)?,
             )
         };
         state.open()?.set(key, value);
@@ -135,7 +133,7 @@ pub unsafe extern "C" fn charm_kv_batch_delete(
 }
 
 /// Reads `key` as the batch would leave it: its own changes first, then the database
-/// as last committed. The value goes to `*out_value` as in `charm_kv_get`.
+/// as last committed. The value goes to `*out_value` as in `charm_kv_store_get`.
 ///
 /// On success the caller owns `*out_value` and releases it with `charm_kv_bytes_free`.
 /// Returns OK, NOT_FOUND (missing, or deleted in the batch), INVALID_ARGUMENT (`batch`

@@ -10,7 +10,7 @@ use zeroize::Zeroize;
 use super::error::Failure;
 
 /// A byte string owned by the caller, allocated by charm-kv (for example a value from
-/// `charm_kv_get`).
+/// `charm_kv_store_get`).
 ///
 /// `data` is NULL exactly when `len` is 0. Release it with `charm_kv_bytes_free`,
 /// never with `free()`, and do not change `data` or `len` before that.
@@ -23,7 +23,43 @@ pub struct charm_kv_bytes {
     pub len: usize,
 }
 
-/// A caller's buffer for `charm_kv_get_into`, and where the value landed.
+/// Bytes borrowed for the length of one call: an input the caller owns (a key and a
+/// value for `charm_kv_store_set`), or an output pointing into a charm-kv object (a
+/// pair from `charm_kv_iter_next`, valid until the next call on that object).
+///
+/// `len` 0 is the empty string, whatever `data` is (NULL included); NULL `data` with a
+/// non-zero `len` is INVALID_ARGUMENT. Lengths are checked against the limits before a
+/// byte is read.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct charm_kv_slice {
+    /// The first byte (may be NULL when `len` is 0).
+    pub data: *const u8,
+    /// Number of bytes.
+    pub len: usize,
+}
+
+impl charm_kv_slice {
+    /// The empty slice (NULL, 0).
+    pub(crate) const EMPTY: charm_kv_slice = charm_kv_slice {
+        data: ptr::null(),
+        len: 0,
+    };
+
+    /// A slice borrowing `bytes`: `{NULL, 0}` when empty.
+    pub(crate) fn borrowing(bytes: &[u8]) -> Self {
+        if bytes.is_empty() {
+            Self::EMPTY
+        } else {
+            charm_kv_slice {
+                data: bytes.as_ptr(),
+                len: bytes.len(),
+            }
+        }
+    }
+}
+
+/// A caller's buffer for `charm_kv_store_get_into`, and where the value landed.
 ///
 /// The caller sets `data` and `cap` (once: the struct can be reused call after call);
 /// the call sets `len`, and `large` when the value is longer than `cap`.
@@ -42,7 +78,7 @@ pub struct charm_kv_value_buf {
 }
 
 /// A list of byte strings owned by the caller (for example the keys from
-/// `charm_kv_keys`). `items` is NULL exactly when `len` is 0.
+/// `charm_kv_store_keys`). `items` is NULL exactly when `len` is 0.
 ///
 /// Release it with `charm_kv_bytes_list_free`, which frees every item too; never free
 /// an item on its own (the items share one buffer).
@@ -56,7 +92,7 @@ pub struct charm_kv_bytes_list {
 }
 
 /// A list of NUL-terminated UTF-8 strings owned by the caller (for example the names
-/// from `charm_kv_list_databases`). `items` is NULL exactly when `len` is 0.
+/// from `charm_kv_database_list`). `items` is NULL exactly when `len` is 0.
 ///
 /// Release it with `charm_kv_string_list_free`, which frees every string too.
 #[repr(C)]

@@ -2,7 +2,8 @@
 
 use zeroize::Zeroizing;
 
-use super::error::{charm_kv_error, Failure};
+use super::bytes::charm_kv_slice;
+use super::error::charm_kv_error;
 use super::ptr::{handle_free, handle_mut, handle_ref, new_handle, opt_out, out, Handle};
 use super::status::charm_kv_status;
 use super::store::charm_kv_store;
@@ -14,7 +15,7 @@ use crate::{Direction, Iter, Kv};
 ///
 /// Made by `charm_kv_iter_new`, advanced by `charm_kv_iter_next`, released by
 /// `charm_kv_iter_free`. It keeps the database open until freed, even past
-/// `charm_kv_free` of its store, but returns CLOSED once the store is closed.
+/// `charm_kv_store_free` of its store, but returns CLOSED once the store is closed.
 ///
 /// Thread safety: not thread-safe. Use an iterator from one thread at a time (moving
 /// it between threads is fine). Other threads may use the store meanwhile.
@@ -80,16 +81,15 @@ pub unsafe extern "C" fn charm_kv_iter_new(
 }
 
 /// Advances the iterator. When a pair is left, sets `*out_has_item` to true and points
-/// `*out_key`/`*out_key_len` and `*out_value`/`*out_value_len` at it; at the end, sets
-/// `*out_has_item` to false and the slices to `{NULL, 0}`.
+/// `*out_key` and `*out_value` at it; at the end, sets `*out_has_item` to false and both
+/// slices to `{NULL, 0}`.
 ///
 /// The slices are BORROWED from the iterator: valid until the next call on it or
 /// `charm_kv_iter_free`; copy what you keep. A slice of length 0 may be NULL.
-/// `out_value` and `out_value_len` may both be NULL when values are not wanted.
+/// `out_value` may be NULL when values are not wanted.
 ///
-/// Returns OK, INVALID_ARGUMENT (`iter`, `out_key`, `out_key_len` or `out_has_item`
-/// NULL, or only one of `out_value`/`out_value_len` NULL), CLOSED (the store was
-/// closed), IO, CORRUPT, BUSY or PANIC. After an error other than CLOSED the
+/// Returns OK, INVALID_ARGUMENT (`iter`, `out_key` or `out_has_item` NULL), CLOSED (the
+/// store was closed), IO, CORRUPT, BUSY or PANIC. After an error other than CLOSED the
 /// failing pair is skipped and the next call continues with the one after it.
 ///
 /// Unreadable rows, one error each: a value that fails authentication is CORRUPT in
@@ -104,71 +104,47 @@ pub unsafe extern "C" fn charm_kv_iter_new(
 #[no_mangle]
 pub unsafe extern "C" fn charm_kv_iter_next(
     iter: *mut charm_kv_iter,
-    out_key: *mut *const u8,
-    out_key_len: *mut usize,
-    out_value: *mut *const u8,
-    out_value_len: *mut usize,
+    out_key: *mut charm_kv_slice,
+    out_value: *mut charm_kv_slice,
     out_has_item: *mut bool,
     err: *mut *mut charm_kv_error,
 ) -> charm_kv_status {
     ffi_boundary!(err, {
         // SAFETY: the caller guarantees each pointer is NULL or valid as documented.
-        let (state, key_slot, key_len_slot, value_slot, value_len_slot, has_slot) = unsafe {
+        let (state, key_slot, value_slot, has_slot) = unsafe {
             (
                 handle_mut(iter, "iter")?,
                 out(out_key, "out_key")?,
-                out(out_key_len, "out_key_len")?,
                 opt_out(out_value, "out_value")?,
-                opt_out(out_value_len, "out_value_len")?,
                 out(out_has_item, "out_has_item")?,
             )
-        };
-        let value_slots = match (value_slot, value_len_slot) {
-            (Some(ptr), Some(len)) => Some((ptr, len)),
-            (None, None) => None,
-            _ => {
-                return Err(Failure::invalid(
-                    "out_value and out_value_len must both be NULL or both be set",
-                ))
-            }
         };
         if state.kv.is_closed() {
             return Err(crate::Error::Closed.into());
         }
         state.current = None;
-        let ((key, key_len), (value, value_len), has_item) = match state.iter.next() {
-            None => ((null(), 0), (null(), 0), false),
+        let (key, value, has_item) = match state.iter.next() {
+            None => (charm_kv_slice::EMPTY, charm_kv_slice::EMPTY, false),
             Some(pair) => {
                 let (key, value) = pair?;
                 let current = state.current.insert(Pair {
                     key: Zeroizing::new(key),
                     value: Zeroizing::new(value),
                 });
-                (slice(&current.key), slice(&current.value), true)
+                (
+                    charm_kv_slice::borrowing(&current.key),
+                    charm_kv_slice::borrowing(&current.value),
+                    true,
+                )
             }
         };
         key_slot.write(key);
-        key_len_slot.write(key_len);
-        if let Some((value_slot, value_len_slot)) = value_slots {
+        if let Some(value_slot) = value_slot {
             value_slot.write(value);
-            value_len_slot.write(value_len);
         }
         has_slot.write(has_item);
         Ok(())
     })
-}
-
-fn null() -> *const u8 {
-    std::ptr::null()
-}
-
-/// A borrowed C slice of `bytes`: `{NULL, 0}` when empty.
-fn slice(bytes: &[u8]) -> (*const u8, usize) {
-    if bytes.is_empty() {
-        (null(), 0)
-    } else {
-        (bytes.as_ptr(), bytes.len())
-    }
 }
 
 /// Releases an iterator and the snapshot it holds. NULL is a no-op.

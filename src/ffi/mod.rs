@@ -46,15 +46,17 @@ pub use store::*;
 pub use store_status::*;
 pub use version::*;
 
-// What the header promises about threads, checked by the compiler: a store handle is
-// shared between threads; options, iterators, batches and errors may move between
-// threads (goroutines do), and errors may be read from several at once.
+// What the header promises about threads, checked by the compiler: `const` on a handle
+// parameter is a shared reference (`&`), so every object passed as const somewhere
+// (store, options, batch, error) is Sync and calls taking it as const may run on
+// several threads at once; non-const is exclusive (`&mut`). Every object may move
+// between threads (goroutines do).
 const _: () = {
     const fn shared<T: Send + Sync>() {}
     const fn movable<T: Send>() {}
     shared::<crate::Kv>();
     shared::<error::ErrorObject>();
-    movable::<crate::Options>();
+    shared::<crate::Options>();
     movable::<iter::IterState>();
-    movable::<batch::BatchState>();
+    shared::<batch::BatchState>();
 };

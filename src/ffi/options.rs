@@ -10,8 +10,8 @@ use super::ptr::{
 use super::status::charm_kv_status;
 use crate::{Durability, EncryptKey, Options};
 
-/// Settings for `charm_kv_open`, `charm_kv_list_databases` and
-/// `charm_kv_delete_database`: data directory, Charm server, identity, keys.
+/// Settings for `charm_kv_store_open`, `charm_kv_database_list` and
+/// `charm_kv_database_delete`: data directory, Charm server, identity, keys.
 ///
 /// Made by `charm_kv_options_new` or `charm_kv_options_from_env`, changed by the
 /// `charm_kv_options_set_*` functions, released by `charm_kv_options_free`. Functions
@@ -55,7 +55,7 @@ pub unsafe extern "C" fn charm_kv_options_new(
 /// `CHARM_DATA_DIR`, `CHARM_SSH_PORT`, `CHARM_HTTP_PORT`, `CHARM_KEY_TYPE`,
 /// `CHARM_IDENTITY_KEY`, ...) and charm-kv's (`CHARM_KV_CONNECT_TIMEOUT`,
 /// `CHARM_KV_REQUEST_TIMEOUT`, `CHARM_KV_SYNC_TIMEOUT`, `CHARM_KV_REQUIRE_TLS`,
-/// `CHARM_KV_DURABILITY`, `CHARM_KV_READ_ONLY`), as `charm_kv_open` does when given
+/// `CHARM_KV_DURABILITY`, `CHARM_KV_READ_ONLY`), as `charm_kv_store_open` does when given
 /// NULL options.
 ///
 /// On success `*out_options` receives a new options object the caller frees with
@@ -311,12 +311,12 @@ pub unsafe extern "C" fn charm_kv_options_set_local(
 /// - `connect_ms`: opening one connection (TCP connect, SSH handshake); default 15 s.
 /// - `request_ms`: one SSH command or one HTTP API request including its whole
 ///   response; for a snapshot upload or download, the longest silence; default 30 s.
-/// - `sync_ms`: a whole `charm_kv_sync`, `charm_kv_reset` or
-///   `charm_kv_delete_database`, and the automatic push after a write; default 600 s.
+/// - `sync_ms`: a whole `charm_kv_store_sync`, `charm_kv_store_reset` or
+///   `charm_kv_database_delete`, and the automatic push after a write; default 600 s.
 ///
 /// 0 leaves that bound as it is (the default, or the environment's with
 /// `charm_kv_options_from_env`). A write whose push runs out of time still returns OK:
-/// it is committed and stays pending (`charm_kv_pending_writes`) for the next write or
+/// it is committed and stays pending (`charm_kv_store_pending_writes`) for the next write or
 /// sync.
 ///
 /// Returns OK, INVALID_ARGUMENT (`options` NULL, or a bound above a year) or PANIC.
@@ -411,13 +411,13 @@ pub unsafe extern "C" fn charm_kv_options_set_durability(
     })
 }
 
-/// Read-only use (like `CHARM_KV_READ_ONLY`; default false): `charm_kv_open` then
+/// Read-only use (like `CHARM_KV_READ_ONLY`; default false): `charm_kv_store_open` then
 /// creates, moves and writes nothing. The database must exist (NOT_FOUND otherwise) and
 /// is read where it is; the identity and encrypt keys must be cached already or set
 /// with `charm_kv_options_set_encrypt_key` (KEYS otherwise). SQLite opens the file
 /// read-only (no WAL switch, no schema writes), so this works on read-only media and
 /// in a data directory the process cannot write. Writes, batch commits, sync, reset
-/// and `charm_kv_delete_database` with these options fail with READ_ONLY.
+/// and `charm_kv_database_delete` with these options fail with READ_ONLY.
 ///
 /// Returns OK, INVALID_ARGUMENT (`options` NULL) or PANIC.
 ///
@@ -442,7 +442,7 @@ pub unsafe extern "C" fn charm_kv_options_set_read_only(
 }
 
 /// Whether each write is pushed to the server right away (default true). Turn it off
-/// for batch jobs and call `charm_kv_sync` at the end.
+/// for batch jobs and call `charm_kv_store_sync` at the end.
 ///
 /// Returns OK, INVALID_ARGUMENT (`options` NULL) or PANIC.
 ///

@@ -44,8 +44,8 @@ pub enum charm_kv_status {
     Server = 8,
     /// The database stayed locked by another writer past the busy timeout; retry.
     Busy = 9,
-    /// The store was closed with `charm_kv_close`; the handle only accepts
-    /// `charm_kv_close` and `charm_kv_free` now.
+    /// The store was closed with `charm_kv_store_close`; the handle only accepts
+    /// `charm_kv_store_close` and `charm_kv_store_free` now.
     Closed = 10,
     /// The operation needs a Charm server and none is configured (local mode).
     NotConfigured = 11,
@@ -58,7 +58,7 @@ pub enum charm_kv_status {
     Internal = 14,
     /// The store was opened read-only (`charm_kv_options_set_read_only`) and the call
     /// would write: a set, delete, batch commit, sync, reset or
-    /// `charm_kv_delete_database`; or a read-only open found something it would have
+    /// `charm_kv_database_delete`; or a read-only open found something it would have
     /// to create or upgrade (a database from an older charm-kv).
     ReadOnly = 15,
 }

@@ -3,7 +3,9 @@
 use std::borrow::Cow;
 use std::ffi::{c_char, c_void};
 
-use super::bytes::{charm_kv_bytes, charm_kv_bytes_list, charm_kv_string_list, charm_kv_value_buf};
+use super::bytes::{
+    charm_kv_bytes, charm_kv_bytes_list, charm_kv_slice, charm_kv_string_list, charm_kv_value_buf,
+};
 use super::error::charm_kv_error;
 use super::options::charm_kv_options;
 use super::ptr::{
@@ -14,10 +16,10 @@ use crate::{Fetched, Kv, Options, SyncPhase, SyncProgress};
 
 /// An open database.
 ///
-/// Made by `charm_kv_open`; closed by `charm_kv_close` and released by `charm_kv_free`.
+/// Made by `charm_kv_store_open`; closed by `charm_kv_store_close` and released by `charm_kv_store_free`.
 ///
 /// Thread safety: thread-safe. One handle may be used by any number of threads at
-/// once (reads run in parallel, writes are serialised), except that `charm_kv_free`
+/// once (reads run in parallel, writes are serialised), except that `charm_kv_store_free`
 /// must come after every other call on the handle has returned. Iterators and batches
 /// made from it keep the database open on their own and may outlive the handle.
 pub struct charm_kv_store {
@@ -29,10 +31,10 @@ unsafe impl Handle for charm_kv_store {
     type Inner = Kv;
 }
 
-/// Called during `charm_kv_sync` to report transfer progress: `phase` is a
+/// Called during `charm_kv_store_sync` to report transfer progress: `phase` is a
 /// `charm_kv_sync_phase`, `done` and `total` are bytes (`total` 0 when unknown).
 ///
-/// Runs on the thread that called `charm_kv_sync`, before it returns. It should be
+/// Runs on the thread that called `charm_kv_store_sync`, before it returns. It should be
 /// quick and must not call charm-kv functions on the store being synced (the sync may
 /// hold its write lock), nor unwind (C++ exceptions) or `longjmp` out of the call.
 pub type charm_kv_sync_progress_fn =
@@ -62,7 +64,7 @@ unsafe fn options_or_env<'a>(
 /// opens: anything else (a foreign SQLite database, one with a view or a table of its
 /// own) is CORRUPT and left unchanged.
 ///
-/// On success the caller owns `*out_store` and releases it with `charm_kv_free`. Returns
+/// On success the caller owns `*out_store` and releases it with `charm_kv_store_free`. Returns
 /// OK, INVALID_ARGUMENT (NULL `name`/`out_store`, a bad name, bad options or environment),
 /// IO, CORRUPT (not a charm-kv database), KEYS (no key, or keys that do not open this
 /// database), BUSY, or PANIC; with read-only options also NOT_FOUND (no such database)
@@ -73,7 +75,7 @@ unsafe fn options_or_env<'a>(
 /// `name` is NULL or NUL-terminated; `options` is NULL or a live options object no
 /// other thread changes meanwhile; `out_store` and `err` are NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn charm_kv_open(
+pub unsafe extern "C" fn charm_kv_store_open(
     name: *const c_char,
     options: *const charm_kv_options,
     out_store: *mut *mut charm_kv_store,
@@ -97,14 +99,14 @@ pub unsafe extern "C" fn charm_kv_open(
 /// Closes the database: later calls on this handle (and on iterators and batches
 /// made from it) return CLOSED. Calls running on other threads finish first. Closing
 /// again is a no-op that returns OK. The handle itself stays valid until
-/// `charm_kv_free`.
+/// `charm_kv_store_free`.
 ///
 /// Returns OK, INVALID_ARGUMENT (`store` NULL) or PANIC.
 ///
 /// # Safety
 /// `store` is NULL or a live store handle; `err` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn charm_kv_close(
+pub unsafe extern "C" fn charm_kv_store_close(
     store: *const charm_kv_store,
     err: *mut *mut charm_kv_error,
 ) -> charm_kv_status {
@@ -122,7 +124,7 @@ pub unsafe extern "C" fn charm_kv_close(
 /// # Safety
 /// `store` is NULL or a live store handle, and no call on it is running or follows.
 #[no_mangle]
-pub unsafe extern "C" fn charm_kv_free(store: *mut charm_kv_store) {
+pub unsafe extern "C" fn charm_kv_store_free(store: *mut charm_kv_store) {
     ffi_boundary_infallible!((), {
         // SAFETY: the caller guarantees `store` is NULL or a live handle it gives up.
         unsafe { handle_free(store) }
@@ -144,7 +146,7 @@ pub unsafe extern "C" fn charm_kv_free(store: *mut charm_kv_store) {
 /// `store` is NULL or a live store handle; `key` is NULL or points to `key_len`
 /// readable bytes; `out_value` and `err` are NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn charm_kv_get(
+pub unsafe extern "C" fn charm_kv_store_get(
     store: *const charm_kv_store,
     key: *const u8,
     key_len: usize,
@@ -168,7 +170,7 @@ pub unsafe extern "C" fn charm_kv_get(
 
 /// Reads the value of `key` into the caller's buffer `out->data` (capacity
 /// `out->cap`): the fast path for bindings, where every call across the boundary
-/// costs (one call with few arguments instead of `charm_kv_get` plus
+/// costs (one call with few arguments instead of `charm_kv_store_get` plus
 /// `charm_kv_bytes_free`).
 ///
 /// On OK, `out->len` is the length of the value. If it is at most `out->cap`, the
@@ -195,7 +197,7 @@ pub unsafe extern "C" fn charm_kv_get(
 /// `charm_kv_value_buf` whose `data` is NULL or points to `cap` writable bytes; `err`
 /// is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn charm_kv_get_into(
+pub unsafe extern "C" fn charm_kv_store_get_into(
     store: *const charm_kv_store,
     key: *const u8,
     key_len: usize,
@@ -235,15 +237,13 @@ pub unsafe extern "C" fn charm_kv_get_into(
 /// Thread safety: any thread, concurrently with other calls on `store`.
 ///
 /// # Safety
-/// `store` is NULL or a live store handle; `key` and `value` are NULL or point to
-/// `key_len` and `value_len` readable bytes; `err` is NULL or writable.
+/// `store` is NULL or a live store handle; `key.data` and `value.data` are NULL or
+/// point to `key.len` and `value.len` readable bytes; `err` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn charm_kv_set(
+pub unsafe extern "C" fn charm_kv_store_set(
     store: *const charm_kv_store,
-    key: *const u8,
-    key_len: usize,
-    value: *const u8,
-    value_len: usize,
+    key: charm_kv_slice,
+    value: charm_kv_slice,
     err: *mut *mut charm_kv_error,
 ) -> charm_kv_status {
     ffi_boundary!(err, {
@@ -251,8 +251,8 @@ pub unsafe extern "C" fn charm_kv_set(
         let (kv, key, value) = unsafe {
             (
                 handle_ref(store, "store")?,
-                key_in(key, key_len)?,
-                value_in(value, value_len)?,
+                key_in(key.data, key.len)?,
+                value_in(value.data, value.len)?,
             )
         };
         kv.set(key, value)?;
@@ -271,7 +271,7 @@ pub unsafe extern "C" fn charm_kv_set(
 /// `store` is NULL or a live store handle; `key` is NULL or points to `key_len`
 /// readable bytes; `err` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn charm_kv_delete(
+pub unsafe extern "C" fn charm_kv_store_delete(
     store: *const charm_kv_store,
     key: *const u8,
     key_len: usize,
@@ -302,7 +302,7 @@ pub unsafe extern "C" fn charm_kv_delete(
 /// # Safety
 /// `store` is NULL or a live store handle; `out_keys` and `err` are NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn charm_kv_keys(
+pub unsafe extern "C" fn charm_kv_store_keys(
     store: *const charm_kv_store,
     out_keys: *mut charm_kv_bytes_list,
     err: *mut *mut charm_kv_error,
@@ -328,7 +328,7 @@ pub unsafe extern "C" fn charm_kv_keys(
 /// `store` is NULL or a live store handle; `progress` is NULL or a function safe to
 /// call with `userdata`; `err` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn charm_kv_sync(
+pub unsafe extern "C" fn charm_kv_store_sync(
     store: *const charm_kv_store,
     progress: charm_kv_sync_progress_fn,
     userdata: *mut c_void,
@@ -364,7 +364,7 @@ pub unsafe extern "C" fn charm_kv_sync(
 /// # Safety
 /// `store` is NULL or a live store handle; `err` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn charm_kv_reset(
+pub unsafe extern "C" fn charm_kv_store_reset(
     store: *const charm_kv_store,
     force: bool,
     err: *mut *mut charm_kv_error,
@@ -387,7 +387,7 @@ pub unsafe extern "C" fn charm_kv_reset(
 /// # Safety
 /// `store` is NULL or a live store handle; `out_count` and `err` are NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn charm_kv_pending_writes(
+pub unsafe extern "C" fn charm_kv_store_pending_writes(
     store: *const charm_kv_store,
     out_count: *mut u64,
     err: *mut *mut charm_kv_error,
@@ -415,7 +415,7 @@ pub unsafe extern "C" fn charm_kv_pending_writes(
 /// `store` is NULL or a live store handle; `path` is NULL or NUL-terminated; `err` is
 /// NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn charm_kv_backup_to(
+pub unsafe extern "C" fn charm_kv_store_backup_to(
     store: *const charm_kv_store,
     path: *const c_char,
     err: *mut *mut charm_kv_error,
@@ -439,7 +439,7 @@ pub unsafe extern "C" fn charm_kv_backup_to(
 /// `options` is NULL or a live options object no other thread changes meanwhile;
 /// `out_names` and `err` are NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn charm_kv_list_databases(
+pub unsafe extern "C" fn charm_kv_database_list(
     options: *const charm_kv_options,
     out_names: *mut charm_kv_string_list,
     err: *mut *mut charm_kv_error,
@@ -471,7 +471,7 @@ pub unsafe extern "C" fn charm_kv_list_databases(
 /// `options` is NULL or a live options object no other thread changes meanwhile;
 /// `name` is NULL or NUL-terminated; `err` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn charm_kv_delete_database(
+pub unsafe extern "C" fn charm_kv_database_delete(
     options: *const charm_kv_options,
     name: *const c_char,
     err: *mut *mut charm_kv_error,

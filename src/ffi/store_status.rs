@@ -1,5 +1,5 @@
 //! `charm_kv_store_status`: what `charm-kv status` reports, for C; and
-//! `charm_kv_sync_if_stale`, which decides from the same local record.
+//! `charm_kv_store_sync_if_stale`, which decides from the same local record.
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -9,7 +9,7 @@ use super::status::charm_kv_status;
 use super::store::charm_kv_store;
 use crate::{RemoteStatus, StoreStatus};
 
-/// What `charm_kv_get_status` learned about the server (a `uint32_t` in C).
+/// What `charm_kv_store_get_status` learned about the server (a `uint32_t` in C).
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum charm_kv_remote_state {
@@ -23,7 +23,7 @@ pub enum charm_kv_remote_state {
     Unreachable = 3,
 }
 
-/// The sync and storage state of a database, filled by `charm_kv_get_status`.
+/// The sync and storage state of a database, filled by `charm_kv_store_get_status`.
 ///
 /// The two error objects are owned by the struct: release them with
 /// `charm_kv_store_status_free` (never `charm_kv_error_free` on their own while the
@@ -38,7 +38,7 @@ pub struct charm_kv_store_status {
     pub last_sync_version: u64,
     /// The server version the local copy is based on (0: never synced).
     pub local_version: u64,
-    /// Local writes not yet confirmed on the server (as `charm_kv_pending_writes`).
+    /// Local writes not yet confirmed on the server (as `charm_kv_store_pending_writes`).
     pub pending_writes: u64,
     /// The full snapshot the local version builds on; 0 when none.
     pub chain_start: u64,
@@ -129,7 +129,7 @@ impl charm_kv_store_status {
 /// # Safety
 /// `store` is NULL or a live store handle; `out_status` and `err` are NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn charm_kv_get_status(
+pub unsafe extern "C" fn charm_kv_store_get_status(
     store: *const charm_kv_store,
     check_remote: bool,
     out_status: *mut charm_kv_store_status,
@@ -152,7 +152,7 @@ pub unsafe extern "C" fn charm_kv_get_status(
 ///
 /// # Safety
 /// `status` is NULL, or points to a `charm_kv_store_status` filled by
-/// `charm_kv_get_status` (or freed by this function since), used by no other thread.
+/// `charm_kv_store_get_status` (or freed by this function since), used by no other thread.
 #[no_mangle]
 pub unsafe extern "C" fn charm_kv_store_status_free(status: *mut charm_kv_store_status) {
     ffi_boundary_infallible!((), {
@@ -176,7 +176,7 @@ pub unsafe extern "C" fn charm_kv_store_status_free(status: *mut charm_kv_store_
 /// needs no network. `*out_synced` receives whether it synced.
 ///
 /// Returns OK (synced or not needed), INVALID_ARGUMENT (`store`/`out_synced` NULL),
-/// and otherwise what `charm_kv_sync` returns (NOT_CONFIGURED in local mode when a
+/// and otherwise what `charm_kv_store_sync` returns (NOT_CONFIGURED in local mode when a
 /// sync is due, NETWORK, ...).
 ///
 /// Thread safety: any thread, concurrently with other calls on `store`.
@@ -184,7 +184,7 @@ pub unsafe extern "C" fn charm_kv_store_status_free(status: *mut charm_kv_store_
 /// # Safety
 /// `store` is NULL or a live store handle; `out_synced` and `err` are NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn charm_kv_sync_if_stale(
+pub unsafe extern "C" fn charm_kv_store_sync_if_stale(
     store: *const charm_kv_store,
     max_age_ms: u64,
     out_synced: *mut bool,

@@ -9,7 +9,7 @@ const VERSION: &CStr =
         Err(_) => panic!("the crate version contains a NUL byte"),
     };
 
-/// The version of the charm-kv library actually loaded, such as "0.1.0": compare it
+/// The version of the charm-kv library actually loaded, such as "0.2.0": compare it
 /// with `CHARM_KV_VERSION` (the header's) to detect a header/library mismatch. Until
 /// 1.0, only the same MAJOR.MINOR is compatible.
 ///

@@ -72,7 +72,7 @@ charm_kv_store *open_store(const char *dir, const char *name) {
   charm_kv_options *options = test_options(dir);
   charm_kv_store *store = NULL;
   charm_kv_error *err = NULL;
-  charm_kv_status status = charm_kv_open(name, options, &store, &err);
+  charm_kv_status status = charm_kv_store_open(name, options, &store, &err);
   if (status != CHARM_KV_STATUS_OK) {
     fprintf(stderr, "    open(%s): %s\n", name, charm_kv_error_message(err));
     harness_fail(__FILE__, __LINE__, "open_store failed");

@@ -38,6 +38,9 @@ void check_error_at(const char *file, int line, charm_kv_error **err,
 
 /* Bytes helpers. */
 #define BYTES(s) (const uint8_t *)(s), strlen(s)
+/* A string literal (or C string) as a charm_kv_slice, and any pointer and length. */
+#define SLICE(s) SLICE_OF(s, strlen(s))
+#define SLICE_OF(ptr, n) ((charm_kv_slice){(const uint8_t *)(ptr), (n)})
 bool bytes_eq(const uint8_t *data, size_t len, const char *expected);
 
 /* Options for data directory `dir` with TEST_KEY; the caller frees them. */

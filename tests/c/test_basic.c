@@ -56,10 +56,10 @@ static void test_set_get_delete(const char *dir) {
   charm_kv_error *err = NULL;
   charm_kv_bytes value = {NULL, 0};
 
-  CHECK_STATUS(charm_kv_set(store, BYTES("name"), BYTES("charm"), &err),
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("name"), SLICE("charm"), &err),
                CHARM_KV_STATUS_OK);
   CHECK(err == NULL);
-  CHECK_STATUS(charm_kv_get(store, BYTES("name"), &value, &err),
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("name"), &value, &err),
                CHARM_KV_STATUS_OK);
   CHECK(bytes_eq(value.data, value.len, "charm"));
   charm_kv_bytes_free(&value);
@@ -67,24 +67,24 @@ static void test_set_get_delete(const char *dir) {
   charm_kv_bytes_free(&value); /* twice is harmless */
 
   /* Overwrite, then delete (twice: deleting a missing key is fine). */
-  CHECK_STATUS(charm_kv_set(store, BYTES("name"), BYTES("kv"), NULL),
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("name"), SLICE("kv"), NULL),
                CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_get(store, BYTES("name"), &value, NULL),
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("name"), &value, NULL),
                CHARM_KV_STATUS_OK);
   CHECK(bytes_eq(value.data, value.len, "kv"));
   charm_kv_bytes_free(&value);
-  CHECK_STATUS(charm_kv_delete(store, BYTES("name"), &err), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_delete(store, BYTES("name"), &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_delete(store, BYTES("name"), &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_delete(store, BYTES("name"), &err), CHARM_KV_STATUS_OK);
 
   /* Missing key: NOT_FOUND with a message, and the output left untouched. */
   charm_kv_bytes sentinel = {(uint8_t *)&sentinel, 12345};
-  CHECK_STATUS(charm_kv_get(store, BYTES("name"), &sentinel, &err),
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("name"), &sentinel, &err),
                CHARM_KV_STATUS_NOT_FOUND);
   CHECK(sentinel.data == (uint8_t *)&sentinel && sentinel.len == 12345);
   CHECK_ERROR(err, CHARM_KV_STATUS_NOT_FOUND, "not found");
 
-  CHECK_STATUS(charm_kv_close(store, NULL), CHARM_KV_STATUS_OK);
-  charm_kv_free(store);
+  CHECK_STATUS(charm_kv_store_close(store, NULL), CHARM_KV_STATUS_OK);
+  charm_kv_store_free(store);
 }
 
 static void test_binary_and_empty_keys_and_values(const char *dir) {
@@ -93,27 +93,27 @@ static void test_binary_and_empty_keys_and_values(const char *dir) {
   const uint8_t val[] = {0x00, 0x00, 0xc3, 0x28, 0xff};
   charm_kv_bytes value = {NULL, 0};
 
-  CHECK_STATUS(charm_kv_set(store, key, sizeof key, val, sizeof val, NULL),
+  CHECK_STATUS(charm_kv_store_set(store, SLICE_OF(key, sizeof key), SLICE_OF(val, sizeof val), NULL),
                CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_get(store, key, sizeof key, &value, NULL),
+  CHECK_STATUS(charm_kv_store_get(store, key, sizeof key, &value, NULL),
                CHARM_KV_STATUS_OK);
   CHECK(value.len == sizeof val && memcmp(value.data, val, sizeof val) == 0);
   charm_kv_bytes_free(&value);
 
   /* An empty value comes back as {NULL, 0}; len 0 accepts a NULL pointer. */
-  CHECK_STATUS(charm_kv_set(store, BYTES("empty"), NULL, 0, NULL),
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("empty"), SLICE_OF(NULL, 0), NULL),
                CHARM_KV_STATUS_OK);
   value.data = (uint8_t *)&value;
   value.len = 99;
-  CHECK_STATUS(charm_kv_get(store, BYTES("empty"), &value, NULL),
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("empty"), &value, NULL),
                CHARM_KV_STATUS_OK);
   CHECK(value.data == NULL && value.len == 0);
   charm_kv_bytes_free(&value);
 
   /* The empty key is a key like any other, with any pointer. */
-  CHECK_STATUS(charm_kv_set(store, NULL, 0, BYTES("empty key"), NULL),
+  CHECK_STATUS(charm_kv_store_set(store, SLICE_OF(NULL, 0), SLICE("empty key"), NULL),
                CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_get(store, (const uint8_t *)"ignored", 0, &value, NULL),
+  CHECK_STATUS(charm_kv_store_get(store, (const uint8_t *)"ignored", 0, &value, NULL),
                CHARM_KV_STATUS_OK);
   CHECK(bytes_eq(value.data, value.len, "empty key"));
   charm_kv_bytes_free(&value);
@@ -122,14 +122,14 @@ static void test_binary_and_empty_keys_and_values(const char *dir) {
   size_t big_len = 3u << 20;
   uint8_t *big = malloc(big_len);
   for (size_t i = 0; i < big_len; i++) big[i] = (uint8_t)(i * 7);
-  CHECK_STATUS(charm_kv_set(store, BYTES("big"), big, big_len, NULL),
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("big"), SLICE_OF(big, big_len), NULL),
                CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_get(store, BYTES("big"), &value, NULL),
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("big"), &value, NULL),
                CHARM_KV_STATUS_OK);
   CHECK(value.len == big_len && memcmp(value.data, big, big_len) == 0);
   charm_kv_bytes_free(&value);
   free(big);
-  charm_kv_free(store); /* free without close closes too */
+  charm_kv_store_free(store); /* free without close closes too */
 }
 
 static void test_get_into_caller_buffer(const char *dir) {
@@ -140,81 +140,81 @@ static void test_get_into_caller_buffer(const char *dir) {
   charm_kv_value_buf out = {buf, sizeof buf, 777, {NULL, 0}};
 
   /* Fits: copied into buf, `large` stays empty. Exactly the capacity fits too. */
-  CHECK_STATUS(charm_kv_set(store, BYTES("short"), BYTES("charm"), NULL),
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("short"), SLICE("charm"), NULL),
                CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_get_into(store, BYTES("short"), &out, &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_get_into(store, BYTES("short"), &out, &err), CHARM_KV_STATUS_OK);
   CHECK(err == NULL);
   CHECK(out.len == 5 && bytes_eq(buf, out.len, "charm"));
   CHECK(out.large.data == NULL && out.large.len == 0);
   CHECK(out.data == buf && out.cap == sizeof buf); /* the caller's fields are kept */
-  CHECK_STATUS(charm_kv_set(store, BYTES("eight"), BYTES("12345678"), NULL),
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("eight"), SLICE("12345678"), NULL),
                CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_get_into(store, BYTES("eight"), &out, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_get_into(store, BYTES("eight"), &out, NULL), CHARM_KV_STATUS_OK);
   CHECK(out.len == 8 && bytes_eq(buf, out.len, "12345678") && out.large.data == NULL);
 
   /* One byte over: handed over as an owned value, buf untouched. */
   memset(buf, 0xAA, sizeof buf);
-  CHECK_STATUS(charm_kv_set(store, BYTES("nine"), BYTES("123456789"), NULL),
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("nine"), SLICE("123456789"), NULL),
                CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_get_into(store, BYTES("nine"), &out, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_get_into(store, BYTES("nine"), &out, NULL), CHARM_KV_STATUS_OK);
   CHECK(out.len == 9 && bytes_eq(out.large.data, out.large.len, "123456789"));
   CHECK(buf[0] == 0xAA && buf[7] == 0xAA);
   charm_kv_bytes_free(&out.large);
 
   /* No buffer at all (NULL, 0): every non-empty value comes back owned. */
   charm_kv_value_buf none = {NULL, 0, 0, {NULL, 0}};
-  CHECK_STATUS(charm_kv_get_into(store, BYTES("short"), &none, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_get_into(store, BYTES("short"), &none, NULL), CHARM_KV_STATUS_OK);
   CHECK(none.len == 5 && bytes_eq(none.large.data, none.large.len, "charm"));
   charm_kv_bytes_free(&none.large);
 
   /* An empty value fits any buffer, even none. */
-  CHECK_STATUS(charm_kv_set(store, BYTES("empty"), NULL, 0, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("empty"), SLICE_OF(NULL, 0), NULL), CHARM_KV_STATUS_OK);
   none.len = 777;
-  CHECK_STATUS(charm_kv_get_into(store, BYTES("empty"), &none, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_get_into(store, BYTES("empty"), &none, NULL), CHARM_KV_STATUS_OK);
   CHECK(none.len == 0 && none.large.data == NULL && none.large.len == 0);
 
   /* Missing: NOT_FOUND, and like every failure the outputs are left as they were. */
   out.len = 777;
-  CHECK_STATUS(charm_kv_get_into(store, BYTES("missing"), &out, &err),
+  CHECK_STATUS(charm_kv_store_get_into(store, BYTES("missing"), &out, &err),
                CHARM_KV_STATUS_NOT_FOUND);
   CHECK(out.len == 777 && out.large.data == NULL && out.large.len == 0);
   CHECK_ERROR(err, CHARM_KV_STATUS_NOT_FOUND, "not found");
 
   /* Bad arguments are refused with a message. */
   charm_kv_value_buf null_data = {NULL, 8, 0, {NULL, 0}};
-  CHECK_STATUS(charm_kv_get_into(store, BYTES("short"), &null_data, &err),
+  CHECK_STATUS(charm_kv_store_get_into(store, BYTES("short"), &null_data, &err),
                CHARM_KV_STATUS_INVALID_ARGUMENT);
   CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "out->data is NULL");
-  CHECK_STATUS(charm_kv_get_into(store, BYTES("short"), NULL, &err),
+  CHECK_STATUS(charm_kv_store_get_into(store, BYTES("short"), NULL, &err),
                CHARM_KV_STATUS_INVALID_ARGUMENT);
   CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "out is NULL");
-  CHECK_STATUS(charm_kv_get_into(NULL, BYTES("short"), &out, &err),
+  CHECK_STATUS(charm_kv_store_get_into(NULL, BYTES("short"), &out, &err),
                CHARM_KV_STATUS_INVALID_ARGUMENT);
   CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "store");
 
-  CHECK_STATUS(charm_kv_close(store, NULL), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_get_into(store, BYTES("short"), &out, &err),
+  CHECK_STATUS(charm_kv_store_close(store, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_get_into(store, BYTES("short"), &out, &err),
                CHARM_KV_STATUS_CLOSED);
   CHECK_ERROR(err, CHARM_KV_STATUS_CLOSED, NULL);
-  charm_kv_free(store);
+  charm_kv_store_free(store);
 }
 
 static void test_keys_are_listed_in_order(const char *dir) {
   charm_kv_store *store = open_store(dir, "keys");
   charm_kv_bytes_list keys = {(charm_kv_bytes *)&keys, 7};
-  CHECK_STATUS(charm_kv_keys(store, &keys, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_keys(store, &keys, NULL), CHARM_KV_STATUS_OK);
   CHECK(keys.items == NULL && keys.len == 0);
   charm_kv_bytes_list_free(&keys);
 
   const char *inserted[] = {"b", "a", "c", "ab", ""};
   for (size_t i = 0; i < 5; i++) {
-    CHECK_STATUS(charm_kv_set(store, BYTES(inserted[i]), BYTES("v"), NULL),
+    CHECK_STATUS(charm_kv_store_set(store, SLICE(inserted[i]), SLICE("v"), NULL),
                  CHARM_KV_STATUS_OK);
   }
   const uint8_t high[] = {0xff};
-  CHECK_STATUS(charm_kv_set(store, high, 1, BYTES("v"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE_OF(high, 1), SLICE("v"), NULL), CHARM_KV_STATUS_OK);
 
-  CHECK_STATUS(charm_kv_keys(store, &keys, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_keys(store, &keys, NULL), CHARM_KV_STATUS_OK);
   const char *expected[] = {"", "a", "ab", "b", "c"};
   CHECK(keys.len == 6);
   if (keys.len == 6) {
@@ -226,26 +226,23 @@ static void test_keys_are_listed_in_order(const char *dir) {
   charm_kv_bytes_list_free(&keys);
   CHECK(keys.items == NULL && keys.len == 0);
   charm_kv_bytes_list_free(&keys);
-  charm_kv_free(store);
+  charm_kv_store_free(store);
 }
 
 /* Collects an iteration as "k=v," pairs. */
 static void collect(charm_kv_iter *it, char *out, size_t cap, bool values) {
   out[0] = '\0';
   for (;;) {
-    const uint8_t *k = NULL, *v = NULL;
-    size_t klen = 0, vlen = 0;
+    charm_kv_slice k = SLICE_OF(NULL, 0), v = SLICE_OF(NULL, 0);
     bool has = false;
     charm_kv_error *err = NULL;
-    charm_kv_status status =
-        values ? charm_kv_iter_next(it, &k, &klen, &v, &vlen, &has, &err)
-               : charm_kv_iter_next(it, &k, &klen, NULL, NULL, &has, &err);
+    charm_kv_status status = charm_kv_iter_next(it, &k, values ? &v : NULL, &has, &err);
     CHECK_STATUS(status, CHARM_KV_STATUS_OK);
     CHECK(err == NULL);
     if (status != CHARM_KV_STATUS_OK || !has) break;
     size_t used = strlen(out);
-    snprintf(out + used, cap - used, "%.*s=%.*s,", (int)klen, (const char *)k,
-             (int)vlen, v ? (const char *)v : "");
+    snprintf(out + used, cap - used, "%.*s=%.*s,", (int)k.len, (const char *)k.data,
+             (int)v.len, v.data ? (const char *)v.data : "");
   }
 }
 
@@ -259,20 +256,18 @@ static void test_iteration_both_ways(const char *dir) {
   CHECK(strcmp(seen, "") == 0);
   charm_kv_iter_free(it);
 
-  CHECK_STATUS(charm_kv_set(store, BYTES("b"), BYTES("2"), NULL), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_set(store, BYTES("a"), BYTES("1"), NULL), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_set(store, BYTES("c"), BYTES(""), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("b"), SLICE("2"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("a"), SLICE("1"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("c"), SLICE(""), NULL), CHARM_KV_STATUS_OK);
 
   CHECK_STATUS(charm_kv_iter_new(store, false, true, &it, NULL), CHARM_KV_STATUS_OK);
   collect(it, seen, sizeof seen, true);
   CHECK(strcmp(seen, "a=1,b=2,c=,") == 0);
   /* Past the end it keeps saying "no item", with empty slices. */
-  const uint8_t *k = (const uint8_t *)"x";
-  size_t klen = 9;
+  charm_kv_slice k = SLICE("x"), v = SLICE("y");
   bool has = true;
-  CHECK_STATUS(charm_kv_iter_next(it, &k, &klen, NULL, NULL, &has, NULL),
-               CHARM_KV_STATUS_OK);
-  CHECK(!has && k == NULL && klen == 0);
+  CHECK_STATUS(charm_kv_iter_next(it, &k, &v, &has, NULL), CHARM_KV_STATUS_OK);
+  CHECK(!has && k.data == NULL && k.len == 0 && v.data == NULL && v.len == 0);
   charm_kv_iter_free(it);
 
   CHECK_STATUS(charm_kv_iter_new(store, true, true, &it, NULL), CHARM_KV_STATUS_OK);
@@ -292,61 +287,58 @@ static void test_iteration_both_ways(const char *dir) {
 
   /* An iterator may be freed half-way. */
   CHECK_STATUS(charm_kv_iter_new(store, false, true, &it, NULL), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_iter_next(it, &k, &klen, NULL, NULL, &has, NULL),
-               CHARM_KV_STATUS_OK);
-  CHECK(has && bytes_eq(k, klen, "a"));
+  CHECK_STATUS(charm_kv_iter_next(it, &k, NULL, &has, NULL), CHARM_KV_STATUS_OK);
+  CHECK(has && bytes_eq(k.data, k.len, "a"));
   charm_kv_iter_free(it);
-  charm_kv_free(store);
+  charm_kv_store_free(store);
 }
 
 static void test_iteration_sees_one_snapshot_while_writing(const char *dir) {
   charm_kv_store *store = open_store(dir, "snapshot");
   for (int i = 0; i < 10; i++) {
-    char key[8];
+    char key[16];
     snprintf(key, sizeof key, "k%d", i);
-    CHECK_STATUS(charm_kv_set(store, BYTES(key), BYTES("old"), NULL),
+    CHECK_STATUS(charm_kv_store_set(store, SLICE(key), SLICE("old"), NULL),
                  CHARM_KV_STATUS_OK);
   }
   charm_kv_iter *it = NULL;
   CHECK_STATUS(charm_kv_iter_new(store, false, true, &it, NULL), CHARM_KV_STATUS_OK);
   int count = 0;
   for (;;) {
-    const uint8_t *k, *v;
-    size_t klen, vlen;
+    charm_kv_slice k, v;
     bool has;
-    CHECK_STATUS(charm_kv_iter_next(it, &k, &klen, &v, &vlen, &has, NULL),
-                 CHARM_KV_STATUS_OK);
+    CHECK_STATUS(charm_kv_iter_next(it, &k, &v, &has, NULL), CHARM_KV_STATUS_OK);
     if (!has) break;
-    CHECK(bytes_eq(v, vlen, "old"));
+    CHECK(bytes_eq(v.data, v.len, "old"));
     count++;
     /* Writes between steps: overwrite, delete, add. */
-    CHECK_STATUS(charm_kv_set(store, BYTES("k9"), BYTES("new"), NULL),
+    CHECK_STATUS(charm_kv_store_set(store, SLICE("k9"), SLICE("new"), NULL),
                  CHARM_KV_STATUS_OK);
-    CHECK_STATUS(charm_kv_delete(store, BYTES("k5"), NULL), CHARM_KV_STATUS_OK);
-    CHECK_STATUS(charm_kv_set(store, BYTES("z-added"), BYTES("new"), NULL),
+    CHECK_STATUS(charm_kv_store_delete(store, BYTES("k5"), NULL), CHARM_KV_STATUS_OK);
+    CHECK_STATUS(charm_kv_store_set(store, SLICE("z-added"), SLICE("new"), NULL),
                  CHARM_KV_STATUS_OK);
   }
   CHECK(count == 10);
   charm_kv_iter_free(it);
   charm_kv_bytes value;
-  CHECK_STATUS(charm_kv_get(store, BYTES("k9"), &value, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("k9"), &value, NULL), CHARM_KV_STATUS_OK);
   CHECK(bytes_eq(value.data, value.len, "new"));
   charm_kv_bytes_free(&value);
-  charm_kv_free(store);
+  charm_kv_store_free(store);
 }
 
 static void test_batch_commit_rollback_and_get(const char *dir) {
   charm_kv_store *store = open_store(dir, "batch");
   charm_kv_error *err = NULL;
   charm_kv_bytes value;
-  CHECK_STATUS(charm_kv_set(store, BYTES("kept"), BYTES("1"), NULL), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_set(store, BYTES("gone"), BYTES("1"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("kept"), SLICE("1"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("gone"), SLICE("1"), NULL), CHARM_KV_STATUS_OK);
 
   charm_kv_batch *batch = NULL;
   CHECK_STATUS(charm_kv_batch_begin(store, &batch, &err), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_batch_set(batch, BYTES("a"), BYTES("A"), &err), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_batch_set(batch, BYTES("b"), BYTES("B0"), &err), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_batch_set(batch, BYTES("b"), BYTES("B"), &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_batch_set(batch, SLICE("a"), SLICE("A"), &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_batch_set(batch, SLICE("b"), SLICE("B0"), &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_batch_set(batch, SLICE("b"), SLICE("B"), &err), CHARM_KV_STATUS_OK);
   CHECK_STATUS(charm_kv_batch_delete(batch, BYTES("gone"), &err), CHARM_KV_STATUS_OK);
 
   /* The batch sees its own changes, then the database. */
@@ -360,24 +352,24 @@ static void test_batch_commit_rollback_and_get(const char *dir) {
                CHARM_KV_STATUS_NOT_FOUND);
   CHECK_ERROR(err, CHARM_KV_STATUS_NOT_FOUND, NULL);
   /* ...and the store does not see them before the commit. */
-  CHECK_STATUS(charm_kv_get(store, BYTES("a"), &value, NULL), CHARM_KV_STATUS_NOT_FOUND);
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("a"), &value, NULL), CHARM_KV_STATUS_NOT_FOUND);
 
   CHECK_STATUS(charm_kv_batch_commit(batch, &err), CHARM_KV_STATUS_OK);
   CHECK(err == NULL);
-  CHECK_STATUS(charm_kv_get(store, BYTES("a"), &value, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("a"), &value, NULL), CHARM_KV_STATUS_OK);
   CHECK(bytes_eq(value.data, value.len, "A"));
   charm_kv_bytes_free(&value);
-  CHECK_STATUS(charm_kv_get(store, BYTES("gone"), &value, NULL), CHARM_KV_STATUS_NOT_FOUND);
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("gone"), &value, NULL), CHARM_KV_STATUS_NOT_FOUND);
 
   /* Rollback and free both discard. */
   CHECK_STATUS(charm_kv_batch_begin(store, &batch, NULL), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_batch_set(batch, BYTES("r"), BYTES("x"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_batch_set(batch, SLICE("r"), SLICE("x"), NULL), CHARM_KV_STATUS_OK);
   charm_kv_batch_rollback(batch);
   CHECK_STATUS(charm_kv_batch_begin(store, &batch, NULL), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_batch_set(batch, BYTES("f"), BYTES("x"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_batch_set(batch, SLICE("f"), SLICE("x"), NULL), CHARM_KV_STATUS_OK);
   charm_kv_batch_free(batch);
-  CHECK_STATUS(charm_kv_get(store, BYTES("r"), &value, NULL), CHARM_KV_STATUS_NOT_FOUND);
-  CHECK_STATUS(charm_kv_get(store, BYTES("f"), &value, NULL), CHARM_KV_STATUS_NOT_FOUND);
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("r"), &value, NULL), CHARM_KV_STATUS_NOT_FOUND);
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("f"), &value, NULL), CHARM_KV_STATUS_NOT_FOUND);
 
   /* An empty batch commits fine; a failed commit writes nothing and frees the batch. */
   CHECK_STATUS(charm_kv_batch_begin(store, &batch, NULL), CHARM_KV_STATUS_OK);
@@ -385,15 +377,15 @@ static void test_batch_commit_rollback_and_get(const char *dir) {
   size_t huge_len = 70000;
   uint8_t *huge_key = calloc(1, huge_len);
   CHECK_STATUS(charm_kv_batch_begin(store, &batch, NULL), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_batch_set(batch, BYTES("ok"), BYTES("x"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_batch_set(batch, SLICE("ok"), SLICE("x"), NULL), CHARM_KV_STATUS_OK);
   /* An oversized key is refused by the set itself, before it is copied. */
-  CHECK_STATUS(charm_kv_batch_set(batch, huge_key, huge_len, BYTES("x"), &err),
+  CHECK_STATUS(charm_kv_batch_set(batch, SLICE_OF(huge_key, huge_len), SLICE("x"), &err),
                CHARM_KV_STATUS_INVALID_ARGUMENT);
   CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "key");
   charm_kv_batch_rollback(batch);
-  CHECK_STATUS(charm_kv_get(store, BYTES("ok"), &value, NULL), CHARM_KV_STATUS_NOT_FOUND);
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("ok"), &value, NULL), CHARM_KV_STATUS_NOT_FOUND);
   free(huge_key);
-  charm_kv_free(store);
+  charm_kv_store_free(store);
 }
 
 struct progress_calls {
@@ -412,29 +404,29 @@ static void test_sync_reset_and_pending_in_local_mode(const char *dir) {
   charm_kv_store *store = open_store(dir, "local");
   charm_kv_error *err = NULL;
   uint64_t pending = 99;
-  CHECK_STATUS(charm_kv_pending_writes(store, &pending, &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_pending_writes(store, &pending, &err), CHARM_KV_STATUS_OK);
   CHECK(pending == 0);
-  CHECK_STATUS(charm_kv_set(store, BYTES("a"), BYTES("1"), NULL), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_set(store, BYTES("b"), BYTES("2"), NULL), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_pending_writes(store, &pending, &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("a"), SLICE("1"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("b"), SLICE("2"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_pending_writes(store, &pending, &err), CHARM_KV_STATUS_OK);
   CHECK(pending >= 1);
 
   struct progress_calls progress = {0};
-  CHECK_STATUS(charm_kv_sync(store, on_progress, &progress, &err),
+  CHECK_STATUS(charm_kv_store_sync(store, on_progress, &progress, &err),
                CHARM_KV_STATUS_NOT_CONFIGURED);
   CHECK_ERROR(err, CHARM_KV_STATUS_NOT_CONFIGURED, "CHARM_HOST");
   CHECK(progress.calls == 0);
-  CHECK_STATUS(charm_kv_sync(store, NULL, NULL, NULL), CHARM_KV_STATUS_NOT_CONFIGURED);
-  CHECK_STATUS(charm_kv_reset(store, false, &err), CHARM_KV_STATUS_NOT_CONFIGURED);
+  CHECK_STATUS(charm_kv_store_sync(store, NULL, NULL, NULL), CHARM_KV_STATUS_NOT_CONFIGURED);
+  CHECK_STATUS(charm_kv_store_reset(store, false, &err), CHARM_KV_STATUS_NOT_CONFIGURED);
   CHECK_ERROR(err, CHARM_KV_STATUS_NOT_CONFIGURED, NULL);
-  CHECK_STATUS(charm_kv_reset(store, true, NULL), CHARM_KV_STATUS_NOT_CONFIGURED);
-  charm_kv_free(store);
+  CHECK_STATUS(charm_kv_store_reset(store, true, NULL), CHARM_KV_STATUS_NOT_CONFIGURED);
+  charm_kv_store_free(store);
 }
 
 static void test_backup_can_be_opened_as_a_database(const char *dir) {
   charm_kv_store *store = open_store(dir, "orig");
   charm_kv_error *err = NULL;
-  CHECK_STATUS(charm_kv_set(store, BYTES("k"), BYTES("v"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("k"), SLICE("v"), NULL), CHARM_KV_STATUS_OK);
 
   /* Into another data dir's kv folder, where it is a database named "copy". */
   char other[1024], kv[2048], dest[3072];
@@ -445,19 +437,19 @@ static void test_backup_can_be_opened_as_a_database(const char *dir) {
   snprintf(kv, sizeof kv, "%s/localhost/kv", other);
   mkdir(kv, 0700);
   snprintf(dest, sizeof dest, "%s/copy.sqlite", kv);
-  CHECK_STATUS(charm_kv_backup_to(store, dest, &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_backup_to(store, dest, &err), CHARM_KV_STATUS_OK);
   CHECK(path_exists(dest));
   /* Never over an existing file. */
-  CHECK_STATUS(charm_kv_backup_to(store, dest, &err), CHARM_KV_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(charm_kv_store_backup_to(store, dest, &err), CHARM_KV_STATUS_INVALID_ARGUMENT);
   CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "exists");
-  charm_kv_free(store);
+  charm_kv_store_free(store);
 
   charm_kv_store *copy = open_store(other, "copy");
   charm_kv_bytes value;
-  CHECK_STATUS(charm_kv_get(copy, BYTES("k"), &value, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_get(copy, BYTES("k"), &value, NULL), CHARM_KV_STATUS_OK);
   CHECK(bytes_eq(value.data, value.len, "v"));
   charm_kv_bytes_free(&value);
-  charm_kv_free(copy);
+  charm_kv_store_free(copy);
 }
 
 static void test_list_and_delete_databases(const char *dir) {
@@ -465,16 +457,16 @@ static void test_list_and_delete_databases(const char *dir) {
   charm_kv_string_list names = {NULL, 0};
   charm_kv_error *err = NULL;
 
-  CHECK_STATUS(charm_kv_list_databases(options, &names, &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_database_list(options, &names, &err), CHARM_KV_STATUS_OK);
   CHECK(names.items == NULL && names.len == 0);
 
   const char *dbs[] = {"zeta", "alpha", "mid.dle"};
   for (size_t i = 0; i < 3; i++) {
     charm_kv_store *store = NULL;
-    CHECK_STATUS(charm_kv_open(dbs[i], options, &store, &err), CHARM_KV_STATUS_OK);
-    charm_kv_free(store);
+    CHECK_STATUS(charm_kv_store_open(dbs[i], options, &store, &err), CHARM_KV_STATUS_OK);
+    charm_kv_store_free(store);
   }
-  CHECK_STATUS(charm_kv_list_databases(options, &names, &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_database_list(options, &names, &err), CHARM_KV_STATUS_OK);
   CHECK(names.len == 3);
   if (names.len == 3) {
     CHECK(strcmp(names.items[0], "alpha") == 0);
@@ -485,11 +477,11 @@ static void test_list_and_delete_databases(const char *dir) {
   CHECK(names.items == NULL && names.len == 0);
   charm_kv_string_list_free(&names);
 
-  CHECK_STATUS(charm_kv_delete_database(options, "mid.dle", &err), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_delete_database(options, "mid.dle", &err),
+  CHECK_STATUS(charm_kv_database_delete(options, "mid.dle", &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_database_delete(options, "mid.dle", &err),
                CHARM_KV_STATUS_NOT_FOUND);
   CHECK_ERROR(err, CHARM_KV_STATUS_NOT_FOUND, NULL);
-  CHECK_STATUS(charm_kv_list_databases(options, &names, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_database_list(options, &names, NULL), CHARM_KV_STATUS_OK);
   CHECK(names.len == 2);
   charm_kv_string_list_free(&names);
   charm_kv_options_free(options);
@@ -500,29 +492,29 @@ static void test_options_borrowed_and_from_env(const char *dir) {
    * leaves them working. */
   charm_kv_options *options = test_options(dir);
   charm_kv_store *one = NULL, *two = NULL;
-  CHECK_STATUS(charm_kv_open("one", options, &one, NULL), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_open("two", options, &two, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_open("one", options, &one, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_open("two", options, &two, NULL), CHARM_KV_STATUS_OK);
   charm_kv_options_free(options);
-  CHECK_STATUS(charm_kv_set(one, BYTES("k"), BYTES("1"), NULL), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_set(two, BYTES("k"), BYTES("2"), NULL), CHARM_KV_STATUS_OK);
-  charm_kv_free(one);
-  charm_kv_free(two);
+  CHECK_STATUS(charm_kv_store_set(one, SLICE("k"), SLICE("1"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_set(two, SLICE("k"), SLICE("2"), NULL), CHARM_KV_STATUS_OK);
+  charm_kv_store_free(one);
+  charm_kv_store_free(two);
 
   /* NULL options read the CHARM_* environment. */
   setenv("CHARM_DATA_DIR", dir, 1);
   charm_kv_string_list names = {NULL, 0};
-  CHECK_STATUS(charm_kv_list_databases(NULL, &names, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_database_list(NULL, &names, NULL), CHARM_KV_STATUS_OK);
   CHECK(names.len == 2);
   charm_kv_string_list_free(&names);
   CHECK_STATUS(charm_kv_options_from_env(&options, NULL), CHARM_KV_STATUS_OK);
   CHECK_STATUS(charm_kv_options_set_encrypt_key(options, BYTES(TEST_KEY), NULL),
                CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_open("one", options, &one, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_open("one", options, &one, NULL), CHARM_KV_STATUS_OK);
   charm_kv_bytes value;
-  CHECK_STATUS(charm_kv_get(one, BYTES("k"), &value, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_get(one, BYTES("k"), &value, NULL), CHARM_KV_STATUS_OK);
   CHECK(bytes_eq(value.data, value.len, "1"));
   charm_kv_bytes_free(&value);
-  charm_kv_free(one);
+  charm_kv_store_free(one);
   charm_kv_options_free(options);
 
   /* A malformed variable is an error, from both entry points. */
@@ -533,7 +525,7 @@ static void test_options_borrowed_and_from_env(const char *dir) {
                CHARM_KV_STATUS_INVALID_ARGUMENT);
   CHECK(options == (charm_kv_options *)&value);
   CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "CHARM_SSH_PORT");
-  CHECK_STATUS(charm_kv_open("one", NULL, &one, &err), CHARM_KV_STATUS_INVALID_ARGUMENT);
+  CHECK_STATUS(charm_kv_store_open("one", NULL, &one, &err), CHARM_KV_STATUS_INVALID_ARGUMENT);
   CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "CHARM_SSH_PORT");
   unsetenv("CHARM_SSH_PORT");
   unsetenv("CHARM_DATA_DIR");
@@ -546,24 +538,24 @@ static void test_open_with_environment_and_local_keyring(const char *dir) {
   unsetenv("CHARM_HOST");
   charm_kv_store *store = NULL;
   charm_kv_error *err = NULL;
-  CHECK_STATUS(charm_kv_open("env", NULL, &store, &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_open("env", NULL, &store, &err), CHARM_KV_STATUS_OK);
   if (err != NULL) fprintf(stderr, "    %s\n", charm_kv_error_message(err));
   charm_kv_error_free(err);
-  CHECK_STATUS(charm_kv_set(store, BYTES("k"), BYTES("v"), NULL), CHARM_KV_STATUS_OK);
-  charm_kv_free(store);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("k"), SLICE("v"), NULL), CHARM_KV_STATUS_OK);
+  charm_kv_store_free(store);
   char path[4096];
   snprintf(path, sizeof path, "%s/localhost/charm-kv/env.sqlite", dir);
   CHECK(path_exists(path));
 
   /* Reopened (same account key) it reads back; an explicit other key does not. */
-  CHECK_STATUS(charm_kv_open("env", NULL, &store, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_open("env", NULL, &store, NULL), CHARM_KV_STATUS_OK);
   charm_kv_bytes value;
-  CHECK_STATUS(charm_kv_get(store, BYTES("k"), &value, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("k"), &value, NULL), CHARM_KV_STATUS_OK);
   CHECK(bytes_eq(value.data, value.len, "v"));
   charm_kv_bytes_free(&value);
-  charm_kv_free(store);
+  charm_kv_store_free(store);
   charm_kv_options *options = test_options(dir);
-  CHECK_STATUS(charm_kv_open("env", options, &store, &err), CHARM_KV_STATUS_KEYS);
+  CHECK_STATUS(charm_kv_store_open("env", options, &store, &err), CHARM_KV_STATUS_KEYS);
   CHECK_ERROR(err, CHARM_KV_STATUS_KEYS, NULL);
   charm_kv_options_free(options);
   unsetenv("CHARM_DATA_DIR");
@@ -595,20 +587,20 @@ static void test_option_setters(const char *dir) {
   CHECK_STATUS(charm_kv_options_set_encrypt_key(options, BYTES(TEST_KEY), &err),
                CHARM_KV_STATUS_OK);
   charm_kv_store *store = NULL;
-  CHECK_STATUS(charm_kv_open("hosted", options, &store, &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_open("hosted", options, &store, &err), CHARM_KV_STATUS_OK);
   char path[4096];
   snprintf(path, sizeof path, "%s/charm.example.com/charm-kv/hosted.sqlite", dir);
   CHECK(path_exists(path));
-  CHECK_STATUS(charm_kv_sync(store, NULL, NULL, &err), CHARM_KV_STATUS_NOT_CONFIGURED);
+  CHECK_STATUS(charm_kv_store_sync(store, NULL, NULL, &err), CHARM_KV_STATUS_NOT_CONFIGURED);
   CHECK_ERROR(err, CHARM_KV_STATUS_NOT_CONFIGURED, NULL);
-  charm_kv_free(store);
+  charm_kv_store_free(store);
   charm_kv_options_free(options);
 }
 
 static void test_encrypt_keys(const char *dir) {
   charm_kv_store *store = open_store(dir, "keyed");
-  CHECK_STATUS(charm_kv_set(store, BYTES("k"), BYTES("v"), NULL), CHARM_KV_STATUS_OK);
-  charm_kv_free(store);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("k"), SLICE("v"), NULL), CHARM_KV_STATUS_OK);
+  charm_kv_store_free(store);
 
   /* Another key does not open it. */
   charm_kv_options *options = NULL;
@@ -618,7 +610,7 @@ static void test_encrypt_keys(const char *dir) {
   CHECK_STATUS(charm_kv_options_set_encrypt_key(options, BYTES(OTHER_KEY), NULL),
                CHARM_KV_STATUS_OK);
   store = NULL;
-  CHECK_STATUS(charm_kv_open("keyed", options, &store, &err), CHARM_KV_STATUS_KEYS);
+  CHECK_STATUS(charm_kv_store_open("keyed", options, &store, &err), CHARM_KV_STATUS_KEYS);
   CHECK(store == NULL);
   CHECK_ERROR(err, CHARM_KV_STATUS_KEYS, NULL);
 
@@ -629,34 +621,34 @@ static void test_encrypt_keys(const char *dir) {
   CHECK_STATUS(charm_kv_options_add_encrypt_key(options, BYTES("short"), &err),
                CHARM_KV_STATUS_INVALID_ARGUMENT);
   CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "32");
-  CHECK_STATUS(charm_kv_open("keyed", options, &store, &err), CHARM_KV_STATUS_KEYS);
+  CHECK_STATUS(charm_kv_store_open("keyed", options, &store, &err), CHARM_KV_STATUS_KEYS);
   CHECK_ERROR(err, CHARM_KV_STATUS_KEYS, NULL);
 
   /* Setting replaces: the right key alone opens it again. */
   CHECK_STATUS(charm_kv_options_set_encrypt_key(options, BYTES(TEST_KEY), NULL),
                CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_open("keyed", options, &store, &err), CHARM_KV_STATUS_OK);
-  charm_kv_free(store);
+  CHECK_STATUS(charm_kv_store_open("keyed", options, &store, &err), CHARM_KV_STATUS_OK);
+  charm_kv_store_free(store);
 
   /* Rotation: a new first key plus the old one, added, still opens and reads it. */
   CHECK_STATUS(charm_kv_options_set_encrypt_key(options, BYTES(OTHER_KEY), NULL),
                CHARM_KV_STATUS_OK);
   CHECK_STATUS(charm_kv_options_add_encrypt_key(options, BYTES(TEST_KEY), NULL),
                CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_open("keyed", options, &store, &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_open("keyed", options, &store, &err), CHARM_KV_STATUS_OK);
   charm_kv_bytes value;
-  CHECK_STATUS(charm_kv_get(store, BYTES("k"), &value, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("k"), &value, NULL), CHARM_KV_STATUS_OK);
   CHECK(bytes_eq(value.data, value.len, "v"));
   charm_kv_bytes_free(&value);
-  charm_kv_free(store);
+  charm_kv_store_free(store);
   /* add_encrypt_key on options without keys starts the list. */
   charm_kv_options_free(options);
   CHECK_STATUS(charm_kv_options_new(&options, NULL), CHARM_KV_STATUS_OK);
   CHECK_STATUS(charm_kv_options_set_data_dir(options, dir, NULL), CHARM_KV_STATUS_OK);
   CHECK_STATUS(charm_kv_options_add_encrypt_key(options, BYTES(TEST_KEY), NULL),
                CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_open("keyed", options, &store, &err), CHARM_KV_STATUS_OK);
-  charm_kv_free(store);
+  CHECK_STATUS(charm_kv_store_open("keyed", options, &store, &err), CHARM_KV_STATUS_OK);
+  charm_kv_store_free(store);
   charm_kv_options_free(options);
 }
 
@@ -665,7 +657,7 @@ static void test_status_of_a_local_database(const char *dir) {
   charm_kv_error *err = NULL;
   charm_kv_store_status status;
   memset(&status, 0xAB, sizeof status);
-  CHECK_STATUS(charm_kv_get_status(store, false, &status, &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_get_status(store, false, &status, &err), CHARM_KV_STATUS_OK);
   CHECK(err == NULL);
   CHECK(status.last_sync_unix_ms == 0);
   CHECK(status.last_sync_version == 0);
@@ -678,10 +670,10 @@ static void test_status_of_a_local_database(const char *dir) {
   CHECK(status.remote_error == NULL);
   charm_kv_store_status_free(&status);
 
-  CHECK_STATUS(charm_kv_set(store, BYTES("a"), BYTES("1"), NULL), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_set(store, BYTES("b"), BYTES("2"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("a"), SLICE("1"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("b"), SLICE("2"), NULL), CHARM_KV_STATUS_OK);
   /* Local mode asks no one, even when asked to. */
-  CHECK_STATUS(charm_kv_get_status(store, true, &status, &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_get_status(store, true, &status, &err), CHARM_KV_STATUS_OK);
   CHECK(status.pending_writes == 2);
   CHECK(status.remote == CHARM_KV_REMOTE_STATE_NOT_CONFIGURED);
   charm_kv_store_status_free(&status);
@@ -690,11 +682,11 @@ static void test_status_of_a_local_database(const char *dir) {
 
   /* Never synced: due at any age, and local mode cannot sync. */
   bool synced = true;
-  CHECK_STATUS(charm_kv_sync_if_stale(store, UINT64_MAX, &synced, &err),
+  CHECK_STATUS(charm_kv_store_sync_if_stale(store, UINT64_MAX, &synced, &err),
                CHARM_KV_STATUS_NOT_CONFIGURED);
   CHECK_ERROR(err, CHARM_KV_STATUS_NOT_CONFIGURED, "CHARM_HOST");
   CHECK(synced == true); /* outputs are written only on OK */
-  charm_kv_free(store);
+  charm_kv_store_free(store);
 }
 
 /* A TCP port on 127.0.0.1 that nothing listens on (bound, then closed). */
@@ -720,16 +712,16 @@ static void test_status_reports_an_unreachable_server(const char *dir) {
   CHECK_STATUS(charm_kv_options_set_http_port(options, port, NULL), CHARM_KV_STATUS_OK);
   CHECK_STATUS(charm_kv_options_set_auto_push(options, false, NULL), CHARM_KV_STATUS_OK);
   charm_kv_store *store = NULL;
-  CHECK_STATUS(charm_kv_open("remote", options, &store, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_open("remote", options, &store, NULL), CHARM_KV_STATUS_OK);
   charm_kv_options_free(options);
   charm_kv_error *err = NULL;
   charm_kv_store_status status;
-  CHECK_STATUS(charm_kv_get_status(store, false, &status, &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_get_status(store, false, &status, &err), CHARM_KV_STATUS_OK);
   CHECK(status.remote == CHARM_KV_REMOTE_STATE_NOT_CHECKED);
   CHECK(status.remote_error == NULL);
   charm_kv_store_status_free(&status);
 
-  CHECK_STATUS(charm_kv_get_status(store, true, &status, &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_get_status(store, true, &status, &err), CHARM_KV_STATUS_OK);
   CHECK(status.remote == CHARM_KV_REMOTE_STATE_UNREACHABLE);
   CHECK(status.remote_version == 0);
   CHECK(status.remote_error != NULL);
@@ -739,56 +731,56 @@ static void test_status_reports_an_unreachable_server(const char *dir) {
   CHECK(status.remote_error == NULL);
 
   bool synced = true;
-  CHECK_STATUS(charm_kv_sync_if_stale(store, 60000, &synced, &err), CHARM_KV_STATUS_NETWORK);
+  CHECK_STATUS(charm_kv_store_sync_if_stale(store, 60000, &synced, &err), CHARM_KV_STATUS_NETWORK);
   CHECK_ERROR(err, CHARM_KV_STATUS_NETWORK, NULL);
-  charm_kv_free(store);
+  charm_kv_store_free(store);
 }
 
 static void test_read_only_open_reads_and_refuses_writes(const char *dir) {
   charm_kv_store *store = open_store(dir, "ro");
-  CHECK_STATUS(charm_kv_set(store, BYTES("k"), BYTES("v"), NULL), CHARM_KV_STATUS_OK);
-  charm_kv_free(store);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("k"), SLICE("v"), NULL), CHARM_KV_STATUS_OK);
+  charm_kv_store_free(store);
 
   charm_kv_options *options = test_options(dir);
   charm_kv_error *err = NULL;
   CHECK_STATUS(charm_kv_options_set_read_only(options, true, &err), CHARM_KV_STATUS_OK);
   CHECK(err == NULL);
   store = NULL;
-  CHECK_STATUS(charm_kv_open("ro", options, &store, &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_open("ro", options, &store, &err), CHARM_KV_STATUS_OK);
   charm_kv_bytes value = {NULL, 0};
-  CHECK_STATUS(charm_kv_get(store, BYTES("k"), &value, &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("k"), &value, &err), CHARM_KV_STATUS_OK);
   CHECK(bytes_eq(value.data, value.len, "v"));
   charm_kv_bytes_free(&value);
 
   const charm_kv_status ro = CHARM_KV_STATUS_READ_ONLY;
-  CHECK_STATUS(charm_kv_set(store, BYTES("k"), BYTES("w"), &err), ro);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("k"), SLICE("w"), &err), ro);
   CHECK_ERROR(err, ro, "read-only");
-  CHECK_STATUS(charm_kv_delete(store, BYTES("k"), &err), ro);
+  CHECK_STATUS(charm_kv_store_delete(store, BYTES("k"), &err), ro);
   CHECK_ERROR(err, ro, "read-only");
   charm_kv_batch *batch = NULL;
   CHECK_STATUS(charm_kv_batch_begin(store, &batch, &err), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_batch_set(batch, BYTES("b"), BYTES("B"), &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_batch_set(batch, SLICE("b"), SLICE("B"), &err), CHARM_KV_STATUS_OK);
   CHECK_STATUS(charm_kv_batch_commit(batch, &err), ro);
   CHECK_ERROR(err, ro, "read-only");
-  CHECK_STATUS(charm_kv_sync(store, NULL, NULL, &err), ro);
+  CHECK_STATUS(charm_kv_store_sync(store, NULL, NULL, &err), ro);
   CHECK_ERROR(err, ro, NULL);
-  CHECK_STATUS(charm_kv_reset(store, true, &err), ro);
+  CHECK_STATUS(charm_kv_store_reset(store, true, &err), ro);
   CHECK_ERROR(err, ro, NULL);
   bool synced = true;
-  CHECK_STATUS(charm_kv_sync_if_stale(store, 0, &synced, &err), ro);
+  CHECK_STATUS(charm_kv_store_sync_if_stale(store, 0, &synced, &err), ro);
   CHECK_ERROR(err, ro, NULL);
-  CHECK_STATUS(charm_kv_delete_database(options, "ro", &err), ro);
+  CHECK_STATUS(charm_kv_database_delete(options, "ro", &err), ro);
   CHECK_ERROR(err, ro, NULL);
-  CHECK_STATUS(charm_kv_get(store, BYTES("k"), &value, &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("k"), &value, &err), CHARM_KV_STATUS_OK);
   CHECK(bytes_eq(value.data, value.len, "v"));
   charm_kv_bytes_free(&value);
-  CHECK_STATUS(charm_kv_get(store, BYTES("b"), &value, &err), CHARM_KV_STATUS_NOT_FOUND);
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("b"), &value, &err), CHARM_KV_STATUS_NOT_FOUND);
   CHECK_ERROR(err, CHARM_KV_STATUS_NOT_FOUND, NULL);
-  charm_kv_free(store);
+  charm_kv_store_free(store);
 
   /* A database that does not exist is not created. */
   store = NULL;
-  CHECK_STATUS(charm_kv_open("absent", options, &store, &err), CHARM_KV_STATUS_NOT_FOUND);
+  CHECK_STATUS(charm_kv_store_open("absent", options, &store, &err), CHARM_KV_STATUS_NOT_FOUND);
   CHECK_ERROR(err, CHARM_KV_STATUS_NOT_FOUND, "absent");
   CHECK(store == NULL);
   char path[4096];
@@ -797,9 +789,9 @@ static void test_read_only_open_reads_and_refuses_writes(const char *dir) {
 
   /* Off again: the same options write. */
   CHECK_STATUS(charm_kv_options_set_read_only(options, false, NULL), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_open("ro", options, &store, &err), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_set(store, BYTES("k"), BYTES("w"), &err), CHARM_KV_STATUS_OK);
-  charm_kv_free(store);
+  CHECK_STATUS(charm_kv_store_open("ro", options, &store, &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("k"), SLICE("w"), &err), CHARM_KV_STATUS_OK);
+  charm_kv_store_free(store);
   charm_kv_options_free(options);
 }
 

@@ -41,19 +41,19 @@ static bool file_is(const char *path, const char *text) {
 static void test_backup_path_is_never_a_uri(const char *dir) {
   charm_kv_store *store = open_store(dir, "uri");
   charm_kv_error *err = NULL;
-  CHECK_STATUS(charm_kv_set(store, BYTES("k"), BYTES("v"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("k"), SLICE("v"), NULL), CHARM_KV_STATUS_OK);
   enter(dir);
   write_file("victim.db", "precious");
-  CHECK_STATUS(charm_kv_backup_to(store, "file:victim.db", &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_backup_to(store, "file:victim.db", &err), CHARM_KV_STATUS_OK);
   CHECK(err == NULL);
   CHECK(file_is("victim.db", "precious")); /* untouched */
   CHECK(path_exists("file:victim.db"));     /* the literal name */
   /* A URI asking for an in-memory database is a file name like any other. */
-  CHECK_STATUS(charm_kv_backup_to(store, "file:b?mode=memory", &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_backup_to(store, "file:b?mode=memory", &err), CHARM_KV_STATUS_OK);
   CHECK(path_exists("file:b?mode=memory"));
   CHECK(!path_exists("b"));
   leave();
-  charm_kv_free(store);
+  charm_kv_store_free(store);
 
   /* The copy is a real database. */
   char other[1024], kv_dir[2048], from[4096], to[4096];
@@ -68,10 +68,10 @@ static void test_backup_path_is_never_a_uri(const char *dir) {
   CHECK(rename(from, to) == 0);
   charm_kv_store *copy = open_store(other, "copy");
   charm_kv_bytes value;
-  CHECK_STATUS(charm_kv_get(copy, BYTES("k"), &value, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_get(copy, BYTES("k"), &value, NULL), CHARM_KV_STATUS_OK);
   CHECK(bytes_eq(value.data, value.len, "v"));
   charm_kv_bytes_free(&value);
-  charm_kv_free(copy);
+  charm_kv_store_free(copy);
 }
 
 /* 1. A data directory whose name reads as a URI cannot move the database elsewhere. */
@@ -85,10 +85,10 @@ static void test_uri_like_data_dir_cannot_escape(const char *dir) {
                CHARM_KV_STATUS_OK);
   charm_kv_store *store = NULL;
   charm_kv_error *err = NULL;
-  CHECK_STATUS(charm_kv_open("db", options, &store, &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_open("db", options, &store, &err), CHARM_KV_STATUS_OK);
   if (err != NULL) CHECK_ERROR(err, CHARM_KV_STATUS_OK, NULL);
-  CHECK_STATUS(charm_kv_set(store, BYTES("k"), BYTES("v"), NULL), CHARM_KV_STATUS_OK);
-  charm_kv_free(store);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("k"), SLICE("v"), NULL), CHARM_KV_STATUS_OK);
+  charm_kv_store_free(store);
   CHECK(!path_exists("escaped.sqlite"));
   CHECK(path_exists("file:escaped.sqlite?x=/localhost/charm-kv/db.sqlite"));
   charm_kv_options_free(options);
@@ -102,26 +102,26 @@ static void test_oversized_lengths_are_refused_before_reading(const char *dir) {
   charm_kv_error *err = NULL;
   const uint8_t *one = (const uint8_t *)"x";
   const size_t huge = (size_t)64 << 30; /* 64 GiB */
-  CHECK_STATUS(charm_kv_set(store, BYTES("k"), one, huge, &err), INVALID);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("k"), SLICE_OF(one, huge), &err), INVALID);
   CHECK_ERROR(err, INVALID, "value is 68719476736 bytes; the limit is");
-  CHECK_STATUS(charm_kv_set(store, one, huge, BYTES("v"), &err), INVALID);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE_OF(one, huge), SLICE("v"), &err), INVALID);
   CHECK_ERROR(err, INVALID, "key is 68719476736 bytes; the limit is 65000");
-  CHECK_STATUS(charm_kv_set(store, one, 65001, BYTES("v"), &err), INVALID);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE_OF(one, 65001), SLICE("v"), &err), INVALID);
   CHECK_ERROR(err, INVALID, "limit is 65000");
   charm_kv_bytes value;
-  CHECK_STATUS(charm_kv_get(store, one, huge, &value, &err), INVALID);
+  CHECK_STATUS(charm_kv_store_get(store, one, huge, &value, &err), INVALID);
   CHECK_ERROR(err, INVALID, "limit is 65000");
-  CHECK_STATUS(charm_kv_delete(store, one, huge, &err), INVALID);
+  CHECK_STATUS(charm_kv_store_delete(store, one, huge, &err), INVALID);
   CHECK_ERROR(err, INVALID, "limit is 65000");
   charm_kv_value_buf buf = {NULL, 0, 0, {NULL, 0}};
-  CHECK_STATUS(charm_kv_get_into(store, one, huge, &buf, &err), INVALID);
+  CHECK_STATUS(charm_kv_store_get_into(store, one, huge, &buf, &err), INVALID);
   CHECK_ERROR(err, INVALID, "limit is 65000");
 
   charm_kv_batch *batch = NULL;
   CHECK_STATUS(charm_kv_batch_begin(store, &batch, NULL), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_batch_set(batch, BYTES("k"), one, huge, &err), INVALID);
+  CHECK_STATUS(charm_kv_batch_set(batch, SLICE("k"), SLICE_OF(one, huge), &err), INVALID);
   CHECK_ERROR(err, INVALID, "value is 68719476736 bytes");
-  CHECK_STATUS(charm_kv_batch_set(batch, one, huge, BYTES("v"), &err), INVALID);
+  CHECK_STATUS(charm_kv_batch_set(batch, SLICE_OF(one, huge), SLICE("v"), &err), INVALID);
   CHECK_ERROR(err, INVALID, "limit is 65000");
   CHECK_STATUS(charm_kv_batch_delete(batch, one, huge, &err), INVALID);
   CHECK_ERROR(err, INVALID, "limit is 65000");
@@ -138,19 +138,19 @@ static void test_oversized_lengths_are_refused_before_reading(const char *dir) {
   charm_kv_options_free(options);
 
   charm_kv_bytes_list keys;
-  CHECK_STATUS(charm_kv_keys(store, &keys, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_keys(store, &keys, NULL), CHARM_KV_STATUS_OK);
   CHECK(keys.len == 0);
   charm_kv_bytes_list_free(&keys);
-  charm_kv_free(store);
+  charm_kv_store_free(store);
 }
 
 /* Writes row "b" under OTHER_KEY into a database created with TEST_KEY, so that with
  * TEST_KEY alone the key check passes and that one row does not decrypt. */
 static charm_kv_store *store_with_unreadable_row(const char *dir) {
   charm_kv_store *store = open_store(dir, "rows");
-  CHECK_STATUS(charm_kv_set(store, BYTES("a"), BYTES("1"), NULL), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_set(store, BYTES("c"), BYTES("3"), NULL), CHARM_KV_STATUS_OK);
-  charm_kv_free(store);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("a"), SLICE("1"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("c"), SLICE("3"), NULL), CHARM_KV_STATUS_OK);
+  charm_kv_store_free(store);
   charm_kv_options *both = NULL;
   CHECK_STATUS(charm_kv_options_new(&both, NULL), CHARM_KV_STATUS_OK);
   CHECK_STATUS(charm_kv_options_set_data_dir(both, dir, NULL), CHARM_KV_STATUS_OK);
@@ -158,9 +158,9 @@ static charm_kv_store *store_with_unreadable_row(const char *dir) {
                CHARM_KV_STATUS_OK);
   CHECK_STATUS(charm_kv_options_add_encrypt_key(both, BYTES(TEST_KEY), NULL),
                CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_open("rows", both, &store, NULL), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_set(store, BYTES("b"), BYTES("2"), NULL), CHARM_KV_STATUS_OK);
-  charm_kv_free(store);
+  CHECK_STATUS(charm_kv_store_open("rows", both, &store, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("b"), SLICE("2"), NULL), CHARM_KV_STATUS_OK);
+  charm_kv_store_free(store);
   charm_kv_options_free(both);
   return open_store(dir, "rows");
 }
@@ -171,7 +171,7 @@ static void test_unreadable_row_is_reported_per_row(const char *dir) {
   charm_kv_store *store = store_with_unreadable_row(dir);
   charm_kv_error *err = NULL;
   charm_kv_bytes_list keys = {NULL, 0};
-  CHECK_STATUS(charm_kv_keys(store, &keys, &err), CHARM_KV_STATUS_CORRUPT);
+  CHECK_STATUS(charm_kv_store_keys(store, &keys, &err), CHARM_KV_STATUS_CORRUPT);
   CHECK_ERROR(err, CHARM_KV_STATUS_CORRUPT, "1 of 3 stored keys do not decrypt");
   CHECK(keys.items == NULL && keys.len == 0);
 
@@ -180,27 +180,26 @@ static void test_unreadable_row_is_reported_per_row(const char *dir) {
     CHECK_STATUS(charm_kv_iter_new(store, reverse, true, &it, &err), CHARM_KV_STATUS_OK);
     if (err != NULL) CHECK_ERROR(err, CHARM_KV_STATUS_OK, NULL);
     const char *expected[] = {reverse ? "c" : "a", reverse ? "a" : "c"};
-    const uint8_t *k, *v;
-    size_t kl, vl;
+    charm_kv_slice k, v;
     bool has;
     for (int i = 0; i < 2; i++) {
-      CHECK_STATUS(charm_kv_iter_next(it, &k, &kl, &v, &vl, &has, NULL), CHARM_KV_STATUS_OK);
-      CHECK(has && bytes_eq(k, kl, expected[i]));
+      CHECK_STATUS(charm_kv_iter_next(it, &k, &v, &has, NULL), CHARM_KV_STATUS_OK);
+      CHECK(has && bytes_eq(k.data, k.len, expected[i]));
     }
     has = true;
-    CHECK_STATUS(charm_kv_iter_next(it, &k, &kl, &v, &vl, &has, &err), CHARM_KV_STATUS_CORRUPT);
+    CHECK_STATUS(charm_kv_iter_next(it, &k, &v, &has, &err), CHARM_KV_STATUS_CORRUPT);
     CHECK_ERROR(err, CHARM_KV_STATUS_CORRUPT, "does not decrypt");
     CHECK(has); /* outputs untouched on failure */
-    CHECK_STATUS(charm_kv_iter_next(it, &k, &kl, &v, &vl, &has, NULL), CHARM_KV_STATUS_OK);
+    CHECK_STATUS(charm_kv_iter_next(it, &k, &v, &has, NULL), CHARM_KV_STATUS_OK);
     CHECK(!has);
     charm_kv_iter_free(it);
   }
   /* The readable rows read and write as before. */
   charm_kv_bytes value;
-  CHECK_STATUS(charm_kv_get(store, BYTES("c"), &value, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("c"), &value, NULL), CHARM_KV_STATUS_OK);
   CHECK(bytes_eq(value.data, value.len, "3"));
   charm_kv_bytes_free(&value);
-  charm_kv_free(store);
+  charm_kv_store_free(store);
 }
 
 /* 6. Statuses and messages. */
@@ -208,7 +207,7 @@ static void test_statuses_and_short_messages(const char *dir) {
   charm_kv_options *options = test_options(dir);
   charm_kv_error *err = NULL;
   /* A missing database is NOT_FOUND naming the database, not "key not found". */
-  CHECK_STATUS(charm_kv_delete_database(options, "nosuchdb", &err), CHARM_KV_STATUS_NOT_FOUND);
+  CHECK_STATUS(charm_kv_database_delete(options, "nosuchdb", &err), CHARM_KV_STATUS_NOT_FOUND);
   CHECK_ERROR(err, CHARM_KV_STATUS_NOT_FOUND, "no database named \"nosuchdb\"");
   /* A short encrypt key is a bad argument, as documented. */
   CHECK_STATUS(charm_kv_options_set_encrypt_key(options, BYTES("short"), &err), INVALID);
@@ -223,10 +222,10 @@ static void test_statuses_and_short_messages(const char *dir) {
     memset(name, 'n', n);
     name[n] = '\0';
     charm_kv_store *store = NULL;
-    CHECK_STATUS(charm_kv_open(name, options, &store, &err), INVALID);
+    CHECK_STATUS(charm_kv_store_open(name, options, &store, &err), INVALID);
     CHECK(err != NULL && strlen(charm_kv_error_message(err)) < 200);
     CHECK_ERROR(err, INVALID, "nnnn\"\xe2\x80\xa6 is longer than 200 bytes");
-    CHECK_STATUS(charm_kv_delete_database(options, name, &err), INVALID);
+    CHECK_STATUS(charm_kv_database_delete(options, name, &err), INVALID);
     CHECK(err != NULL && strlen(charm_kv_error_message(err)) < 200);
     CHECK_ERROR(err, INVALID, NULL);
     free(name);
@@ -239,7 +238,7 @@ static void test_statuses_and_short_messages(const char *dir) {
 static void test_err_pointer_rules(const char *dir) {
   charm_kv_store *store = open_store(dir, "errptr");
   charm_kv_options *options = test_options(dir);
-  CHECK_STATUS(charm_kv_set(store, BYTES("k"), BYTES("v"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("k"), SLICE("v"), NULL), CHARM_KV_STATUS_OK);
 
   /* Misaligned err: INVALID_ARGUMENT, and not one byte written. */
   void *storage[3];
@@ -247,15 +246,15 @@ static void test_err_pointer_rules(const char *dir) {
   memset(raw, 0xAB, sizeof storage);
   charm_kv_error **misaligned = (charm_kv_error **)(void *)(raw + 1);
   charm_kv_bytes value;
-  CHECK_STATUS(charm_kv_get(store, BYTES("missing"), &value, misaligned), INVALID);
-  CHECK_STATUS(charm_kv_set(store, BYTES("k2"), BYTES("v"), misaligned), INVALID);
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("missing"), &value, misaligned), INVALID);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("k2"), SLICE("v"), misaligned), INVALID);
   CHECK_STATUS(charm_kv_options_set_read_only(options, true, misaligned), INVALID);
   for (size_t i = 0; i < sizeof storage; i++) CHECK(raw[i] == 0xAB);
-  CHECK_STATUS(charm_kv_get(store, BYTES("k2"), &value, NULL), CHARM_KV_STATUS_NOT_FOUND);
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("k2"), &value, NULL), CHARM_KV_STATUS_NOT_FOUND);
 
   /* An output that is err itself: refused, the error lands in err, nothing leaks. */
   charm_kv_error *err = NULL;
-  CHECK_STATUS(charm_kv_open("errptr", options, (charm_kv_store **)(void *)&err, &err),
+  CHECK_STATUS(charm_kv_store_open("errptr", options, (charm_kv_store **)(void *)&err, &err),
                INVALID);
   CHECK_ERROR(err, INVALID, "out_store overlaps err");
   CHECK_STATUS(charm_kv_iter_new(store, false, true, (charm_kv_iter **)(void *)&err, &err),
@@ -267,7 +266,7 @@ static void test_err_pointer_rules(const char *dir) {
   struct {
     charm_kv_bytes value;
   } holder;
-  CHECK_STATUS(charm_kv_get(store, BYTES("k"), &holder.value,
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("k"), &holder.value,
                             (charm_kv_error **)(void *)&holder.value.data),
                INVALID);
   charm_kv_error *in_holder;
@@ -276,10 +275,10 @@ static void test_err_pointer_rules(const char *dir) {
   /* get_into's caller buffer must not hold err either. */
   charm_kv_error *slots[8];
   charm_kv_value_buf buf = {(uint8_t *)slots, sizeof slots, 0, {NULL, 0}};
-  CHECK_STATUS(charm_kv_get_into(store, BYTES("k"), &buf, &slots[2]), INVALID);
+  CHECK_STATUS(charm_kv_store_get_into(store, BYTES("k"), &buf, &slots[2]), INVALID);
   CHECK_ERROR(slots[2], INVALID, "out->data overlaps err");
   charm_kv_options_free(options);
-  charm_kv_free(store);
+  charm_kv_store_free(store);
 }
 
 /* 7. get_into writes its outputs only on OK, like every function. */
@@ -289,18 +288,18 @@ static void test_get_into_leaves_outputs_on_failure(const char *dir) {
   memset(data, 0x5A, sizeof data);
   uint8_t sentinel = 0;
   charm_kv_value_buf buf = {data, sizeof data, 12345, {&sentinel, 7}};
-  CHECK_STATUS(charm_kv_get_into(store, BYTES("missing"), &buf, NULL),
+  CHECK_STATUS(charm_kv_store_get_into(store, BYTES("missing"), &buf, NULL),
                CHARM_KV_STATUS_NOT_FOUND);
   CHECK(buf.len == 12345 && buf.large.data == &sentinel && buf.large.len == 7);
   CHECK(buf.data == data && buf.cap == sizeof data);
   for (size_t i = 0; i < sizeof data; i++) CHECK(data[i] == 0x5A);
-  charm_kv_free(store);
+  charm_kv_store_free(store);
   /* Closed: the same. */
   store = open_store(dir, "into");
-  CHECK_STATUS(charm_kv_close(store, NULL), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_get_into(store, BYTES("k"), &buf, NULL), CHARM_KV_STATUS_CLOSED);
+  CHECK_STATUS(charm_kv_store_close(store, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_get_into(store, BYTES("k"), &buf, NULL), CHARM_KV_STATUS_CLOSED);
   CHECK(buf.len == 12345 && buf.large.data == &sentinel && buf.large.len == 7);
-  charm_kv_free(store);
+  charm_kv_store_free(store);
 }
 
 const test_case hostile_tests[] = {

@@ -15,35 +15,34 @@ static void test_null_store_handle(const char *dir) {
   charm_kv_iter *it;
   charm_kv_batch *batch;
   uint64_t count;
-  CHECK_STATUS(charm_kv_get(NULL, BYTES("k"), &value, &err), INVALID);
+  CHECK_STATUS(charm_kv_store_get(NULL, BYTES("k"), &value, &err), INVALID);
   CHECK_ERROR(err, INVALID, "store is NULL");
-  CHECK_STATUS(charm_kv_set(NULL, BYTES("k"), BYTES("v"), &err), INVALID);
+  CHECK_STATUS(charm_kv_store_set(NULL, SLICE("k"), SLICE("v"), &err), INVALID);
   CHECK_ERROR(err, INVALID, "store is NULL");
-  CHECK_STATUS(charm_kv_delete(NULL, BYTES("k"), &err), INVALID);
+  CHECK_STATUS(charm_kv_store_delete(NULL, BYTES("k"), &err), INVALID);
   CHECK_ERROR(err, INVALID, "store is NULL");
-  CHECK_STATUS(charm_kv_keys(NULL, &keys, &err), INVALID);
+  CHECK_STATUS(charm_kv_store_keys(NULL, &keys, &err), INVALID);
   CHECK_ERROR(err, INVALID, "store is NULL");
   CHECK_STATUS(charm_kv_iter_new(NULL, false, true, &it, &err), INVALID);
   CHECK_ERROR(err, INVALID, "store is NULL");
   CHECK_STATUS(charm_kv_batch_begin(NULL, &batch, &err), INVALID);
   CHECK_ERROR(err, INVALID, "store is NULL");
-  CHECK_STATUS(charm_kv_sync(NULL, NULL, NULL, &err), INVALID);
+  CHECK_STATUS(charm_kv_store_sync(NULL, NULL, NULL, &err), INVALID);
   CHECK_ERROR(err, INVALID, "store is NULL");
-  CHECK_STATUS(charm_kv_reset(NULL, true, &err), INVALID);
+  CHECK_STATUS(charm_kv_store_reset(NULL, true, &err), INVALID);
   CHECK_ERROR(err, INVALID, "store is NULL");
-  CHECK_STATUS(charm_kv_pending_writes(NULL, &count, &err), INVALID);
+  CHECK_STATUS(charm_kv_store_pending_writes(NULL, &count, &err), INVALID);
   CHECK_ERROR(err, INVALID, "store is NULL");
-  CHECK_STATUS(charm_kv_backup_to(NULL, "/tmp/x", &err), INVALID);
+  CHECK_STATUS(charm_kv_store_backup_to(NULL, "/tmp/x", &err), INVALID);
   CHECK_ERROR(err, INVALID, "store is NULL");
-  CHECK_STATUS(charm_kv_close(NULL, &err), INVALID);
+  CHECK_STATUS(charm_kv_store_close(NULL, &err), INVALID);
   CHECK_ERROR(err, INVALID, "store is NULL");
   /* The other handles. */
-  const uint8_t *k, *v;
-  size_t kl, vl;
+  charm_kv_slice k, v;
   bool has;
-  CHECK_STATUS(charm_kv_iter_next(NULL, &k, &kl, &v, &vl, &has, &err), INVALID);
+  CHECK_STATUS(charm_kv_iter_next(NULL, &k, &v, &has, &err), INVALID);
   CHECK_ERROR(err, INVALID, "iter is NULL");
-  CHECK_STATUS(charm_kv_batch_set(NULL, BYTES("k"), BYTES("v"), &err), INVALID);
+  CHECK_STATUS(charm_kv_batch_set(NULL, SLICE("k"), SLICE("v"), &err), INVALID);
   CHECK_ERROR(err, INVALID, "batch is NULL");
   CHECK_STATUS(charm_kv_batch_delete(NULL, BYTES("k"), &err), INVALID);
   CHECK_ERROR(err, INVALID, "batch is NULL");
@@ -85,9 +84,9 @@ static void test_null_out_pointers(const char *dir) {
   charm_kv_store *store = open_store(dir, "outs");
   charm_kv_error *err = NULL;
   charm_kv_options *options = test_options(dir);
-  CHECK_STATUS(charm_kv_set(store, BYTES("k"), BYTES("v"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("k"), SLICE("v"), NULL), CHARM_KV_STATUS_OK);
 
-  CHECK_STATUS(charm_kv_open("outs", options, NULL, &err), INVALID);
+  CHECK_STATUS(charm_kv_store_open("outs", options, NULL, &err), INVALID);
   CHECK_ERROR(err, INVALID, "out_store is NULL");
   CHECK_STATUS(charm_kv_options_set_durability(options, NULL, &err), INVALID);
   CHECK_ERROR(err, INVALID, "durability is NULL");
@@ -100,38 +99,31 @@ static void test_null_out_pointers(const char *dir) {
   CHECK_ERROR(err, INVALID, "out_options is NULL");
   CHECK_STATUS(charm_kv_options_from_env(NULL, &err), INVALID);
   CHECK_ERROR(err, INVALID, "out_options is NULL");
-  CHECK_STATUS(charm_kv_get(store, BYTES("k"), NULL, &err), INVALID);
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("k"), NULL, &err), INVALID);
   CHECK_ERROR(err, INVALID, "out_value is NULL");
-  CHECK_STATUS(charm_kv_keys(store, NULL, &err), INVALID);
+  CHECK_STATUS(charm_kv_store_keys(store, NULL, &err), INVALID);
   CHECK_ERROR(err, INVALID, "out_keys is NULL");
-  CHECK_STATUS(charm_kv_pending_writes(store, NULL, &err), INVALID);
+  CHECK_STATUS(charm_kv_store_pending_writes(store, NULL, &err), INVALID);
   CHECK_ERROR(err, INVALID, "out_count is NULL");
   CHECK_STATUS(charm_kv_iter_new(store, false, true, NULL, &err), INVALID);
   CHECK_ERROR(err, INVALID, "out_iter is NULL");
   CHECK_STATUS(charm_kv_batch_begin(store, NULL, &err), INVALID);
   CHECK_ERROR(err, INVALID, "out_batch is NULL");
-  CHECK_STATUS(charm_kv_list_databases(options, NULL, &err), INVALID);
+  CHECK_STATUS(charm_kv_database_list(options, NULL, &err), INVALID);
   CHECK_ERROR(err, INVALID, "out_names is NULL");
 
-  /* Iterator outputs: key, key length and has-item are required; the value pair is
-   * optional but all-or-nothing. A refused call does not advance the iterator. */
+  /* Iterator outputs: the key slice and has-item are required; the value slice is
+   * optional. A refused call does not advance the iterator. */
   charm_kv_iter *it = NULL;
   CHECK_STATUS(charm_kv_iter_new(store, false, true, &it, NULL), CHARM_KV_STATUS_OK);
-  const uint8_t *k, *v;
-  size_t kl, vl;
+  charm_kv_slice k, v;
   bool has;
-  CHECK_STATUS(charm_kv_iter_next(it, NULL, &kl, &v, &vl, &has, &err), INVALID);
+  CHECK_STATUS(charm_kv_iter_next(it, NULL, &v, &has, &err), INVALID);
   CHECK_ERROR(err, INVALID, "out_key is NULL");
-  CHECK_STATUS(charm_kv_iter_next(it, &k, NULL, &v, &vl, &has, &err), INVALID);
-  CHECK_ERROR(err, INVALID, "out_key_len is NULL");
-  CHECK_STATUS(charm_kv_iter_next(it, &k, &kl, &v, &vl, NULL, &err), INVALID);
+  CHECK_STATUS(charm_kv_iter_next(it, &k, &v, NULL, &err), INVALID);
   CHECK_ERROR(err, INVALID, "out_has_item is NULL");
-  CHECK_STATUS(charm_kv_iter_next(it, &k, &kl, &v, NULL, &has, &err), INVALID);
-  CHECK_ERROR(err, INVALID, "out_value");
-  CHECK_STATUS(charm_kv_iter_next(it, &k, &kl, NULL, &vl, &has, &err), INVALID);
-  CHECK_ERROR(err, INVALID, "out_value");
-  CHECK_STATUS(charm_kv_iter_next(it, &k, &kl, &v, &vl, &has, &err), CHARM_KV_STATUS_OK);
-  CHECK(has && bytes_eq(k, kl, "k") && bytes_eq(v, vl, "v"));
+  CHECK_STATUS(charm_kv_iter_next(it, &k, &v, &has, &err), CHARM_KV_STATUS_OK);
+  CHECK(has && bytes_eq(k.data, k.len, "k") && bytes_eq(v.data, v.len, "v"));
   charm_kv_iter_free(it);
 
   charm_kv_batch *batch = NULL;
@@ -140,31 +132,31 @@ static void test_null_out_pointers(const char *dir) {
   CHECK_ERROR(err, INVALID, "out_value is NULL");
   charm_kv_batch_free(batch);
   charm_kv_options_free(options);
-  charm_kv_free(store);
+  charm_kv_store_free(store);
 }
 
 static void test_null_data_with_length(const char *dir) {
   charm_kv_store *store = open_store(dir, "nulldata");
   charm_kv_error *err = NULL;
   charm_kv_bytes value;
-  CHECK_STATUS(charm_kv_get(store, NULL, 3, &value, &err), INVALID);
+  CHECK_STATUS(charm_kv_store_get(store, NULL, 3, &value, &err), INVALID);
   CHECK_ERROR(err, INVALID, "key is NULL but its length is 3");
-  CHECK_STATUS(charm_kv_set(store, NULL, 1, BYTES("v"), &err), INVALID);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE_OF(NULL, 1), SLICE("v"), &err), INVALID);
   CHECK_ERROR(err, INVALID, "key is NULL");
-  CHECK_STATUS(charm_kv_set(store, BYTES("k"), NULL, 1, &err), INVALID);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("k"), SLICE_OF(NULL, 1), &err), INVALID);
   CHECK_ERROR(err, INVALID, "value is NULL");
-  CHECK_STATUS(charm_kv_delete(store, NULL, 1, &err), INVALID);
+  CHECK_STATUS(charm_kv_store_delete(store, NULL, 1, &err), INVALID);
   CHECK_ERROR(err, INVALID, "key is NULL");
   /* A huge length is refused before anything is read. */
-  CHECK_STATUS(charm_kv_set(store, BYTES("k"), (const uint8_t *)"v", SIZE_MAX, &err),
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("k"), SLICE_OF((const uint8_t *)"v", SIZE_MAX), &err),
                INVALID);
   CHECK_ERROR(err, INVALID, "the limit is");
 
   charm_kv_batch *batch = NULL;
   CHECK_STATUS(charm_kv_batch_begin(store, &batch, NULL), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_batch_set(batch, NULL, 1, BYTES("v"), &err), INVALID);
+  CHECK_STATUS(charm_kv_batch_set(batch, SLICE_OF(NULL, 1), SLICE("v"), &err), INVALID);
   CHECK_ERROR(err, INVALID, "key is NULL");
-  CHECK_STATUS(charm_kv_batch_set(batch, BYTES("k"), NULL, 1, &err), INVALID);
+  CHECK_STATUS(charm_kv_batch_set(batch, SLICE("k"), SLICE_OF(NULL, 1), &err), INVALID);
   CHECK_ERROR(err, INVALID, "value is NULL");
   CHECK_STATUS(charm_kv_batch_delete(batch, NULL, 1, &err), INVALID);
   CHECK_ERROR(err, INVALID, "key is NULL");
@@ -182,10 +174,10 @@ static void test_null_data_with_length(const char *dir) {
 
   /* Nothing was written by any of it. */
   charm_kv_bytes_list keys;
-  CHECK_STATUS(charm_kv_keys(store, &keys, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_keys(store, &keys, NULL), CHARM_KV_STATUS_OK);
   CHECK(keys.len == 0);
   charm_kv_bytes_list_free(&keys);
-  charm_kv_free(store);
+  charm_kv_store_free(store);
 }
 
 static void test_invalid_utf8_text(const char *dir) {
@@ -194,11 +186,11 @@ static void test_invalid_utf8_text(const char *dir) {
   charm_kv_store *store = NULL;
   const char *bad = "bad\xff\xfe";
   const char *overlong = "\xc0\xaf"; /* an overlong '/' */
-  CHECK_STATUS(charm_kv_open(bad, options, &store, &err), INVALID);
+  CHECK_STATUS(charm_kv_store_open(bad, options, &store, &err), INVALID);
   CHECK_ERROR(err, INVALID, "name is not valid UTF-8");
-  CHECK_STATUS(charm_kv_open(overlong, options, &store, &err), INVALID);
+  CHECK_STATUS(charm_kv_store_open(overlong, options, &store, &err), INVALID);
   CHECK_ERROR(err, INVALID, "UTF-8");
-  CHECK_STATUS(charm_kv_delete_database(options, bad, &err), INVALID);
+  CHECK_STATUS(charm_kv_database_delete(options, bad, &err), INVALID);
   CHECK_ERROR(err, INVALID, "UTF-8");
   CHECK_STATUS(charm_kv_options_set_data_dir(options, bad, &err), INVALID);
   CHECK_ERROR(err, INVALID, "dir is not valid UTF-8");
@@ -213,7 +205,7 @@ static void test_invalid_utf8_text(const char *dir) {
                INVALID);
   CHECK_ERROR(err, INVALID, "UTF-8");
   /* NULL text where text is required. */
-  CHECK_STATUS(charm_kv_open(NULL, options, &store, &err), INVALID);
+  CHECK_STATUS(charm_kv_store_open(NULL, options, &store, &err), INVALID);
   CHECK_ERROR(err, INVALID, "name is NULL");
   CHECK_STATUS(charm_kv_options_set_data_dir(options, NULL, &err), INVALID);
   CHECK_ERROR(err, INVALID, "dir is NULL");
@@ -221,7 +213,7 @@ static void test_invalid_utf8_text(const char *dir) {
   CHECK_ERROR(err, INVALID, "empty");
   CHECK_STATUS(charm_kv_options_set_key_type(options, NULL, &err), INVALID);
   CHECK_ERROR(err, INVALID, "key_type is NULL");
-  CHECK_STATUS(charm_kv_delete_database(options, NULL, &err), INVALID);
+  CHECK_STATUS(charm_kv_database_delete(options, NULL, &err), INVALID);
   CHECK_ERROR(err, INVALID, "name is NULL");
 
   /* Bad option values. */
@@ -250,10 +242,10 @@ static void test_path_escaping_names(const char *dir) {
                        "a\\b", "tab\tx", "line\nbreak", long_name};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     charm_kv_store *store = (charm_kv_store *)&err;
-    CHECK_STATUS(charm_kv_open(bad[i], options, &store, &err), INVALID);
+    CHECK_STATUS(charm_kv_store_open(bad[i], options, &store, &err), INVALID);
     CHECK(store == (charm_kv_store *)&err); /* untouched */
     CHECK_ERROR(err, INVALID, "database name");
-    CHECK_STATUS(charm_kv_delete_database(options, bad[i], &err), INVALID);
+    CHECK_STATUS(charm_kv_database_delete(options, bad[i], &err), INVALID);
     CHECK_ERROR(err, INVALID, "database name");
   }
   /* Nothing was created next to the data path. */
@@ -264,28 +256,28 @@ static void test_path_escaping_names(const char *dir) {
   CHECK(!path_exists(path));
   /* Names that only look odd are fine. */
   charm_kv_store *store = NULL;
-  CHECK_STATUS(charm_kv_open("..x", options, &store, NULL), CHARM_KV_STATUS_OK);
-  charm_kv_free(store);
-  CHECK_STATUS(charm_kv_open("\xc3\xbcnicode name", options, &store, NULL),
+  CHECK_STATUS(charm_kv_store_open("..x", options, &store, NULL), CHARM_KV_STATUS_OK);
+  charm_kv_store_free(store);
+  CHECK_STATUS(charm_kv_store_open("\xc3\xbcnicode name", options, &store, NULL),
                CHARM_KV_STATUS_OK);
-  charm_kv_free(store);
+  charm_kv_store_free(store);
   charm_kv_options_free(options);
 }
 
 static void test_use_after_close_and_double_close(const char *dir) {
   charm_kv_store *store = open_store(dir, "closing");
   charm_kv_error *err = NULL;
-  CHECK_STATUS(charm_kv_set(store, BYTES("k"), BYTES("v"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("k"), SLICE("v"), NULL), CHARM_KV_STATUS_OK);
   /* An iterator and a batch made before the close. */
   charm_kv_iter *it = NULL;
   charm_kv_batch *batch = NULL;
   CHECK_STATUS(charm_kv_iter_new(store, false, true, &it, NULL), CHARM_KV_STATUS_OK);
   CHECK_STATUS(charm_kv_batch_begin(store, &batch, NULL), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_batch_set(batch, BYTES("b"), BYTES("1"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_batch_set(batch, SLICE("b"), SLICE("1"), NULL), CHARM_KV_STATUS_OK);
 
-  CHECK_STATUS(charm_kv_close(store, &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_close(store, &err), CHARM_KV_STATUS_OK);
   CHECK(err == NULL);
-  CHECK_STATUS(charm_kv_close(store, &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_close(store, &err), CHARM_KV_STATUS_OK);
 
   const charm_kv_status closed = CHARM_KV_STATUS_CLOSED;
   charm_kv_bytes value;
@@ -293,36 +285,35 @@ static void test_use_after_close_and_double_close(const char *dir) {
   uint64_t count;
   charm_kv_iter *it2;
   charm_kv_batch *batch2;
-  CHECK_STATUS(charm_kv_get(store, BYTES("k"), &value, &err), closed);
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("k"), &value, &err), closed);
   CHECK_ERROR(err, closed, "closed");
-  CHECK_STATUS(charm_kv_set(store, BYTES("k"), BYTES("v"), &err), closed);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("k"), SLICE("v"), &err), closed);
   CHECK_ERROR(err, closed, "closed");
-  CHECK_STATUS(charm_kv_delete(store, BYTES("k"), &err), closed);
+  CHECK_STATUS(charm_kv_store_delete(store, BYTES("k"), &err), closed);
   CHECK_ERROR(err, closed, "closed");
-  CHECK_STATUS(charm_kv_keys(store, &keys, &err), closed);
+  CHECK_STATUS(charm_kv_store_keys(store, &keys, &err), closed);
   CHECK_ERROR(err, closed, "closed");
   CHECK_STATUS(charm_kv_iter_new(store, false, true, &it2, &err), closed);
   CHECK_ERROR(err, closed, "closed");
   CHECK_STATUS(charm_kv_batch_begin(store, &batch2, &err), closed);
   CHECK_ERROR(err, closed, "closed");
-  CHECK_STATUS(charm_kv_sync(store, NULL, NULL, &err), closed);
+  CHECK_STATUS(charm_kv_store_sync(store, NULL, NULL, &err), closed);
   CHECK_ERROR(err, closed, "closed");
-  CHECK_STATUS(charm_kv_reset(store, true, &err), closed);
+  CHECK_STATUS(charm_kv_store_reset(store, true, &err), closed);
   CHECK_ERROR(err, closed, "closed");
-  CHECK_STATUS(charm_kv_pending_writes(store, &count, &err), closed);
+  CHECK_STATUS(charm_kv_store_pending_writes(store, &count, &err), closed);
   CHECK_ERROR(err, closed, "closed");
   char dest[4096];
   snprintf(dest, sizeof dest, "%s/backup.sqlite", dir);
-  CHECK_STATUS(charm_kv_backup_to(store, dest, &err), closed);
+  CHECK_STATUS(charm_kv_store_backup_to(store, dest, &err), closed);
   CHECK_ERROR(err, closed, "closed");
 
   /* The iterator and the batch made before report CLOSED too, and free cleanly. */
-  const uint8_t *k, *v;
-  size_t kl, vl;
+  charm_kv_slice k, v;
   bool has;
-  CHECK_STATUS(charm_kv_iter_next(it, &k, &kl, &v, &vl, &has, &err), closed);
+  CHECK_STATUS(charm_kv_iter_next(it, &k, &v, &has, &err), closed);
   CHECK_ERROR(err, closed, "closed");
-  CHECK_STATUS(charm_kv_batch_set(batch, BYTES("k"), BYTES("v"), &err), closed);
+  CHECK_STATUS(charm_kv_batch_set(batch, SLICE("k"), SLICE("v"), &err), closed);
   CHECK_ERROR(err, closed, "closed");
   CHECK_STATUS(charm_kv_batch_delete(batch, BYTES("k"), &err), closed);
   CHECK_ERROR(err, closed, "closed");
@@ -331,43 +322,42 @@ static void test_use_after_close_and_double_close(const char *dir) {
   CHECK_STATUS(charm_kv_batch_commit(batch, &err), closed); /* consumed anyway */
   CHECK_ERROR(err, closed, "closed");
   charm_kv_iter_free(it);
-  CHECK_STATUS(charm_kv_close(store, NULL), CHARM_KV_STATUS_OK);
-  charm_kv_free(store);
+  CHECK_STATUS(charm_kv_store_close(store, NULL), CHARM_KV_STATUS_OK);
+  charm_kv_store_free(store);
 
   /* Reopening works, and the committed data is there; the batch's is not. */
   store = open_store(dir, "closing");
-  CHECK_STATUS(charm_kv_get(store, BYTES("k"), &value, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("k"), &value, NULL), CHARM_KV_STATUS_OK);
   charm_kv_bytes_free(&value);
-  CHECK_STATUS(charm_kv_get(store, BYTES("b"), &value, NULL), CHARM_KV_STATUS_NOT_FOUND);
-  charm_kv_free(store);
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("b"), &value, NULL), CHARM_KV_STATUS_NOT_FOUND);
+  charm_kv_store_free(store);
 }
 
 static void test_handles_outlive_the_store_handle(const char *dir) {
   charm_kv_store *store = open_store(dir, "outlive");
-  CHECK_STATUS(charm_kv_set(store, BYTES("k"), BYTES("v"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("k"), SLICE("v"), NULL), CHARM_KV_STATUS_OK);
   charm_kv_iter *it = NULL;
   charm_kv_batch *batch = NULL;
   CHECK_STATUS(charm_kv_iter_new(store, false, true, &it, NULL), CHARM_KV_STATUS_OK);
   CHECK_STATUS(charm_kv_batch_begin(store, &batch, NULL), CHARM_KV_STATUS_OK);
-  charm_kv_free(store); /* without close: the iterator and batch keep it open */
-  const uint8_t *k, *v;
-  size_t kl, vl;
+  charm_kv_store_free(store); /* without close: the iterator and batch keep it open */
+  charm_kv_slice k, v;
   bool has;
-  CHECK_STATUS(charm_kv_iter_next(it, &k, &kl, &v, &vl, &has, NULL), CHARM_KV_STATUS_OK);
-  CHECK(has && bytes_eq(k, kl, "k") && bytes_eq(v, vl, "v"));
+  CHECK_STATUS(charm_kv_iter_next(it, &k, &v, &has, NULL), CHARM_KV_STATUS_OK);
+  CHECK(has && bytes_eq(k.data, k.len, "k") && bytes_eq(v.data, v.len, "v"));
   charm_kv_iter_free(it);
-  CHECK_STATUS(charm_kv_batch_set(batch, BYTES("b"), BYTES("1"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_batch_set(batch, SLICE("b"), SLICE("1"), NULL), CHARM_KV_STATUS_OK);
   CHECK_STATUS(charm_kv_batch_commit(batch, NULL), CHARM_KV_STATUS_OK);
   store = open_store(dir, "outlive");
   charm_kv_bytes value;
-  CHECK_STATUS(charm_kv_get(store, BYTES("b"), &value, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("b"), &value, NULL), CHARM_KV_STATUS_OK);
   charm_kv_bytes_free(&value);
-  charm_kv_free(store);
+  charm_kv_store_free(store);
 }
 
 static void test_free_functions_accept_null(const char *dir) {
   (void)dir;
-  charm_kv_free(NULL);
+  charm_kv_store_free(NULL);
   charm_kv_options_free(NULL);
   charm_kv_iter_free(NULL);
   charm_kv_batch_free(NULL);
@@ -394,16 +384,16 @@ static void test_error_object_contract(const char *dir) {
 
   /* *err is always written when err is not NULL: NULL on success. */
   charm_kv_error *err = (charm_kv_error *)&store; /* garbage, never read */
-  CHECK_STATUS(charm_kv_set(store, BYTES("k"), BYTES("v"), &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("k"), SLICE("v"), &err), CHARM_KV_STATUS_OK);
   CHECK(err == NULL);
 
   /* On failure: a fresh object with the same status and a message, which stays
    * valid (and unchanged) until freed, across other calls. */
   charm_kv_bytes value;
   charm_kv_error *first = NULL, *second = NULL;
-  CHECK_STATUS(charm_kv_get(store, BYTES("missing"), &value, &first),
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("missing"), &value, &first),
                CHARM_KV_STATUS_NOT_FOUND);
-  CHECK_STATUS(charm_kv_open("../x", NULL, &store, &second), INVALID);
+  CHECK_STATUS(charm_kv_store_open("../x", NULL, &store, &second), INVALID);
   CHECK(first != NULL && second != NULL && first != second);
   CHECK(charm_kv_error_status(first) == CHARM_KV_STATUS_NOT_FOUND);
   CHECK(charm_kv_error_status(second) == INVALID);
@@ -416,9 +406,9 @@ static void test_error_object_contract(const char *dir) {
   charm_kv_error_free(first);
 
   /* A failing call without err still reports its status. */
-  CHECK_STATUS(charm_kv_get(store, BYTES("missing"), &value, NULL),
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("missing"), &value, NULL),
                CHARM_KV_STATUS_NOT_FOUND);
-  charm_kv_free(store);
+  charm_kv_store_free(store);
 }
 
 static void test_status_with_bad_pointers(const char *dir) {
@@ -426,28 +416,28 @@ static void test_status_with_bad_pointers(const char *dir) {
   charm_kv_error *err = NULL;
   charm_kv_store_status status;
   bool synced = false;
-  CHECK_STATUS(charm_kv_get_status(NULL, false, &status, &err), INVALID);
+  CHECK_STATUS(charm_kv_store_get_status(NULL, false, &status, &err), INVALID);
   CHECK_ERROR(err, INVALID, "store is NULL");
-  CHECK_STATUS(charm_kv_get_status(store, false, NULL, &err), INVALID);
+  CHECK_STATUS(charm_kv_store_get_status(store, false, NULL, &err), INVALID);
   CHECK_ERROR(err, INVALID, "out_status is NULL");
   /* A status inside a byte buffer, one byte off its alignment. */
   _Alignas(charm_kv_store_status) unsigned char raw[sizeof(charm_kv_store_status) + 8];
-  CHECK_STATUS(charm_kv_get_status(store, false, (charm_kv_store_status *)(void *)(raw + 1),
+  CHECK_STATUS(charm_kv_store_get_status(store, false, (charm_kv_store_status *)(void *)(raw + 1),
                                    &err),
                INVALID);
   CHECK_ERROR(err, INVALID, "out_status is misaligned");
-  CHECK_STATUS(charm_kv_sync_if_stale(NULL, 0, &synced, &err), INVALID);
+  CHECK_STATUS(charm_kv_store_sync_if_stale(NULL, 0, &synced, &err), INVALID);
   CHECK_ERROR(err, INVALID, "store is NULL");
-  CHECK_STATUS(charm_kv_sync_if_stale(store, 0, NULL, &err), INVALID);
+  CHECK_STATUS(charm_kv_store_sync_if_stale(store, 0, NULL, &err), INVALID);
   CHECK_ERROR(err, INVALID, "out_synced is NULL");
   charm_kv_store_status_free(NULL);
 
-  CHECK_STATUS(charm_kv_close(store, NULL), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_get_status(store, false, &status, &err), CHARM_KV_STATUS_CLOSED);
+  CHECK_STATUS(charm_kv_store_close(store, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_get_status(store, false, &status, &err), CHARM_KV_STATUS_CLOSED);
   CHECK_ERROR(err, CHARM_KV_STATUS_CLOSED, "closed");
-  CHECK_STATUS(charm_kv_sync_if_stale(store, 0, &synced, &err), CHARM_KV_STATUS_CLOSED);
+  CHECK_STATUS(charm_kv_store_sync_if_stale(store, 0, &synced, &err), CHARM_KV_STATUS_CLOSED);
   CHECK_ERROR(err, CHARM_KV_STATUS_CLOSED, "closed");
-  charm_kv_free(store);
+  charm_kv_store_free(store);
 }
 
 const test_case misuse_tests[] = {

@@ -22,15 +22,15 @@ static void *write_and_read(void *arg) {
     snprintf(key, sizeof key, "t%d-k%03d", w->id, i);
     snprintf(value, sizeof value, "value %d/%d", w->id, i);
     charm_kv_error *err = NULL;
-    CHECK_STATUS(charm_kv_set(w->store, BYTES(key), BYTES(value), &err),
+    CHECK_STATUS(charm_kv_store_set(w->store, SLICE(key), SLICE(value), &err),
                  CHARM_KV_STATUS_OK);
     charm_kv_error_free(err);
     charm_kv_bytes got = {NULL, 0};
-    CHECK_STATUS(charm_kv_get(w->store, BYTES(key), &got, NULL), CHARM_KV_STATUS_OK);
+    CHECK_STATUS(charm_kv_store_get(w->store, BYTES(key), &got, NULL), CHARM_KV_STATUS_OK);
     CHECK(bytes_eq(got.data, got.len, value));
     charm_kv_bytes_free(&got);
     if (i % 2 == 1) {
-      CHECK_STATUS(charm_kv_delete(w->store, BYTES(key), NULL), CHARM_KV_STATUS_OK);
+      CHECK_STATUS(charm_kv_store_delete(w->store, BYTES(key), NULL), CHARM_KV_STATUS_OK);
     }
   }
   charm_kv_batch *batch = NULL;
@@ -38,7 +38,7 @@ static void *write_and_read(void *arg) {
   for (int i = 0; i < 5; i++) {
     char key[32];
     snprintf(key, sizeof key, "t%d-batch%d", w->id, i);
-    CHECK_STATUS(charm_kv_batch_set(batch, BYTES(key), BYTES("b"), NULL),
+    CHECK_STATUS(charm_kv_batch_set(batch, SLICE(key), SLICE("b"), NULL),
                  CHARM_KV_STATUS_OK);
   }
   CHECK_STATUS(charm_kv_batch_commit(batch, NULL), CHARM_KV_STATUS_OK);
@@ -55,16 +55,15 @@ static void *iterate(void *arg) {
     char previous[64] = "";
     bool first = true;
     for (;;) {
-      const uint8_t *k, *v;
-      size_t kl, vl;
+      charm_kv_slice k, v;
       bool has;
-      if (charm_kv_iter_next(it, &k, &kl, &v, &vl, &has, NULL) != CHARM_KV_STATUS_OK) {
+      if (charm_kv_iter_next(it, &k, &v, &has, NULL) != CHARM_KV_STATUS_OK) {
         CHECK(!"iter_next failed");
         break;
       }
       if (!has) break;
       char key[64];
-      snprintf(key, sizeof key, "%.*s", (int)kl, (const char *)k);
+      snprintf(key, sizeof key, "%.*s", (int)k.len, (const char *)k.data);
       if (!first) {
         int order = strcmp(previous, key);
         CHECK(pass % 2 == 0 ? order < 0 : order > 0);
@@ -91,13 +90,13 @@ static void test_many_threads_on_one_handle(const char *dir) {
 
   /* Every thread kept half of its keys plus its batch. */
   charm_kv_bytes_list keys;
-  CHECK_STATUS(charm_kv_keys(store, &keys, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_keys(store, &keys, NULL), CHARM_KV_STATUS_OK);
   CHECK(keys.len == (size_t)THREADS * (OPS / 2 + 5));
   charm_kv_bytes_list_free(&keys);
   uint64_t pending = 0;
-  CHECK_STATUS(charm_kv_pending_writes(store, &pending, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_pending_writes(store, &pending, NULL), CHARM_KV_STATUS_OK);
   CHECK(pending > 0);
-  charm_kv_free(store);
+  charm_kv_store_free(store);
 }
 
 /* Readers that run until the store is closed under them. */
@@ -106,7 +105,7 @@ static void *read_until_closed(void *arg) {
   for (;;) {
     charm_kv_bytes got = {NULL, 0};
     charm_kv_error *err = NULL;
-    charm_kv_status status = charm_kv_get(w->store, BYTES("k"), &got, &err);
+    charm_kv_status status = charm_kv_store_get(w->store, BYTES("k"), &got, &err);
     if (status == CHARM_KV_STATUS_CLOSED) {
       CHECK(err != NULL && charm_kv_error_status(err) == CHARM_KV_STATUS_CLOSED);
       charm_kv_error_free(err);
@@ -122,7 +121,7 @@ static void *read_until_closed(void *arg) {
 
 static void test_close_races_with_calls_in_flight(const char *dir) {
   charm_kv_store *store = open_store(dir, "race");
-  CHECK_STATUS(charm_kv_set(store, BYTES("k"), BYTES("v"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("k"), SLICE("v"), NULL), CHARM_KV_STATUS_OK);
   pthread_t threads[4];
   struct worker workers[4];
   for (int i = 0; i < 4; i++) {
@@ -134,13 +133,13 @@ static void test_close_races_with_calls_in_flight(const char *dir) {
    * their calls); free only after every thread is done with the handle. */
   for (int i = 0; i < 20; i++) {
     charm_kv_bytes got;
-    CHECK_STATUS(charm_kv_get(store, BYTES("k"), &got, NULL), CHARM_KV_STATUS_OK);
+    CHECK_STATUS(charm_kv_store_get(store, BYTES("k"), &got, NULL), CHARM_KV_STATUS_OK);
     charm_kv_bytes_free(&got);
   }
-  CHECK_STATUS(charm_kv_close(store, NULL), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_close(store, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_close(store, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_close(store, NULL), CHARM_KV_STATUS_OK);
   for (int i = 0; i < 4; i++) pthread_join(threads[i], NULL);
-  charm_kv_free(store);
+  charm_kv_store_free(store);
 }
 
 /* An iterator and a batch are single-thread objects, but may move between threads
@@ -154,16 +153,14 @@ struct handoff {
 static void *use_elsewhere(void *arg) {
   struct handoff *h = arg;
   for (;;) {
-    const uint8_t *k;
-    size_t kl;
+    charm_kv_slice k;
     bool has;
-    CHECK_STATUS(charm_kv_iter_next(h->it, &k, &kl, NULL, NULL, &has, NULL),
-                 CHARM_KV_STATUS_OK);
+    CHECK_STATUS(charm_kv_iter_next(h->it, &k, NULL, &has, NULL), CHARM_KV_STATUS_OK);
     if (!has) break;
     h->seen++;
   }
   charm_kv_iter_free(h->it);
-  CHECK_STATUS(charm_kv_batch_set(h->batch, BYTES("moved"), BYTES("1"), NULL),
+  CHECK_STATUS(charm_kv_batch_set(h->batch, SLICE("moved"), SLICE("1"), NULL),
                CHARM_KV_STATUS_OK);
   CHECK_STATUS(charm_kv_batch_commit(h->batch, NULL), CHARM_KV_STATUS_OK);
   return NULL;
@@ -171,8 +168,8 @@ static void *use_elsewhere(void *arg) {
 
 static void test_iterators_and_batches_move_between_threads(const char *dir) {
   charm_kv_store *store = open_store(dir, "handoff");
-  CHECK_STATUS(charm_kv_set(store, BYTES("a"), BYTES("1"), NULL), CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_set(store, BYTES("b"), BYTES("2"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("a"), SLICE("1"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("b"), SLICE("2"), NULL), CHARM_KV_STATUS_OK);
   struct handoff h = {NULL, NULL, 0};
   CHECK_STATUS(charm_kv_iter_new(store, false, false, &h.it, NULL), CHARM_KV_STATUS_OK);
   CHECK_STATUS(charm_kv_batch_begin(store, &h.batch, NULL), CHARM_KV_STATUS_OK);
@@ -181,9 +178,9 @@ static void test_iterators_and_batches_move_between_threads(const char *dir) {
   pthread_join(thread, NULL);
   CHECK(h.seen == 2);
   charm_kv_bytes got;
-  CHECK_STATUS(charm_kv_get(store, BYTES("moved"), &got, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("moved"), &got, NULL), CHARM_KV_STATUS_OK);
   charm_kv_bytes_free(&got);
-  charm_kv_free(store);
+  charm_kv_store_free(store);
 }
 
 const test_case thread_tests[] = {

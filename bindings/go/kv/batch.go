@@ -81,7 +81,7 @@ func (b *Batch) Set(key, value []byte) error {
 	}
 	defer b.unlock()
 	var cerr *C.charm_kv_error
-	st := C.charm_kv_batch_set(p, bytesPtr(key), C.size_t(len(key)), bytesPtr(value), C.size_t(len(value)), &cerr)
+	st := C.charm_kv_batch_set(p, slice(key), slice(value), &cerr)
 	runtime.KeepAlive(key)
 	runtime.KeepAlive(value)
 	if st != C.CHARM_KV_STATUS_OK {

@@ -10,47 +10,8 @@ import "strconv"
 // library. The numbers never change.
 type Status uint32
 
-// The statuses of the C library (charm_kv_status in include/charm_kv.h).
-const (
-	StatusOK              Status = 0
-	StatusNotFound        Status = 1
-	StatusInvalidArgument Status = 2
-	StatusIO              Status = 3
-	StatusCorrupt         Status = 4
-	StatusKeys            Status = 5
-	StatusAuth            Status = 6
-	StatusNetwork         Status = 7
-	StatusServer          Status = 8
-	StatusBusy            Status = 9
-	StatusClosed          Status = 10
-	StatusNotConfigured   Status = 11
-	StatusPendingWrites   Status = 12
-	StatusPanic           Status = 13
-	StatusInternal        Status = 14
-	StatusReadOnly        Status = 15
-)
-
-// The values above are checked against the header at compile time: an index out
-// of range here means they differ.
-func _() {
-	var x [1]struct{}
-	_ = x[int(StatusOK)-int(C.CHARM_KV_STATUS_OK)]
-	_ = x[int(StatusNotFound)-int(C.CHARM_KV_STATUS_NOT_FOUND)]
-	_ = x[int(StatusInvalidArgument)-int(C.CHARM_KV_STATUS_INVALID_ARGUMENT)]
-	_ = x[int(StatusIO)-int(C.CHARM_KV_STATUS_IO)]
-	_ = x[int(StatusCorrupt)-int(C.CHARM_KV_STATUS_CORRUPT)]
-	_ = x[int(StatusKeys)-int(C.CHARM_KV_STATUS_KEYS)]
-	_ = x[int(StatusAuth)-int(C.CHARM_KV_STATUS_AUTH)]
-	_ = x[int(StatusNetwork)-int(C.CHARM_KV_STATUS_NETWORK)]
-	_ = x[int(StatusServer)-int(C.CHARM_KV_STATUS_SERVER)]
-	_ = x[int(StatusBusy)-int(C.CHARM_KV_STATUS_BUSY)]
-	_ = x[int(StatusClosed)-int(C.CHARM_KV_STATUS_CLOSED)]
-	_ = x[int(StatusNotConfigured)-int(C.CHARM_KV_STATUS_NOT_CONFIGURED)]
-	_ = x[int(StatusPendingWrites)-int(C.CHARM_KV_STATUS_PENDING_WRITES)]
-	_ = x[int(StatusPanic)-int(C.CHARM_KV_STATUS_PANIC)]
-	_ = x[int(StatusInternal)-int(C.CHARM_KV_STATUS_INTERNAL)]
-	_ = x[int(StatusReadOnly)-int(C.CHARM_KV_STATUS_READ_ONLY)]
-}
+// The statuses (Status* constants) are generated from include/charm_kv.h into
+// enums_gen.go by scripts/gen-bindings.
 
 // String returns the library's short description of the status, such as
 // "not found".

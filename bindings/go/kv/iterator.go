@@ -81,15 +81,14 @@ func (it *Iterator) Next() bool {
 		return false
 	}
 	maybeGC()
-	var k, v *C.uint8_t
-	var kn, vn C.size_t
+	var k, v C.charm_kv_slice
 	var has C.bool
 	var cerr *C.charm_kv_error
 	var st C.charm_kv_status
 	if it.keysOnly {
-		st = C.charm_kv_iter_next(it.ptr, &k, &kn, nil, nil, &has, &cerr)
+		st = C.charm_kv_iter_next(it.ptr, &k, nil, &has, &cerr)
 	} else {
-		st = C.charm_kv_iter_next(it.ptr, &k, &kn, &v, &vn, &has, &cerr)
+		st = C.charm_kv_iter_next(it.ptr, &k, &v, &has, &cerr)
 	}
 	if st != C.CHARM_KV_STATUS_OK {
 		it.err = takeError(st, cerr)
@@ -101,9 +100,9 @@ func (it *Iterator) Next() bool {
 		return false
 	}
 	// The slices are borrowed until the next call on the iterator: copy them now.
-	it.key = copyBytes(k, kn)
+	it.key = copyBytes(k.data, k.len)
 	if !it.keysOnly {
-		it.value = copyBytes(v, vn)
+		it.value = copyBytes(v.data, v.len)
 	}
 	runtime.KeepAlive(it)
 	return true

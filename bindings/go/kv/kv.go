@@ -65,11 +65,11 @@ func Open(name string, opts ...Option) (*KV, error) {
 
 	var ptr *C.charm_kv_store
 	var cerr *C.charm_kv_error
-	if st := C.charm_kv_open(cname, copts, &ptr, &cerr); st != C.CHARM_KV_STATUS_OK {
+	if st := C.charm_kv_store_open(cname, copts, &ptr, &cerr); st != C.CHARM_KV_STATUS_OK {
 		return nil, takeError(st, cerr)
 	}
 	kv := &KV{name: name, ptr: ptr}
-	kv.cleanup = runtime.AddCleanup(kv, func(p *C.charm_kv_store) { C.charm_kv_free(p) }, ptr)
+	kv.cleanup = runtime.AddCleanup(kv, func(p *C.charm_kv_store) { C.charm_kv_store_free(p) }, ptr)
 	return kv, nil
 }
 
@@ -106,8 +106,8 @@ func (kv *KV) Close() error {
 	kv.ptr = nil
 	kv.cleanup.Stop()
 	var cerr *C.charm_kv_error
-	st := C.charm_kv_close(p, &cerr)
-	C.charm_kv_free(p)
+	st := C.charm_kv_store_close(p, &cerr)
+	C.charm_kv_store_free(p)
 	runtime.KeepAlive(kv)
 	if st != C.CHARM_KV_STATUS_OK {
 		return takeError(st, cerr)
@@ -125,7 +125,7 @@ func (kv *KV) Get(key []byte) ([]byte, error) {
 	defer kv.release()
 	s := getScratchPool.Get().(*getScratch)
 	defer getScratchPool.Put(s)
-	st := C.charm_kv_get_into(p, bytesPtr(key), C.size_t(len(key)), &s.out, &s.err)
+	st := C.charm_kv_store_get_into(p, bytesPtr(key), C.size_t(len(key)), &s.out, &s.err)
 	runtime.KeepAlive(key)
 	if st != C.CHARM_KV_STATUS_OK {
 		err := takeError(st, s.err)
@@ -143,7 +143,7 @@ func (kv *KV) Get(key []byte) ([]byte, error) {
 	return v, nil
 }
 
-// getScratch is what one Get hands to charm_kv_get_into: a buffer the value is
+// getScratch is what one Get hands to charm_kv_store_get_into: a buffer the value is
 // copied into (values that do not fit come back allocated by the library) and the
 // out-parameters. Pooled, so a Get is one C call and one allocation, the result.
 // The buffer is C memory: cgo forbids passing C a Go object that points to Go
@@ -190,7 +190,7 @@ func (kv *KV) Set(key, value []byte) error {
 	}
 	defer kv.release()
 	var cerr *C.charm_kv_error
-	st := C.charm_kv_set(p, bytesPtr(key), C.size_t(len(key)), bytesPtr(value), C.size_t(len(value)), &cerr)
+	st := C.charm_kv_store_set(p, slice(key), slice(value), &cerr)
 	runtime.KeepAlive(key)
 	runtime.KeepAlive(value)
 	if st != C.CHARM_KV_STATUS_OK {
@@ -216,7 +216,7 @@ func (kv *KV) Delete(key []byte) error {
 	}
 	defer kv.release()
 	var cerr *C.charm_kv_error
-	st := C.charm_kv_delete(p, bytesPtr(key), C.size_t(len(key)), &cerr)
+	st := C.charm_kv_store_delete(p, bytesPtr(key), C.size_t(len(key)), &cerr)
 	runtime.KeepAlive(key)
 	if st != C.CHARM_KV_STATUS_OK {
 		return takeError(st, cerr)
@@ -236,7 +236,7 @@ func (kv *KV) Keys() ([][]byte, error) {
 	defer kv.release()
 	var out C.charm_kv_bytes_list
 	var cerr *C.charm_kv_error
-	if st := C.charm_kv_keys(p, &out, &cerr); st != C.CHARM_KV_STATUS_OK {
+	if st := C.charm_kv_store_keys(p, &out, &cerr); st != C.CHARM_KV_STATUS_OK {
 		return nil, takeError(st, cerr)
 	}
 	defer C.charm_kv_bytes_list_free(&out)
@@ -276,7 +276,7 @@ func (kv *KV) reset(force bool) error {
 	}
 	defer kv.release()
 	var cerr *C.charm_kv_error
-	if st := C.charm_kv_reset(p, C.bool(force), &cerr); st != C.CHARM_KV_STATUS_OK {
+	if st := C.charm_kv_store_reset(p, C.bool(force), &cerr); st != C.CHARM_KV_STATUS_OK {
 		return takeError(st, cerr)
 	}
 	return nil
@@ -294,7 +294,7 @@ func (kv *KV) PendingWrites() (uint64, error) {
 	defer kv.release()
 	var n C.uint64_t
 	var cerr *C.charm_kv_error
-	if st := C.charm_kv_pending_writes(p, &n, &cerr); st != C.CHARM_KV_STATUS_OK {
+	if st := C.charm_kv_store_pending_writes(p, &n, &cerr); st != C.CHARM_KV_STATUS_OK {
 		return 0, takeError(st, cerr)
 	}
 	return uint64(n), nil
@@ -314,7 +314,7 @@ func (kv *KV) Backup(path string) error {
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	var cerr *C.charm_kv_error
-	if st := C.charm_kv_backup_to(p, cpath, &cerr); st != C.CHARM_KV_STATUS_OK {
+	if st := C.charm_kv_store_backup_to(p, cpath, &cerr); st != C.CHARM_KV_STATUS_OK {
 		return takeError(st, cerr)
 	}
 	return nil
@@ -333,7 +333,7 @@ func ListDatabases(opts ...Option) ([]string, error) {
 	defer C.charm_kv_options_free(copts)
 	var out C.charm_kv_string_list
 	var cerr *C.charm_kv_error
-	if st := C.charm_kv_list_databases(copts, &out, &cerr); st != C.CHARM_KV_STATUS_OK {
+	if st := C.charm_kv_database_list(copts, &out, &cerr); st != C.CHARM_KV_STATUS_OK {
 		return nil, takeError(st, cerr)
 	}
 	defer C.charm_kv_string_list_free(&out)
@@ -370,7 +370,7 @@ func DeleteDatabase(name string, opts ...Option) error {
 	cname := C.CString(name)
 	defer C.free(unsafe.Pointer(cname))
 	var cerr *C.charm_kv_error
-	if st := C.charm_kv_delete_database(copts, cname, &cerr); st != C.CHARM_KV_STATUS_OK {
+	if st := C.charm_kv_database_delete(copts, cname, &cerr); st != C.CHARM_KV_STATUS_OK {
 		return takeError(st, cerr)
 	}
 	return nil

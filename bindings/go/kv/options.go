@@ -321,3 +321,8 @@ func bytesPtr(b []byte) *C.uint8_t {
 	}
 	return (*C.uint8_t)(unsafe.Pointer(&b[0]))
 }
+
+// slice borrows b for one C call as a charm_kv_slice; keep b alive until it returns.
+func slice(b []byte) C.charm_kv_slice {
+	return C.charm_kv_slice{data: bytesPtr(b), len: C.size_t(len(b))}
+}

@@ -14,9 +14,9 @@ package kv
 // // The handle travels as userdata: an integer, never a Go pointer.
 // static charm_kv_status charm_kv_go_sync(const charm_kv_store *store, uintptr_t handle, charm_kv_error **err) {
 //     if (handle == 0) {
-//         return charm_kv_sync(store, NULL, NULL, err);
+//         return charm_kv_store_sync(store, NULL, NULL, err);
 //     }
-//     return charm_kv_sync(store, charm_kv_go_progress, (void *)handle, err);
+//     return charm_kv_store_sync(store, charm_kv_go_progress, (void *)handle, err);
 // }
 import "C"
 
@@ -25,23 +25,9 @@ import (
 	"sync"
 )
 
-// SyncPhase is the phase of a sync reported to a progress callback.
+// SyncPhase is the phase of a sync reported to a progress callback. Its values
+// (Sync* constants) are generated into enums_gen.go.
 type SyncPhase uint32
-
-// The phases of a sync.
-const (
-	// SyncDownload: fetching and decrypting a remote snapshot.
-	SyncDownload SyncPhase = 1
-	// SyncUpload: encrypting and uploading a local snapshot.
-	SyncUpload SyncPhase = 2
-)
-
-// Checked against the header at compile time (see errors.go).
-func _() {
-	var x [1]struct{}
-	_ = x[int(SyncDownload)-int(C.CHARM_KV_SYNC_PHASE_DOWNLOAD)]
-	_ = x[int(SyncUpload)-int(C.CHARM_KV_SYNC_PHASE_UPLOAD)]
-}
 
 func (p SyncPhase) String() string {
 	switch p {

@@ -8,29 +8,9 @@ import (
 	"time"
 )
 
-// RemoteState says whether Status asked the Charm server, and how that went.
+// RemoteState says whether Status asked the Charm server, and how that went. Its
+// values (Remote* constants) are generated into enums_gen.go.
 type RemoteState uint32
-
-// The states of a StoreStatus's Remote.
-const (
-	// RemoteNotConfigured: local mode, no server to ask.
-	RemoteNotConfigured RemoteState = 0
-	// RemoteNotChecked: a server is configured but was not asked (Status).
-	RemoteNotChecked RemoteState = 1
-	// RemoteReachable: the server answered; RemoteVersion is its newest version.
-	RemoteReachable RemoteState = 2
-	// RemoteUnreachable: asking the server failed; RemoteError says why.
-	RemoteUnreachable RemoteState = 3
-)
-
-// Checked against the header at compile time (see errors.go).
-func _() {
-	var x [1]struct{}
-	_ = x[int(RemoteNotConfigured)-int(C.CHARM_KV_REMOTE_STATE_NOT_CONFIGURED)]
-	_ = x[int(RemoteNotChecked)-int(C.CHARM_KV_REMOTE_STATE_NOT_CHECKED)]
-	_ = x[int(RemoteReachable)-int(C.CHARM_KV_REMOTE_STATE_REACHABLE)]
-	_ = x[int(RemoteUnreachable)-int(C.CHARM_KV_REMOTE_STATE_UNREACHABLE)]
-}
 
 func (s RemoteState) String() string {
 	switch s {
@@ -98,7 +78,7 @@ func (kv *KV) status(checkRemote bool) (StoreStatus, error) {
 	defer kv.release()
 	var cs C.charm_kv_store_status
 	var cerr *C.charm_kv_error
-	if st := C.charm_kv_get_status(p, C.bool(checkRemote), &cs, &cerr); st != C.CHARM_KV_STATUS_OK {
+	if st := C.charm_kv_store_get_status(p, C.bool(checkRemote), &cs, &cerr); st != C.CHARM_KV_STATUS_OK {
 		return StoreStatus{}, takeError(st, cerr)
 	}
 	s := StoreStatus{
@@ -143,7 +123,7 @@ func (kv *KV) SyncIfStale(maxAge time.Duration) (bool, error) {
 	}
 	var synced C.bool
 	var cerr *C.charm_kv_error
-	if st := C.charm_kv_sync_if_stale(p, C.uint64_t(ms), &synced, &cerr); st != C.CHARM_KV_STATUS_OK {
+	if st := C.charm_kv_store_sync_if_stale(p, C.uint64_t(ms), &synced, &cerr); st != C.CHARM_KV_STATUS_OK {
 		return false, takeError(st, cerr)
 	}
 	return bool(synced), nil

@@ -9,11 +9,11 @@ import (
 )
 
 // HeaderVersion is the version of include/charm_kv.h this package was compiled
-// against (its CHARM_KV_VERSION, such as "0.1.0").
+// against (its CHARM_KV_VERSION, such as "0.2.0").
 const HeaderVersion = C.CHARM_KV_VERSION
 
 // Version returns the version of the charm-kv library actually linked, such as
-// "0.1.0".
+// "0.2.0".
 func Version() string {
 	return C.GoString(C.charm_kv_version())
 }

@@ -45,7 +45,7 @@ from ._status import StoreStatus
 from ._store import KV, delete_database, list_databases, open
 
 #: This package's version (the same as the charm-kv library it was built with).
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "KV",

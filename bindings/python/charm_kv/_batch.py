@@ -45,7 +45,10 @@ class Batch(LockedHandle):
         with self._lock:
             out = take_out()
             status = lib.charm_kv_batch_set(
-                self._live(), key, len(key), value, len(value), out.err_ptr
+                self._live(),
+                _b.charm_kv_slice(key, len(key)),
+                _b.charm_kv_slice(value, len(value)),
+                out.err_ptr,
             )
             check(status, out)
 

@@ -20,8 +20,8 @@ from ctypes import (
 )
 
 #: CHARM_KV_VERSION of the header these declarations come from.
-HEADER_VERSION = "0.1.0"
-HEADER_VERSION_INFO = (0, 1, 0)
+HEADER_VERSION = "0.2.0"
+HEADER_VERSION_INFO = (0, 2, 0)
 
 
 class Status(enum.IntEnum):
@@ -47,7 +47,7 @@ class Status(enum.IntEnum):
     SERVER = 8
     #: The database stayed locked by another writer past the busy timeout; retry.
     BUSY = 9
-    #: The store was closed with `charm_kv_close`; the handle only accepts `charm_kv_close` and `charm_kv_free` now.
+    #: The store was closed with `charm_kv_store_close`; the handle only accepts `charm_kv_store_close` and `charm_kv_store_free` now.
     CLOSED = 10
     #: The operation needs a Charm server and none is configured (local mode).
     NOT_CONFIGURED = 11
@@ -57,7 +57,7 @@ class Status(enum.IntEnum):
     PANIC = 13
     #: A bug or an unexpected condition inside charm-kv.
     INTERNAL = 14
-    #: The store was opened read-only (`charm_kv_options_set_read_only`) and the call would write: a set, delete, batch commit, sync, reset or `charm_kv_delete_database`; or a read-only open found something it would have to create or upgrade (a database from an older charm-kv).
+    #: The store was opened read-only (`charm_kv_options_set_read_only`) and the call would write: a set, delete, batch commit, sync, reset or `charm_kv_database_delete`; or a read-only open found something it would have to create or upgrade (a database from an older charm-kv).
     READ_ONLY = 15
 
 
@@ -101,6 +101,15 @@ class charm_kv_options(Structure):
 
 class charm_kv_store(Structure):
     """Opaque ``charm_kv_store``: only ever used through a pointer."""
+
+
+class charm_kv_slice(Structure):
+    """``struct charm_kv_slice``."""
+
+    _fields_ = [
+        ("data", c_char_p),
+        ("len", c_size_t),
+    ]
 
 
 class charm_kv_bytes(Structure):
@@ -176,10 +185,8 @@ FUNCTIONS = {
         c_uint32,
         [
             POINTER(charm_kv_batch),  # charm_kv_batch *batch
-            c_char_p,  # const uint8_t *key
-            c_size_t,  # size_t key_len
-            c_char_p,  # const uint8_t *value
-            c_size_t,  # size_t value_len
+            charm_kv_slice,  # charm_kv_slice key
+            charm_kv_slice,  # charm_kv_slice value
             POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
         ],
     ),
@@ -271,10 +278,8 @@ FUNCTIONS = {
         c_uint32,
         [
             POINTER(charm_kv_iter),  # charm_kv_iter *iter
-            POINTER(c_void_p),  # const uint8_t **out_key
-            POINTER(c_size_t),  # size_t *out_key_len
-            POINTER(c_void_p),  # const uint8_t **out_value
-            POINTER(c_size_t),  # size_t *out_value_len
+            POINTER(charm_kv_slice),  # charm_kv_slice *out_key
+            POINTER(charm_kv_slice),  # charm_kv_slice *out_value
             POINTER(c_bool),  # bool *out_has_item
             POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
         ],
@@ -427,7 +432,7 @@ FUNCTIONS = {
             c_uint32,  # uint32_t status
         ],
     ),
-    "charm_kv_open": (
+    "charm_kv_store_open": (
         c_uint32,
         [
             c_char_p,  # const char *name
@@ -436,20 +441,20 @@ FUNCTIONS = {
             POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
         ],
     ),
-    "charm_kv_close": (
+    "charm_kv_store_close": (
         c_uint32,
         [
             POINTER(charm_kv_store),  # const charm_kv_store *store
             POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
         ],
     ),
-    "charm_kv_free": (
+    "charm_kv_store_free": (
         None,
         [
             POINTER(charm_kv_store),  # charm_kv_store *store
         ],
     ),
-    "charm_kv_get": (
+    "charm_kv_store_get": (
         c_uint32,
         [
             POINTER(charm_kv_store),  # const charm_kv_store *store
@@ -459,7 +464,7 @@ FUNCTIONS = {
             POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
         ],
     ),
-    "charm_kv_get_into": (
+    "charm_kv_store_get_into": (
         c_uint32,
         [
             POINTER(charm_kv_store),  # const charm_kv_store *store
@@ -469,27 +474,25 @@ FUNCTIONS = {
             POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
         ],
     ),
-    "charm_kv_set": (
+    "charm_kv_store_set": (
+        c_uint32,
+        [
+            POINTER(charm_kv_store),  # const charm_kv_store *store
+            charm_kv_slice,  # charm_kv_slice key
+            charm_kv_slice,  # charm_kv_slice value
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
+        ],
+    ),
+    "charm_kv_store_delete": (
         c_uint32,
         [
             POINTER(charm_kv_store),  # const charm_kv_store *store
             c_char_p,  # const uint8_t *key
             c_size_t,  # size_t key_len
-            c_char_p,  # const uint8_t *value
-            c_size_t,  # size_t value_len
             POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
         ],
     ),
-    "charm_kv_delete": (
-        c_uint32,
-        [
-            POINTER(charm_kv_store),  # const charm_kv_store *store
-            c_char_p,  # const uint8_t *key
-            c_size_t,  # size_t key_len
-            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
-        ],
-    ),
-    "charm_kv_keys": (
+    "charm_kv_store_keys": (
         c_uint32,
         [
             POINTER(charm_kv_store),  # const charm_kv_store *store
@@ -497,7 +500,7 @@ FUNCTIONS = {
             POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
         ],
     ),
-    "charm_kv_sync": (
+    "charm_kv_store_sync": (
         c_uint32,
         [
             POINTER(charm_kv_store),  # const charm_kv_store *store
@@ -506,7 +509,7 @@ FUNCTIONS = {
             POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
         ],
     ),
-    "charm_kv_reset": (
+    "charm_kv_store_reset": (
         c_uint32,
         [
             POINTER(charm_kv_store),  # const charm_kv_store *store
@@ -514,7 +517,7 @@ FUNCTIONS = {
             POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
         ],
     ),
-    "charm_kv_pending_writes": (
+    "charm_kv_store_pending_writes": (
         c_uint32,
         [
             POINTER(charm_kv_store),  # const charm_kv_store *store
@@ -522,7 +525,7 @@ FUNCTIONS = {
             POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
         ],
     ),
-    "charm_kv_backup_to": (
+    "charm_kv_store_backup_to": (
         c_uint32,
         [
             POINTER(charm_kv_store),  # const charm_kv_store *store
@@ -530,7 +533,7 @@ FUNCTIONS = {
             POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
         ],
     ),
-    "charm_kv_list_databases": (
+    "charm_kv_database_list": (
         c_uint32,
         [
             POINTER(charm_kv_options),  # const charm_kv_options *options
@@ -538,7 +541,7 @@ FUNCTIONS = {
             POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
         ],
     ),
-    "charm_kv_delete_database": (
+    "charm_kv_database_delete": (
         c_uint32,
         [
             POINTER(charm_kv_options),  # const charm_kv_options *options
@@ -546,7 +549,7 @@ FUNCTIONS = {
             POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
         ],
     ),
-    "charm_kv_get_status": (
+    "charm_kv_store_get_status": (
         c_uint32,
         [
             POINTER(charm_kv_store),  # const charm_kv_store *store
@@ -561,7 +564,7 @@ FUNCTIONS = {
             POINTER(charm_kv_store_status),  # charm_kv_store_status *status
         ],
     ),
-    "charm_kv_sync_if_stale": (
+    "charm_kv_store_sync_if_stale": (
         c_uint32,
         [
             POINTER(charm_kv_store),  # const charm_kv_store *store

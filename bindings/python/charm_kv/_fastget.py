@@ -3,7 +3,7 @@ calls the library without ctypes' argument conversion.
 
 Why it exists: a read is the call users make most, and ctypes spends about 0.1 us
 converting and checking each argument of a function with ``argtypes``, as much as a
-cached SQLite lookup. :func:`get` therefore makes one call to ``charm_kv_get_into``
+cached SQLite lookup. :func:`get` therefore makes one call to ``charm_kv_store_get_into``
 (the value is copied into a pooled buffer, so there is no second call to free it)
 through a second handle on that function that has no ``argtypes``, and passes no
 error out-parameter (a missing key then allocates no error object).
@@ -16,7 +16,7 @@ What it relies on, and what must stay true if it is changed:
   bare ``int``, which would be passed as a C ``int`` (32 bits), not a ``size_t``.
   The key length is the pooled ``c_size_t`` for that reason. ``restype`` is copied
   from the declared function, so the status is read as a ``uint32_t``.
-- ``charm_kv_get_into`` (see the header): on OK it sets ``into.len``; the value is in
+- ``charm_kv_store_get_into`` (see the header): on OK it sets ``into.len``; the value is in
   the buffer when ``len <= cap``, else in ``into.large``, which the caller frees with
   ``charm_kv_bytes_free``. On failure it writes no output.
 - The buffers are written while the GIL is released: one :class:`_GetOut` is used by
@@ -47,7 +47,7 @@ BUF_SIZE = 4096
 _OK = Status.OK.value
 _NOT_FOUND = Status.NOT_FOUND.value
 _bytes_free = lib.charm_kv_bytes_free
-_get = lib.charm_kv_get
+_get = lib.charm_kv_store_get
 
 
 def _unconverted(fn: Any) -> Any:
@@ -57,7 +57,7 @@ def _unconverted(fn: Any) -> Any:
     return raw
 
 
-_get_into = _unconverted(lib.charm_kv_get_into)
+_get_into = _unconverted(lib.charm_kv_store_get_into)
 
 
 class _GetOut:
@@ -105,7 +105,7 @@ def get(store: Any, key: bytes) -> bytes | None:
 
 
 def get_slow(store: Any, key: bytes) -> bytes | None:
-    """The same as :func:`get` through ``charm_kv_get`` with ``argtypes`` and an error
+    """The same as :func:`get` through ``charm_kv_store_get`` with ``argtypes`` and an error
     out-parameter: the value, ``None`` if missing, or raises the library's error."""
     out = take_out()
     status = _get(store, key, len(key), out.value_ptr, out.err_ptr)

@@ -69,7 +69,7 @@ def _load(path: Path) -> ctypes.CDLL:
 LIBRARY_PATH = _library_path()
 lib: Any = _load(LIBRARY_PATH)
 
-#: The version of the loaded library, such as "0.1.0".
+#: The version of the loaded library, such as "0.2.0".
 LIBRARY_VERSION: str = lib.charm_kv_version().decode("ascii")
 
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
-from ctypes import POINTER, byref, c_bool, c_size_t, c_void_p, pointer
+from ctypes import POINTER, byref, c_bool, c_void_p, pointer
 from typing import TYPE_CHECKING, Any
 
 from . import _bindings as _b
@@ -31,7 +31,7 @@ class Cursor(LockedHandle, Iterator[Any]):
     or when the iterator is garbage collected.
     """
 
-    __slots__ = ("_args", "_err", "_has", "_key", "_key_len", "_mode", "_value", "_value_len")
+    __slots__ = ("_args", "_err", "_has", "_key", "_key_data", "_mode", "_value", "_value_data")
     _free = lib.charm_kv_iter_free
 
     def __init__(self, store: Any, reverse: bool, mode: int) -> None:
@@ -40,16 +40,16 @@ class Cursor(LockedHandle, Iterator[Any]):
         check(lib.charm_kv_iter_new(store, reverse, mode != KEYS, byref(it), out.err_ptr), out)
         super().__init__(it)
         self._mode = mode
-        self._key, self._key_len = c_void_p(), c_size_t()
-        self._value, self._value_len = c_void_p(), c_size_t()
+        self._key, self._value = _b.charm_kv_slice(), _b.charm_kv_slice()
+        # The slices point at the iterator's own bytes: read their addresses through
+        # c_void_p views (the c_char_p field would stop at a NUL).
+        self._key_data = _address_of_data(self._key)
+        self._value_data = _address_of_data(self._value)
         self._has = c_bool()
         self._err = ERROR_PTR()
-        with_values = mode != KEYS
         self._args = (
             pointer(self._key),
-            pointer(self._key_len),
-            pointer(self._value) if with_values else None,
-            pointer(self._value_len) if with_values else None,
+            pointer(self._value) if mode != KEYS else None,
             pointer(self._has),
             pointer(self._err),
         )
@@ -73,17 +73,22 @@ class Cursor(LockedHandle, Iterator[Any]):
                 raise StopIteration
             mode = self._mode
             if mode != VALUES:
-                size = self._key_len.value
-                key = bytes_at(self._key.value, size) if size else b""
+                size = self._key.len
+                key = bytes_at(self._key_data.value, size) if size else b""
                 if mode == KEYS:
                     return key
-            size = self._value_len.value
-            value = bytes_at(self._value.value, size) if size else b""
+            size = self._value.len
+            value = bytes_at(self._value_data.value, size) if size else b""
             return value if mode == VALUES else (key, value)
 
     def close(self) -> None:
         """Releases the snapshot now; the iterator then ends."""
         super().close()
+
+
+def _address_of_data(slice_: Any) -> c_void_p:
+    """A view of ``slice_.data`` as an address, sharing the slice's memory."""
+    return c_void_p.from_buffer(slice_, _b.charm_kv_slice.data.offset)
 
 
 def _store(view: Any) -> Any:

@@ -51,17 +51,17 @@ _progress_trampoline = _b.charm_kv_sync_progress_fn(_on_progress)
 
 
 def sync(store: Any, progress: ProgressCallback | None) -> None:
-    """``charm_kv_sync`` on ``store``, reporting to ``progress``; an exception the
+    """``charm_kv_store_sync`` on ``store``, reporting to ``progress``; an exception the
     callback raised is raised once the sync is over (see :meth:`KV.sync`)."""
     out = take_out()
     if progress is None:
-        check(lib.charm_kv_sync(store, _NO_PROGRESS, None, out.err_ptr), out)
+        check(lib.charm_kv_store_sync(store, _NO_PROGRESS, None, out.err_ptr), out)
         return
     call = _ProgressCall(progress)
     ident = next(_progress_ids)
     _progress_calls[ident] = call
     try:
-        status = lib.charm_kv_sync(store, _progress_trampoline, ident, out.err_ptr)
+        status = lib.charm_kv_store_sync(store, _progress_trampoline, ident, out.err_ptr)
     finally:
         del _progress_calls[ident]
     error = take_error(status, out.err) if status else None

@@ -27,10 +27,11 @@ __all__ = ["KV", "delete_database", "list_databases", "open"]
 
 _T = TypeVar("_T")
 
-_get = lib.charm_kv_get
-_set = lib.charm_kv_set
-_delete = lib.charm_kv_delete
+_get = lib.charm_kv_store_get
+_set = lib.charm_kv_store_set
+_delete = lib.charm_kv_store_delete
 _bytes_free = lib.charm_kv_bytes_free
+_slice = _b.charm_kv_slice
 _STATUS_OK = Status.OK.value
 _STATUS_NOT_FOUND = Status.NOT_FOUND.value
 
@@ -101,7 +102,7 @@ def open(  # noqa: A001 - the module's entry point, as in dbm.open and shelve.op
     with Options(**settings) as options:
         store = POINTER(_b.charm_kv_store)()
         out = take_out()
-        check(lib.charm_kv_open(name_c, options._ptr, byref(store), out.err_ptr), out)
+        check(lib.charm_kv_store_open(name_c, options._ptr, byref(store), out.err_ptr), out)
     return KV(store, name)
 
 
@@ -113,7 +114,7 @@ def list_databases(**options: Any) -> list[str]:
     with Options(**options) as opts:
         names = _b.charm_kv_string_list()
         out = take_out()
-        check(lib.charm_kv_list_databases(opts._ptr, byref(names), out.err_ptr), out)
+        check(lib.charm_kv_database_list(opts._ptr, byref(names), out.err_ptr), out)
     try:
         return [names.items[i].decode("utf-8") for i in range(names.len)]
     finally:
@@ -136,7 +137,7 @@ def delete_database(name: str, **options: Any) -> None:
     name_c = c_text(name, "name")
     with Options(**options) as opts:
         out = take_out()
-        check(lib.charm_kv_delete_database(opts._ptr, name_c, out.err_ptr), out)
+        check(lib.charm_kv_database_delete(opts._ptr, name_c, out.err_ptr), out)
 
 
 class KV(Handle, MutableMapping[bytes, bytes]):
@@ -154,8 +155,8 @@ class KV(Handle, MutableMapping[bytes, bytes]):
 
     __slots__ = ("_closed", "_name")
     # An unreachable KV has no call in flight (a running method holds a reference),
-    # which is what charm_kv_free requires of the handle's last call.
-    _free = lib.charm_kv_free
+    # which is what charm_kv_store_free requires of the handle's last call.
+    _free = lib.charm_kv_store_free
 
     def __init__(self, store: Any, name: str) -> None:
         # Private: use charm_kv.open(). `store` is a live POINTER(charm_kv_store).
@@ -215,7 +216,7 @@ class KV(Handle, MutableMapping[bytes, bytes]):
         """The number of keys. Reads every key: O(n)."""
         keys = _b.charm_kv_bytes_list()
         out = take_out()
-        check(lib.charm_kv_keys(self._ptr, byref(keys), out.err_ptr), out)
+        check(lib.charm_kv_store_keys(self._ptr, byref(keys), out.err_ptr), out)
         count = keys.len
         lib.charm_kv_bytes_list_free(byref(keys))
         return int(count)
@@ -253,7 +254,7 @@ class KV(Handle, MutableMapping[bytes, bytes]):
             out = OUTS.pop()
         except IndexError:
             out = Out()
-        status = _set(self._ptr, key, len(key), value, len(value), out.err_ptr)
+        status = _set(self._ptr, _slice(key, len(key)), _slice(value, len(value)), out.err_ptr)
         if status:
             error = take_error(status, out.err)
             OUTS.append(out)
@@ -295,7 +296,7 @@ class KV(Handle, MutableMapping[bytes, bytes]):
         """Deletes every key, atomically."""
         keys = _b.charm_kv_bytes_list()
         out = take_out()
-        check(lib.charm_kv_keys(self._ptr, byref(keys), out.err_ptr), out)
+        check(lib.charm_kv_store_keys(self._ptr, byref(keys), out.err_ptr), out)
         try:
             with self.batch() as batch:
                 for i in range(keys.len):
@@ -343,7 +344,7 @@ class KV(Handle, MutableMapping[bytes, bytes]):
         ``force``; :class:`NotConfiguredError` in local mode.
         """
         out = take_out()
-        check(lib.charm_kv_reset(self._ptr, bool(force), out.err_ptr), out)
+        check(lib.charm_kv_store_reset(self._ptr, bool(force), out.err_ptr), out)
 
     def pending_writes(self) -> int:
         """The number of committed local writes not yet confirmed on the server.
@@ -353,7 +354,7 @@ class KV(Handle, MutableMapping[bytes, bytes]):
         """
         count = c_uint64()
         out = take_out()
-        check(lib.charm_kv_pending_writes(self._ptr, byref(count), out.err_ptr), out)
+        check(lib.charm_kv_store_pending_writes(self._ptr, byref(count), out.err_ptr), out)
         return count.value
 
     def status(self, remote: bool = False) -> StoreStatus:
@@ -366,7 +367,9 @@ class KV(Handle, MutableMapping[bytes, bytes]):
         """
         status = _b.charm_kv_store_status()
         out = take_out()
-        check(lib.charm_kv_get_status(self._ptr, bool(remote), byref(status), out.err_ptr), out)
+        check(
+            lib.charm_kv_store_get_status(self._ptr, bool(remote), byref(status), out.err_ptr), out
+        )
         return from_c(status)
 
     def sync_if_stale(self, max_age: MaxAge) -> bool:
@@ -377,7 +380,7 @@ class KV(Handle, MutableMapping[bytes, bytes]):
         ms = max_age_ms(max_age)
         synced = c_bool()
         out = take_out()
-        check(lib.charm_kv_sync_if_stale(self._ptr, ms, byref(synced), out.err_ptr), out)
+        check(lib.charm_kv_store_sync_if_stale(self._ptr, ms, byref(synced), out.err_ptr), out)
         return synced.value
 
     def backup(self, path: PathLike) -> None:
@@ -385,7 +388,7 @@ class KV(Handle, MutableMapping[bytes, bytes]):
         which must not exist yet. Readers and writers carry on meanwhile."""
         path_c = c_path(path, "path")
         out = take_out()
-        check(lib.charm_kv_backup_to(self._ptr, path_c, out.err_ptr), out)
+        check(lib.charm_kv_store_backup_to(self._ptr, path_c, out.err_ptr), out)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -405,7 +408,7 @@ class KV(Handle, MutableMapping[bytes, bytes]):
         Closing again does nothing."""
         self._closed = True
         out = take_out()
-        check(lib.charm_kv_close(self._ptr, out.err_ptr), out)
+        check(lib.charm_kv_store_close(self._ptr, out.err_ptr), out)
 
     def __repr__(self) -> str:
         state = " (closed)" if self._closed else ""

@@ -26,10 +26,10 @@ def backend():
 
 def test_metadata(backend, tmp_path):
     name = backend.prepare_metadata_for_build_wheel(str(tmp_path))
-    assert name == "charm_kv-0.1.0.dist-info"
+    assert name == "charm_kv-0.2.0.dist-info"
     metadata = (tmp_path / name / "METADATA").read_text()
     assert "Name: charm-kv\n" in metadata
-    assert "Version: 0.1.0\n" in metadata
+    assert "Version: 0.2.0\n" in metadata
     assert 'Requires-Dist: pytest>=7; extra == "test"' in metadata
     assert "# charm-kv for Python" in metadata  # the README as the description
     wheel = (tmp_path / name / "WHEEL").read_text()
@@ -39,10 +39,10 @@ def test_metadata(backend, tmp_path):
 
 def test_sdist_carries_the_crate(backend, tmp_path):
     name = backend.build_sdist(str(tmp_path))
-    assert name == "charm_kv-0.1.0.tar.gz"
+    assert name == "charm_kv-0.2.0.tar.gz"
     with tarfile.open(tmp_path / name) as tar:
         names = set(tar.getnames())
-    base = "charm_kv-0.1.0/"
+    base = "charm_kv-0.2.0/"
     for required in (
         "PKG-INFO",
         "pyproject.toml",

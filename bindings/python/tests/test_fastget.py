@@ -1,5 +1,5 @@
 """charm_kv._fastget: the argtypes-free fast path of ``kv[key]`` and ``kv.get`` gives
-what the ordinary call (``get_slow``: ``charm_kv_get`` with ``argtypes`` and an error
+what the ordinary call (``get_slow``: ``charm_kv_store_get`` with ``argtypes`` and an error
 out-parameter) gives, for every kind of value and every error."""
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ def both(store, key):
 
 
 def test_the_fast_handle_skips_argument_conversion_but_reads_a_status():
-    raw, declared = _fastget._get_into, lib.charm_kv_get_into
+    raw, declared = _fastget._get_into, lib.charm_kv_store_get_into
     assert raw.argtypes is None
-    assert raw.restype is declared.restype is _bindings.FUNCTIONS["charm_kv_get_into"][0]
+    assert raw.restype is declared.restype is _bindings.FUNCTIONS["charm_kv_store_get_into"][0]
     assert declared.argtypes  # the declared function itself keeps its argtypes
 
 

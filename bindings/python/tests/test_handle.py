@@ -88,7 +88,7 @@ def test_a_failed_init_leaves_nothing_to_free_and_prints_nothing(monkeypatch):
 
 
 def test_each_object_is_freed_by_its_own_function():
-    assert _store.KV._free is lib.charm_kv_free
+    assert _store.KV._free is lib.charm_kv_store_free
     assert _batch.Batch._free is lib.charm_kv_batch_free
     assert _iter.Cursor._free is lib.charm_kv_iter_free
     assert _options.Options._free is lib.charm_kv_options_free

@@ -140,11 +140,14 @@ class Types:
     def value(self, ctype: str, *, param: bool) -> str:
         """The ctypes type of a parameter (``param``), field, pointee or return value.
 
-        Byte buffers: an input ``const uint8_t *`` parameter is ``c_char_p``, so a
-        Python ``bytes`` object is passed without a copy (its length travels in the
-        next parameter, so embedded NULs are fine). Everywhere else (struct fields,
-        out-pointers) a ``uint8_t *`` is ``c_void_p``: the address, read with
-        ``PyBytes_FromStringAndSize``.
+        Byte buffers: a borrowed input ``const uint8_t *`` (a parameter, or the
+        ``data`` of a ``charm_kv_slice``) is ``c_char_p``, so a Python ``bytes`` object
+        is passed without a copy (its length travels beside it, so embedded NULs are
+        fine; a struct field keeps a reference to the object). A ``uint8_t *`` the
+        library fills (struct fields of owned buffers) is ``c_void_p``: the address,
+        read with ``PyBytes_FromStringAndSize``. A slice the library points at its own
+        bytes (``charm_kv_iter_next``) is read through a ``c_void_p`` view of its
+        ``data`` field, never through the ``c_char_p`` (which stops at a NUL).
         """
         const = ctype.startswith("const ")
         base = ctype[len("const ") :] if const else ctype
@@ -162,7 +165,7 @@ class Types:
             if base == "char":
                 return "c_char_p"
             if base == "uint8_t":
-                return "c_char_p" if (param and const) else "c_void_p"
+                return "c_char_p" if const else "c_void_p"
             if base == "void":
                 return "c_void_p"
             return f"POINTER({self.value(base, param=False)})"
