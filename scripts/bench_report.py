@@ -94,7 +94,7 @@ GO_LINE = re.compile(r"^(Benchmark\S+?)(?:-\d+)?\s+(\d+)\s+(.*)$")
 
 
 def collect_go(text: str) -> list[Row]:
-    """The figures of bindings/go/kv/bench_test.go and overhead_bench_test.go."""
+    """The figures of bindings/go/compare/bench_test.go and kv/overhead_bench_test.go."""
     rows = []
     for line in text.splitlines():
         m = GO_LINE.match(line.strip())

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"charm-kv/bindings/go/kv"
+	"github.com/charm-kv/charm-kv/bindings/go/kv"
 )
 
 // Many goroutines share one handle: writes, reads, listings, iterators and batches

@@ -111,7 +111,7 @@
 //
 // After, with this package:
 //
-//	import "charm-kv/bindings/go/kv"
+//	import "github.com/charm-kv/charm-kv/bindings/go/kv"
 //
 //	db, err := kv.OpenWithDefaults("my-app")
 //	...

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"charm-kv/bindings/go/internal/charmtest"
-	"charm-kv/bindings/go/kv"
+	"github.com/charm-kv/charm-kv/bindings/go/internal/charmtest"
+	"github.com/charm-kv/charm-kv/bindings/go/kv"
 )
 
 var allSentinels = map[kv.Status]error{

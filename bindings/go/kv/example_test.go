@@ -6,7 +6,7 @@ import (
 	"log"
 	"os"
 
-	"charm-kv/bindings/go/kv"
+	"github.com/charm-kv/charm-kv/bindings/go/kv"
 )
 
 // A local store (no Charm server): set, get, a batch, and a reverse listing.

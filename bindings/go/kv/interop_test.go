@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"charm-kv/bindings/go/kv"
+	"github.com/charm-kv/charm-kv/bindings/go/kv"
 )
 
 // A user switches from the original package to the binding: data the original

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"charm-kv/bindings/go/kv"
+	"github.com/charm-kv/charm-kv/bindings/go/kv"
 )
 
 func mustGet(t *testing.T, db *kv.KV, key string) []byte {

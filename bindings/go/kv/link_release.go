@@ -1,4 +1,4 @@
-//go:build charmkv_release && !charmkv_pkgconfig && !charmkv_pkgconfig_static && !charmkv_external
+//go:build charmkv_release && !charmkv_dev && !charmkv_pkgconfig && !charmkv_pkgconfig_static && !charmkv_external
 
 package kv
 

@@ -7,8 +7,8 @@ import (
 	"sync"
 	"testing"
 
-	"charm-kv/bindings/go/internal/charmtest"
-	"charm-kv/bindings/go/kv"
+	"github.com/charm-kv/charm-kv/bindings/go/internal/charmtest"
+	"github.com/charm-kv/charm-kv/bindings/go/kv"
 )
 
 // scratch is the CHARM_DATA_DIR of the whole test process, so that nothing a test

@@ -3,7 +3,7 @@ package kv_test
 import (
 	"testing"
 
-	"charm-kv/bindings/go/kv"
+	"github.com/charm-kv/charm-kv/bindings/go/kv"
 )
 
 // BenchmarkCallOverhead measures one trivial C call through cgo (charm_kv_version),

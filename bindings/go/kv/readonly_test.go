@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"charm-kv/bindings/go/kv"
+	"github.com/charm-kv/charm-kv/bindings/go/kv"
 )
 
 // WithReadOnly reads an existing database and refuses every write with ErrReadOnly.

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"charm-kv/bindings/go/kv"
+	"github.com/charm-kv/charm-kv/bindings/go/kv"
 )
 
 func TestStatusOfALocalDatabase(t *testing.T) {

@@ -7,8 +7,8 @@ import (
 	"sync"
 	"testing"
 
-	"charm-kv/bindings/go/internal/charmtest"
-	"charm-kv/bindings/go/kv"
+	"github.com/charm-kv/charm-kv/bindings/go/internal/charmtest"
+	"github.com/charm-kv/charm-kv/bindings/go/kv"
 )
 
 // identityOf is the SSH key the first open generated in dataDir: sharing it makes

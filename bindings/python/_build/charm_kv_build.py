@@ -10,6 +10,10 @@ its ``rust/`` directory. Environment:
 
 - ``CARGO``: the cargo to run (default: ``cargo`` on PATH, then ``~/.cargo/bin``).
   ``CARGO_TARGET_DIR`` and the other cargo variables work as usual.
+- ``CHARM_KV_LIBRARY``: a shared library already built (``libcharm_kv.so``), bundled
+  as is instead of running cargo. scripts/release uses it so that the wheel carries
+  the same library as the C artifacts, built once against an old glibc (the wheel is
+  then retagged manylinux by ``auditwheel repair``).
 - ``CHARM_KV_STRIP=0``: keep the library's debug information (stripped by default
   when a ``strip`` tool is available: 68 MB -> 10 MB).
 
@@ -37,7 +41,15 @@ ROOT = Path(__file__).resolve().parent.parent  # bindings/python, or the sdist's
 PACKAGE = "charm_kv"
 CRATE = "charm-kv"
 # The crate files an sdist needs to build the library.
-CRATE_FILES = ["Cargo.toml", "Cargo.lock", "README.md", "cbindgen.toml"]
+# .cargo/config.toml carries the bundled SQLite's build flags (docs/storage.md).
+CRATE_FILES = [
+    "Cargo.toml",
+    "Cargo.lock",
+    "README.md",
+    "cbindgen.toml",
+    "build.rs",
+    ".cargo/config.toml",
+]
 CRATE_DIRS = ["src", "include", "benches"]
 # Fixed timestamp for reproducible archives (zip cannot store dates before 1980).
 EPOCH = max(int(os.environ.get("SOURCE_DATE_EPOCH", "315532800")), 315532800)
@@ -148,6 +160,13 @@ def _log(message: str) -> None:
 
 def _build_library() -> Path:
     """Runs cargo and returns the path of the built shared library."""
+    prebuilt = os.environ.get("CHARM_KV_LIBRARY")
+    if prebuilt:
+        path = Path(prebuilt)
+        if not path.is_file():
+            raise RuntimeError(f"CHARM_KV_LIBRARY={prebuilt}: no such file")
+        _log(f"bundling the prebuilt library {path}")
+        return path
     crate = _crate_dir()
     command = [
         _cargo(),
@@ -321,14 +340,15 @@ def build_sdist(sdist_directory, config_settings=None):
         ):
             continue
         entries.append((relative.as_posix(), path))
-    if crate != ROOT / "rust":
-        for name in CRATE_FILES:
-            if (crate / name).is_file():
-                entries.append((f"rust/{name}", crate / name))
-        for directory in CRATE_DIRS:
-            for path in sorted((crate / directory).rglob("*")):
-                if path.is_file():
-                    entries.append((f"rust/{path.relative_to(crate).as_posix()}", path))
+    # The crate goes under rust/ also when this is an sdist already (its rust/ is
+    # skipped above), so that an sdist made from an sdist still builds.
+    for name in CRATE_FILES:
+        if (crate / name).is_file():
+            entries.append((f"rust/{name}", crate / name))
+    for directory in CRATE_DIRS:
+        for path in sorted((crate / directory).rglob("*")):
+            if path.is_file():
+                entries.append((f"rust/{path.relative_to(crate).as_posix()}", path))
     name = f"{base}.tar.gz"
     with tarfile.open(Path(sdist_directory) / name, "w:gz", format=tarfile.PAX_FORMAT) as tar:
 

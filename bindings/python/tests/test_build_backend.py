@@ -57,6 +57,9 @@ def test_sdist_carries_the_crate(backend, tmp_path):
         "rust/Cargo.lock",
         "rust/src/lib.rs",
         "rust/include/charm_kv.h",
+        # the SONAME and the bundled SQLite's build flags (docs/releasing.md)
+        "rust/build.rs",
+        "rust/.cargo/config.toml",
     ):
         assert base + required in names, required
     assert not [n for n in names if "/lib/" in n and n.startswith(base + "charm_kv/")]

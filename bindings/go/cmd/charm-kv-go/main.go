@@ -24,7 +24,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"charm-kv/bindings/go/kv"
+	"github.com/charm-kv/charm-kv/bindings/go/kv"
 )
 
 func main() {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"charm-kv/bindings/go/internal/charmtest"
+	"github.com/charm-kv/charm-kv/bindings/go/internal/charmtest"
 )
 
 func TestMain(m *testing.M) {

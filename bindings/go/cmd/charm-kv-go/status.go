@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"charm-kv/bindings/go/kv"
+	"github.com/charm-kv/charm-kv/bindings/go/kv"
 )
 
 // status prints the fields of `charm-kv status`, one `field: value` per line, every

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"charm-kv/bindings/go/internal/charmtest"
+	"github.com/charm-kv/charm-kv/bindings/go/internal/charmtest"
 )
 
 // fields parses `field: value` lines, keeping their order.

@@ -4,7 +4,7 @@
 // detector would fail (Badger v3.2103.2 races in DB.MaxVersion): they are left
 // out of -race builds, where timings mean nothing anyway.
 
-package kv_test
+package compare_test
 
 import (
 	"fmt"
@@ -23,8 +23,8 @@ import (
 	charmkv "github.com/charmbracelet/charm/kv"
 	badger "github.com/dgraph-io/badger/v3"
 
-	"charm-kv/bindings/go/internal/charmtest"
-	"charm-kv/bindings/go/kv"
+	"github.com/charm-kv/charm-kv/bindings/go/internal/charmtest"
+	"github.com/charm-kv/charm-kv/bindings/go/kv"
 )
 
 // benchValue is the size of each value; keys are 16 bytes (benchKey).
