@@ -133,6 +133,11 @@ enum charm_kv_status
    * to create or upgrade (a database from an older charm-kv).
    */
   CHARM_KV_STATUS_READ_ONLY = 15,
+  /**
+   * Linking a device into an account did not happen (denied, timed out, invalid
+   * code, cancelled, a merge not allowed, or a server error); the message says which.
+   */
+  CHARM_KV_STATUS_LINK = 16,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -23,7 +23,7 @@ pub mod timeouts;
 pub use batch::Batch;
 pub use config::Config;
 pub use crypto::EncryptKey;
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, LinkFailure, Result};
 pub use kv::{delete_database, list_databases, Kv};
 pub use options::Options;
 pub use store::{Direction, Durability, Fetched, Iter};

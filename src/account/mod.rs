@@ -12,9 +12,11 @@
 //! - Key 0 is pinned once this device has synced with the account.
 //! - Keys are wrapped only for our own public key, whatever the server names.
 
+pub mod backup;
 mod files;
 pub mod identity;
 pub mod keycache;
+pub mod link;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -23,6 +25,7 @@ use std::time::Duration;
 pub use files::LOCK_FILE;
 pub use identity::SshIdentity;
 pub use keycache::{KeyCache, KEYS_FILE};
+pub use link::{LinkOptions, LinkOutcome, LinkPrompt, LinkReport, LinkRequest, LinkedKey};
 
 use crate::cloud::{self, AuthInfo, CharmClient, KeySource, WrappedKey};
 use crate::config::Config;

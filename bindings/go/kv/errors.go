@@ -28,6 +28,7 @@ const (
 	StatusPanic           Status = 13
 	StatusInternal        Status = 14
 	StatusReadOnly        Status = 15
+	StatusLink            Status = 16
 )
 
 // The values above are checked against the header at compile time: an index out
@@ -50,6 +51,7 @@ func _() {
 	_ = x[int(StatusPanic)-int(C.CHARM_KV_STATUS_PANIC)]
 	_ = x[int(StatusInternal)-int(C.CHARM_KV_STATUS_INTERNAL)]
 	_ = x[int(StatusReadOnly)-int(C.CHARM_KV_STATUS_READ_ONLY)]
+	_ = x[int(StatusLink)-int(C.CHARM_KV_STATUS_LINK)]
 }
 
 // String returns the library's short description of the status, such as
@@ -116,6 +118,10 @@ var (
 	// Delete, a batch commit, Sync, Reset, DeleteDatabase), or a read-only open found
 	// a database it would first have to create or upgrade.
 	ErrReadOnly error = &sentinel{StatusReadOnly, "read-only store"}
+	// ErrLink: linking a device into an account did not happen (denied, timed out,
+	// an invalid code, cancelled, or a server error; the message says which).
+	// Nothing changed on either device or on the server.
+	ErrLink error = &sentinel{StatusLink, "link failed"}
 )
 
 var sentinels = map[Status]error{
@@ -134,6 +140,7 @@ var sentinels = map[Status]error{
 	StatusPanic:           ErrPanic,
 	StatusInternal:        ErrInternal,
 	StatusReadOnly:        ErrReadOnly,
+	StatusLink:            ErrLink,
 }
 
 // Error is a failure reported by charm-kv: its Status and the library's message
