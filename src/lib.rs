@@ -11,6 +11,7 @@ pub mod batch;
 pub mod cloud;
 pub mod config;
 pub mod crypto;
+pub mod devices;
 pub mod error;
 #[allow(unsafe_code)]
 pub mod ffi;
