@@ -98,12 +98,6 @@ impl KeyCache {
         self.synced_key0 = Some(id.to_owned());
     }
 
-    /// Forgets the pinned key 0: the device joined another account (a link), whose
-    /// key 0 the next sync adopts and pins.
-    pub(crate) fn unpin_key0(&mut self) {
-        self.synced_key0 = None;
-    }
-
     /// Every cached key, unwrapped with `identity`, in cache order.
     pub fn unwrap(&self, identity: &SshIdentity) -> Result<Vec<EncryptKey>> {
         self.unwrap_with(&Identity::from_private_key(identity.private_key())?)

@@ -19,6 +19,7 @@ use super::{retry_transient, Account};
 use crate::cloud::link::{GeneratorEvents, LinkMessage, LinkResult};
 use crate::crypto::keywrap;
 use crate::crypto::sasquatch::Recipient;
+use crate::crypto::EncryptKey;
 use crate::error::{Error, Result};
 
 /// Bounds and cancellation of a link.
@@ -161,9 +162,11 @@ impl Account {
     /// `sync-keys`: resolves this device's keys with the server
     /// ([`Account::sync_keys`]: cached keys the account lacks are uploaded, an account
     /// without keys gets one), then wraps every one of them for every other SSH key of
-    /// the account with its original `created_at`, so that each device sees the same
-    /// key 0. The server ignores keys a public key already has. Returns how many
-    /// (public key, encrypt key) pairs were sent.
+    /// the account. Key 0 keeps its `created_at`; every other key gets its own or, if
+    /// that is not later, one second after key 0's: the server lists keys oldest
+    /// first, so each device sees this key 0 first (a joining device's own keys may
+    /// be older than the account's). The server ignores keys a public key already
+    /// has. Returns how many (public key, encrypt key) pairs were sent.
     pub fn share_keys(self: &Arc<Self>) -> Result<usize> {
         let client = self.client()?;
         client.invalidate_auth();
@@ -182,7 +185,8 @@ impl Account {
                 Err(_) => continue,
             };
             for key in &keys {
-                let wrapped = keywrap::wrap(key, &recipient)?;
+                let mut wrapped = keywrap::wrap(key, &recipient)?;
+                wrapped.created_at = shared_created_at(key, &keys[0]);
                 retry_transient(|| client.add_encrypt_key(&wrapped, &public.key))?;
                 sent += 1;
             }
@@ -240,21 +244,24 @@ impl Account {
                 keys_shared,
             });
         }
-        let account_id = self.wait_for_account_keys(&client, &before, options)?;
+        let (account_id, account_key0) = self.wait_for_account_keys(&client, &before, options)?;
         let outcome = match previous_account {
             Some(previous) if previous != account_id => LinkOutcome::Merged {
                 previous_account: previous,
             },
             _ => LinkOutcome::Linked,
         };
-        if before.synced_key0().is_some() {
-            // Key 0 was pinned for the account this device was in; it adopts the one
-            // it joined (docs/cloud-client.md, "Key 0 is pinned").
+        {
+            // This device adopts the key 0 of the account it joined: the oldest of the
+            // keys the link brought (its own keys may be older, and the server lists
+            // keys oldest first). Pinned, it names the server files from now on
+            // (docs/cloud-client.md, "Key 0 is pinned").
             let _lock = AccountLock::acquire(&self.data_path)?;
             let mut cache = KeyCache::read(&self.data_path)?;
-            cache.unpin_key0();
+            cache.pin_key0(&account_key0);
             cache.write(&self.data_path)?;
         }
+        *self.resolved.lock().unwrap_or_else(|p| p.into_inner()) = None;
         let keys_shared = self.share_keys()?;
         Ok(LinkReport {
             outcome,
@@ -266,19 +273,20 @@ impl Account {
 
     /// Waits until the server lists, for our key, an encrypt key we did not hold
     /// before the link (the other device shares the account's keys when it hears of
-    /// the link), and returns the account's charm id.
+    /// the link), and returns the account's charm id and the first such key in the
+    /// server's order (the account's key 0).
     fn wait_for_account_keys(
         &self,
         client: &crate::cloud::CharmClient,
         before: &KeyCache,
         options: &LinkOptions,
-    ) -> Result<String> {
+    ) -> Result<(String, String)> {
         let ends = Instant::now() + options.keys_wait;
         loop {
             client.invalidate_auth();
             let auth = retry_transient(|| client.auth())?;
-            if auth.encrypt_keys.iter().any(|k| !before.contains(&k.id)) {
-                return Ok(auth.charm_id.clone());
+            if let Some(key0) = auth.encrypt_keys.iter().find(|k| !before.contains(&k.id)) {
+                return Ok((auth.charm_id.clone(), key0.id.clone()));
             }
             if Instant::now() >= ends {
                 return Err(Error::Keys(format!(
@@ -291,6 +299,85 @@ impl Account {
             std::thread::sleep(KEYS_POLL);
         }
     }
+}
+
+/// The `created_at` a key is shared with: key 0's own; any other key's own when it
+/// is later than key 0's, else one second after key 0's (so that the server, which
+/// orders by it, lists key 0 first for every SSH key). `None` (the server's clock)
+/// when key 0 has none.
+fn shared_created_at(key: &EncryptKey, key0: &EncryptKey) -> Option<String> {
+    if key.id() == key0.id() {
+        return key.created_at().map(str::to_owned);
+    }
+    let key0_at = key0.created_at().and_then(unix_seconds)?;
+    match key.created_at().and_then(unix_seconds) {
+        Some(at) if at > key0_at => key.created_at().map(str::to_owned),
+        _ => Some(rfc3339(key0_at + 1)),
+    }
+}
+
+/// Seconds since the epoch of an RFC 3339 time as the server writes it
+/// (`2024-01-02T03:04:05Z`, optional fraction, `Z` or `±hh:mm`).
+fn unix_seconds(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| text.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = &text[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        rest = frac.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ if rest.len() == 6 && rest.as_bytes()[3] == b':' => {
+            let sign = match rest.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            sign * (rest[1..3].parse::<i64>().ok()? * 3600 + rest[4..6].parse::<i64>().ok()? * 60)
+        }
+        _ => return None,
+    };
+    Some(days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s - offset)
+}
+
+/// `2024-01-02T03:04:05Z` for seconds since the epoch.
+fn rfc3339(seconds: i64) -> String {
+    let (days, secs) = (seconds.div_euclid(86400), seconds.rem_euclid(86400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+/// The inverse of [`days_from_civil`].
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// The generator's event adapter: the code, then one confirmation.
@@ -330,6 +417,41 @@ pub fn fingerprint(key: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_round_trip_and_shared_keys_come_after_key_0() {
+        assert_eq!(unix_seconds("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(unix_seconds("2000-03-01T00:00:00Z"), Some(951868800));
+        assert_eq!(
+            unix_seconds("2026-11-28T21:36:16+01:00"),
+            unix_seconds("2026-11-28T20:36:16.25Z")
+        );
+        assert_eq!(rfc3339(951868800), "2000-03-01T00:00:00Z");
+        assert_eq!(unix_seconds("yesterday"), None);
+        let at = |id: &str, t: Option<&str>| {
+            EncryptKey::from_text(id, EncryptKey::generate().text(), t.map(str::to_owned)).unwrap()
+        };
+        let key0 = at("k0", Some("2026-11-28T20:36:16Z"));
+        assert_eq!(
+            shared_created_at(&key0, &key0).as_deref(),
+            Some("2026-11-28T20:36:16Z")
+        );
+        for older in [
+            Some("2020-01-01T00:00:00Z"),
+            Some("2026-11-28T20:36:16Z"),
+            None,
+        ] {
+            assert_eq!(
+                shared_created_at(&at("k", older), &key0).as_deref(),
+                Some("2026-11-28T20:36:17Z")
+            );
+        }
+        let later = at("k", Some("2026-12-01T00:00:00Z"));
+        assert_eq!(
+            shared_created_at(&later, &key0).as_deref(),
+            Some("2026-12-01T00:00:00Z")
+        );
+    }
 
     #[test]
     fn fingerprints_match_ssh_keygen_format() {
