@@ -457,7 +457,7 @@ fn import_keys_over_another_identity_needs_force() {
 /// cache file and the account's SSH keys.
 fn state_of(server: &CharmServer, dir: &Path) -> (Vec<u8>, String) {
     let cache = std::fs::read(dir.join(HOST).join("charm_kv_keys.json")).unwrap_or_default();
-    (cache, kv(&server, dir, &["keys"]))
+    (cache, kv(server, dir, &["keys"]))
 }
 
 struct Answer {
