@@ -572,3 +572,55 @@ fn failed_links_change_nothing() {
     let account = Account::open(options.config()).unwrap();
     assert_eq!(account.linked_keys().unwrap().len(), 1);
 }
+
+/// `keys` lists the account's SSH keys with this device's marked; linking the same
+/// device again is "already linked" (exit status 6 on both sides, nothing changes);
+/// `unlink` removes the other device's key by fingerprint but refuses our own.
+#[test]
+fn keys_relink_and_unlink() {
+    let server = CharmServer::start();
+    let (one, two) = (server.client_dir("one"), server.client_dir("two"));
+    kv(&server, &one, &["set", &format!("a@{DB}"), "1"]);
+    kv(&server, &one, &["sync", &format!("@{DB}")]);
+    let joined = link_charm_kv(&server, &one, &two);
+    assert!(joined.status.success());
+    let listed = kv(&server, &one, &["keys"]);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    let own: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with('*'))
+        .collect();
+    assert_eq!(own.len(), 1, "{listed}");
+    let two_key = std::fs::read_to_string(two.join(HOST).join("charm_ed25519.pub")).unwrap();
+    let two_line = lines
+        .iter()
+        .find(|l| l.contains(two_key.split(' ').nth(1).unwrap()))
+        .unwrap_or_else(|| panic!("two's key is not listed: {listed}"));
+    assert!(two_line.starts_with(' '), "{listed}");
+
+    let mut generator = Running::spawn(&mut kv_command(&server, &one, &["link", "--yes"]));
+    let code = generator.code_after("code: ");
+    let again = kv_run(&server, &two, &["link", &code]);
+    let (status, transcript) = generator.finish();
+    assert_eq!(status.code(), Some(6), "{transcript}");
+    assert_eq!(
+        again.status.code(),
+        Some(6),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(kv(&server, &one, &["keys"]), listed);
+
+    let own_fingerprint = own[0].split(' ').nth(1).unwrap();
+    let refused = kv_run(&server, &one, &["unlink", own_fingerprint]);
+    assert!(!refused.status.success());
+    let two_fingerprint = two_line.split_whitespace().next().unwrap();
+    kv(&server, &one, &["unlink", two_fingerprint]);
+    let after = kv(&server, &one, &["keys"]);
+    assert_eq!(after.lines().count(), 1, "{after}");
+    assert!(after.starts_with('*'), "{after}");
+    // The unlinked device is on its own again: a new account without the data.
+    assert_ne!(kv(&server, &two, &["id"]), kv(&server, &one, &["id"]));
+}
