@@ -61,8 +61,8 @@ pub enum charm_kv_status {
     /// `charm_kv_delete_database`; or a read-only open found something it would have
     /// to create or upgrade (a database from an older charm-kv).
     ReadOnly = 15,
-    /// Linking a device into an account did not happen (denied, timed out, invalid
-    /// code, cancelled, a merge not allowed, or a server error); the message says which.
+    /// Linking a device into an account did not happen (denied, timed out, an invalid
+    /// code, cancelled, or a server error); the message says which. Nothing changed.
     Link = 16,
 }
 

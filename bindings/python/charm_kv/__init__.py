@@ -40,6 +40,16 @@ from ._errors import (
     ServerError,
     StorageError,
 )
+from ._account import (
+    AccountKey,
+    account_id,
+    account_keys,
+    backup_keys,
+    import_keys,
+    link,
+    sync_keys,
+    unlink,
+)
 from ._ffi import LIBRARY_PATH, LIBRARY_VERSION
 from ._progress import ProgressCallback
 from ._status import StoreStatus
@@ -52,6 +62,7 @@ __all__ = [
     "KV",
     "LIBRARY_PATH",
     "LIBRARY_VERSION",
+    "AccountKey",
     "AuthenticationError",
     "Batch",
     "BusyError",
@@ -76,9 +87,16 @@ __all__ = [
     "StorageError",
     "StoreStatus",
     "SyncPhase",
+    "account_id",
+    "account_keys",
+    "backup_keys",
     "delete_database",
+    "import_keys",
+    "link",
     "list_databases",
     "open",
+    "sync_keys",
+    "unlink",
 ]
 
 # Public classes show as charm_kv.X in tracebacks, reprs and docs.
