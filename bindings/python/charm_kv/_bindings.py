@@ -59,7 +59,7 @@ class Status(enum.IntEnum):
     INTERNAL = 14
     #: The store was opened read-only (`charm_kv_options_set_read_only`) and the call would write: a set, delete, batch commit, sync, reset or `charm_kv_delete_database`; or a read-only open found something it would have to create or upgrade (a database from an older charm-kv).
     READ_ONLY = 15
-    #: Linking a device into an account did not happen (denied, timed out, invalid code, cancelled, a merge not allowed, or a server error); the message says which.
+    #: Linking a device into an account did not happen (denied, timed out, an invalid code, cancelled, or a server error); the message says which. Nothing changed.
     LINK = 16
 
 
