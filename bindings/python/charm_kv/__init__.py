@@ -18,6 +18,16 @@ A thin ``ctypes`` binding of the charm-kv library (bundled in this package)::
 ``KeyError``. Set ``CHARM_KV_LIBRARY`` to load another build of the library.
 """
 
+from ._account import (
+    AccountKey,
+    account_id,
+    account_keys,
+    backup_keys,
+    import_keys,
+    link,
+    sync_keys,
+    unlink,
+)
 from ._batch import Batch
 from ._bindings import RemoteState, Status, SyncPhase
 from ._convert import BytesLike
@@ -39,16 +49,6 @@ from ._errors import (
     ReadOnlyError,
     ServerError,
     StorageError,
-)
-from ._account import (
-    AccountKey,
-    account_id,
-    account_keys,
-    backup_keys,
-    import_keys,
-    link,
-    sync_keys,
-    unlink,
 )
 from ._ffi import LIBRARY_PATH, LIBRARY_VERSION
 from ._progress import ProgressCallback

@@ -92,7 +92,9 @@ def backup_keys(*, private_key_only: bool = False, **options: Any) -> bytes:
         value = _b.charm_kv_bytes()
         out = take_out()
         check(
-            lib.charm_kv_account_backup_keys(opts._ptr, private_key_only, byref(value), out.err_ptr),
+            lib.charm_kv_account_backup_keys(
+                opts._ptr, private_key_only, byref(value), out.err_ptr
+            ),
             out,
         )
     return _take_bytes(value)
@@ -133,13 +135,13 @@ def link(
         try:
             if on_code is not None:
                 on_code(text.decode("utf-8"))
-        except BaseException as e:  # noqa: BLE001 - re-raised after the call
+        except BaseException as e:
             errors.append(e)
 
     def confirm_cb(_user: Any, key: bytes, address: bytes) -> bool:
         try:
             return bool(confirm(key.decode("utf-8"), address.decode("utf-8"))) if confirm else False
-        except BaseException as e:  # noqa: BLE001 - re-raised after the call
+        except BaseException as e:
             errors.append(e)
             return False
 
@@ -149,7 +151,14 @@ def link(
             code_fn = _b.charm_kv_link_code_fn(code_cb)
             confirm_fn = _b.charm_kv_link_confirm_fn(confirm_cb)
             status = lib.charm_kv_link_generate(
-                opts._ptr, code_fn, confirm_fn, c_void_p(), deadline, None, byref(outcome), out.err_ptr
+                opts._ptr,
+                code_fn,
+                confirm_fn,
+                c_void_p(),
+                deadline,
+                None,
+                byref(outcome),
+                out.err_ptr,
             )
         else:
             status = lib.charm_kv_link_request(
