@@ -624,3 +624,28 @@ fn keys_relink_and_unlink() {
     // The unlinked device is on its own again: a new account without the data.
     assert_ne!(kv(&server, &two, &["id"]), kv(&server, &one, &["id"]));
 }
+
+/// Device 2 used only the Go client before (its former account's key is older than
+/// the account it joins): charm-kv still adopts the joined account's key 0, so both
+/// devices name the server files alike and see each other's data.
+#[test]
+fn a_former_go_account_with_an_older_key_does_not_become_key_0() {
+    let server = CharmServer::start();
+    let (one, two) = (server.client_dir("one"), server.client_dir("two"));
+    server.go(&two, &["kv", "set", "go-key", "old account"]);
+    std::thread::sleep(Duration::from_millis(1100));
+    kv(&server, &one, &["set", &format!("a@{DB}"), "1"]);
+    kv(&server, &one, &["sync", &format!("@{DB}")]);
+
+    let joined = link_charm_kv(&server, &one, &two);
+    assert_eq!(
+        joined.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&joined.stderr)
+    );
+    assert_eq!(list(&server, &two, DB), ["a\t1"]);
+    kv(&server, &two, &["set", &format!("b@{DB}"), "2"]);
+    kv(&server, &two, &["sync", &format!("@{DB}")]);
+    assert_eq!(list(&server, &one, DB), ["a\t1", "b\t2"]);
+}

@@ -9,6 +9,7 @@
 //! are shared with the account), and their writes are pushed at the next sync under
 //! the account's key 0.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 use super::files::AccountLock;
 use super::keycache::KeyCache;
 use super::{retry_transient, Account};
+use crate::cloud::known_hosts::KNOWN_HOSTS_FILE;
 use crate::cloud::link::{GeneratorEvents, LinkMessage, LinkResult};
 use crate::crypto::keywrap;
 use crate::crypto::sasquatch::Recipient;
@@ -229,10 +231,21 @@ impl Account {
         let client = self.client()?;
         let stop = stop_flag(options);
         let before = KeyCache::read(&self.data_path)?;
-        // A device that synced is in an account already (asking creates none then).
-        let previous_account = match before.synced_key0() {
-            Some(_) => Some(retry_transient(|| client.auth())?.charm_id.clone()),
-            None => None,
+        let mut known: HashSet<String> = before.keys().iter().map(|k| k.id.clone()).collect();
+        let mut former_keys = Vec::new();
+        // A device that used this server is in an account already, whose keys (the
+        // Go client's too) are not the account it joins; asking creates nothing then.
+        // A device that never did is asked nothing: that would create an account.
+        let used_server = before.synced_key0().is_some()
+            || self.data_path.join(KNOWN_HOSTS_FILE).is_file()
+            || self.data_path.join("kv").is_dir();
+        let previous_account = if used_server {
+            let auth = retry_transient(|| client.auth())?;
+            known.extend(auth.encrypt_keys.iter().map(|k| k.id.clone()));
+            former_keys = auth.encrypt_keys.clone();
+            Some(auth.charm_id.clone())
+        } else {
+            None
         };
         let (result, _) = client.link_request(code, options.deadline, &stop)?;
         if result == LinkResult::SameUser {
@@ -244,7 +257,7 @@ impl Account {
                 keys_shared,
             });
         }
-        let (account_id, account_key0) = self.wait_for_account_keys(&client, &before, options)?;
+        let (account_id, account_key0) = self.wait_for_account_keys(&client, &known, options)?;
         let outcome = match previous_account {
             Some(previous) if previous != account_id => LinkOutcome::Merged {
                 previous_account: previous,
@@ -258,6 +271,11 @@ impl Account {
             // (docs/cloud-client.md, "Key 0 is pinned").
             let _lock = AccountLock::acquire(&self.data_path)?;
             let mut cache = KeyCache::read(&self.data_path)?;
+            // Its former account's keys (the Go client's too) are its own keys: kept,
+            // so that rows they sealed stay readable, and not taken for key 0.
+            for key in former_keys {
+                cache.add(key);
+            }
             cache.pin_key0(&account_key0);
             cache.write(&self.data_path)?;
         }
@@ -271,21 +289,21 @@ impl Account {
         })
     }
 
-    /// Waits until the server lists, for our key, an encrypt key we did not hold
-    /// before the link (the other device shares the account's keys when it hears of
+    /// Waits until the server lists, for our key, an encrypt key not in `known` (the
+    /// keys this device held before the link) (the other device shares the account's keys when it hears of
     /// the link), and returns the account's charm id and the first such key in the
     /// server's order (the account's key 0).
     fn wait_for_account_keys(
         &self,
         client: &crate::cloud::CharmClient,
-        before: &KeyCache,
+        known: &HashSet<String>,
         options: &LinkOptions,
     ) -> Result<(String, String)> {
         let ends = Instant::now() + options.keys_wait;
         loop {
             client.invalidate_auth();
             let auth = retry_transient(|| client.auth())?;
-            if let Some(key0) = auth.encrypt_keys.iter().find(|k| !before.contains(&k.id)) {
+            if let Some(key0) = auth.encrypt_keys.iter().find(|k| !known.contains(&k.id)) {
                 return Ok((auth.charm_id.clone(), key0.id.clone()));
             }
             if Instant::now() >= ends {
