@@ -137,6 +137,11 @@ enum charm_kv_status
    * to create or upgrade (a database from an older charm-kv).
    */
   CHARM_KV_STATUS_READ_ONLY = 15,
+  /**
+   * Linking a device into an account did not happen (denied, timed out, an invalid
+   * code, cancelled, or a server error); the message says which. Nothing changed.
+   */
+  CHARM_KV_STATUS_LINK = 16,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -219,6 +224,12 @@ typedef uint32_t charm_kv_sync_phase;
 typedef struct charm_kv_batch charm_kv_batch;
 
 /**
+ * A cancel flag for a link: made by `charm_kv_cancel_new`, set (from any thread) by
+ * `charm_kv_cancel_set`, released by `charm_kv_cancel_free`.
+ */
+typedef struct charm_kv_cancel charm_kv_cancel;
+
+/**
  * The detail of a failed call: its status and a human-readable message (English,
  * never containing key or value bytes).
  *
@@ -268,6 +279,55 @@ typedef struct charm_kv_options charm_kv_options;
 typedef struct charm_kv_store charm_kv_store;
 
 /**
+ * A byte string owned by the caller, allocated by charm-kv (for example a value from
+ * `charm_kv_store_get`).
+ *
+ * `data` is NULL exactly when `len` is 0. Release it with `charm_kv_bytes_free`,
+ * never with `free()`, and do not change `data` or `len` before that.
+ */
+typedef struct charm_kv_bytes {
+  /**
+   * The bytes (NULL when `len` is 0).
+   */
+  uint8_t *data;
+  /**
+   * Number of bytes.
+   */
+  size_t len;
+} charm_kv_bytes;
+
+/**
+ * A list of NUL-terminated UTF-8 strings owned by the caller (for example the names
+ * from `charm_kv_database_list`). `items` is NULL exactly when `len` is 0.
+ *
+ * Release it with `charm_kv_string_list_free`, which frees every string too.
+ */
+typedef struct charm_kv_string_list {
+  /**
+   * The strings.
+   */
+  char **items;
+  /**
+   * Number of strings.
+   */
+  size_t len;
+} charm_kv_string_list;
+
+/**
+ * Called once with the code to type on the other device (NUL-terminated, valid for
+ * the call only).
+ */
+typedef void (*charm_kv_link_code_fn)(void *user_data, const char *code);
+
+/**
+ * Called once when a device asks to join, with its SSH public key and address
+ * (NUL-terminated, valid for the call only): return true to let it in.
+ */
+typedef bool (*charm_kv_link_confirm_fn)(void *user_data,
+                                         const char *public_key,
+                                         const char *address);
+
+/**
  * Bytes borrowed for the length of one call: an input the caller owns (a key and a
  * value for `charm_kv_store_set`), or an output pointing into a charm-kv object (a
  * pair from `charm_kv_iter_next`, valid until the next call on that object).
@@ -288,24 +348,6 @@ typedef struct charm_kv_slice {
 } charm_kv_slice;
 
 /**
- * A byte string owned by the caller, allocated by charm-kv (for example a value from
- * `charm_kv_store_get`).
- *
- * `data` is NULL exactly when `len` is 0. Release it with `charm_kv_bytes_free`,
- * never with `free()`, and do not change `data` or `len` before that.
- */
-typedef struct charm_kv_bytes {
-  /**
-   * The bytes (NULL when `len` is 0).
-   */
-  uint8_t *data;
-  /**
-   * Number of bytes.
-   */
-  size_t len;
-} charm_kv_bytes;
-
-/**
  * A list of byte strings owned by the caller (for example the keys from
  * `charm_kv_store_keys`). `items` is NULL exactly when `len` is 0.
  *
@@ -322,23 +364,6 @@ typedef struct charm_kv_bytes_list {
    */
   size_t len;
 } charm_kv_bytes_list;
-
-/**
- * A list of NUL-terminated UTF-8 strings owned by the caller (for example the names
- * from `charm_kv_database_list`). `items` is NULL exactly when `len` is 0.
- *
- * Release it with `charm_kv_string_list_free`, which frees every string too.
- */
-typedef struct charm_kv_string_list {
-  /**
-   * The strings.
-   */
-  char **items;
-  /**
-   * Number of strings.
-   */
-  size_t len;
-} charm_kv_string_list;
 
 /**
  * A caller's buffer for `charm_kv_store_get_into`, and where the value landed.
@@ -439,6 +464,158 @@ typedef struct charm_kv_store_status {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Creates a cancel flag (never NULL).
+ */
+struct charm_kv_cancel *charm_kv_cancel_new(void);
+
+/**
+ * Sets the flag: a link waiting with it ends with LINK ("cancelled") within 100 ms.
+ * NULL is a no-op.
+ *
+ * # Safety
+ * `cancel` is NULL or a live flag from `charm_kv_cancel_new`.
+ */
+void charm_kv_cancel_set(const struct charm_kv_cancel *cancel);
+
+/**
+ * Frees a cancel flag; NULL is a no-op. Not while a link uses it.
+ *
+ * # Safety
+ * `cancel` is NULL or a live flag from `charm_kv_cancel_new`, not used afterwards.
+ */
+void charm_kv_cancel_free(struct charm_kv_cancel *cancel);
+
+/**
+ * The account's id (`charm id`) into `*out_id` (UTF-8, not NUL-terminated; free with
+ * `charm_kv_bytes_free`). The first call for a new SSH key creates the account.
+ * Returns OK, INVALID_ARGUMENT, NOT_CONFIGURED (local mode), KEYS, AUTH, NETWORK,
+ * SERVER, IO or PANIC.
+ *
+ * # Safety
+ * `options` is NULL or a live options object no other thread changes meanwhile;
+ * `out_id` and `err` are NULL or writable.
+ */
+charm_kv_status charm_kv_account_id(const struct charm_kv_options *options,
+                                    struct charm_kv_bytes *out_id,
+                                    struct charm_kv_error **err);
+
+/**
+ * The account's SSH public keys (`<type> <base64>`, oldest first) into `*out_keys`
+ * (free with `charm_kv_string_list_free`), and the index of this device's key into
+ * `*out_this_device` (SIZE_MAX if the server does not list it). Returns as
+ * `charm_kv_account_id`.
+ *
+ * # Safety
+ * `options` is NULL or a live options object no other thread changes meanwhile;
+ * `out_keys`, `out_this_device` and `err` are NULL or writable.
+ */
+charm_kv_status charm_kv_account_keys(const struct charm_kv_options *options,
+                                      struct charm_kv_string_list *out_keys,
+                                      size_t *out_this_device,
+                                      struct charm_kv_error **err);
+
+/**
+ * Removes an SSH key (its text, or its `SHA256:` fingerprint) from the account. This
+ * device's own key is refused (INVALID_ARGUMENT), as is a key the account lacks.
+ *
+ * # Safety
+ * `options` is NULL or a live options object no other thread changes meanwhile;
+ * `key` is NULL or NUL-terminated; `err` is NULL or writable.
+ */
+charm_kv_status charm_kv_account_unlink(const struct charm_kv_options *options,
+                                        const char *key,
+                                        struct charm_kv_error **err);
+
+/**
+ * `sync-keys`: wraps every encrypt key this device holds for every SSH key of the
+ * account (what a link does afterwards). Returns as `charm_kv_account_id`.
+ *
+ * # Safety
+ * `options` is NULL or a live options object no other thread changes meanwhile;
+ * `err` is NULL or writable.
+ */
+charm_kv_status charm_kv_account_sync_keys(const struct charm_kv_options *options,
+                                           struct charm_kv_error **err);
+
+/**
+ * A backup of this device's SSH identity into `*out_backup` (free with
+ * `charm_kv_bytes_free`): with `private_key_only` false, the tar archive of
+ * `charm backup-keys`; with true, the OpenSSH private key alone. Works in local mode
+ * too. Returns OK, INVALID_ARGUMENT (no identity to back up), IO or PANIC.
+ *
+ * # Safety
+ * `options` is NULL or a live options object no other thread changes meanwhile;
+ * `out_backup` and `err` are NULL or writable.
+ */
+charm_kv_status charm_kv_account_backup_keys(const struct charm_kv_options *options,
+                                             bool private_key_only,
+                                             struct charm_kv_bytes *out_backup,
+                                             struct charm_kv_error **err);
+
+/**
+ * Imports an identity backup (`len` bytes at `data`: a `backup-keys` tar archive or a
+ * private key). Another identity already in the data path is replaced only with
+ * `force` (else INVALID_ARGUMENT, nothing written); the local databases stay
+ * readable and, with a replaced identity, go to its account at their next sync.
+ * Returns OK, INVALID_ARGUMENT, KEYS, IO or PANIC.
+ *
+ * # Safety
+ * `options` is NULL or a live options object no other thread changes meanwhile;
+ * `data` points to `len` readable bytes (any pointer when `len` is 0); `err` is NULL
+ * or writable.
+ */
+charm_kv_status charm_kv_account_import_keys(const struct charm_kv_options *options,
+                                             const uint8_t *data,
+                                             size_t len,
+                                             bool force,
+                                             struct charm_kv_error **err);
+
+/**
+ * Shows a code for another device to join this device's account: `on_code` gets it,
+ * then `on_confirm` the joining device's key and address (both are called on this
+ * thread, during the call; `user_data` is passed through). After a link the keys are
+ * shared with the new device. `deadline_ms` bounds the whole wait (0: 150 s);
+ * `cancel` (NULL: none) stops it. `*out_outcome` gets a `charm_kv_link_outcome`.
+ *
+ * Returns OK, LINK (denied, timed out, cancelled, or a server error; nothing
+ * changed), INVALID_ARGUMENT (a callback NULL), NOT_CONFIGURED, KEYS, AUTH, NETWORK,
+ * SERVER, IO or PANIC.
+ *
+ * # Safety
+ * `options` is NULL or a live options object no other thread changes meanwhile;
+ * the callbacks are safe to call with `user_data`; `cancel` is NULL or a live flag;
+ * `out_outcome` and `err` are NULL or writable.
+ */
+charm_kv_status charm_kv_link_generate(const struct charm_kv_options *options,
+                                       charm_kv_link_code_fn on_code,
+                                       charm_kv_link_confirm_fn on_confirm,
+                                       void *user_data,
+                                       uint64_t deadline_ms,
+                                       const struct charm_kv_cancel *cancel,
+                                       uint32_t *out_outcome,
+                                       struct charm_kv_error **err);
+
+/**
+ * Joins the account that showed `code` (NUL-terminated). `deadline_ms` and `cancel`
+ * as for `charm_kv_link_generate`; `*out_outcome` gets a `charm_kv_link_outcome`.
+ * Returns OK, LINK (invalid code, denied, timed out, cancelled or a server error;
+ * nothing changed), INVALID_ARGUMENT, NOT_CONFIGURED, KEYS (linked, but the account's
+ * keys did not arrive within 30 s: run `charm_kv_account_sync_keys` later), AUTH,
+ * NETWORK, SERVER, IO or PANIC.
+ *
+ * # Safety
+ * `options` is NULL or a live options object no other thread changes meanwhile;
+ * `code` is NULL or NUL-terminated; `cancel` is NULL or a live flag; `out_outcome` and
+ * `err` are NULL or writable.
+ */
+charm_kv_status charm_kv_link_request(const struct charm_kv_options *options,
+                                      const char *code,
+                                      uint64_t deadline_ms,
+                                      const struct charm_kv_cancel *cancel,
+                                      uint32_t *out_outcome,
+                                      struct charm_kv_error **err);
 
 /**
  * Starts a write batch on `store`.

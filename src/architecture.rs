@@ -37,6 +37,14 @@ const LAYERS: &[(&str, &[&str])] = &[
             "options", "kv",
         ],
     ),
+    // Linking devices: the account's link and key import, plus the local databases.
+    (
+        "devices",
+        &[
+            "error", "timeouts", "config", "crypto", "store", "cloud", "account", "sync",
+            "options", "kv",
+        ],
+    ),
 ];
 
 /// The crate modules a source file names in code (comments left out): `crate::x` and

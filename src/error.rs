@@ -90,6 +90,32 @@ pub enum Error {
     /// deletion, or an open that would have to create or upgrade something.
     #[error("read-only: {0}")]
     ReadOnly(String),
+
+    /// Linking a device into an account did not happen: see [`LinkFailure`] for why.
+    /// Nothing changed on either device or on the server.
+    #[error("link failed: {message}")]
+    Link {
+        failure: LinkFailure,
+        message: String,
+    },
+}
+
+/// Why a link ([`crate::account::Account::link_generate`] /
+/// [`crate::account::Account::link_request`]) did not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LinkFailure {
+    /// The device that showed the code said no.
+    Denied,
+    /// No device used the code, or nobody answered, within the server's minute (or
+    /// the caller's deadline).
+    TimedOut,
+    /// The server knows no such code (mistyped, expired or already used).
+    InvalidCode,
+    /// The caller cancelled it.
+    Cancelled,
+    /// The server reported an error while linking.
+    ServerError,
 }
 
 /// An error SQLite reported. Opaque on purpose: the SQLite binding charm-kv uses is not
@@ -127,6 +153,7 @@ pub enum ErrorKind {
     PendingWrites,
     Internal,
     ReadOnly,
+    Link,
 }
 
 impl Error {
@@ -147,6 +174,22 @@ impl Error {
             Error::PendingWrites(_) => ErrorKind::PendingWrites,
             Error::Internal(_) => ErrorKind::Internal,
             Error::ReadOnly(_) => ErrorKind::ReadOnly,
+            Error::Link { .. } => ErrorKind::Link,
+        }
+    }
+
+    /// Why a link did not happen, for an [`Error::Link`].
+    pub fn link_failure(&self) -> Option<LinkFailure> {
+        match self {
+            Error::Link { failure, .. } => Some(*failure),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn link(failure: LinkFailure, message: impl Into<String>) -> Self {
+        Error::Link {
+            failure,
+            message: message.into(),
         }
     }
 

@@ -11,6 +11,7 @@ pub mod batch;
 pub mod cloud;
 pub mod config;
 pub mod crypto;
+pub mod devices;
 pub mod error;
 #[allow(unsafe_code)]
 pub mod ffi;
@@ -23,7 +24,7 @@ pub mod timeouts;
 pub use batch::Batch;
 pub use config::Config;
 pub use crypto::EncryptKey;
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, LinkFailure, Result};
 pub use kv::{delete_database, list_databases, Kv};
 pub use options::Options;
 pub use store::{Direction, Durability, Fetched, Iter};

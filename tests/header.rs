@@ -85,8 +85,9 @@ fn every_function_and_type_is_documented_and_prefixed() {
 
 /// The naming rule of docs/c-abi.md: a function of an object starts with the object's
 /// name (`charm_kv_store_get` takes a `charm_kv_store`), except constructors of another
-/// object made from it; functions on named database files are `charm_kv_database_*`;
-/// `charm_kv_version` is the library's.
+/// object made from it; functions without a handle are in a namespace (named database
+/// files `charm_kv_database_*`, the account `charm_kv_account_*`, linking a device
+/// `charm_kv_link_*`); `charm_kv_version` is the library's.
 #[test]
 fn functions_start_with_the_name_of_their_object() {
     let header = committed_header();
@@ -102,8 +103,9 @@ fn functions_start_with_the_name_of_their_object() {
     assert!(objects.contains(&"store") && objects.contains(&"slice"));
     // Constructors: made from a handle of another object, named after what they make.
     let constructors = ["charm_kv_iter_new", "charm_kv_batch_begin"];
-    // Functions on database files by name take the options that locate them.
-    let by_name = ["charm_kv_database_list", "charm_kv_database_delete"];
+    // Namespaces without a handle: database files by name, the account and linking a
+    // device. Their functions take the options that locate the data path and server.
+    let namespaces = ["database", "account", "link"];
     let mut checked = 0;
     for line in header.lines() {
         if line.starts_with([' ', '/', '#', '*', '}', 't', '{']) || !line.contains("charm_kv_") {
@@ -121,7 +123,7 @@ fn functions_start_with_the_name_of_their_object() {
         }
         let owner = objects
             .iter()
-            .chain(&["database"])
+            .chain(&namespaces)
             .filter(|object| name.starts_with(&format!("charm_kv_{object}_")))
             .max_by_key(|object| object.len())
             .unwrap_or_else(|| panic!("{name} does not start with charm_kv_<object>_"));
@@ -133,7 +135,7 @@ fn functions_start_with_the_name_of_their_object() {
             .filter(|_| first.matches('*').count() == 1);
         if let Some(handle) = handle {
             assert!(
-                handle == *owner || constructors.contains(&name) || by_name.contains(&name),
+                handle == *owner || constructors.contains(&name) || namespaces.contains(owner),
                 "{name} takes a charm_kv_{handle} first, so it should be charm_kv_{handle}_..."
             );
         }

@@ -100,10 +100,14 @@ impl KeyCache {
 
     /// Every cached key, unwrapped with `identity`, in cache order.
     pub fn unwrap(&self, identity: &SshIdentity) -> Result<Vec<EncryptKey>> {
-        let unwrapper = Identity::from_private_key(identity.private_key())?;
+        self.unwrap_with(&Identity::from_private_key(identity.private_key())?)
+    }
+
+    /// [`KeyCache::unwrap`] with a sasquatch identity.
+    pub(crate) fn unwrap_with(&self, unwrapper: &Identity) -> Result<Vec<EncryptKey>> {
         self.keys
             .iter()
-            .map(|w| keywrap::unwrap(w, &unwrapper))
+            .map(|w| keywrap::unwrap(w, unwrapper))
             .collect()
     }
 }

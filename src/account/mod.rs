@@ -12,9 +12,11 @@
 //! - Key 0 is pinned once this device has synced with the account.
 //! - Keys are wrapped only for our own public key, whatever the server names.
 
+pub mod backup;
 mod files;
 pub mod identity;
 pub mod keycache;
+pub mod link;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -23,6 +25,7 @@ use std::time::Duration;
 pub use files::LOCK_FILE;
 pub use identity::SshIdentity;
 pub use keycache::{KeyCache, KEYS_FILE};
+pub use link::{LinkOptions, LinkOutcome, LinkPrompt, LinkReport, LinkRequest, LinkedKey};
 
 use crate::cloud::{self, AuthInfo, CharmClient, KeySource, WrappedKey};
 use crate::config::Config;
@@ -216,7 +219,7 @@ impl Account {
             .first()
             .ok_or_else(|| Error::Keys("the Charm server lists no encrypt key".into()))?
             .id;
-        self.check_pinned_key0(&cache, server_key0)?;
+        let key0 = self.check_pinned_key0(&cache, &auth.encrypt_keys, server_key0)?;
         let unwrapper = Identity::from_private_key(self.identity.private_key())?;
         let server_keys = auth
             .encrypt_keys
@@ -228,10 +231,16 @@ impl Account {
                 cache.add(wrap_for(&self.identity, key)?);
             }
         }
+        let mut server_keys = server_keys;
+        // The pinned key 0 first (see `check_pinned_key0`).
+        if let Some(at) = server_keys.iter().position(|k| k.id() == key0) {
+            server_keys[..=at].rotate_right(1);
+        }
+        let key0 = key0.to_owned();
         let server_order: Vec<&str> = server_keys.iter().map(EncryptKey::id).collect();
         cache.order_like(&server_order);
         if cache.synced_key0().is_none() {
-            cache.pin_key0(server_key0);
+            cache.pin_key0(&key0);
         }
         if cache != before {
             cache.write(&self.data_path)?;
@@ -280,19 +289,36 @@ impl Account {
         Ok(auth)
     }
 
-    /// Refuses a key 0 other than the one this device first synced with.
-    fn check_pinned_key0(&self, cache: &KeyCache, server_key0: &str) -> Result<()> {
-        match cache.synced_key0() {
-            Some(pinned) if pinned != server_key0 => Err(Error::Keys(format!(
-                "the Charm server names encrypt key {server_key0} as the account's key 0, but \
-                 this device synced with key 0 {pinned}; refusing to switch (new rows and \
-                 server files would be sealed with a key the server chose). If the account's \
-                 key 0 really changed, remove \"synced_key0\" from {} to adopt the server's \
-                 (docs/cloud-client.md, \"Key 0 is pinned\")",
-                keycache::cache_path(&self.data_path).display()
-            ))),
-            _ => Ok(()),
+    /// The key 0 this device uses: the server's, or once pinned, the pinned one. A
+    /// server listing other keys before the pinned key is refused unless this device
+    /// holds every one of them already: its own keys from before it joined the account
+    /// (a link that merged its former account, where the server orders by creation
+    /// time and those may be older; `docs/cloud-client.md`, "Key 0 is pinned").
+    fn check_pinned_key0<'a>(
+        &self,
+        cache: &KeyCache,
+        listed: &'a [WrappedKey],
+        server_key0: &'a str,
+    ) -> Result<&'a str> {
+        let Some(pinned) = cache.synced_key0() else {
+            return Ok(server_key0);
+        };
+        if pinned == server_key0 {
+            return Ok(server_key0);
         }
+        if let Some(at) = listed.iter().position(|k| k.id == pinned) {
+            if listed[..at].iter().all(|k| cache.contains(&k.id)) {
+                return Ok(&listed[at].id);
+            }
+        }
+        Err(Error::Keys(format!(
+            "the Charm server names encrypt key {server_key0} as the account's key 0, but \
+             this device synced with key 0 {pinned}; refusing to switch (new rows and \
+             server files would be sealed with a key the server chose). If the account's \
+             key 0 really changed, remove \"synced_key0\" from {} to adopt the server's \
+             (docs/cloud-client.md, \"Key 0 is pinned\")",
+            keycache::cache_path(&self.data_path).display()
+        )))
     }
 
     /// `api-auth` (fresh if `renew`), retried on transient server errors, and refused

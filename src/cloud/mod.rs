@@ -12,6 +12,7 @@ pub(crate) mod deadline;
 mod fs;
 mod http;
 pub mod known_hosts;
+pub mod link;
 mod net;
 mod runtime;
 mod seq;

@@ -14,7 +14,7 @@ use super::deadline::Scope;
 use super::known_hosts::{KnownHosts, Verdict};
 use super::net;
 use super::runtime::block_on;
-use crate::error::{Error, Result};
+use crate::error::{Error, LinkFailure, Result};
 use crate::timeouts::Timeouts;
 
 /// SSH user name; the server ignores it.
@@ -28,6 +28,9 @@ pub(crate) const MAX_OUTPUT: usize = 4 << 20;
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// The least of that wait, when the sync limit has (almost) run out.
 const MIN_CLOSE_GRACE: Duration = Duration::from_millis(100);
+
+/// How often a conversation checks whether its caller wants it stopped.
+const STOP_POLL: Duration = Duration::from_millis(100);
 
 /// Everything needed to run commands on one server.
 pub(crate) struct SshTarget {
@@ -65,39 +68,7 @@ impl SshTarget {
     }
 
     async fn run_async(&self, command: &str, limit: Scope) -> Result<Vec<u8>> {
-        let rejection = Arc::new(Mutex::new(None));
-        let handler = HostKeyCheck {
-            host: self.host.clone(),
-            port: self.port,
-            known_hosts: self.known_hosts.clone(),
-            rejection: rejection.clone(),
-        };
-        let config = Arc::new(client::Config {
-            inactivity_timeout: Some(self.timeouts.request),
-            ..Default::default()
-        });
-        let addr = format!("{}:{}", self.host, self.port);
-        let connecting = async {
-            let stream = net::connect(&self.host, self.port)
-                .await
-                .map_err(russh::Error::from)?;
-            client::connect_stream(config, stream, handler).await
-        };
-        let connect_bound = limit.bound(self.timeouts.connect)?;
-        let mut handle = match tokio::time::timeout(connect_bound, connecting).await {
-            Err(_) => {
-                return Err(limit.expired().unwrap_or_else(|| {
-                    Error::Network(format!(
-                        "SSH connection to {addr} timed out after {connect_bound:?}"
-                    ))
-                }))
-            }
-            Ok(Err(e)) => {
-                let pinned = rejection.lock().unwrap_or_else(|p| p.into_inner()).take();
-                return Err(pinned.unwrap_or_else(|| connect_error(&addr, e)));
-            }
-            Ok(Ok(handle)) => handle,
-        };
+        let (mut handle, addr) = self.open(limit, Some(self.timeouts.request)).await?;
         let result = match limit.bound(self.timeouts.request) {
             Err(e) => Err(e),
             Ok(command_bound) => {
@@ -115,15 +86,144 @@ impl SshTarget {
                 }
             }
         };
-        // Say goodbye and let the session task finish, so the socket is closed now: the
-        // task only runs while some thread is inside `block_on`, and a half-open
-        // connection would, among other things, hold up the server's shutdown.
-        // Within the sync limit when one is set, but never less than a moment: a
-        // session cut short still gets to send its goodbye.
-        let grace = limit.bound(CLOSE_GRACE).unwrap_or(MIN_CLOSE_GRACE);
-        let _ = handle.disconnect(Disconnect::ByApplication, "", "en").await;
-        let _ = tokio::time::timeout(grace.max(MIN_CLOSE_GRACE), handle).await;
+        close(handle, limit).await;
         result
+    }
+
+    /// Runs `command` as a conversation: `stdin` (if any) is written first, then every
+    /// line the server prints goes to `on_line`, whose [`Reply`] may write more or end
+    /// it. The whole conversation, connection included, is bounded by `limit` (the
+    /// server may stay silent for most of it: a link waits up to a minute for the
+    /// other device), and `stop` is polled a few times a second: when it says so the
+    /// session ends with [`LinkFailure::Cancelled`]. Ends when the server closes the channel
+    /// or `on_line` says [`Reply::Finish`].
+    pub(crate) fn converse(
+        &self,
+        command: &str,
+        stdin: Option<&[u8]>,
+        limit: Duration,
+        stop: &(dyn Fn() -> bool + Sync),
+        on_line: &mut (dyn FnMut(&[u8]) -> Result<Reply> + Send),
+    ) -> Result<()> {
+        let scope = Scope::current();
+        block_on(async {
+            let bounded = tokio::time::timeout(
+                limit,
+                self.converse_async(command, stdin, scope, stop, on_line),
+            );
+            bounded.await.unwrap_or_else(|_| {
+                Err(Error::Network(format!(
+                    "SSH command {command:?} on {}:{} did not finish within {limit:?}",
+                    self.host, self.port
+                )))
+            })
+        })?
+    }
+
+    async fn converse_async(
+        &self,
+        command: &str,
+        stdin: Option<&[u8]>,
+        limit: Scope,
+        stop: &(dyn Fn() -> bool + Sync),
+        on_line: &mut (dyn FnMut(&[u8]) -> Result<Reply> + Send),
+    ) -> Result<()> {
+        let (mut handle, addr) = self.open(limit, None).await?;
+        let work = async {
+            self.authenticate(&mut handle, &addr).await?;
+            let mut channel = handle
+                .channel_open_session()
+                .await
+                .map_err(|e| ssh_error(&addr, e))?;
+            channel
+                .exec(true, command)
+                .await
+                .map_err(|e| ssh_error(&addr, e))?;
+            if let Some(bytes) = stdin {
+                channel.data(bytes).await.map_err(|e| ssh_error(&addr, e))?;
+            }
+            let mut pending = Vec::new();
+            loop {
+                if stop() {
+                    return Err(Error::link(
+                        LinkFailure::Cancelled,
+                        "cancelled by the caller",
+                    ));
+                }
+                let msg = match tokio::time::timeout(STOP_POLL, channel.wait()).await {
+                    Err(_) => continue,
+                    Ok(None) => return Ok(()),
+                    Ok(Some(msg)) => msg,
+                };
+                match msg {
+                    ChannelMsg::Data { data } => {
+                        if pending.len() + data.len() > MAX_OUTPUT {
+                            return Err(Error::Corrupt(format!(
+                                "the SSH command {command:?} on {addr} printed more than \
+                                 {MAX_OUTPUT} bytes"
+                            )));
+                        }
+                        pending.extend_from_slice(&data);
+                        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                            let line: Vec<u8> = pending.drain(..=end).collect();
+                            match on_line(&line[..end])? {
+                                Reply::Continue => {}
+                                Reply::Send(bytes) => channel
+                                    .data(&bytes[..])
+                                    .await
+                                    .map_err(|e| ssh_error(&addr, e))?,
+                                Reply::Finish => return Ok(()),
+                            }
+                        }
+                    }
+                    ChannelMsg::Close => return Ok(()),
+                    _ => {}
+                }
+            }
+        };
+        let result = work.await;
+        close(handle, limit).await;
+        result
+    }
+
+    /// Connects, exchanges keys and checks the host key, within `limit` and the
+    /// connect timeout. `inactivity` is how long the session may stay silent.
+    async fn open(
+        &self,
+        limit: Scope,
+        inactivity: Option<Duration>,
+    ) -> Result<(Handle<HostKeyCheck>, String)> {
+        let rejection = Arc::new(Mutex::new(None));
+        let handler = HostKeyCheck {
+            host: self.host.clone(),
+            port: self.port,
+            known_hosts: self.known_hosts.clone(),
+            rejection: rejection.clone(),
+        };
+        let config = Arc::new(client::Config {
+            inactivity_timeout: inactivity,
+            ..Default::default()
+        });
+        let addr = format!("{}:{}", self.host, self.port);
+        let connecting = async {
+            let stream = net::connect(&self.host, self.port)
+                .await
+                .map_err(russh::Error::from)?;
+            client::connect_stream(config, stream, handler).await
+        };
+        let connect_bound = limit.bound(self.timeouts.connect)?;
+        match tokio::time::timeout(connect_bound, connecting).await {
+            Err(_) => Err(limit.expired().unwrap_or_else(|| {
+                Error::Network(format!(
+                    "SSH connection to {addr} timed out after {connect_bound:?}"
+                ))
+            })),
+            Ok(Err(e)) => {
+                let pinned = rejection.lock().unwrap_or_else(|p| p.into_inner()).take();
+                Err(pinned.unwrap_or_else(|| connect_error(&addr, e)))
+            }
+            Ok(Ok(handle)) => Ok((handle, addr)),
+        }
     }
 
     async fn authenticate(&self, handle: &mut Handle<HostKeyCheck>, addr: &str) -> Result<()> {
@@ -185,6 +285,27 @@ async fn exec(handle: &Handle<HostKeyCheck>, command: &str, addr: &str) -> Resul
         }
     }
     Ok(out)
+}
+
+/// Says goodbye and lets the session task finish, so the socket is closed now: the
+/// task only runs while some thread is inside `block_on`, and a half-open connection
+/// would, among other things, hold up the server's shutdown. Within the sync limit
+/// when one is set, but never less than a moment: a session cut short still gets to
+/// send its goodbye.
+async fn close(handle: Handle<HostKeyCheck>, limit: Scope) {
+    let grace = limit.bound(CLOSE_GRACE).unwrap_or(MIN_CLOSE_GRACE);
+    let _ = handle.disconnect(Disconnect::ByApplication, "", "en").await;
+    let _ = tokio::time::timeout(grace.max(MIN_CLOSE_GRACE), handle).await;
+}
+
+/// What a conversation ([`SshTarget::converse`]) does after a line.
+pub(crate) enum Reply {
+    /// Wait for the next line.
+    Continue,
+    /// Write these bytes to the command's stdin, then wait for the next line.
+    Send(Vec<u8>),
+    /// End the session.
+    Finish,
 }
 
 /// Converts our ssh-key 0.6 private key to russh's ssh-key generation through the

@@ -25,6 +25,7 @@
 
 #[macro_use]
 mod panic;
+mod account;
 mod batch;
 mod bytes;
 mod error;
@@ -36,6 +37,7 @@ mod store;
 mod store_status;
 mod version;
 
+pub use account::*;
 pub use batch::*;
 pub use bytes::*;
 pub use error::*;

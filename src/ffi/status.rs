@@ -61,6 +61,9 @@ pub enum charm_kv_status {
     /// `charm_kv_database_delete`; or a read-only open found something it would have
     /// to create or upgrade (a database from an older charm-kv).
     ReadOnly = 15,
+    /// Linking a device into an account did not happen (denied, timed out, an invalid
+    /// code, cancelled, or a server error); the message says which. Nothing changed.
+    Link = 16,
 }
 
 /// Phase of a sync, passed to a `charm_kv_sync_progress_fn` (a `uint32_t` in C).
@@ -75,7 +78,7 @@ pub enum charm_kv_sync_phase {
 
 impl charm_kv_status {
     /// Every status, in numeric order (for tests and `charm_kv_status_str`).
-    pub(crate) const ALL: [charm_kv_status; 16] = [
+    pub(crate) const ALL: [charm_kv_status; 17] = [
         Self::Ok,
         Self::NotFound,
         Self::InvalidArgument,
@@ -92,6 +95,7 @@ impl charm_kv_status {
         Self::Panic,
         Self::Internal,
         Self::ReadOnly,
+        Self::Link,
     ];
 
     /// The status for a category of crate error: the one place kinds become codes.
@@ -111,6 +115,7 @@ impl charm_kv_status {
             ErrorKind::PendingWrites => Self::PendingWrites,
             ErrorKind::Internal => Self::Internal,
             ErrorKind::ReadOnly => Self::ReadOnly,
+            ErrorKind::Link => Self::Link,
         }
     }
 
@@ -133,6 +138,7 @@ impl charm_kv_status {
             Self::Panic => c"panic inside charm-kv",
             Self::Internal => c"internal error",
             Self::ReadOnly => c"read-only store",
+            Self::Link => c"link failed",
         }
     }
 

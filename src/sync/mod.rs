@@ -6,6 +6,7 @@ pub mod engine;
 pub mod legacy;
 pub mod levels;
 mod progress;
+pub mod rejoin;
 pub mod restore;
 pub mod snapshot;
 pub mod status;

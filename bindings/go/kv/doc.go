@@ -49,8 +49,8 @@
 // Failures of the library are *Error values (a Status and the library's message);
 // test their category with errors.Is against the sentinels ErrNotFound,
 // ErrInvalidArgument, ErrIO, ErrCorrupt, ErrKeys, ErrAuth, ErrNetwork, ErrServer,
-// ErrBusy, ErrClosed, ErrNotConfigured, ErrPendingWrites, ErrPanic, ErrInternal and
-// ErrReadOnly (one per status of the C library).
+// ErrBusy, ErrClosed, ErrNotConfigured, ErrPendingWrites, ErrPanic, ErrInternal,
+// ErrReadOnly and ErrLink (one per status of the C library).
 //
 // # Read-only use
 //

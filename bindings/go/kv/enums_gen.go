@@ -60,6 +60,10 @@ const (
 	// found something it would have to create or upgrade (a database from an older
 	// charm-kv).
 	StatusReadOnly Status = 15
+	// StatusLink: Linking a device into an account did not happen (denied, timed out,
+	// an invalid code, cancelled, or a server error); the message says which. Nothing
+	// changed.
+	StatusLink Status = 16
 )
 
 // The values of charm_kv_remote_state (a RemoteState).
@@ -103,6 +107,7 @@ func _() {
 	_ = x[int(StatusPanic)-int(C.CHARM_KV_STATUS_PANIC)]
 	_ = x[int(StatusInternal)-int(C.CHARM_KV_STATUS_INTERNAL)]
 	_ = x[int(StatusReadOnly)-int(C.CHARM_KV_STATUS_READ_ONLY)]
+	_ = x[int(StatusLink)-int(C.CHARM_KV_STATUS_LINK)]
 	_ = x[int(RemoteNotConfigured)-int(C.CHARM_KV_REMOTE_STATE_NOT_CONFIGURED)]
 	_ = x[int(RemoteNotChecked)-int(C.CHARM_KV_REMOTE_STATE_NOT_CHECKED)]
 	_ = x[int(RemoteReachable)-int(C.CHARM_KV_REMOTE_STATE_REACHABLE)]

@@ -77,6 +77,10 @@ var (
 	// Delete, a batch commit, Sync, Reset, DeleteDatabase), or a read-only open found
 	// a database it would first have to create or upgrade.
 	ErrReadOnly error = &sentinel{StatusReadOnly, "read-only store"}
+	// ErrLink: linking a device into an account did not happen (denied, timed out,
+	// an invalid code, cancelled, or a server error; the message says which).
+	// Nothing changed on either device or on the server.
+	ErrLink error = &sentinel{StatusLink, "link failed"}
 )
 
 var sentinels = map[Status]error{
@@ -95,6 +99,7 @@ var sentinels = map[Status]error{
 	StatusPanic:           ErrPanic,
 	StatusInternal:        ErrInternal,
 	StatusReadOnly:        ErrReadOnly,
+	StatusLink:            ErrLink,
 }
 
 // Error is a failure reported by charm-kv: its Status and the library's message

@@ -30,11 +30,12 @@ var allSentinels = map[kv.Status]error{
 	kv.StatusPanic:           kv.ErrPanic,
 	kv.StatusInternal:        kv.ErrInternal,
 	kv.StatusReadOnly:        kv.ErrReadOnly,
+	kv.StatusLink:            kv.ErrLink,
 }
 
 // Every status has its sentinel, and an *Error matches exactly that one.
 func TestErrorMatchesOnlyItsSentinel(t *testing.T) {
-	if len(allSentinels) != 15 {
+	if len(allSentinels) != 16 {
 		t.Fatalf("%d sentinels", len(allSentinels))
 	}
 	for status := range allSentinels {

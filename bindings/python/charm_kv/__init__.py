@@ -18,6 +18,16 @@ A thin ``ctypes`` binding of the charm-kv library (bundled in this package)::
 ``KeyError``. Set ``CHARM_KV_LIBRARY`` to load another build of the library.
 """
 
+from ._account import (
+    AccountKey,
+    account_id,
+    account_keys,
+    backup_keys,
+    import_keys,
+    link,
+    sync_keys,
+    unlink,
+)
 from ._batch import Batch
 from ._bindings import RemoteState, Status, SyncPhase
 from ._convert import BytesLike
@@ -30,6 +40,7 @@ from ._errors import (
     Error,
     InternalError,
     InvalidArgumentError,
+    LinkError,
     NetworkError,
     NotConfiguredError,
     NotFoundError,
@@ -51,6 +62,7 @@ __all__ = [
     "KV",
     "LIBRARY_PATH",
     "LIBRARY_VERSION",
+    "AccountKey",
     "AuthenticationError",
     "Batch",
     "BusyError",
@@ -61,6 +73,7 @@ __all__ = [
     "Error",
     "InternalError",
     "InvalidArgumentError",
+    "LinkError",
     "NetworkError",
     "NotConfiguredError",
     "NotFoundError",
@@ -74,9 +87,16 @@ __all__ = [
     "StorageError",
     "StoreStatus",
     "SyncPhase",
+    "account_id",
+    "account_keys",
+    "backup_keys",
     "delete_database",
+    "import_keys",
+    "link",
     "list_databases",
     "open",
+    "sync_keys",
+    "unlink",
 ]
 
 # Public classes show as charm_kv.X in tracebacks, reprs and docs.

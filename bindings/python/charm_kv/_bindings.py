@@ -59,6 +59,8 @@ class Status(enum.IntEnum):
     INTERNAL = 14
     #: The store was opened read-only (`charm_kv_options_set_read_only`) and the call would write: a set, delete, batch commit, sync, reset or `charm_kv_database_delete`; or a read-only open found something it would have to create or upgrade (a database from an older charm-kv).
     READ_ONLY = 15
+    #: Linking a device into an account did not happen (denied, timed out, an invalid code, cancelled, or a server error); the message says which. Nothing changed.
+    LINK = 16
 
 
 class RemoteState(enum.IntEnum):
@@ -87,6 +89,10 @@ class charm_kv_batch(Structure):
     """Opaque ``charm_kv_batch``: only ever used through a pointer."""
 
 
+class charm_kv_cancel(Structure):
+    """Opaque ``charm_kv_cancel``: only ever used through a pointer."""
+
+
 class charm_kv_error(Structure):
     """Opaque ``charm_kv_error``: only ever used through a pointer."""
 
@@ -103,15 +109,6 @@ class charm_kv_store(Structure):
     """Opaque ``charm_kv_store``: only ever used through a pointer."""
 
 
-class charm_kv_slice(Structure):
-    """``struct charm_kv_slice``."""
-
-    _fields_ = [
-        ("data", c_char_p),
-        ("len", c_size_t),
-    ]
-
-
 class charm_kv_bytes(Structure):
     """``struct charm_kv_bytes``."""
 
@@ -121,20 +118,29 @@ class charm_kv_bytes(Structure):
     ]
 
 
-class charm_kv_bytes_list(Structure):
-    """``struct charm_kv_bytes_list``."""
-
-    _fields_ = [
-        ("items", POINTER(charm_kv_bytes)),
-        ("len", c_size_t),
-    ]
-
-
 class charm_kv_string_list(Structure):
     """``struct charm_kv_string_list``."""
 
     _fields_ = [
         ("items", POINTER(c_char_p)),
+        ("len", c_size_t),
+    ]
+
+
+class charm_kv_slice(Structure):
+    """``struct charm_kv_slice``."""
+
+    _fields_ = [
+        ("data", c_char_p),
+        ("len", c_size_t),
+    ]
+
+
+class charm_kv_bytes_list(Structure):
+    """``struct charm_kv_bytes_list``."""
+
+    _fields_ = [
+        ("items", POINTER(charm_kv_bytes)),
         ("len", c_size_t),
     ]
 
@@ -168,11 +174,110 @@ class charm_kv_store_status(Structure):
     ]
 
 
+#: ``charm_kv_link_code_fn``: user_data, code.
+charm_kv_link_code_fn = CFUNCTYPE(None, c_void_p, c_char_p)
+
+
+#: ``charm_kv_link_confirm_fn``: user_data, public_key, address.
+charm_kv_link_confirm_fn = CFUNCTYPE(c_bool, c_void_p, c_char_p, c_char_p)
+
+
 #: ``charm_kv_sync_progress_fn``: userdata, phase, done, total.
 charm_kv_sync_progress_fn = CFUNCTYPE(None, c_void_p, c_uint32, c_uint64, c_uint64)
 
 #: Every function of the header: name -> (restype, argtypes).
 FUNCTIONS = {
+    "charm_kv_cancel_new": (
+        POINTER(charm_kv_cancel),
+        [],
+    ),
+    "charm_kv_cancel_set": (
+        None,
+        [
+            POINTER(charm_kv_cancel),  # const charm_kv_cancel *cancel
+        ],
+    ),
+    "charm_kv_cancel_free": (
+        None,
+        [
+            POINTER(charm_kv_cancel),  # charm_kv_cancel *cancel
+        ],
+    ),
+    "charm_kv_account_id": (
+        c_uint32,
+        [
+            POINTER(charm_kv_options),  # const charm_kv_options *options
+            POINTER(charm_kv_bytes),  # charm_kv_bytes *out_id
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
+        ],
+    ),
+    "charm_kv_account_keys": (
+        c_uint32,
+        [
+            POINTER(charm_kv_options),  # const charm_kv_options *options
+            POINTER(charm_kv_string_list),  # charm_kv_string_list *out_keys
+            POINTER(c_size_t),  # size_t *out_this_device
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
+        ],
+    ),
+    "charm_kv_account_unlink": (
+        c_uint32,
+        [
+            POINTER(charm_kv_options),  # const charm_kv_options *options
+            c_char_p,  # const char *key
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
+        ],
+    ),
+    "charm_kv_account_sync_keys": (
+        c_uint32,
+        [
+            POINTER(charm_kv_options),  # const charm_kv_options *options
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
+        ],
+    ),
+    "charm_kv_account_backup_keys": (
+        c_uint32,
+        [
+            POINTER(charm_kv_options),  # const charm_kv_options *options
+            c_bool,  # bool private_key_only
+            POINTER(charm_kv_bytes),  # charm_kv_bytes *out_backup
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
+        ],
+    ),
+    "charm_kv_account_import_keys": (
+        c_uint32,
+        [
+            POINTER(charm_kv_options),  # const charm_kv_options *options
+            c_char_p,  # const uint8_t *data
+            c_size_t,  # size_t len
+            c_bool,  # bool force
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
+        ],
+    ),
+    "charm_kv_link_generate": (
+        c_uint32,
+        [
+            POINTER(charm_kv_options),  # const charm_kv_options *options
+            charm_kv_link_code_fn,  # charm_kv_link_code_fn on_code
+            charm_kv_link_confirm_fn,  # charm_kv_link_confirm_fn on_confirm
+            c_void_p,  # void *user_data
+            c_uint64,  # uint64_t deadline_ms
+            POINTER(charm_kv_cancel),  # const charm_kv_cancel *cancel
+            POINTER(c_uint32),  # uint32_t *out_outcome
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
+        ],
+    ),
+    "charm_kv_link_request": (
+        c_uint32,
+        [
+            POINTER(charm_kv_options),  # const charm_kv_options *options
+            c_char_p,  # const char *code
+            c_uint64,  # uint64_t deadline_ms
+            POINTER(charm_kv_cancel),  # const charm_kv_cancel *cancel
+            POINTER(c_uint32),  # uint32_t *out_outcome
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
+        ],
+    ),
     "charm_kv_batch_begin": (
         c_uint32,
         [

@@ -144,6 +144,13 @@ class ReadOnlyError(Error):
     default_status = Status.READ_ONLY
 
 
+class LinkError(Error):
+    """Linking a device into an account did not happen (denied, timed out, an invalid
+    code, cancelled, or a server error; the message says which). Nothing changed."""
+
+    default_status = Status.LINK
+
+
 class InternalError(Error):
     """A bug or an unexpected condition inside charm-kv (or an unknown status)."""
 
@@ -174,6 +181,7 @@ EXCEPTIONS: dict[int, type[Error]] = {
         NotConfiguredError,
         PendingWritesError,
         ReadOnlyError,
+        LinkError,
         PanicError,
         InternalError,
     )

@@ -18,7 +18,8 @@ pub const DEFAULT_DB: &str = "charm.sh.kv.user.default";
     long_about = "An encrypted key-value store, compatible with `charm kv` and Charm servers.\n\n\
         Without CHARM_HOST everything stays on this machine. With CHARM_HOST (and \
         CHARM_SSH_PORT / CHARM_HTTP_PORT) set, databases sync with that self-hosted \
-        Charm server. Keys and database names are lower-cased, as `charm kv` does."
+        Charm server. Keys and database names are lower-cased, as `charm kv` does.",
+    after_long_help = crate::account::EXIT_STATUSES
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -106,6 +107,8 @@ pub enum Command {
         #[arg(short = 'y', long)]
         yes: bool,
     },
+    #[command(flatten)]
+    Account(crate::account::AccountCommand),
 }
 
 /// Splits `KEY[@DB]` as `charm kv` does: lower-cased, empty db means the default.

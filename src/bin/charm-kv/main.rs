@@ -1,5 +1,6 @@
 //! `charm-kv`: the command-line tool, mirroring `charm kv` and skate.
 
+mod account;
 mod args;
 mod output;
 mod time;
@@ -23,11 +24,17 @@ fn main() -> ExitCode {
             eprintln!("charm-kv: {msg}");
             ExitCode::FAILURE
         }
+        Err(CliError::Coded(code, msg)) => {
+            eprintln!("charm-kv: {msg}");
+            ExitCode::from(code)
+        }
     }
 }
 
 enum CliError {
     Message(String),
+    /// A failure with its own exit status (`account::exit`).
+    Coded(u8, String),
     /// The reader of our output went away (`charm-kv list | head`): not an error.
     BrokenPipe,
 }
@@ -85,6 +92,7 @@ fn open_for_reading(db: &str) -> Result<Kv, CliError> {
 
 fn run(command: Command) -> Result<(), CliError> {
     match command {
+        Command::Account(command) => account::run(command)?,
         Command::Set { key, value } => {
             let (key, db) = key_and_db(&key)?;
             let value = match value {
