@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"charm-kv/bindings/go/kv"
+	"github.com/charm-kv/charm-kv/bindings/go/kv"
 )
 
 // A backup made by BackupKeys imports elsewhere; another identity needs force; the
