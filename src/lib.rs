@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod error;
 #[allow(unsafe_code)]
 pub mod ffi;
+pub mod jsonl;
 pub mod kv;
 pub mod options;
 pub mod store;
@@ -24,8 +25,8 @@ pub use batch::Batch;
 pub use config::Config;
 pub use crypto::EncryptKey;
 pub use error::{Error, ErrorKind, Result};
-pub use kv::{delete_database, list_databases, Kv};
+pub use kv::{delete_database, list_databases, Kv, DEFAULT_DATABASE};
 pub use options::Options;
-pub use store::{Direction, Durability, Fetched, Iter};
+pub use store::{Direction, Durability, Fetched, Iter, KeyRange};
 pub use sync::{ChainShape, LastSync, RemoteStatus, StoreStatus, SyncPhase, SyncProgress};
 pub use timeouts::Timeouts;
