@@ -111,6 +111,7 @@ static void test_binary_and_empty_keys_and_values(const char *dir) {
   charm_kv_bytes_free(&value);
 
   /* The empty key is refused everywhere, with any pointer, as Charm's kv does. */
+  charm_kv_error *err = NULL;
   CHECK_STATUS(charm_kv_set(store, NULL, 0, BYTES("empty key"), &err),
                CHARM_KV_STATUS_INVALID_ARGUMENT);
   CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "key cannot be empty");

@@ -106,10 +106,9 @@ def test_empty_values_and_the_refused_empty_key(kv):
     ):
         with pytest.raises(charm_kv.InvalidArgumentError, match="key cannot be empty"):
             attempt()
-    with pytest.raises(ValueError, match="key cannot be empty"):
-        with kv.batch() as batch:
-            batch[b"a"] = b"1"
-            batch[b""] = b"2"
+    with pytest.raises(ValueError, match="key cannot be empty"), kv.batch() as batch:
+        batch[b"a"] = b"1"
+        batch[b""] = b"2"
     assert dict(kv.items()) == {b"empty": b""}
 
 
