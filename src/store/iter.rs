@@ -79,7 +79,10 @@ impl Iter {
                 .collect(),
             None => {
                 let mut entries = Vec::new();
-                let mut all_keys = Vec::new();
+                // Every key, for the store's key list; given up once it would be too
+                // large to keep.
+                let mut all_keys = Some(Vec::new());
+                let mut all_bytes = 0usize;
                 {
                     let mut stmt = reader.prepare_cached("SELECT key FROM kv")?;
                     let mut rows = stmt.query([])?;
@@ -87,7 +90,12 @@ impl Iter {
                         let stored_key = row.get_ref(0)?.as_blob()?.to_vec();
                         match store.sealer().open_key(&stored_key) {
                             Ok((key, cipher)) => {
-                                all_keys.push(key.clone());
+                                all_bytes += key.len() + std::mem::size_of::<Vec<u8>>();
+                                if all_bytes > super::KEYS_CACHE_MAX_BYTES {
+                                    all_keys = None;
+                                } else if let Some(all_keys) = all_keys.as_mut() {
+                                    all_keys.push(key.clone());
+                                }
                                 if range.contains(&key) {
                                     entries.push(Entry {
                                         key,
@@ -99,7 +107,7 @@ impl Iter {
                         }
                     }
                 }
-                if unreadable.is_empty() {
+                if let (true, Some(all_keys)) = (unreadable.is_empty(), all_keys) {
                     store.remember_keys(reader.id(), data_version, all_keys);
                 }
                 entries.sort_unstable_by(|a: &Entry, b: &Entry| a.key.cmp(&b.key));

@@ -35,7 +35,8 @@ pub const MAX_VALUE_LEN: usize = 1_000_000_000 - VALUE_OVERHEAD - KEY_OVERHEAD;
 const MAX_IDLE_READERS: usize = 8;
 /// The sorted plaintext key list is kept for the next listing while it is at most
 /// this large (key bytes plus per-key bookkeeping): above it, each listing decrypts.
-const KEYS_CACHE_MAX_BYTES: usize = 32 << 20;
+/// A million 16-byte keys count 40 MB: prefix listings stay binary searches there.
+const KEYS_CACHE_MAX_BYTES: usize = 64 << 20;
 
 /// One change of a write: `Some(value)` sets, `None` deletes.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -133,13 +133,14 @@ pub enum Command {
         json: bool,
     },
     /// Delete a database on this machine and, when a Charm server is configured, its
-    /// copies on the server (asks first on a terminal; --yes otherwise).
+    /// copies on the server (asks first on a terminal, saying which; with a server,
+    /// --yes is needed off a terminal).
     #[command(name = "delete-db")]
     DeleteDb {
         /// @DB
         #[arg(add = crate::complete::databases())]
         db: String,
-        /// Delete the server's copies without asking.
+        /// Delete without asking (the server's copies too, when one is configured).
         #[arg(short = 'y', long)]
         yes: bool,
     },

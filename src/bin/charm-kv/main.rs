@@ -290,18 +290,24 @@ fn export(db: &str, output: Option<&std::path::Path>, force: bool) -> Result<(),
     Ok(())
 }
 
-/// With a Charm server configured, `delete-db` deletes the server's copies too (so no
-/// sync brings the database back): ask on a terminal, refuse elsewhere without `--yes`.
+/// `delete-db` asks on a terminal, saying whether the server's copies go too. With a
+/// Charm server configured it deletes them (so no sync brings the database back) and
+/// refuses off a terminal without `--yes`; in local mode scripts need no `--yes`.
 fn confirm_server_deletion(options: &Options, db: &str) -> Result<(), CliError> {
-    let Some(server) = options.config().server() else {
-        return Ok(());
+    let terminal = io::stdin().is_terminal() && io::stderr().is_terminal();
+    let what = match options.config().server() {
+        Some(server) => format!(
+            "delete-db deletes @{db} on this machine and its copies on the Charm server {} \
+             (for every device of this account)",
+            server.host
+        ),
+        None if !terminal => return Ok(()),
+        None => format!(
+            "delete-db deletes @{db} on this machine (no Charm server is configured, so no \
+             server copy is deleted)"
+        ),
     };
-    let what = format!(
-        "delete-db deletes @{db} on this machine and its copies on the Charm server {} \
-         (for every device of this account)",
-        server.host
-    );
-    if !io::stdin().is_terminal() || !io::stderr().is_terminal() {
+    if !terminal {
         return Err(CliError::Message(format!(
             "{what}; not a terminal, so pass --yes to confirm"
         )));
