@@ -834,3 +834,52 @@ fn completion_scripts_and_dynamic_names_and_the_man_page() {
     assert!(pages.join("charm-kv.1").is_file());
     assert!(pages.join("charm-kv-list.1").is_file());
 }
+
+/// Runs `charm-kv ARGS` with its stdin, stdout and stderr on a pseudo-terminal, through
+/// util-linux `script`, feeding it `input`; the exit code and everything shown.
+fn on_a_terminal(data: &Path, args: &str, input: &[u8]) -> (Option<i32>, String) {
+    let command = format!("{} {args}", env!("CARGO_BIN_EXE_charm-kv"));
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("CHARM_DATA_DIR", data)
+        .env("HOME", data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` runs the command on a pseudo-terminal");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn export_refuses_a_terminal_and_delete_db_asks_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["set", "secret@work", "plaintext"]);
+    let (code, shown) = on_a_terminal(d, "export @work", b"");
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(
+        shown.contains("not to a terminal without --force"),
+        "{shown}"
+    );
+    assert!(!shown.contains("plaintext"), "{shown}");
+    let (code, shown) = on_a_terminal(d, "export @work --force", b"");
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(shown.contains("\"value\":\"plaintext\""), "{shown}");
+
+    // Local mode: it asks on a terminal, saying no server copy is deleted.
+    let (code, shown) = on_a_terminal(d, "delete-db @work", b"n\n");
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(shown.contains("no server copy is deleted") && shown.contains("nothing deleted"));
+    assert_eq!(ok(d, &["list-dbs"]), b"@work\n");
+    let (code, shown) = on_a_terminal(d, "delete-db @work", b"y\n");
+    assert_eq!(code, Some(0), "{shown}");
+    assert_eq!(ok(d, &["list-dbs"]), b"");
+}

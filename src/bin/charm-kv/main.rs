@@ -261,7 +261,8 @@ fn run(command: Command) -> Result<(), CliError> {
 fn export(db: &str, output: Option<&std::path::Path>, force: bool) -> Result<(), CliError> {
     if output.is_none() && stdout_is_terminal() && !force {
         return Err(CliError::Message(
-            "export writes every pair unencrypted: not to a terminal without --force              (use -o FILE or a pipe)"
+            "export writes every pair unencrypted: not to a terminal without --force (use -o \
+             FILE or a pipe)"
                 .into(),
         ));
     }
