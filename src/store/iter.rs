@@ -199,3 +199,48 @@ impl Drop for Iter {
         let _ = self.reader.execute_batch("ROLLBACK");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::seal::Sealer;
+    use crate::crypto::EncryptKey;
+    use crate::store::Op;
+
+    fn set(store: &Store, key: &str) {
+        store
+            .write(&[Op {
+                key: key.as_bytes().to_vec(),
+                value: Some(b"v".to_vec()),
+            }])
+            .unwrap();
+    }
+
+    /// Whether the iterator took its keys from the store's key list (no decrypting).
+    fn from_key_list(iter: &Iter) -> bool {
+        iter.entries.as_slice().iter().all(|e| e.stored.is_none())
+    }
+
+    /// After a listing or a full iteration the next range comes from the key list;
+    /// after a commit it decrypts again, and sees the commit.
+    #[test]
+    fn ranges_come_from_the_key_list_until_a_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let sealer = Sealer::new(&[EncryptKey::generate()]).unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("db.sqlite"), sealer).unwrap());
+        for key in ["a1", "a2", "b1"] {
+            set(&store, key);
+        }
+        let range = KeyRange::all().prefix("a");
+        let first = Iter::in_range(&store, &range, true).unwrap();
+        assert!(!from_key_list(&first) && first.remaining() == 2);
+        drop(first);
+        let second = Iter::in_range(&store, &range, true).unwrap();
+        assert!(from_key_list(&second) && second.remaining() == 2);
+        let pairs: Vec<_> = second.map(Result::unwrap).collect();
+        assert_eq!(pairs[1], (b"a2".to_vec(), b"v".to_vec()));
+        set(&store, "a3");
+        let third = Iter::in_range(&store, &range, false).unwrap();
+        assert!(!from_key_list(&third) && third.remaining() == 3);
+    }
+}
