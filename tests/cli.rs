@@ -780,7 +780,7 @@ fn completion_scripts_and_dynamic_names_and_the_man_page() {
     for shell in ["bash", "zsh", "fish"] {
         let script = String::from_utf8(ok(d, &["completion", shell])).unwrap();
         assert!(
-            script.contains("COMPLETE") && script.contains("charm-kv"),
+            script.contains("CHARM_KV_COMPLETE") && script.contains("charm-kv"),
             "{shell}: {script}"
         );
     }
@@ -796,7 +796,7 @@ fn completion_scripts_and_dynamic_names_and_the_man_page() {
             .env_clear()
             .env("CHARM_DATA_DIR", d)
             .env("HOME", d)
-            .env("COMPLETE", "fish")
+            .env("CHARM_KV_COMPLETE", "fish")
             .output()
             .unwrap();
         assert!(
@@ -819,6 +819,16 @@ fn completion_scripts_and_dynamic_names_and_the_man_page() {
         ["@charm.sh.kv.user.default", "@work"]
     );
     assert!(complete(&["li"]).contains(&"list-dbs".to_owned()));
+    // A variable of clap_complete's default name does nothing here.
+    let out = Command::new(env!("CARGO_BIN_EXE_charm-kv"))
+        .args(["get", "name"])
+        .env_clear()
+        .env("CHARM_DATA_DIR", d)
+        .env("HOME", d)
+        .env("COMPLETE", "fish")
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"v");
     // Completing created nothing.
     assert_eq!(ok(d, &["list-dbs"]), b"@charm.sh.kv.user.default\n@work\n");
 

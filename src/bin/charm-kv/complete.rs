@@ -1,6 +1,7 @@
 //! Completion of database and key names, asked of the binary itself while the user
 //! presses Tab: the script `charm-kv completion SHELL` prints runs
-//! `COMPLETE=SHELL charm-kv -- WORDS...` (clap_complete's environment-driven engine),
+//! `CHARM_KV_COMPLETE=SHELL charm-kv -- WORDS...` (clap_complete's environment-driven
+//! engine),
 //! and these functions answer from the local databases. They open read-only (nothing
 //! is created, no server is asked) and answer nothing rather than fail.
 
@@ -10,6 +11,11 @@ use charm_kv::{Kv, Options};
 use clap_complete::engine::{ArgValueCompleter, CompletionCandidate};
 
 use crate::args::DEFAULT_DB;
+
+/// The variable that makes a run answer a completion request. Not clap_complete's
+/// default `COMPLETE`: a variable of that common name set for anything else would turn
+/// every run into a failed completion.
+pub const VAR: &str = "CHARM_KV_COMPLETE";
 
 /// At most this many keys are offered (a shell shows no more usefully).
 const MAX_KEYS: usize = 1000;
@@ -93,5 +99,5 @@ pub fn write_script(shell: &str, out: &mut dyn std::io::Write) -> std::io::Resul
     let completer = shells
         .completer(shell)
         .ok_or_else(|| std::io::Error::other(format!("unknown shell {shell}")))?;
-    completer.write_registration("COMPLETE", "charm-kv", "charm-kv", "charm-kv", out)
+    completer.write_registration(VAR, "charm-kv", "charm-kv", "charm-kv", out)
 }

@@ -14,9 +14,11 @@ use clap::{CommandFactory, Parser};
 use args::{db_arg, key_and_db, Cli, Command};
 
 fn main() -> ExitCode {
-    // A completion request from the shell script of `charm-kv completion` (the
-    // COMPLETE variable set): answer it and exit.
-    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
+    // A completion request from the shell script of `charm-kv completion` (its
+    // variable set): answer it and exit.
+    clap_complete::CompleteEnv::with_factory(Cli::command)
+        .var(complete::VAR)
+        .complete();
     let cli = Cli::parse();
     let outcome = run(cli.command);
     output::warn_plain_http();
