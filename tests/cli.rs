@@ -770,6 +770,11 @@ fn a_malformed_import_names_the_line_and_changes_nothing() {
         Some(b"{\"key\":\"a\",\"value\":\"v\"}\n\xff\n"),
     );
     assert!(err.contains("line 2: not UTF-8"), "{err}");
+    let err = fails(d, &["import", "@work"], None);
+    assert_eq!(
+        err,
+        "charm-kv: import @work needs a FILE to read (or - for stdin)\n"
+    );
     assert_eq!(ok(d, &["list"]), b"kept\t1\n");
 }
 

@@ -221,6 +221,11 @@ fn run(command: Command) -> Result<(), CliError> {
         }
         Command::Import { args, replace } => {
             let (db, file) = match args.as_slice() {
+                [db] if db.starts_with('@') => {
+                    return Err(CliError::Message(format!(
+                        "import {db} needs a FILE to read (or - for stdin)"
+                    )))
+                }
                 [file] => (args::DEFAULT_DB.to_owned(), file),
                 [db, file] => (db_arg(Some(db))?, file),
                 _ => unreachable!("clap takes one or two"),
