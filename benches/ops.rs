@@ -15,6 +15,12 @@
 //! | set        | a single set in autocommit mode (durable)       | 1 op           |
 //! | batch_set  | 10k sets in one transaction (one charm-kv batch)| 10k ops        |
 //! | delete     | a single delete of a present key (autocommit)   | 1 op           |
+//! | prefix_keys| the 100 keys of one prefix, sorted              | 1 prefix       |
+//! | prefix_iter| the 100 pairs of one prefix, in key order       | 1 prefix       |
+//!
+//! The prefix groups add 100 keys sharing a prefix no other key has, measure, and
+//! delete them again; charm-kv takes the prefix from its sorted key list (binary
+//! search), rusqlite from its plaintext primary key (`key >= ?1 AND key < ?2`).
 //!
 //! Each size's database is loaded once and reused by every group; reads run before the
 //! writes so the listing sees exactly `size` keys.
@@ -40,7 +46,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use charm_kv::{EncryptKey, Kv, Options};
+use charm_kv::{EncryptKey, KeyRange, Kv, Options};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
 use rand::{Rng, SeedableRng};
@@ -510,6 +516,8 @@ fn bench_size(c: &mut Criterion, size: u64) {
     // Before any write: the boundary's listing expects exactly `size` keys too.
     boundary(&charm, dir.path(), size, &lookups, &counter);
 
+    prefix_groups(c, &charm, &raw, size, times);
+
     // Single durable sets: new keys above the loaded ones, at most 10k of them.
     let mut group = slow_group(c, "set", 1, times);
     for engine in engines {
@@ -558,6 +566,85 @@ fn bench_size(c: &mut Criterion, size: u64) {
         });
     }
     group.finish();
+}
+
+/// Keys in a prefix group: a prefix no loaded key has (those start with a big-endian
+/// count far below 0xfe00...), then the number.
+const PREFIX: [u8; 8] = [0xfe; 8];
+const PREFIX_KEYS: u64 = 100;
+
+fn prefixed_key(i: u64) -> [u8; KEY_LEN] {
+    let mut k = [0u8; KEY_LEN];
+    k[..8].copy_from_slice(&PREFIX);
+    k[8..].copy_from_slice(&i.to_be_bytes());
+    k
+}
+
+/// `prefix_keys` and `prefix_iter`: the 100 keys (pairs) of one prefix in a database of
+/// `size` other keys.
+fn prefix_groups(
+    c: &mut Criterion,
+    charm: &Charm,
+    raw: &Raw,
+    size: u64,
+    (warm_up, measure): (Duration, Duration),
+) {
+    let pairs: Vec<_> = (0..PREFIX_KEYS)
+        .map(|i| (prefixed_key(i), value(i)))
+        .collect();
+    charm.set_batch(&pairs);
+    raw.set_batch(&pairs);
+    let range = KeyRange::all().prefix(PREFIX);
+    let mut upper = PREFIX.to_vec();
+    *upper.last_mut().unwrap() += 1;
+    let raw_prefix = |with_values: bool| {
+        let conn = raw.conn.lock().unwrap();
+        let sql = match with_values {
+            true => "SELECT key, value FROM kv WHERE key >= ?1 AND key < ?2 ORDER BY key",
+            false => "SELECT key, NULL FROM kv WHERE key >= ?1 AND key < ?2 ORDER BY key",
+        };
+        let mut stmt = conn.prepare_cached(sql).unwrap();
+        let rows = stmt
+            .query_map((&PREFIX[..], &upper[..]), |row| {
+                Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Option<Vec<u8>>>(1)?))
+            })
+            .unwrap();
+        rows.map(Result::unwrap).count()
+    };
+    for (name, with_values) in [("prefix_keys", false), ("prefix_iter", true)] {
+        let mut group = c.benchmark_group(name);
+        group
+            .warm_up_time(warm_up)
+            .measurement_time(measure)
+            .sample_size(30)
+            .throughput(Throughput::Elements(1));
+        group.bench_function(BenchmarkId::new("charm-kv", size), |b| {
+            b.iter(|| {
+                let found = match with_values {
+                    false => charm.kv.keys_in(&range).unwrap().len(),
+                    true => charm
+                        .kv
+                        .iter_in(&range, true)
+                        .unwrap()
+                        .map(Result::unwrap)
+                        .count(),
+                };
+                assert_eq!(found as u64, PREFIX_KEYS);
+            })
+        });
+        group.bench_function(BenchmarkId::new("rusqlite", size), |b| {
+            b.iter(|| assert_eq!(raw_prefix(with_values) as u64, PREFIX_KEYS))
+        });
+        group.finish();
+    }
+    let mut batch = charm.kv.batch();
+    for (k, _) in &pairs {
+        batch.delete(k);
+    }
+    batch.commit().unwrap();
+    for (k, _) in &pairs {
+        raw.delete(k);
+    }
 }
 
 /// `iters` batches of 10k sets over the same 10k keys (above the loaded ones), each with

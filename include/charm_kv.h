@@ -1113,8 +1113,9 @@ const char *charm_kv_status_str(uint32_t status);
 /**
  * Opens (creating it if needed) the database `name` and returns a handle in `*out_store`.
  *
- * `name` is NUL-terminated UTF-8: not empty, at most 200 bytes, no slash, backslash or
- * control characters, not "." or "..". `options` is borrowed for the call only; NULL
+ * `name` is NUL-terminated UTF-8: at most 200 bytes, no slash, backslash or control
+ * characters, not "." or ".."; the empty name opens the default database
+ * `charm.sh.kv.user.default`, as `charm kv` does without `@DB`. `options` is borrowed for the call only; NULL
  * means options from the `CHARM_*` environment (`charm_kv_options_from_env`).
  *
  * Only an empty (or new) file or a charm-kv database, of this version or an older one,
@@ -1163,8 +1164,8 @@ void charm_kv_store_free(struct charm_kv_store *store);
 /**
  * Reads the value of `key` into `*out_value`.
  *
- * `key` is `key_len` bytes (any bytes; `key_len` 0 is the empty key, and then `key`
- * may be NULL). On success the caller owns `*out_value` and releases it with
+ * `key` is `key_len` bytes (any bytes, not empty: `key_len` 0 is INVALID_ARGUMENT,
+ * as in Charm's kv). On success the caller owns `*out_value` and releases it with
  * `charm_kv_bytes_free`; an empty value is `{NULL, 0}`. Returns OK, NOT_FOUND,
  * INVALID_ARGUMENT (`store`/`out_value` NULL, `key` NULL with `key_len` > 0, a key
  * over 65000 bytes), CLOSED, IO, CORRUPT (the stored row fails authentication or has

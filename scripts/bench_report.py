@@ -65,7 +65,12 @@ def tsv(rows: Iterable[Row]) -> str:
 
 # ---------------------------------------------------------------------------- collect
 
-UNITS = {"keys": "keys/s", "open": "opens/s"}
+UNITS = {
+    "keys": "keys/s",
+    "open": "opens/s",
+    "prefix_keys": "prefixes/s",
+    "prefix_iter": "prefixes/s",
+}
 
 
 def collect_criterion(root: Path) -> list[Row]:
@@ -237,6 +242,8 @@ OP_NAMES = {
     "set": "single set (autocommit, fsync)",
     "batch_set": "batch set (10k in one txn)",
     "delete": "delete (autocommit, fsync)",
+    "prefix_keys": "keys of a 100-key prefix",
+    "prefix_iter": "pairs of a 100-key prefix",
 }
 RUST_OPS = list(OP_NAMES)
 

@@ -45,6 +45,8 @@ const LAYERS: &[(&str, &[&str])] = &[
             "options", "kv",
         ],
     ),
+    // Export and import as JSON lines, through the facade.
+    ("jsonl", &["error", "store", "kv", "batch"]),
 ];
 
 /// The crate modules a source file names in code (comments left out): `crate::x` and

@@ -15,7 +15,11 @@ use crate::sync::{SyncProgress, DEFAULT_TICKET_WAIT};
 use crate::batch::Batch;
 use crate::error::{Error, Result};
 use crate::options::Options;
-use crate::store::{names, Direction, Fetched, Iter, Op, Store, MAX_VALUE_LEN};
+use crate::store::{names, Direction, Fetched, Iter, KeyRange, Op, Store, MAX_VALUE_LEN};
+
+/// The database `charm kv` uses when none is named; [`Kv::open`] with the empty name
+/// opens it.
+pub const DEFAULT_DATABASE: &str = "charm.sh.kv.user.default";
 
 /// An encrypted key-value database.
 ///
@@ -40,14 +44,21 @@ struct Shared {
 
 impl Kv {
     /// Opens (creating if needed) database `name` with settings from the `CHARM_*`
-    /// environment: local mode unless `CHARM_HOST` is set.
+    /// environment: local mode unless `CHARM_HOST` is set. The empty name opens
+    /// [`DEFAULT_DATABASE`], as `charm kv` does without `@DB`.
     pub fn open(name: &str) -> Result<Kv> {
         Kv::open_with(name, &Options::from_env()?)
     }
 
     /// Opens (creating if needed) database `name` with explicit options; with
     /// [`Options::read_only`] the database must exist and nothing is created or written.
+    /// The empty name opens [`DEFAULT_DATABASE`].
     pub fn open_with(name: &str, options: &Options) -> Result<Kv> {
+        let name = if name.is_empty() {
+            DEFAULT_DATABASE
+        } else {
+            name
+        };
         names::validate(name)?;
         // The same checks as the environment's, for settings made with the builder.
         options.config.validate()?;
@@ -144,7 +155,8 @@ impl Kv {
         Ok(self.store()?.path().to_owned())
     }
 
-    /// The value of `key`, or [`Error::NotFound`].
+    /// The value of `key`, or [`Error::NotFound`]. Every call taking a key refuses the
+    /// empty key with [`Error::InvalidArgument`], as Charm's kv (Badger) does.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Vec<u8>> {
         self.with_store(|store| store.get(key.as_ref()))
     }
@@ -155,7 +167,7 @@ impl Kv {
         self.with_store(|store| store.get_into(key.as_ref(), buf))
     }
 
-    /// Sets `key` to `value` (any bytes, empty allowed). Durable when it returns (with
+    /// Sets `key` (not empty) to `value` (any bytes, empty allowed). Durable when it returns (with
     /// the default [`crate::Durability::Full`]; see [`Options::durability`]).
     pub fn set(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
         // Sizes before the copies: an oversized value is refused without copying it.
@@ -196,6 +208,24 @@ impl Kv {
         self.store()?.keys()
     }
 
+    /// The keys in `range` (a prefix, a start key, a direction), in its order. From
+    /// the sorted key list when nothing was written since the last listing: then a
+    /// prefix costs two binary searches plus the copies of the keys it returns.
+    pub fn keys_in(&self, range: &KeyRange) -> Result<Vec<Vec<u8>>> {
+        self.with_keys(|keys| {
+            let selected = range.select(keys);
+            match range.order() {
+                Direction::Forward => selected.to_vec(),
+                Direction::Reverse => selected.iter().rev().cloned().collect(),
+            }
+        })
+    }
+
+    /// The keys that start with `prefix`, ascending (see [`Kv::keys_in`]).
+    pub fn keys_with_prefix(&self, prefix: impl AsRef<[u8]>) -> Result<Vec<Vec<u8>>> {
+        self.keys_in(&KeyRange::all().prefix(prefix))
+    }
+
     /// Calls `f` with every key in ascending byte order, without copying the list (it
     /// is shared with later listings while nothing is written).
     pub fn with_keys<T>(&self, f: impl FnOnce(&[Vec<u8>]) -> T) -> Result<T> {
@@ -211,6 +241,15 @@ impl Kv {
     /// are not read.
     pub fn iter_with(&self, direction: Direction, with_values: bool) -> Result<Iter> {
         Iter::new(&self.store()?, direction, with_values)
+    }
+
+    /// The `(key, value)` pairs of `range` in its order, from one consistent snapshot
+    /// (values empty and not read when `with_values == false`). A prefix or start key
+    /// is found by binary search in the sorted key list when it is still valid (no
+    /// write since the last listing or iteration); otherwise every key is decrypted
+    /// once, and the list kept for the next call.
+    pub fn iter_in(&self, range: &KeyRange, with_values: bool) -> Result<Iter> {
+        Iter::in_range(&self.store()?, range, with_values)
     }
 
     /// Writes a consistent copy of the database file (still encrypted) to `dest`, which

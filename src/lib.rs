@@ -15,6 +15,7 @@ pub mod devices;
 pub mod error;
 #[allow(unsafe_code)]
 pub mod ffi;
+pub mod jsonl;
 pub mod kv;
 pub mod options;
 pub mod store;
@@ -25,8 +26,8 @@ pub use batch::Batch;
 pub use config::Config;
 pub use crypto::EncryptKey;
 pub use error::{Error, ErrorKind, LinkFailure, Result};
-pub use kv::{delete_database, list_databases, Kv};
+pub use kv::{delete_database, list_databases, Kv, DEFAULT_DATABASE};
 pub use options::Options;
-pub use store::{Direction, Durability, Fetched, Iter};
+pub use store::{Direction, Durability, Fetched, Iter, KeyRange};
 pub use sync::{ChainShape, LastSync, RemoteStatus, StoreStatus, SyncPhase, SyncProgress};
 pub use timeouts::Timeouts;

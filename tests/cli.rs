@@ -132,6 +132,11 @@ fn every_command_has_help() {
         "list-dbs",
         "delete-db",
         "status",
+        "export",
+        "import",
+        "completion",
+        "ls",
+        "rm",
     ] {
         let help = String::from_utf8(ok(dir.path(), &[command, "--help"])).unwrap();
         assert!(help.contains("Usage: charm-kv"), "{command}: {help}");
@@ -584,4 +589,312 @@ fn charm_kv_read_only_refuses_writes_and_creates_nothing() {
     assert_eq!(out.status.code(), Some(1));
     assert!(!d.join("localhost/charm-kv/new.sqlite").exists());
     assert_eq!(ok(d, &["get", "name@db"]), b"charm");
+}
+
+fn fails(data: &Path, args: &[&str], stdin: Option<&[u8]>) -> String {
+    let out = charm_kv(data, args, stdin);
+    assert_eq!(out.status.code(), Some(1), "{args:?} should fail");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn the_empty_key_is_refused_as_charm_kv_refuses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for args in [
+        &["set", "", "v"][..],
+        &["set", "@work", "v"],
+        &["get", ""],
+        &["delete", "@work"],
+    ] {
+        assert_eq!(
+            fails(d, args, None),
+            "charm-kv: invalid argument: key cannot be empty\n",
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn list_takes_a_prefix_and_ls_rm_are_aliases() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for key in ["app:1", "app:2", "apple", "user:1"] {
+        ok(d, &["set", key, "v"]);
+        ok(d, &["set", &format!("{key}@work"), "w"]);
+    }
+    assert_eq!(ok(d, &["list", "app:", "-k"]), b"app:1\napp:2\n");
+    assert_eq!(ok(d, &["ls", "APP", "-k", "-r"]), b"apple\napp:2\napp:1\n");
+    assert_eq!(ok(d, &["list", "app:@work"]), b"app:1\tw\napp:2\tw\n");
+    assert_eq!(
+        ok(d, &["list", "@work", "-k"]),
+        b"app:1\napp:2\napple\nuser:1\n"
+    );
+    assert_eq!(ok(d, &["list", "none"]), b"");
+    ok(d, &["rm", "app:1@work"]);
+    assert_eq!(ok(d, &["list", "app:@work", "-k"]), b"app:2\n");
+}
+
+fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8(stdout.to_vec())
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[test]
+fn json_output_of_get_list_list_dbs_and_status() {
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["set", "name", "Charm \"kv\""]);
+    assert_eq!(
+        charm_kv(d, &["set", "blob"], Some(&[0, 0xff, 1]))
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        json_lines(&ok(d, &["get", "name", "--json"])),
+        [
+            json!({"key": "name", "value": "Charm \"kv\"", "key_base64": false, "value_base64": false})
+        ]
+    );
+    assert_eq!(
+        json_lines(&ok(d, &["list", "--json"])),
+        [
+            json!({"key": "blob", "value": "AP8B", "key_base64": false, "value_base64": true}),
+            json!({"key": "name", "value": "Charm \"kv\"", "key_base64": false, "value_base64": false}),
+        ]
+    );
+    assert_eq!(
+        json_lines(&ok(d, &["list", "n", "--json", "-k"])),
+        [json!({"key": "name", "key_base64": false})]
+    );
+    assert_eq!(
+        json_lines(&ok(d, &["list", "b", "--json", "-v"])),
+        [json!({"value": "AP8B", "value_base64": true})]
+    );
+    ok(d, &["set", "k@other", "v"]);
+    assert_eq!(
+        json_lines(&ok(d, &["list-dbs", "--json"])),
+        [
+            json!({"name": "charm.sh.kv.user.default"}),
+            json!({"name": "other"})
+        ]
+    );
+    let status = json_lines(&ok(d, &["status", "--json"]));
+    let status = status[0].as_object().unwrap();
+    let text = status_fields(&ok(d, &["status"]));
+    // The same fields as the text form, in JSON types.
+    let names: Vec<&str> = text.iter().map(|(name, _)| name.as_str()).collect();
+    let mut json_names: Vec<&str> = status.keys().map(String::as_str).collect();
+    let mut sorted_names = names.clone();
+    sorted_names.sort_unstable();
+    json_names.sort_unstable();
+    assert_eq!(json_names, sorted_names);
+    assert_eq!(status["database"], "charm.sh.kv.user.default");
+    assert_eq!(status["last_sync"], serde_json::Value::Null);
+    assert_eq!(status["pending_writes"], json!(2));
+    assert_eq!(status["server"], "not configured");
+    assert_eq!(status["integrity"], "ok");
+    assert!(status["size_bytes"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn export_and_import_round_trip_as_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["set", "name@src", "Charm"]);
+    assert_eq!(
+        charm_kv(d, &["set", "blob@src"], Some(&[0, 0xff]))
+            .status
+            .code(),
+        Some(0)
+    );
+    let file = d.join("src.jsonl");
+    let out = charm_kv(d, &["export", "@src", "-o", file.to_str().unwrap()], None);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not encrypted"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let exported = std::fs::read(&file).unwrap();
+    assert_eq!(exported.iter().filter(|b| **b == b'\n').count(), 2);
+    // Piped stdout is not a terminal: allowed, the same lines.
+    assert_eq!(ok(d, &["export", "@src"]), exported);
+    // An existing file is not overwritten.
+    assert!(fails(d, &["export", "@src", "-o", file.to_str().unwrap()], None).contains("exists"));
+
+    ok(d, &["set", "stale@dst", "x"]);
+    ok(d, &["import", "@dst", file.to_str().unwrap()]);
+    assert_eq!(ok(d, &["list", "@dst", "-k"]), b"blob\nname\nstale\n");
+    assert_eq!(ok(d, &["get", "blob@dst"]), [0, 0xff]);
+    let out = charm_kv(d, &["import", "@dst", "-", "--replace"], Some(&exported));
+    assert!(out.status.success());
+    assert_eq!(ok(d, &["list", "@dst", "-k"]), b"blob\nname\n");
+    // Into the default database by default.
+    ok(d, &["import", file.to_str().unwrap()]);
+    assert_eq!(ok(d, &["get", "name"]), b"Charm");
+}
+
+#[test]
+fn a_malformed_import_names_the_line_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["set", "kept", "1"]);
+    let input = b"{\"key\":\"a\",\"value\":\"1\"}\n\n{\"key\":\"b\",\"value\":2}\n";
+    let err = fails(d, &["import", "-", "--replace"], Some(input));
+    assert!(
+        err.starts_with("charm-kv: invalid argument: line 3: "),
+        "{err}"
+    );
+    let err = fails(
+        d,
+        &["import", "-"],
+        Some(b"{\"key\":\"\",\"value\":\"v\"}\n"),
+    );
+    assert_eq!(
+        err,
+        "charm-kv: invalid argument: line 1: key cannot be empty\n"
+    );
+    let err = fails(
+        d,
+        &["import", "-"],
+        Some(b"{\"key\":\"a\",\"value\":\"v\"}\n\xff\n"),
+    );
+    assert!(err.contains("line 2: not UTF-8"), "{err}");
+    let err = fails(d, &["import", "@work"], None);
+    assert_eq!(
+        err,
+        "charm-kv: import @work needs a FILE to read (or - for stdin)\n"
+    );
+    assert_eq!(ok(d, &["list"]), b"kept\t1\n");
+}
+
+#[test]
+fn completion_scripts_and_dynamic_names_and_the_man_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for shell in ["bash", "zsh", "fish"] {
+        let script = String::from_utf8(ok(d, &["completion", shell])).unwrap();
+        assert!(
+            script.contains("CHARM_KV_COMPLETE") && script.contains("charm-kv"),
+            "{shell}: {script}"
+        );
+    }
+    ok(d, &["set", "name", "v"]);
+    ok(d, &["set", "nation", "v"]);
+    ok(d, &["set", "other", "v"]);
+    ok(d, &["set", "k@work", "v"]);
+    // What the fish script runs when Tab is pressed after the words.
+    let complete = |words: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_charm-kv"))
+            .args(["--", "charm-kv"])
+            .args(words)
+            .env_clear()
+            .env("CHARM_DATA_DIR", d)
+            .env("HOME", d)
+            .env("CHARM_KV_COMPLETE", "fish")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        text.lines()
+            .map(|l| l.split('\t').next().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(complete(&["get", "na"]), ["name", "nation"]);
+    assert_eq!(complete(&["rm", "k@w"]), ["k@work"]);
+    // A whole KEY@DB with an existing DB: the keys of DB (and the name itself, once).
+    ok(d, &["set", "kite@work", "v"]);
+    assert_eq!(complete(&["get", "k@work"]), ["k@work", "kite@work"]);
+    assert_eq!(
+        complete(&["list", "@"]),
+        ["@charm.sh.kv.user.default", "@work"]
+    );
+    assert!(complete(&["li"]).contains(&"list-dbs".to_owned()));
+    // A variable of clap_complete's default name does nothing here.
+    let out = Command::new(env!("CARGO_BIN_EXE_charm-kv"))
+        .args(["get", "name"])
+        .env_clear()
+        .env("CHARM_DATA_DIR", d)
+        .env("HOME", d)
+        .env("COMPLETE", "fish")
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"v");
+    // Completing created nothing.
+    assert_eq!(ok(d, &["list-dbs"]), b"@charm.sh.kv.user.default\n@work\n");
+
+    let man = String::from_utf8(ok(d, &["man"])).unwrap();
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH charm-kv"),
+        "{man}"
+    );
+    assert!(man.contains("export") && man.contains("completion"));
+    let pages = d.join("man");
+    std::fs::create_dir(&pages).unwrap();
+    ok(d, &["man", "--dir", pages.to_str().unwrap()]);
+    assert!(pages.join("charm-kv.1").is_file());
+    assert!(pages.join("charm-kv-list.1").is_file());
+}
+
+/// Runs `charm-kv ARGS` with its stdin, stdout and stderr on a pseudo-terminal, through
+/// util-linux `script`, feeding it `input`; the exit code and everything shown.
+fn on_a_terminal(data: &Path, args: &str, input: &[u8]) -> (Option<i32>, String) {
+    let command = format!("{} {args}", env!("CARGO_BIN_EXE_charm-kv"));
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("CHARM_DATA_DIR", data)
+        .env("HOME", data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` runs the command on a pseudo-terminal");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn export_refuses_a_terminal_and_delete_db_asks_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["set", "secret@work", "plaintext"]);
+    let (code, shown) = on_a_terminal(d, "export @work", b"");
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(
+        shown.contains("not to a terminal without --force"),
+        "{shown}"
+    );
+    assert!(!shown.contains("plaintext"), "{shown}");
+    let (code, shown) = on_a_terminal(d, "export @work --force", b"");
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(shown.contains("\"value\":\"plaintext\""), "{shown}");
+
+    // Local mode: it asks on a terminal, saying no server copy is deleted.
+    let (code, shown) = on_a_terminal(d, "delete-db @work", b"n\n");
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(shown.contains("no server copy is deleted") && shown.contains("nothing deleted"));
+    assert_eq!(ok(d, &["list-dbs"]), b"@work\n");
+    let (code, shown) = on_a_terminal(d, "delete-db @work", b"y\n");
+    assert_eq!(code, Some(0), "{shown}");
+    assert_eq!(ok(d, &["list-dbs"]), b"");
 }

@@ -32,13 +32,17 @@ fn sealer(text: &str) -> Sealer {
 fn snapshot_bytes(key: &str, seq: u64) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&dir.path().join("db.sqlite"), sealer(key)).unwrap());
-    let ops: Vec<Op> = [("name", "charm"), ("", "empty key"), ("bin\0ary", "")]
-        .iter()
-        .map(|(k, v)| Op {
-            key: k.as_bytes().to_vec(),
-            value: Some(v.as_bytes().to_vec()),
-        })
-        .collect();
+    let ops: Vec<Op> = [
+        ("name", "charm"),
+        ("\u{1}", "control-character key"),
+        ("bin\0ary", ""),
+    ]
+    .iter()
+    .map(|(k, v)| Op {
+        key: k.as_bytes().to_vec(),
+        value: Some(v.as_bytes().to_vec()),
+    })
+    .collect();
     store.write(&ops).unwrap();
     let dest = dir.path().join("snapshot.sqlite");
     snapshot::create(&store, &dest, seq).unwrap();
@@ -57,7 +61,7 @@ fn delta_bytes(seq: u64) -> Vec<u8> {
         .write(&[op("name", Some("charm")), op("gone", Some("x"))])
         .unwrap();
     store
-        .write(&[op("gone", None), op("", Some("empty key"))])
+        .write(&[op("gone", None), op("\u{1}", Some("control-character key"))])
         .unwrap();
     let dest = dir.path().join("delta.sqlite");
     snapshot::create_delta(&store, &dest, seq, 6, None).unwrap();

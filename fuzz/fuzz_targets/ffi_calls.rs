@@ -56,6 +56,8 @@ fuzz_target!(|data: &[u8]| {
         }
         let (kind, at, len, null) = (op[0] % 7, op[1] as usize * 7, u16::from_le_bytes([op[2], op[3]]) as usize, op[4] & 1 == 1);
         let (key, key_len, key_ok) = slice(data, at, len % 300, null);
+        // The empty key is refused, as Charm's kv refuses it.
+        let key_ok = key_ok && key_len > 0;
         let (val, val_len, val_ok) = slice(data, at / 2, len, op[5] & 1 == 1);
         // A caller's buffer for charm_kv_store_get_into: any capacity, or NULL with it.
         let mut buf = vec![0u8; len % 256];

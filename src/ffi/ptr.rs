@@ -56,11 +56,15 @@ fn check_len(len: usize, limit: usize, what: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-/// A key: [`bytes_in`] with the key length limit checked first.
+/// A key: [`bytes_in`] with the key length checked first (not empty, as in Charm's kv;
+/// within the limit), so that a batch refuses the empty key when it is recorded.
 ///
 /// # Safety
 /// As [`bytes_in`].
 pub(crate) unsafe fn key_in<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], Failure> {
+    if len == 0 {
+        return Err(Failure::invalid("key cannot be empty"));
+    }
     check_len(len, MAX_KEY_LEN, "key")?;
     // SAFETY: forwarded from the caller.
     unsafe { bytes_in(ptr, len, "key") }

@@ -10,8 +10,17 @@
 //! first, then one [`Error::Corrupt`] per such row, naming it by the first bytes of
 //! its stored (encrypted) key, and iteration goes on after each.
 
+//!
+//! With a [`KeyRange`], only the keys in it are returned. When the store's sorted key
+//! list is still valid for this snapshot, the iterator takes the range from it by
+//! binary search (no decrypting, O(log n + matches)); otherwise it decrypts every key
+//! once and leaves the list for the next listing or iteration.
+
 use std::sync::Arc;
 
+use rusqlite::OptionalExtension;
+
+use super::range::KeyRange;
 use super::{Reader, Store};
 use crate::error::{Error, Result};
 
@@ -27,8 +36,9 @@ pub enum Direction {
 
 struct Entry {
     key: Vec<u8>,
-    stored_key: Vec<u8>,
-    cipher: usize,
+    /// The stored (encrypted) key and the index of the cipher that opens it, when the
+    /// iterator decrypted it; found again with each cipher otherwise.
+    stored: Option<(Vec<u8>, usize)>,
 }
 
 /// An iterator over `(key, value)` pairs of one snapshot; see [`crate::Kv::iter`].
@@ -43,28 +53,69 @@ pub struct Iter {
 
 impl Iter {
     pub(crate) fn new(store: &Arc<Store>, direction: Direction, with_values: bool) -> Result<Iter> {
+        Iter::in_range(store, &KeyRange::all().direction(direction), with_values)
+    }
+
+    pub(crate) fn in_range(
+        store: &Arc<Store>,
+        range: &KeyRange,
+        with_values: bool,
+    ) -> Result<Iter> {
         let reader = store.reader()?;
         reader.execute_batch("BEGIN DEFERRED")?;
-        let mut entries = Vec::new();
+        // Reading data_version starts the snapshot; the key list made on this
+        // connection at this version is exactly this snapshot's keys.
+        let data_version: i64 =
+            reader.pragma_query_value(None, "data_version", |row| row.get(0))?;
         let mut unreadable = Vec::new();
-        {
-            let mut stmt = reader.prepare_cached("SELECT key FROM kv")?;
-            let mut rows = stmt.query([])?;
-            while let Some(row) = rows.next()? {
-                let stored_key = row.get_ref(0)?.as_blob()?.to_vec();
-                match store.sealer().open_key(&stored_key) {
-                    Ok((key, cipher)) => entries.push(Entry {
-                        key,
-                        stored_key,
-                        cipher,
-                    }),
-                    Err(_) => unreadable.push(stored_key),
+        let mut entries = match store.cached_keys(reader.id(), data_version) {
+            Some(keys) => range
+                .select(&keys)
+                .iter()
+                .map(|key| Entry {
+                    key: key.clone(),
+                    stored: None,
+                })
+                .collect(),
+            None => {
+                let mut entries = Vec::new();
+                // Every key, for the store's key list; given up once it would be too
+                // large to keep.
+                let mut all_keys = Some(Vec::new());
+                let mut all_bytes = 0usize;
+                {
+                    let mut stmt = reader.prepare_cached("SELECT key FROM kv")?;
+                    let mut rows = stmt.query([])?;
+                    while let Some(row) = rows.next()? {
+                        let stored_key = row.get_ref(0)?.as_blob()?.to_vec();
+                        match store.sealer().open_key(&stored_key) {
+                            Ok((key, cipher)) => {
+                                all_bytes += key.len() + std::mem::size_of::<Vec<u8>>();
+                                if all_bytes > super::KEYS_CACHE_MAX_BYTES {
+                                    all_keys = None;
+                                } else if let Some(all_keys) = all_keys.as_mut() {
+                                    all_keys.push(key.clone());
+                                }
+                                if range.contains(&key) {
+                                    entries.push(Entry {
+                                        key,
+                                        stored: Some((stored_key, cipher)),
+                                    });
+                                }
+                            }
+                            Err(_) => unreadable.push(stored_key),
+                        }
+                    }
                 }
+                if let (true, Some(all_keys)) = (unreadable.is_empty(), all_keys) {
+                    store.remember_keys(reader.id(), data_version, all_keys);
+                }
+                entries.sort_unstable_by(|a: &Entry, b: &Entry| a.key.cmp(&b.key));
+                entries
             }
-        }
+        };
         unreadable.sort_unstable();
-        entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-        if direction == Direction::Reverse {
+        if range.order() == Direction::Reverse {
             entries.reverse();
         }
         Ok(Iter {
@@ -88,11 +139,30 @@ impl Iter {
         let mut stmt = self
             .reader
             .prepare_cached("SELECT value FROM kv WHERE key = ?1")?;
-        let cipher = &self.store.sealer().ciphers()[entry.cipher];
-        stmt.query_row([&entry.stored_key], |row| {
-            Ok(cipher.open_value(&entry.stored_key, row.get_ref(0)?.as_blob()?))
-        })
-        .map_err(Error::from)?
+        let ciphers = self.store.sealer().ciphers();
+        if let Some((stored_key, cipher)) = &entry.stored {
+            let cipher = &ciphers[*cipher];
+            return stmt
+                .query_row([stored_key], |row| {
+                    Ok(cipher.open_value(stored_key, row.get_ref(0)?.as_blob()?))
+                })
+                .map_err(Error::from)?;
+        }
+        // From the key list: under whichever of the account's keys sealed it.
+        for cipher in ciphers {
+            let stored_key = cipher.seal_key(&entry.key);
+            let found = stmt
+                .query_row([&stored_key], |row| {
+                    Ok(cipher.open_value(&stored_key, row.get_ref(0)?.as_blob()?))
+                })
+                .optional()?;
+            if let Some(value) = found {
+                return value;
+            }
+        }
+        Err(Error::corrupt(
+            "a key of this snapshot's key list has no row under any encrypt key",
+        ))
     }
 }
 
@@ -127,5 +197,50 @@ impl Drop for Iter {
         // Ends the snapshot so the connection can return to the pool; a failure only
         // means the connection is dropped instead.
         let _ = self.reader.execute_batch("ROLLBACK");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::seal::Sealer;
+    use crate::crypto::EncryptKey;
+    use crate::store::Op;
+
+    fn set(store: &Store, key: &str) {
+        store
+            .write(&[Op {
+                key: key.as_bytes().to_vec(),
+                value: Some(b"v".to_vec()),
+            }])
+            .unwrap();
+    }
+
+    /// Whether the iterator took its keys from the store's key list (no decrypting).
+    fn from_key_list(iter: &Iter) -> bool {
+        iter.entries.as_slice().iter().all(|e| e.stored.is_none())
+    }
+
+    /// After a listing or a full iteration the next range comes from the key list;
+    /// after a commit it decrypts again, and sees the commit.
+    #[test]
+    fn ranges_come_from_the_key_list_until_a_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let sealer = Sealer::new(&[EncryptKey::generate()]).unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("db.sqlite"), sealer).unwrap());
+        for key in ["a1", "a2", "b1"] {
+            set(&store, key);
+        }
+        let range = KeyRange::all().prefix("a");
+        let first = Iter::in_range(&store, &range, true).unwrap();
+        assert!(!from_key_list(&first) && first.remaining() == 2);
+        drop(first);
+        let second = Iter::in_range(&store, &range, true).unwrap();
+        assert!(from_key_list(&second) && second.remaining() == 2);
+        let pairs: Vec<_> = second.map(Result::unwrap).collect();
+        assert_eq!(pairs[1], (b"a2".to_vec(), b"v".to_vec()));
+        set(&store, "a3");
+        let third = Iter::in_range(&store, &range, false).unwrap();
+        assert!(!from_key_list(&third) && third.remaining() == 3);
     }
 }

@@ -8,6 +8,7 @@
 mod durability;
 pub mod iter;
 pub mod names;
+pub mod range;
 pub(crate) mod relocate;
 pub mod schema;
 
@@ -24,6 +25,7 @@ use crate::error::{Error, Result};
 
 pub use durability::Durability;
 pub use iter::{Direction, Iter};
+pub use range::KeyRange;
 
 /// Largest key accepted, in bytes (Badger's limit was about 64 KiB too).
 pub const MAX_KEY_LEN: usize = 65_000;
@@ -33,7 +35,8 @@ pub const MAX_VALUE_LEN: usize = 1_000_000_000 - VALUE_OVERHEAD - KEY_OVERHEAD;
 const MAX_IDLE_READERS: usize = 8;
 /// The sorted plaintext key list is kept for the next listing while it is at most
 /// this large (key bytes plus per-key bookkeeping): above it, each listing decrypts.
-const KEYS_CACHE_MAX_BYTES: usize = 32 << 20;
+/// A million 16-byte keys count 40 MB: prefix listings stay binary searches there.
+const KEYS_CACHE_MAX_BYTES: usize = 64 << 20;
 
 /// One change of a write: `Some(value)` sets, `None` deletes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -320,11 +323,7 @@ impl Store {
         let reader_id = reader.id();
         let tx = reader.transaction()?;
         let data_version: i64 = tx.pragma_query_value(None, "data_version", |row| row.get(0))?;
-        let cached = lock(&self.keys_cache).as_ref().and_then(|cache| {
-            (cache.reader_id == reader_id && cache.data_version == data_version)
-                .then(|| Arc::clone(&cache.keys))
-        });
-        if let Some(keys) = cached {
+        if let Some(keys) = self.cached_keys(reader_id, data_version) {
             return Ok(keys);
         }
         let mut keys = Vec::new();
@@ -363,6 +362,33 @@ impl Store {
             keys: Arc::clone(&keys),
         });
         Ok(keys)
+    }
+
+    /// The cached sorted key list, if it was made on reader `reader_id` at
+    /// `data_version` (so nothing was committed since).
+    fn cached_keys(&self, reader_id: u64, data_version: i64) -> Option<Arc<Vec<Vec<u8>>>> {
+        lock(&self.keys_cache).as_ref().and_then(|cache| {
+            (cache.reader_id == reader_id && cache.data_version == data_version)
+                .then(|| Arc::clone(&cache.keys))
+        })
+    }
+
+    /// Keeps every plaintext key of the snapshot at `data_version` on reader
+    /// `reader_id` (read by an iterator) as the cached list, when it is small enough.
+    fn remember_keys(&self, reader_id: u64, data_version: i64, mut keys: Vec<Vec<u8>>) {
+        let bytes: usize = keys
+            .iter()
+            .map(|key| key.len() + std::mem::size_of::<Vec<u8>>())
+            .sum();
+        if bytes > KEYS_CACHE_MAX_BYTES {
+            return;
+        }
+        keys.sort_unstable();
+        *lock(&self.keys_cache) = Some(KeysCache {
+            reader_id,
+            data_version,
+            keys: Arc::new(keys),
+        });
     }
 
     /// Writes a consistent copy of the whole database to the new file `dest` with
@@ -507,7 +533,13 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Refuses what no API accepts as a key: the empty key (Badger refused it too, with
+/// "Key cannot be empty", and programs written for Charm's kv rely on that) and keys
+/// over [`MAX_KEY_LEN`].
 pub(crate) fn check_key(key: &[u8]) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::invalid("key cannot be empty"));
+    }
     if key.len() > MAX_KEY_LEN {
         return Err(Error::invalid(format!(
             "key is {} bytes; the limit is {MAX_KEY_LEN}",

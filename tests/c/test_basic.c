@@ -110,13 +110,29 @@ static void test_binary_and_empty_keys_and_values(const char *dir) {
   CHECK(value.data == NULL && value.len == 0);
   charm_kv_bytes_free(&value);
 
-  /* The empty key is a key like any other, with any pointer. */
-  CHECK_STATUS(charm_kv_store_set(store, SLICE_OF(NULL, 0), SLICE("empty key"), NULL),
-               CHARM_KV_STATUS_OK);
-  CHECK_STATUS(charm_kv_store_get(store, (const uint8_t *)"ignored", 0, &value, NULL),
-               CHARM_KV_STATUS_OK);
-  CHECK(bytes_eq(value.data, value.len, "empty key"));
-  charm_kv_bytes_free(&value);
+  /* The empty key is refused everywhere, with any pointer, as Charm's kv does. */
+  charm_kv_error *err = NULL;
+  CHECK_STATUS(charm_kv_store_set(store, SLICE_OF(NULL, 0), SLICE("empty key"), &err),
+               CHARM_KV_STATUS_INVALID_ARGUMENT);
+  CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "key cannot be empty");
+  CHECK_STATUS(charm_kv_store_get(store, (const uint8_t *)"ignored", 0, &value, &err),
+               CHARM_KV_STATUS_INVALID_ARGUMENT);
+  CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "key cannot be empty");
+  CHECK_STATUS(charm_kv_store_delete(store, NULL, 0, &err),
+               CHARM_KV_STATUS_INVALID_ARGUMENT);
+  CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "key cannot be empty");
+  {
+    charm_kv_batch *empty_key_batch = NULL;
+    CHECK_STATUS(charm_kv_batch_begin(store, &empty_key_batch, NULL),
+                 CHARM_KV_STATUS_OK);
+    CHECK_STATUS(charm_kv_batch_set(empty_key_batch, SLICE_OF(NULL, 0), SLICE("v"), &err),
+                 CHARM_KV_STATUS_INVALID_ARGUMENT);
+    CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "key cannot be empty");
+    CHECK_STATUS(charm_kv_batch_delete(empty_key_batch, NULL, 0, &err),
+                 CHARM_KV_STATUS_INVALID_ARGUMENT);
+    CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "key cannot be empty");
+    charm_kv_batch_free(empty_key_batch);
+  }
 
   /* A large value. */
   size_t big_len = 3u << 20;
@@ -206,7 +222,7 @@ static void test_keys_are_listed_in_order(const char *dir) {
   CHECK(keys.items == NULL && keys.len == 0);
   charm_kv_bytes_list_free(&keys);
 
-  const char *inserted[] = {"b", "a", "c", "ab", ""};
+  const char *inserted[] = {"b", "a", "c", "ab", "\x01"};
   for (size_t i = 0; i < 5; i++) {
     CHECK_STATUS(charm_kv_store_set(store, SLICE(inserted[i]), SLICE("v"), NULL),
                  CHARM_KV_STATUS_OK);
@@ -215,7 +231,7 @@ static void test_keys_are_listed_in_order(const char *dir) {
   CHECK_STATUS(charm_kv_store_set(store, SLICE_OF(high, 1), SLICE("v"), NULL), CHARM_KV_STATUS_OK);
 
   CHECK_STATUS(charm_kv_store_keys(store, &keys, NULL), CHARM_KV_STATUS_OK);
-  const char *expected[] = {"", "a", "ab", "b", "c"};
+  const char *expected[] = {"\x01", "a", "ab", "b", "c"};
   CHECK(keys.len == 6);
   if (keys.len == 6) {
     for (size_t i = 0; i < 5; i++) {

@@ -146,8 +146,19 @@
 //     what is missing. Once the binding has pushed, the original can no longer
 //     sync that database (Badger panics on the binding's SQLite snapshots):
 //     switch every device of the account together.
-//   - Keys, values and database names are arbitrary bytes as before; keys are
-//     limited to 65000 bytes and values to just under 1 GB.
+//   - Keys and values are arbitrary bytes as before, and the empty key is refused
+//     as before (ErrInvalidArgument, "key cannot be empty", where Badger said "Key
+//     cannot be empty"), in batches too; keys are limited to 65000 bytes and
+//     values to just under 1 GB.
+//   - Database names may not be longer than 200 bytes, "." or "..", nor contain
+//     '/', '\' or control characters (the original joined them into a path
+//     unchecked). The empty name opens DefaultName, the database `charm kv` uses
+//     without @DB (the original opened a Badger directory at the kv folder itself).
+//   - Iteration has no prefix or seek option yet (Badger's IteratorOptions.Prefix
+//     and Seek): filter Keys or the Iterator by hand.
+//   - No expiry: Badger's Entry.WithTTL and ExpiresAt have no counterpart.
+//   - Errors are ErrNotFound, ErrInvalidArgument and the others of this package
+//     (errors.Is), not Badger's (badger.ErrKeyNotFound, badger.ErrEmptyKey).
 //
 // # Building
 //

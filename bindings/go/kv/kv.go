@@ -46,8 +46,9 @@ func OpenWithDefaults(name string) (*KV, error) {
 // machine under a locally generated identity and key. Open does not pull remote
 // changes: call Sync for that, as with the original package.
 //
-// name must not be empty, longer than 200 bytes, "." or "..", nor contain '/', '\'
-// or control characters (ErrInvalidArgument).
+// name must not be longer than 200 bytes, "." or "..", nor contain '/', '\' or
+// control characters (ErrInvalidArgument). The empty name opens DefaultName, as
+// `charm kv` does without @DB.
 func Open(name string, opts ...Option) (*KV, error) {
 	if err := checkVersion(); err != nil {
 		return nil, err
@@ -68,12 +69,15 @@ func Open(name string, opts ...Option) (*KV, error) {
 	if st := C.charm_kv_store_open(cname, copts, &ptr, &cerr); st != C.CHARM_KV_STATUS_OK {
 		return nil, takeError(st, cerr)
 	}
+	if name == "" {
+		name = DefaultName
+	}
 	kv := &KV{name: name, ptr: ptr}
 	kv.cleanup = runtime.AddCleanup(kv, func(p *C.charm_kv_store) { C.charm_kv_store_free(p) }, ptr)
 	return kv, nil
 }
 
-// Name returns the database name given to Open.
+// Name returns the database name given to Open (DefaultName for the empty name).
 func (kv *KV) Name() string { return kv.name }
 
 // acquire returns the live C handle with kv.mu read-locked, or ErrClosed. The caller

@@ -114,17 +114,32 @@ func TestEmptyKeyAndValue(t *testing.T) {
 	if got == nil || len(got) != 0 {
 		t.Errorf("Get(empty value) = %#v, want a non-nil empty slice", got)
 	}
-	if err := db.Set(nil, []byte("the empty key")); err != nil {
+}
+
+// The original (Badger) refuses the empty key with "Key cannot be empty" in Set, Get
+// and Delete; so does the binding, with ErrInvalidArgument, in batches too.
+func TestTheEmptyKeyIsRefusedAsInTheOriginal(t *testing.T) {
+	db := openLocal(t)
+	refused := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, kv.ErrInvalidArgument) || !strings.Contains(err.Error(), "key cannot be empty") {
+			t.Errorf("%s = %v, want ErrInvalidArgument (key cannot be empty)", what, err)
+		}
+	}
+	refused("Set(nil)", db.Set(nil, []byte("v")))
+	_, err := db.Get([]byte{})
+	refused("Get(empty)", err)
+	refused("Delete(nil)", db.Delete(nil))
+	refused("SetReader(empty)", db.SetReader([]byte{}, strings.NewReader("v")))
+	b, err := db.NewBatch()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := db.Get([]byte{}); err != nil || string(got) != "the empty key" {
-		t.Errorf("Get(empty key) = %q, %v", got, err)
-	}
-	if err := db.Delete(nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Get(nil); !errors.Is(err, kv.ErrNotFound) {
-		t.Errorf("Get(deleted empty key) = %v", err)
+	defer b.Discard()
+	refused("Batch.Set(nil)", b.Set(nil, []byte("v")))
+	refused("Batch.Delete(nil)", b.Delete(nil))
+	if keys, err := db.Keys(); err != nil || len(keys) != 0 {
+		t.Errorf("Keys after refused writes = %q, %v", keys, err)
 	}
 }
 
@@ -477,6 +492,15 @@ func TestOpenWithDefaultsUsesTheEnvironment(t *testing.T) {
 	if err := db.Sync(); !errors.Is(err, kv.ErrNotConfigured) {
 		t.Errorf("Sync in local mode = %v, want ErrNotConfigured", err)
 	}
+	// The empty name opens the default database, as `charm kv` does without @DB.
+	unnamed, err := kv.OpenWithDefaults("")
+	if err != nil {
+		t.Fatalf(`OpenWithDefaults(""): %v`, err)
+	}
+	if got, err := unnamed.Get([]byte("k")); err != nil || string(got) != "v" || unnamed.Name() != kv.DefaultName {
+		t.Errorf(`OpenWithDefaults(""): Name %q, Get = %q, %v`, unnamed.Name(), got, err)
+	}
+	unnamed.Close()
 	// A malformed variable is an error, not a silent default.
 	t.Setenv("CHARM_SSH_PORT", "not a number")
 	if _, err := kv.OpenWithDefaults("other"); !errors.Is(err, kv.ErrInvalidArgument) {

@@ -56,7 +56,9 @@ def open(  # noqa: A001 - the module's entry point, as in dbm.open and shelve.op
     read_only: bool | None = None,
     env: bool = True,
 ) -> KV:
-    """Opens (creating it if needed) the database ``name`` and returns a :class:`KV`.
+    """Opens (creating it if needed) the database ``name`` and returns a :class:`KV`;
+    the empty name opens the default database ``charm.sh.kv.user.default``, as
+    ``charm kv`` does without ``@DB``.
 
     Settings start from the ``CHARM_*`` environment variables, as with the Go client
     (``CHARM_HOST``, ``CHARM_DATA_DIR``, ``CHARM_SSH_PORT``, ...); pass ``env=False``
@@ -103,7 +105,8 @@ def open(  # noqa: A001 - the module's entry point, as in dbm.open and shelve.op
         store = POINTER(_b.charm_kv_store)()
         out = take_out()
         check(lib.charm_kv_store_open(name_c, options._ptr, byref(store), out.err_ptr), out)
-    return KV(store, name)
+    # The library opens the default database for the empty name, as `charm kv` does.
+    return KV(store, name or "charm.sh.kv.user.default")
 
 
 def list_databases(**options: Any) -> list[str]:

@@ -52,7 +52,7 @@ def test_missing_key_is_a_key_error_and_a_charm_kv_error(kv):
 
 
 def test_invalid_arguments_are_value_errors_with_the_library_message(open_kv):
-    for name in ("../escape", "a/b", "", ".", "x" * 201, "ctrl\x01"):
+    for name in ("../escape", "a/b", ".", "x" * 201, "ctrl\x01"):
         with pytest.raises(charm_kv.InvalidArgumentError) as info:
             open_kv(name)
         assert isinstance(info.value, ValueError)
@@ -62,6 +62,13 @@ def test_invalid_arguments_are_value_errors_with_the_library_message(open_kv):
         open_kv("../escape")
     with pytest.raises(charm_kv.InvalidArgumentError, match="NUL"):
         open_kv("nul\x00name")
+
+
+def test_the_empty_name_opens_the_default_database(open_kv):
+    unnamed = open_kv("")
+    assert unnamed.name == "charm.sh.kv.user.default"
+    unnamed[b"k"] = b"v"
+    assert open_kv("charm.sh.kv.user.default")[b"k"] == b"v"
 
 
 def test_size_limits(kv):

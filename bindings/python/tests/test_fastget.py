@@ -60,12 +60,18 @@ def test_values_of_every_size_match_the_slow_path(kv):
 
 def test_missing_keys_match_the_slow_path(kv):
     kv[b"present"] = b"x" * (BUF + 1)
-    for key in (b"missing", b"", b"present\x00", b"k" * 65000):
+    for key in (b"missing", b"present\x00", b"k" * 65000):
         assert both(kv._ptr, key) == ("missing",)
         assert kv.get(key, 7) == 7
         with pytest.raises(charm_kv.NotFoundError) as info:
             kv[key]
         assert info.value.key == key
+
+
+def test_the_empty_key_raises_what_the_slow_path_raises(kv):
+    result = both(kv._ptr, b"")
+    assert result[:3] == ("error", charm_kv.InvalidArgumentError, Status.INVALID_ARGUMENT)
+    assert "key cannot be empty" in result[3]
 
 
 def test_a_key_over_the_limit_raises_what_the_slow_path_raises(kv):

@@ -1,6 +1,7 @@
 //! Command-line grammar: the commands and flags of `charm kv` (and skate), plus
 //! `list-dbs`, `delete-db`, `status` and `sync --if-stale`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -8,7 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::time::parse_duration;
 
 /// The database `charm kv` uses when `@DB` is omitted.
-pub const DEFAULT_DB: &str = "charm.sh.kv.user.default";
+pub const DEFAULT_DB: &str = charm_kv::DEFAULT_DATABASE;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -19,7 +20,18 @@ pub const DEFAULT_DB: &str = "charm.sh.kv.user.default";
         Without CHARM_HOST everything stays on this machine. With CHARM_HOST (and \
         CHARM_SSH_PORT / CHARM_HTTP_PORT) set, databases sync with that self-hosted \
         Charm server. Keys and database names are lower-cased, as `charm kv` does.",
-    after_long_help = crate::account::EXIT_STATUSES
+    after_help = "Examples:\n  \
+        charm-kv set name Charm\n  \
+        charm-kv get name\n  \
+        charm-kv set photo@pictures < photo.png\n  \
+        charm-kv list app:@work --json\n  \
+        charm-kv export @work -o work.jsonl\n\n\
+        Exit statuses: 0 success; 1 failure (a missing key too); 2 usage error; \
+        3 link denied; 4 link timed out; 5 invalid link code; 6 already linked (nothing \
+        changed); 7 linked, and this device's former account was merged into the one it \
+        joined; 8 refused (not a terminal and no --yes, or import-keys onto another \
+        identity without --force). See docs/cli.md for each command's output and exit \
+        statuses."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -36,21 +48,35 @@ pub enum Command {
         value: Option<String>,
     },
     /// Get the value of a key, with an optional @db.
+    #[command(after_help = "Examples:\n  charm-kv get name\n  charm-kv get name@work --json")]
     Get {
         /// KEY[@DB]
+        #[arg(add = crate::complete::keys())]
         key: String,
         /// Print binary values on a terminal too.
         #[arg(short = 'b', long = "show-binary")]
         show_binary: bool,
+        /// Print {"key","value","key_base64","value_base64"} (binary as base64).
+        #[arg(long, conflicts_with = "show_binary")]
+        json: bool,
     },
     /// Delete a key, with an optional @db.
+    #[command(visible_alias = "rm")]
     Delete {
         /// KEY[@DB]
+        #[arg(add = crate::complete::keys())]
         key: String,
     },
-    /// List all key value pairs, with an optional @db.
+    /// List key value pairs, all or those whose key starts with PREFIX, with an optional @db.
+    #[command(
+        visible_alias = "ls",
+        after_help = "Examples:\n  charm-kv list\n  charm-kv list @work -k\n  \
+            charm-kv list app:          keys starting with app: in the default database\n  \
+            charm-kv list app:@work --json"
+    )]
     List {
-        /// @DB
+        /// [PREFIX][@DB]: only keys starting with PREFIX (lower-cased, as keys are).
+        #[arg(value_name = "[PREFIX][@DB]", add = crate::complete::databases())]
         db: Option<String>,
         /// List in reverse key order.
         #[arg(short = 'r', long)]
@@ -67,6 +93,10 @@ pub enum Command {
         /// Delimiter between key and value.
         #[arg(short = 'd', long, default_value = "\t")]
         delimiter: String,
+        /// One JSON object per pair and line (binary as base64, flagged); -k / -v
+        /// leave out the value / key fields.
+        #[arg(long, conflicts_with_all = ["show_binary", "delimiter"])]
+        json: bool,
     },
     /// Sync local data with the Charm server, with an optional @db.
     Sync {
@@ -80,11 +110,16 @@ pub enum Command {
     /// Show the sync state of a database, with an optional @db: one `field: value` per line.
     Status {
         /// @DB
+        #[arg(add = crate::complete::databases())]
         db: Option<String>,
         /// Also ask the Charm server for its newest version (bounded by the client's
         /// network time limits); without it nothing is sent.
         #[arg(long)]
         remote: bool,
+        /// One JSON object with the same fields (numbers as numbers, null for
+        /// never/none/unknown).
+        #[arg(long)]
+        json: bool,
     },
     /// Delete the local copy and restore it from the Charm server, with an optional @db.
     Reset {
@@ -96,19 +131,72 @@ pub enum Command {
     },
     /// List the databases on this machine.
     #[command(name = "list-dbs")]
-    ListDbs,
+    ListDbs {
+        /// One {"name": ...} object per line (no @).
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete a database on this machine and, when a Charm server is configured, its
-    /// copies on the server (asks first on a terminal; --yes otherwise).
+    /// copies on the server (asks first on a terminal, saying which; with a server,
+    /// --yes is needed off a terminal).
     #[command(name = "delete-db")]
     DeleteDb {
         /// @DB
+        #[arg(add = crate::complete::databases())]
         db: String,
-        /// Delete the server's copies without asking.
+        /// Delete without asking (the server's copies too, when one is configured).
         #[arg(short = 'y', long)]
         yes: bool,
     },
     #[command(flatten)]
     Account(crate::account::AccountCommand),
+    /// Write every pair of a database, with an optional @db, as JSON lines (NOT
+    /// encrypted: refuses a terminal without --force).
+    #[command(after_help = "Examples:\n  charm-kv export -o backup.jsonl\n  \
+        charm-kv export @work | gzip > work.jsonl.gz\n\n\
+        Each line: {\"key\":...,\"value\":...,\"key_base64\":false,\"value_base64\":false}; \
+        bytes that are not UTF-8 are base64 with the flag set.")]
+    Export {
+        /// @DB
+        #[arg(add = crate::complete::databases())]
+        db: Option<String>,
+        /// Write to FILE (created with mode 0600; must not exist) instead of stdout.
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Write plaintext to a terminal anyway.
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+    /// Read JSON lines (as export writes them) into a database, with an optional @db,
+    /// in one atomic batch: a malformed line changes nothing.
+    #[command(after_help = "Examples:\n  charm-kv import backup.jsonl\n  \
+        charm-kv import @work work.jsonl --replace\n  \
+        gunzip -c work.jsonl.gz | charm-kv import @work -")]
+    Import {
+        /// [@DB] FILE: the file, or - for stdin.
+        #[arg(value_name = "[@DB] FILE", num_args = 1..=2, required = true)]
+        args: Vec<String>,
+        /// Delete every key not in the input (in the same batch).
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
+    #[command(after_help = "Examples:\n  \
+        source <(charm-kv completion bash)      # in ~/.bashrc\n  \
+        charm-kv completion zsh > \"${fpath[1]}/_charm-kv\"\n  \
+        charm-kv completion fish > ~/.config/fish/completions/charm-kv.fish")]
+    Completion {
+        /// The shell.
+        #[arg(value_parser = ["bash", "zsh", "fish", "elvish", "powershell"])]
+        shell: String,
+    },
+    /// Print the man page (roff) to stdout, or with --dir write one page per command.
+    #[command(hide = true)]
+    Man {
+        /// Write charm-kv.1 and charm-kv-COMMAND.1 into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Splits `KEY[@DB]` as `charm kv` does: lower-cased, empty db means the default.

@@ -2,18 +2,24 @@
 
 mod account;
 mod args;
+mod complete;
 mod output;
 mod time;
 
-use std::io::{self, IsTerminal, Read};
+use std::io::{self, IsTerminal, Read, Write};
 use std::process::ExitCode;
 
-use charm_kv::{Direction, Error, ErrorKind, Kv, Options};
-use clap::Parser;
+use charm_kv::{Direction, Error, ErrorKind, KeyRange, Kv, Options};
+use clap::{CommandFactory, Parser};
 
 use args::{db_arg, key_and_db, Cli, Command};
 
 fn main() -> ExitCode {
+    // A completion request from the shell script of `charm-kv completion` (its
+    // variable set): answer it and exit.
+    clap_complete::CompleteEnv::with_factory(Cli::command)
+        .var(complete::VAR)
+        .complete();
     let cli = Cli::parse();
     let outcome = run(cli.command);
     output::warn_plain_http();
@@ -110,10 +116,19 @@ fn run(command: Command) -> Result<(), CliError> {
             kv.set(key, value)?;
             output::warn_pending(&kv);
         }
-        Command::Get { key, show_binary } => {
+        Command::Get {
+            key,
+            show_binary,
+            json,
+        } => {
             let (key, db) = key_and_db(&key)?;
-            let value = open_for_reading(&db)?.get(key)?;
-            output::print_value(&value, show_binary)?;
+            let value = open_for_reading(&db)?.get(&key)?;
+            match json {
+                true => {
+                    output::print_json_line(&charm_kv::jsonl::encode_pair(key.as_bytes(), &value))?
+                }
+                false => output::print_value(&value, show_binary)?,
+            }
         }
         Command::Delete { key } => {
             let (key, db) = key_and_db(&key)?;
@@ -128,8 +143,14 @@ fn run(command: Command) -> Result<(), CliError> {
             values_only,
             show_binary,
             delimiter,
+            json,
         } => {
-            let kv = open_for_reading(&db_arg(db.as_deref())?)?;
+            // `[PREFIX][@DB]`: `charm kv list` ignores a key part; here it filters.
+            let (prefix, db) = match db.as_deref() {
+                Some(arg) => key_and_db(arg)?,
+                None => (String::new(), args::DEFAULT_DB.to_owned()),
+            };
+            let kv = open_for_reading(&db)?;
             // `charm kv list` syncs first; offline or read-only, the local copy is
             // still listed.
             if kv.is_read_only() && kv.options().config().server().is_some() {
@@ -149,8 +170,10 @@ fn run(command: Command) -> Result<(), CliError> {
                 values_only,
                 show_binary,
                 delimiter,
+                json,
             };
-            output::print_list(kv.iter_with(direction, !keys_only)?, &layout)?;
+            let range = KeyRange::all().prefix(prefix).direction(direction);
+            output::print_list(kv.iter_in(&range, !keys_only)?, &layout)?;
         }
         Command::Sync { db, if_stale } => {
             let kv = open(&db_arg(db.as_deref())?)?;
@@ -164,25 +187,31 @@ fn run(command: Command) -> Result<(), CliError> {
                 }
             }
         }
-        Command::Status { db, remote } => {
+        Command::Status { db, remote, json } => {
             let kv = open_for_reading(&db_arg(db.as_deref())?)?;
             let status = match remote {
                 true => kv.status_with_remote()?,
                 false => kv.status()?,
             };
-            output::print_status(kv.name(), &status)?;
+            match json {
+                true => output::print_status_json(kv.name(), &status)?,
+                false => output::print_status(kv.name(), &status)?,
+            }
         }
         Command::Reset { db, force } => {
             let kv = open(&db_arg(db.as_deref())?)?;
             kv.reset(force)?;
         }
-        Command::ListDbs => {
+        Command::ListDbs { json } => {
             let options = Options::from_env()?;
             let mut out = io::stdout().lock();
             for name in charm_kv::list_databases(&options)? {
-                use io::Write;
-                writeln!(out, "@{name}")?;
+                match json {
+                    true => writeln!(out, "{}", serde_json::json!({ "name": name }))?,
+                    false => writeln!(out, "@{name}")?,
+                }
             }
+            out.flush()?;
         }
         Command::DeleteDb { db, yes } => {
             let db = db_arg(Some(&db))?;
@@ -195,22 +224,106 @@ fn run(command: Command) -> Result<(), CliError> {
                 other => other.into(),
             })?;
         }
+        Command::Export { db, output, force } => {
+            export(&db_arg(db.as_deref())?, output.as_deref(), force)?;
+        }
+        Command::Import { args, replace } => {
+            let (db, file) = match args.as_slice() {
+                [db] if db.starts_with('@') => {
+                    return Err(CliError::Message(format!(
+                        "import {db} needs a FILE to read (or - for stdin)"
+                    )))
+                }
+                [file] => (args::DEFAULT_DB.to_owned(), file),
+                [db, file] => (db_arg(Some(db))?, file),
+                _ => unreachable!("clap takes one or two"),
+            };
+            let kv = open(&db)?;
+            let count = match file.as_str() {
+                "-" => charm_kv::jsonl::import(&kv, &mut io::stdin().lock(), replace)?,
+                path => {
+                    let file =
+                        std::fs::File::open(path).map_err(|e| format!("opening {path}: {e}"))?;
+                    charm_kv::jsonl::import(&kv, &mut io::BufReader::new(file), replace)?
+                }
+            };
+            eprintln!("charm-kv: imported {count} pair(s) into @{db}");
+            output::warn_pending(&kv);
+        }
+        Command::Completion { shell } => {
+            let mut out = io::stdout().lock();
+            complete::write_script(&shell, &mut out)?;
+            out.flush()?;
+        }
+        Command::Man { dir } => {
+            let command = Cli::command();
+            match dir {
+                Some(dir) => clap_mangen::generate_to(command, &dir)
+                    .map_err(|e| format!("writing man pages to {}: {e}", dir.display()))?,
+                None => {
+                    let mut page = Vec::new();
+                    clap_mangen::Man::new(command).render(&mut page)?;
+                    io::stdout().lock().write_all(&page)?;
+                }
+            }
+        }
     }
     Ok(())
 }
 
-/// With a Charm server configured, `delete-db` deletes the server's copies too (so no
-/// sync brings the database back): ask on a terminal, refuse elsewhere without `--yes`.
-fn confirm_server_deletion(options: &Options, db: &str) -> Result<(), CliError> {
-    let Some(server) = options.config().server() else {
-        return Ok(());
+/// `export`: every pair as JSON lines to `output` (a new file, mode 0600) or stdout,
+/// which must not be a terminal unless `force`: the lines are plaintext.
+fn export(db: &str, output: Option<&std::path::Path>, force: bool) -> Result<(), CliError> {
+    if output.is_none() && stdout_is_terminal() && !force {
+        return Err(CliError::Message(
+            "export writes every pair unencrypted: not to a terminal without --force (use -o \
+             FILE or a pipe)"
+                .into(),
+        ));
+    }
+    let kv = open_for_reading(db)?;
+    eprintln!("charm-kv: warning: the export is not encrypted; keep it private");
+    let count = match output {
+        None => charm_kv::jsonl::export(&kv, &mut io::BufWriter::new(io::stdout().lock()))?,
+        Some(path) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| format!("creating {}: {e}", path.display()))?;
+            let mut out = io::BufWriter::new(file);
+            let count = charm_kv::jsonl::export(&kv, &mut out)?;
+            out.into_inner()
+                .map_err(|e| format!("writing {}: {e}", path.display()))?
+                .sync_all()
+                .map_err(|e| format!("writing {}: {e}", path.display()))?;
+            count
+        }
     };
-    let what = format!(
-        "delete-db deletes @{db} on this machine and its copies on the Charm server {} \
-         (for every device of this account)",
-        server.host
-    );
-    if !io::stdin().is_terminal() || !io::stderr().is_terminal() {
+    eprintln!("charm-kv: exported {count} pair(s) from @{db}");
+    Ok(())
+}
+
+/// `delete-db` asks on a terminal, saying whether the server's copies go too. With a
+/// Charm server configured it deletes them (so no sync brings the database back) and
+/// refuses off a terminal without `--yes`; in local mode scripts need no `--yes`.
+fn confirm_server_deletion(options: &Options, db: &str) -> Result<(), CliError> {
+    let terminal = io::stdin().is_terminal() && io::stderr().is_terminal();
+    let what = match options.config().server() {
+        Some(server) => format!(
+            "delete-db deletes @{db} on this machine and its copies on the Charm server {} \
+             (for every device of this account)",
+            server.host
+        ),
+        None if !terminal => return Ok(()),
+        None => format!(
+            "delete-db deletes @{db} on this machine (no Charm server is configured, so no \
+             server copy is deleted)"
+        ),
+    };
+    if !terminal {
         return Err(CliError::Message(format!(
             "{what}; not a terminal, so pass --yes to confirm"
         )));

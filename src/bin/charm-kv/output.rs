@@ -29,11 +29,35 @@ pub fn print_value(value: &[u8], show_binary: bool) -> Result<(), CliError> {
     Ok(())
 }
 
+/// One line of JSON on stdout.
+pub fn print_json_line(line: &str) -> Result<(), CliError> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()?;
+    Ok(())
+}
+
 pub struct ListLayout {
     pub keys_only: bool,
     pub values_only: bool,
     pub show_binary: bool,
     pub delimiter: String,
+    pub json: bool,
+}
+
+/// `list --json`: one object per pair and line; `-k` / `-v` keep only the key / value
+/// field and its `*_base64` flag.
+fn json_list_line(key: &[u8], value: &[u8], layout: &ListLayout) -> String {
+    use charm_kv::jsonl::text_or_base64;
+    if layout.keys_only {
+        let (key, key_base64) = text_or_base64(key);
+        serde_json::json!({ "key": key, "key_base64": key_base64 }).to_string()
+    } else if layout.values_only {
+        let (value, value_base64) = text_or_base64(value);
+        serde_json::json!({ "value": value, "value_base64": value_base64 }).to_string()
+    } else {
+        charm_kv::jsonl::encode_pair(key, value)
+    }
 }
 
 /// `list`: `key<delim>value` lines, or one item per line with `-k` / `-v`.
@@ -42,6 +66,10 @@ pub fn print_list(iter: Iter, layout: &ListLayout) -> Result<(), CliError> {
     let mut out = io::BufWriter::new(io::stdout().lock());
     for item in iter {
         let (key, value) = item?;
+        if layout.json {
+            writeln!(out, "{}", json_list_line(&key, &value, layout))?;
+            continue;
+        }
         let key = printable(&key, layout.show_binary, terminal);
         let value = printable(&value, layout.show_binary, terminal);
         if layout.keys_only {
@@ -148,6 +176,36 @@ fn human(bytes: u64) -> String {
     } else {
         format!("{value:.1} {}", UNITS[unit])
     }
+}
+
+/// `status --json`: the fields of [`print_status`] in one object; numbers are
+/// numbers and never/none/unknown are null (documented in docs/cli.md).
+pub fn print_status_json(db: &str, status: &StoreStatus) -> Result<(), CliError> {
+    let (server, remote_version, server_error) = match &status.remote {
+        RemoteStatus::NotConfigured => ("not configured", None, None),
+        RemoteStatus::NotChecked => ("not checked", None, None),
+        RemoteStatus::Reachable { newest_version } => ("reachable", Some(*newest_version), None),
+        RemoteStatus::Unreachable(e) => ("unreachable", None, Some(e.to_string())),
+    };
+    let integrity = match status.integrity_ok() {
+        true => "ok".to_owned(),
+        false => status.integrity_problems.join("; "),
+    };
+    let object = serde_json::json!({
+        "database": db,
+        "last_sync": status.last_sync.map(|s| crate::time::format_utc(s.at)),
+        "last_sync_version": status.last_sync.map(|s| s.version),
+        "local_version": status.local_version,
+        "pending_writes": status.pending_writes,
+        "chain_start": status.chain.map(|c| c.start),
+        "chain_deltas": status.chain.map(|c| c.deltas),
+        "size_bytes": status.size_bytes,
+        "integrity": integrity,
+        "server": server,
+        "remote_version": remote_version,
+        "server_error": server_error,
+    });
+    print_json_line(&object.to_string())
 }
 
 /// `status`: one `field: value` per line, every field always present (names are

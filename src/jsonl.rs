@@ -1,0 +1,186 @@
+//! Pairs as JSON lines: the format of export and import (and of the `charm-kv`
+//! command's `--json` listings). One object per line, every field always written:
+//!
+//! ```text
+//! {"key":"name","value":"Charm","key_base64":false,"value_base64":false}
+//! {"key":"blob","value":"AAEC/w==","key_base64":false,"value_base64":true}
+//! ```
+//!
+//! A key or value that is valid UTF-8 is written as a JSON string, anything else as
+//! standard base64 with its `*_base64` flag set. On import the flags default to false,
+//! so `{"key":"a","value":"b"}` is a valid line; blank lines are skipped, and any other
+//! field is an error. The file is plaintext: whoever reads it reads every pair.
+
+use std::io::{BufRead, Write};
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::kv::Kv;
+use crate::store::KeyRange;
+
+/// One line of an export.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    key: String,
+    value: String,
+    #[serde(default)]
+    key_base64: bool,
+    #[serde(default)]
+    value_base64: bool,
+}
+
+/// Bytes as JSON text: themselves when UTF-8, else base64 (and `true`).
+pub fn text_or_base64(bytes: &[u8]) -> (String, bool) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => (text.to_owned(), false),
+        Err(_) => (BASE64.encode(bytes), true),
+    }
+}
+
+/// The JSON object of one pair, without a newline.
+pub fn encode_pair(key: &[u8], value: &[u8]) -> String {
+    let (key, key_base64) = text_or_base64(key);
+    let (value, value_base64) = text_or_base64(value);
+    let line = Line {
+        key,
+        value,
+        key_base64,
+        value_base64,
+    };
+    serde_json::to_string(&line).expect("strings and booleans always serialise")
+}
+
+/// The pair of one line; the error says what is wrong (without the line number).
+pub fn decode_pair(line: &str) -> std::result::Result<(Vec<u8>, Vec<u8>), String> {
+    let line: Line = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    let decode = |text: String, base64: bool, what: &str| match base64 {
+        true => BASE64
+            .decode(text.as_bytes())
+            .map_err(|e| format!("{what} is not valid base64: {e}")),
+        false => Ok(text.into_bytes()),
+    };
+    let key = decode(line.key, line.key_base64, "key")?;
+    let value = decode(line.value, line.value_base64, "value")?;
+    if key.is_empty() {
+        return Err("key cannot be empty".to_owned());
+    }
+    if key.len() > crate::store::MAX_KEY_LEN {
+        return Err(format!(
+            "key is {} bytes; the limit is {}",
+            key.len(),
+            crate::store::MAX_KEY_LEN
+        ));
+    }
+    if value.len() > crate::store::MAX_VALUE_LEN {
+        return Err(format!(
+            "value is {} bytes; the limit is {}",
+            value.len(),
+            crate::store::MAX_VALUE_LEN
+        ));
+    }
+    Ok((key, value))
+}
+
+/// Writes every pair of `kv` (one snapshot, ascending keys) to `out` as JSON lines and
+/// returns how many. A row that does not decrypt fails the export: a file that
+/// silently lacks pairs would read as "these keys do not exist".
+pub fn export(kv: &Kv, out: &mut dyn Write) -> Result<u64> {
+    let mut count = 0;
+    for pair in kv.iter_in(&KeyRange::all(), true)? {
+        let (key, value) = pair?;
+        let line = encode_pair(&key, &value);
+        out.write_all(line.as_bytes())
+            .and_then(|()| out.write_all(b"\n"))
+            .map_err(|e| Error::io("writing the export", e))?;
+        count += 1;
+    }
+    out.flush()
+        .map_err(|e| Error::io("writing the export", e))?;
+    Ok(count)
+}
+
+/// Reads JSON lines from `input` and writes them to `kv` in one atomic batch; with
+/// `replace`, every key not in the input is deleted in the same batch. Every line is
+/// read and checked before anything is written: a malformed one is
+/// [`Error::InvalidArgument`] naming its line number, and the database is unchanged.
+/// Returns the number of pairs read (a key given twice counts twice; the last wins).
+pub fn import(kv: &Kv, input: &mut dyn BufRead, replace: bool) -> Result<u64> {
+    let mut pairs = Vec::new();
+    let mut text = String::new();
+    for number in 1.. {
+        text.clear();
+        let read = input.read_line(&mut text).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => {
+                Error::invalid(format!("line {number}: not UTF-8 text"))
+            }
+            _ => Error::io("reading the import", e),
+        })?;
+        if read == 0 {
+            break;
+        }
+        if text.trim().is_empty() {
+            continue;
+        }
+        let pair = decode_pair(text.trim_end_matches(['\n', '\r']))
+            .map_err(|why| Error::invalid(format!("line {number}: {why}")))?;
+        pairs.push(pair);
+    }
+    let mut batch = kv.batch();
+    if replace {
+        for key in kv.keys()? {
+            batch.delete(key);
+        }
+    }
+    let count = pairs.len() as u64;
+    for (key, value) in pairs {
+        batch.set(key, value);
+    }
+    batch.commit()?;
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_stays_text_and_other_bytes_become_base64() {
+        assert_eq!(
+            encode_pair(b"name", b"Charm \"kv\"\n"),
+            r#"{"key":"name","value":"Charm \"kv\"\n","key_base64":false,"value_base64":false}"#
+        );
+        assert_eq!(
+            encode_pair(b"\xff", b"\x00\xff"),
+            r#"{"key":"/w==","value":"AP8=","key_base64":true,"value_base64":true}"#
+        );
+        for (key, value) in [(&b"k"[..], &b""[..]), (b"\xff\xfe", b"\xc3\x28")] {
+            let line = encode_pair(key, value);
+            assert_eq!(decode_pair(&line).unwrap(), (key.to_vec(), value.to_vec()));
+        }
+    }
+
+    #[test]
+    fn malformed_lines_say_what_is_wrong() {
+        for (line, why) in [
+            ("not json", "expected"),
+            (r#"{"key":"a"}"#, "missing field `value`"),
+            (r#"{"key":"a","value":"b","extra":1}"#, "unknown field"),
+            (r#"{"key":"","value":"b"}"#, "key cannot be empty"),
+            (
+                r#"{"key":"a","value":"%%","value_base64":true}"#,
+                "not valid base64",
+            ),
+        ] {
+            let err = decode_pair(line).unwrap_err();
+            assert!(err.contains(why), "{line}: {err}");
+        }
+        assert_eq!(
+            decode_pair(r#"{"key":"a","value":"b"}"#).unwrap(),
+            (b"a".to_vec(), b"b".to_vec())
+        );
+    }
+}
