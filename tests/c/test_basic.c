@@ -31,6 +31,7 @@ static void test_status_codes_and_strings(const char *dir) {
       CHARM_KV_STATUS_CLOSED,      CHARM_KV_STATUS_NOT_CONFIGURED,
       CHARM_KV_STATUS_PENDING_WRITES, CHARM_KV_STATUS_PANIC,
       CHARM_KV_STATUS_INTERNAL,    CHARM_KV_STATUS_READ_ONLY,
+      CHARM_KV_STATUS_LINK,
   };
   const size_t n = sizeof all / sizeof all[0];
   CHECK(sizeof(charm_kv_status) == 4);
@@ -46,7 +47,8 @@ static void test_status_codes_and_strings(const char *dir) {
   CHECK(strcmp(charm_kv_status_str(CHARM_KV_STATUS_OK), "ok") == 0);
   CHECK(strcmp(charm_kv_status_str(CHARM_KV_STATUS_NOT_FOUND), "not found") == 0);
   CHECK(strcmp(charm_kv_status_str(CHARM_KV_STATUS_READ_ONLY), "read-only store") == 0);
-  CHECK(strcmp(charm_kv_status_str(16), "unknown status") == 0);
+  CHECK(strcmp(charm_kv_status_str(CHARM_KV_STATUS_LINK), "link failed") == 0);
+  CHECK(strcmp(charm_kv_status_str(17), "unknown status") == 0);
   CHECK(strcmp(charm_kv_status_str(UINT32_MAX), "unknown status") == 0);
   CHECK(CHARM_KV_SYNC_PHASE_DOWNLOAD == 1 && CHARM_KV_SYNC_PHASE_UPLOAD == 2);
 }
