@@ -36,6 +36,11 @@
 //! criterion writes (`$CRITERION_HOME`, by default `target/criterion`,
 //! `<group>/<engine>/<size>/new/estimates.json`).
 //!
+//! Writes are also paired against rusqlite with *hashed* keys ([`paired_writes`]: suites
+//! `writes-normal` and `writes-full`, single sets and 1000-key batches), the anchor that
+//! places rows at random as charm-kv's sealed keys do, at sizes up to 100k keys;
+//! `BENCH_OPS_SUITE=writes` runs only those, at every size.
+//!
 //! Settings: `BENCH_SIZES` (default `10000,100000,1000000`), `BENCH_WARMUP_MS` (500)
 //! and `BENCH_MEASURE_MS` (2000) per benchmark. Outside `cargo bench` (as in
 //! `cargo test --all-targets`) it does nothing.
@@ -46,7 +51,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use charm_kv::{EncryptKey, KeyRange, Kv, Options};
+use charm_kv::{Durability, EncryptKey, KeyRange, Kv, Options};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
 use rand::{Rng, SeedableRng};
@@ -92,11 +97,12 @@ trait Engine {
 struct Charm {
     kv: Kv,
     options: Options,
+    name: &'static str,
 }
 
 impl Engine for Charm {
     fn name(&self) -> &'static str {
-        "charm-kv"
+        self.name
     }
     fn get(&self, key: &[u8]) -> Option<usize> {
         match self.kv.get(key) {
@@ -313,13 +319,35 @@ mod c_abi {
 struct Raw {
     conn: Mutex<Connection>,
     path: std::path::PathBuf,
+    synchronous: &'static str,
+    /// Stores [`hashed`] keys: uniformly random like charm-kv's sealed keys.
+    hash_keys: bool,
+}
+
+/// A 16-byte key spread uniformly over the key space (two splitmix64 outputs), as an
+/// AES-SIV sealed key is: the raw anchor's inserts then land on random leaves too.
+fn hashed(key: &[u8]) -> [u8; KEY_LEN] {
+    fn mix(mut z: u64) -> u64 {
+        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&key[..8]);
+    let seed = u64::from_be_bytes(word) ^ mix(key[8..].iter().map(|&b| b as u64).sum());
+    let mut k = [0u8; KEY_LEN];
+    k[..8].copy_from_slice(&mix(seed).to_le_bytes());
+    k[8..].copy_from_slice(&mix(!seed).to_le_bytes());
+    k
 }
 
 impl Raw {
-    fn connect(path: &Path) -> Connection {
+    fn connect(path: &Path, synchronous: &str) -> Connection {
         let conn = Connection::open(path).unwrap();
         conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-        conn.pragma_update(None, "synchronous", "FULL").unwrap();
+        conn.pragma_update(None, "synchronous", synchronous)
+            .unwrap();
         // charm-kv's page cache (each of its connections has 32 MiB).
         conn.pragma_update(None, "cache_size", -32768).unwrap();
         conn.execute_batch(
@@ -331,18 +359,48 @@ impl Raw {
     }
 
     fn open(path: &Path) -> Raw {
+        Raw::open_with(path, "FULL", false)
+    }
+
+    fn open_with(path: &Path, synchronous: &'static str, hash_keys: bool) -> Raw {
+        let conn = Raw::connect(path, synchronous);
+        if hash_keys {
+            // The write anchor checkpoints as charm-kv's writer does (every 8192 pages,
+            // docs/storage.md), not at SQLite's default of 1000 pages, which would make
+            // every 1000-key batch of random keys checkpoint.
+            conn.pragma_update(None, "wal_autocheckpoint", 8192)
+                .unwrap();
+        }
         Raw {
-            conn: Mutex::new(Raw::connect(path)),
+            conn: Mutex::new(conn),
             path: path.to_owned(),
+            synchronous,
+            hash_keys,
+        }
+    }
+
+    /// The key as stored.
+    fn stored<'a>(&self, key: &'a [u8], buf: &'a mut [u8; KEY_LEN]) -> &'a [u8] {
+        if self.hash_keys {
+            *buf = hashed(key);
+            buf
+        } else {
+            key
         }
     }
 }
 
 impl Engine for Raw {
     fn name(&self) -> &'static str {
-        "rusqlite"
+        if self.hash_keys {
+            "rusqlite-random"
+        } else {
+            "rusqlite"
+        }
     }
     fn get(&self, key: &[u8]) -> Option<usize> {
+        let mut buf = [0u8; KEY_LEN];
+        let key = self.stored(key, &mut buf);
         let conn = self.conn.lock().unwrap();
         let mut stmt = conn
             .prepare_cached("SELECT value FROM kv WHERE key = ?1")
@@ -353,6 +411,8 @@ impl Engine for Raw {
             .map(|v| v.len())
     }
     fn set(&self, key: &[u8], value: &[u8]) {
+        let mut buf = [0u8; KEY_LEN];
+        let key = self.stored(key, &mut buf);
         let conn = self.conn.lock().unwrap();
         conn.prepare_cached("INSERT OR REPLACE INTO kv (key, value) VALUES (?1, ?2)")
             .unwrap()
@@ -367,12 +427,15 @@ impl Engine for Raw {
                 .prepare_cached("INSERT OR REPLACE INTO kv (key, value) VALUES (?1, ?2)")
                 .unwrap();
             for (k, v) in pairs {
-                stmt.execute((&k[..], v)).unwrap();
+                let mut buf = [0u8; KEY_LEN];
+                stmt.execute((self.stored(k, &mut buf), v)).unwrap();
             }
         }
         tx.commit().unwrap();
     }
     fn delete(&self, key: &[u8]) {
+        let mut buf = [0u8; KEY_LEN];
+        let key = self.stored(key, &mut buf);
         let conn = self.conn.lock().unwrap();
         conn.prepare_cached("DELETE FROM kv WHERE key = ?1")
             .unwrap()
@@ -391,7 +454,7 @@ impl Engine for Raw {
         keys.len()
     }
     fn reopen(&self) {
-        drop(Raw::connect(&self.path))
+        drop(Raw::connect(&self.path, self.synchronous))
     }
 }
 
@@ -426,6 +489,7 @@ fn bench_size(c: &mut Criterion, size: u64) {
     let charm = Charm {
         kv: Kv::open_with("bench", &options).unwrap(),
         options: options.clone(),
+        name: "charm-kv",
     };
     let raw = Raw::open(&dir.path().join("raw.sqlite"));
     let engines: [&dyn Engine; 2] = [&charm, &raw];
@@ -787,6 +851,87 @@ fn paired(
     lines + &format!("{suite}\t{name}\t{size}\tratio\t{ratio}\tx\n")
 }
 
+/// Writes of charm-kv against raw rusqlite with hashed keys (the like-for-like anchor:
+/// sealed keys are uniformly random, so each insert lands on its own leaf), in pairs
+/// like [`boundary`], once per durability with the raw side at the same `synchronous`:
+/// single sets (autocommit) and 1000-key batches of new keys, into databases that start
+/// with `size` keys and grow by the same number of keys on both sides. Suites
+/// `writes-normal` and `writes-full`, operations `set` (ops/s) and `batch1000`
+/// (keys/s).
+fn paired_writes(size: u64) {
+    const WRITE_BATCH: u64 = 1000;
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = String::new();
+    for (durability, synchronous, suite) in [
+        (Durability::Normal, "NORMAL", "writes-normal"),
+        (Durability::Full, "FULL", "writes-full"),
+    ] {
+        let mut options = Options::new();
+        options
+            .data_dir(dir.path().join(suite))
+            .durability(durability)
+            .encrypt_keys(vec![
+                EncryptKey::from_text("bench", ENCRYPT_KEY, None).unwrap()
+            ]);
+        let charm = Charm {
+            kv: Kv::open_with("bench", &options).unwrap(),
+            options: options.clone(),
+            name: "charm-kv",
+        };
+        let raw = Raw::open_with(
+            &dir.path().join(format!("{suite}-raw.sqlite")),
+            synchronous,
+            true,
+        );
+        let engines: [&dyn Engine; 2] = [&charm, &raw];
+        for start in (0..size).step_by(50_000) {
+            let chunk: Vec<_> = (start..(start + 50_000).min(size))
+                .map(|i| (key(i), value(i)))
+                .collect();
+            for engine in engines {
+                engine.set_batch(&chunk);
+            }
+        }
+        let next = Counter(Cell::new(size));
+        let set = |engine: &dyn Engine, iters: u64| {
+            let pairs: Vec<_> = (0..iters)
+                .map(|_| {
+                    let n = next.next();
+                    (key(n), value(n))
+                })
+                .collect();
+            let start = Instant::now();
+            for (k, v) in &pairs {
+                engine.set(k, v);
+            }
+            start.elapsed()
+        };
+        let batch = |engine: &dyn Engine, iters: u64| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let pairs: Vec<_> = (0..WRITE_BATCH)
+                    .map(|_| {
+                        let n = next.next();
+                        (key(n), value(n))
+                    })
+                    .collect();
+                let start = Instant::now();
+                engine.set_batch(&pairs);
+                total += start.elapsed();
+            }
+            total
+        };
+        lines += &paired((suite, "set", size, "ops/s"), engines, &set, 1);
+        lines += &paired(
+            (suite, "batch1000", size, "keys/s"),
+            engines,
+            &batch,
+            WRITE_BATCH,
+        );
+    }
+    append_paired_tsv(&lines);
+}
+
 fn append_paired_tsv(lines: &str) {
     if let Ok(path) = std::env::var("BENCH_PAIRED_TSV") {
         use std::io::Write;
@@ -825,8 +970,17 @@ fn main() {
         .nresamples(10_000)
         .without_plots()
         .configure_from_args();
+    // BENCH_OPS_SUITE=writes runs only the paired writes (quick to repeat), at every
+    // size; otherwise they run up to 100k keys (the size), sparing the full
+    // suite four more loads of a million keys.
+    let writes_only = std::env::var("BENCH_OPS_SUITE").is_ok_and(|s| s == "writes");
     for size in sizes {
-        bench_size(&mut c, size);
+        if !writes_only {
+            bench_size(&mut c, size);
+        }
+        if writes_only || size <= 100_000 {
+            paired_writes(size);
+        }
     }
     c.final_summary();
 }

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::crypto::seal::{stored_value_len, RowCipher, Sealer, KEY_OVERHEAD, VALUE_OVERHEAD};
 use crate::error::{Error, Result};
@@ -271,39 +271,46 @@ impl Store {
                 check_value(value)?;
             }
         }
-        let mut conn = self.writer();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (writer, older) = self.sealer.ciphers().split_first().expect("one key");
+        // Sealed before the writer lock is taken (less time holding it), and inserted in
+        // stored-key order: sealed keys are uniformly random, so a batch in plaintext
+        // order jumps all over the B-tree, while sorted it walks it once from left to
+        // right. The sort is stable: several ops on one key keep their order.
+        let mut sealed: Vec<(Vec<u8>, &Op)> = ops
+            .iter()
+            .map(|op| (writer.seal_key(&op.key), op))
+            .collect();
+        sealed.sort_by(|a, b| a.0.cmp(&b.0));
+        let conn = self.writer();
+        let tx = schema::WriteTransaction::begin(&conn)?;
         {
             let mut insert =
-                tx.prepare_cached("INSERT OR REPLACE INTO kv (key, value) VALUES (?1, ?2)")?;
-            let mut delete = tx.prepare_cached("DELETE FROM kv WHERE key = ?1")?;
-            let mut journal =
-                tx.prepare_cached("INSERT OR IGNORE INTO sync_journal (seq, key) VALUES (?1, ?2)")?;
-            let seq = schema::state_get(&tx, schema::STATE_WRITE_SEQ)? + 1;
-            let (writer, older) = self.sealer.ciphers().split_first().expect("one key");
-            for op in ops {
+                conn.prepare_cached("INSERT OR REPLACE INTO kv (key, value) VALUES (?1, ?2)")?;
+            let mut delete = conn.prepare_cached("DELETE FROM kv WHERE key = ?1")?;
+            let mut journal = conn
+                .prepare_cached("INSERT OR IGNORE INTO sync_journal (seq, key) VALUES (?1, ?2)")?;
+            let seq = schema::state_get(&conn, schema::STATE_WRITE_SEQ)? + 1;
+            for (stored_key, op) in &sealed {
                 // A key may still be stored under an older encrypt key: remove that
                 // copy so the plaintext key maps to exactly one row.
                 for cipher in older {
                     delete.execute([cipher.seal_key(&op.key)])?;
                 }
-                let stored_key = writer.seal_key(&op.key);
                 match &op.value {
                     Some(value) => {
-                        let sealed = writer.seal_value(&stored_key, value);
-                        insert.execute((&stored_key, &sealed))?;
+                        let sealed = writer.seal_value(stored_key, value);
+                        insert.execute((stored_key, &sealed))?;
                     }
                     None => {
-                        delete.execute([&stored_key])?;
+                        delete.execute([stored_key])?;
                     }
                 }
-                journal.execute((seq, &stored_key))?;
+                journal.execute((seq, stored_key))?;
             }
-            schema::state_set(&tx, schema::STATE_WRITE_SEQ, seq)?;
-            schema::note_journal_rows(&tx, ops.len() as i64)?;
+            schema::state_set(&conn, schema::STATE_WRITE_SEQ, seq)?;
+            schema::note_journal_rows(&conn, ops.len() as i64)?;
         }
-        tx.commit()?;
-        Ok(())
+        tx.commit()
     }
 
     /// All plaintext keys in ascending byte order, read in one snapshot.
