@@ -16,13 +16,17 @@ mod files;
 pub mod identity;
 pub mod keycache;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+
+#[cfg(any(test, feature = "unstable-internals"))]
 pub use files::LOCK_FILE;
 pub use identity::SshIdentity;
-pub use keycache::{KeyCache, KEYS_FILE};
+pub use keycache::KeyCache;
+#[cfg(any(test, feature = "unstable-internals"))]
+pub use keycache::KEYS_FILE;
 
 use crate::cloud::{self, AuthInfo, CharmClient, KeySource, WrappedKey};
 use crate::config::Config;
@@ -141,12 +145,14 @@ impl Account {
     }
 
     /// The configuration it was opened with.
+    #[cfg(any(test, feature = "unstable-internals"))]
     pub fn config(&self) -> &Config {
         &self.config
     }
 
     /// The data path of its files.
-    pub fn data_path(&self) -> &Path {
+    #[cfg(any(test, feature = "unstable-internals"))]
+    pub fn data_path(&self) -> &std::path::Path {
         &self.data_path
     }
 
@@ -366,6 +372,7 @@ fn retry_transient<T>(mut step: impl FnMut() -> Result<T>) -> Result<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn local_config(dir: &Path) -> Config {
         Config {
