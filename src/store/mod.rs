@@ -42,7 +42,7 @@ pub struct Op {
     pub value: Option<Vec<u8>>,
 }
 
-/// Where [`Store::get_into`] left the value.
+/// Where [`Kv::get_into`](crate::Kv::get_into) left the value.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Fetched {
     /// The value is the first `n` bytes of the caller's buffer.
@@ -411,7 +411,11 @@ impl Drop for Store {
     /// opened read-only where SQLite may not create the `-wal` and `-shm` (read-only
     /// media, a directory the reader cannot write). The next read-write open switches
     /// back to WAL. While other connections (other processes) have the file open the
-    /// switch fails at once, changing nothing; the last of them does it.
+    /// switch fails at once, changing nothing; the last of them does it. Safe only
+    /// because every open connection holds its `SHARED` lock on the file, which is why
+    /// nothing in this process may open and close a descriptor of a database file in
+    /// use (`create_private_file`). Its cost (two journal transactions per open and
+    /// close) and the alternative are in docs/storage.md, "Closing".
     fn drop(&mut self) {
         if self.read_only {
             return;
