@@ -111,8 +111,8 @@ impl Config {
     }
 
     /// The checks every setting passes, whether it came from the environment, an
-    /// `Options` builder or a C setter: one implementation ([`check_host`],
-    /// [`check_port`], [`check_key_type`]).
+    /// `Options` builder or a C setter: one implementation (`check_host`,
+    /// `check_port`, `check_key_type`).
     pub fn validate(&self) -> Result<()> {
         if let Some(host) = &self.host {
             check_host(host)?;

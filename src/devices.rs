@@ -11,8 +11,15 @@
 
 use std::io::Read;
 
-use crate::account::backup::{self, ImportOutcome};
-use crate::account::{Account, LinkOptions, LinkOutcome, LinkPrompt, LinkReport};
+use crate::account::backup;
+
+// The account, as the command line and other programs use it (the `account` module
+// itself is internal).
+pub use crate::account::backup::{backup_keys, backup_private_key, ImportOutcome, MAX_BACKUP};
+pub use crate::account::link::fingerprint;
+pub use crate::account::{
+    Account, LinkOptions, LinkOutcome, LinkPrompt, LinkReport, LinkRequest, LinkedKey,
+};
 use crate::error::Result;
 use crate::kv::{list_databases, Kv};
 use crate::options::Options;

@@ -246,15 +246,32 @@ pub(crate) fn quoted(text: &str) -> String {
     }
 }
 
-impl From<rusqlite::types::FromSqlError> for Error {
-    fn from(err: rusqlite::types::FromSqlError) -> Self {
-        Error::Corrupt(format!("unexpected column type in the database: {err}"))
+/// A failure of the SQLite layer, which `?` turns into an [`Error`] through the
+/// blanket `From` below. Not `impl From<rusqlite::Error> for Error`: that impl would be
+/// public API naming a rusqlite type, so a rusqlite upgrade would change our API. The
+/// trait lives in a crate-private module: nothing outside the crate can name or
+/// implement it.
+#[allow(unnameable_types)]
+pub trait SqliteFailure {
+    fn into_error(self) -> Error;
+}
+
+impl<E: SqliteFailure> From<E> for Error {
+    fn from(err: E) -> Self {
+        err.into_error()
     }
 }
 
-impl From<rusqlite::Error> for Error {
-    fn from(err: rusqlite::Error) -> Self {
+impl SqliteFailure for rusqlite::types::FromSqlError {
+    fn into_error(self) -> Error {
+        Error::Corrupt(format!("unexpected column type in the database: {self}"))
+    }
+}
+
+impl SqliteFailure for rusqlite::Error {
+    fn into_error(self) -> Error {
         use rusqlite::ErrorCode;
+        let err = self;
         match err.sqlite_error_code() {
             Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
                 Error::Busy(err.to_string())

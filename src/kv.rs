@@ -534,6 +534,17 @@ impl std::fmt::Debug for Kv {
     }
 }
 
+/// The SSH identity file of the account in the data path of `options` and its
+/// permission bits, when group or others may read it (ssh refuses such keys; the CLI
+/// warns): whoever reads it can unwrap every encrypt key of the account. `None` when
+/// only its owner may read it, or when the account cannot be opened.
+pub fn identity_readable_by_others(options: &Options) -> Option<(PathBuf, u32)> {
+    let account = crate::account::Account::open(options.config()).ok()?;
+    let identity = account.identity();
+    let mode = identity.loose_permissions()?;
+    Some((identity.path().to_owned(), mode))
+}
+
 /// Names of the charm-kv databases in the data path of `options`, sorted (also those
 /// an earlier version left in the Go client's `kv` folder, not opened since).
 pub fn list_databases(options: &Options) -> Result<Vec<String>> {

@@ -4,29 +4,56 @@
 // Only the C ABI (`ffi`) may use `unsafe`.
 #![deny(unsafe_code)]
 
-pub mod account;
+/// Declares the internal modules: private to the crate, or, with the feature
+/// `unstable-internals`, public but hidden from the documentation, so the integration
+/// tests, fuzz targets and benchmarks can reach inside. They are not API: no stability
+/// promise, and a library user should never turn the feature on.
+macro_rules! internal_modules {
+    ($($(#[$attr:meta])* $name:ident;)*) => {$(
+        $(#[$attr])*
+        #[cfg(feature = "unstable-internals")]
+        #[doc(hidden)]
+        pub mod $name;
+        $(#[$attr])*
+        #[cfg(not(feature = "unstable-internals"))]
+        mod $name;
+    )*};
+}
+
+internal_modules! {
+    account;
+    batch;
+    cloud;
+    config;
+    crypto;
+    error;
+    kv;
+    options;
+    store;
+    sync;
+    timeouts;
+}
+
 #[cfg(test)]
 mod architecture;
-pub mod batch;
-pub mod cloud;
-pub mod config;
-pub mod crypto;
-pub mod devices;
-pub mod error;
+
+/// The C ABI (`include/charm_kv.h`). Public because it is the C API, which Rust code may
+/// call like C does (the benchmarks and a fuzz target do); hidden from the Rust
+/// documentation, which `docs/c-abi.md` and the header replace. Declared outside
+/// `internal_modules!` so cbindgen, which reads the sources, finds it.
 #[allow(unsafe_code)]
+#[doc(hidden)]
 pub mod ffi;
+
+pub mod devices;
 pub mod jsonl;
-pub mod kv;
-pub mod options;
-pub mod store;
-pub mod sync;
-pub mod timeouts;
 
 pub use batch::Batch;
-pub use config::Config;
+pub use cloud::plain_http_host;
+pub use config::{Config, ServerAddr};
 pub use crypto::EncryptKey;
-pub use error::{Error, ErrorKind, LinkFailure, Result};
-pub use kv::{delete_database, list_databases, Kv, DEFAULT_DATABASE};
+pub use error::{DatabaseError, Error, ErrorKind, LinkFailure, Result};
+pub use kv::{delete_database, identity_readable_by_others, list_databases, Kv, DEFAULT_DATABASE};
 pub use options::Options;
 pub use store::{Direction, Durability, Fetched, Iter, KeyRange};
 pub use sync::{ChainShape, LastSync, RemoteStatus, StoreStatus, SyncPhase, SyncProgress};

@@ -18,13 +18,16 @@ pub mod identity;
 pub mod keycache;
 pub mod link;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+#[cfg(any(test, feature = "unstable-internals"))]
 pub use files::LOCK_FILE;
 pub use identity::SshIdentity;
-pub use keycache::{KeyCache, KEYS_FILE};
+pub use keycache::KeyCache;
+#[cfg(any(test, feature = "unstable-internals"))]
+pub use keycache::KEYS_FILE;
 pub use link::{LinkOptions, LinkOutcome, LinkPrompt, LinkReport, LinkRequest, LinkedKey};
 
 use crate::cloud::{self, AuthInfo, CharmClient, KeySource, WrappedKey};
@@ -144,12 +147,14 @@ impl Account {
     }
 
     /// The configuration it was opened with.
+    #[cfg(any(test, feature = "unstable-internals"))]
     pub fn config(&self) -> &Config {
         &self.config
     }
 
     /// The data path of its files.
-    pub fn data_path(&self) -> &Path {
+    #[cfg(any(test, feature = "unstable-internals"))]
+    pub fn data_path(&self) -> &std::path::Path {
         &self.data_path
     }
 
@@ -392,6 +397,7 @@ fn retry_transient<T>(mut step: impl FnMut() -> Result<T>) -> Result<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn local_config(dir: &Path) -> Config {
         Config {

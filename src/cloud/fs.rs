@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 pub const DEFAULT_FILE_MODE: u32 = 0o660;
 
 /// The directory bit of a Go `fs.FileMode`.
+#[cfg(any(test, feature = "unstable-internals"))]
 pub const MODE_DIR: u32 = 1 << 31;
 
 /// Largest directory listing we read (about 50,000 entries).
@@ -140,6 +141,7 @@ impl FileReader {
     }
 
     /// The file's Go `fs.FileMode` (`X-File-Mode`), if the server sent one.
+    #[cfg(any(test, feature = "unstable-internals"))]
     pub fn mode(&self) -> Option<u32> {
         self.mode
     }

@@ -18,11 +18,12 @@ mod runtime;
 mod seq;
 mod ssh;
 
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use auth::{AuthInfo, WrappedKey};
-pub use fs::{FileInfo, FileReader, DEFAULT_FILE_MODE, MODE_DIR};
+pub use fs::{FileInfo, FileReader, DEFAULT_FILE_MODE};
+#[cfg(any(test, feature = "unstable-internals"))]
+pub use fs::MODE_DIR;
 pub use http::plain_http_host;
 
 use std::io::Read;
@@ -54,7 +55,8 @@ pub trait KeySource: Send + Sync {
 pub struct CharmClient {
     server: ServerAddr,
     config: Config,
-    data_path: PathBuf,
+    #[cfg(any(test, feature = "unstable-internals"))]
+    data_path: std::path::PathBuf,
     ssh: SshTarget,
     http: HttpApi,
     /// The cached session; the lock is held across `api-auth` so that concurrent
@@ -100,6 +102,7 @@ impl CharmClient {
         Ok(CharmClient {
             server,
             config: config.clone(),
+            #[cfg(any(test, feature = "unstable-internals"))]
             data_path,
             ssh,
             http,
@@ -109,17 +112,20 @@ impl CharmClient {
     }
 
     /// The server this client talks to.
+    #[cfg(any(test, feature = "unstable-internals"))]
     pub fn server(&self) -> &ServerAddr {
         &self.server
     }
 
     /// The configuration it was made from.
+    #[cfg(any(test, feature = "unstable-internals"))]
     pub fn config(&self) -> &Config {
         &self.config
     }
 
     /// The data path (host-key pins).
-    pub fn data_path(&self) -> &Path {
+    #[cfg(any(test, feature = "unstable-internals"))]
+    pub fn data_path(&self) -> &std::path::Path {
         &self.data_path
     }
 
@@ -173,6 +179,7 @@ impl CharmClient {
     /// Test hook: replaces the cached JWT, as if the server had issued `jwt`. Its
     /// expiry is read from it when it has one, else the old expiry is kept.
     #[doc(hidden)]
+    #[cfg(any(test, feature = "unstable-internals"))]
     pub fn debug_replace_jwt(&self, jwt: &str) {
         if let Some(s) = self.lock_session().as_mut() {
             s.token.jwt = jwt.to_owned();
@@ -372,7 +379,8 @@ impl CharmClient {
 
     /// [`CharmClient::fs_write`] from a local file, retried once with a new JWT if the
     /// server rejects the old one.
-    pub fn fs_write_file(&self, path: &str, file: &Path, mode: Option<u32>) -> Result<()> {
+    #[cfg(any(test, feature = "unstable-internals"))]
+    pub fn fs_write_file(&self, path: &str, file: &std::path::Path, mode: Option<u32>) -> Result<()> {
         let open = || -> Result<(std::fs::File, u64)> {
             let f = std::fs::File::open(file)
                 .map_err(|e| Error::io(format!("opening {}", file.display()), e))?;

@@ -62,6 +62,7 @@ pub fn decrypt_lookup_field(keys: &[EncryptKey], hex_field: &str) -> Result<Stri
 /// Encrypts a path segment by segment, as Go's `FS.EncryptPath`: one leading
 /// `charm:` is stripped, the path is split on `/`, each segment is encrypted on its
 /// own and empty segments stay empty (`"/a/b"` → `"/<hex>/<hex>"`).
+#[cfg(any(test, feature = "unstable-internals"))]
 pub fn encrypt_path(key: &EncryptKey, path: &str) -> Result<String> {
     let path = path.strip_prefix("charm:").unwrap_or(path);
     let segments = path
@@ -74,6 +75,7 @@ pub fn encrypt_path(key: &EncryptKey, path: &str) -> Result<String> {
 /// Decrypts a path made by [`encrypt_path`] segment by segment (without any
 /// `charm:` prefix, as Go's `FS.DecryptPath`). One undecryptable segment fails the
 /// whole path.
+#[cfg(any(test, feature = "unstable-internals"))]
 pub fn decrypt_path(keys: &[EncryptKey], path: &str) -> Result<String> {
     let segments = path
         .split('/')

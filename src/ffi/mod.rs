@@ -4,19 +4,19 @@
 //! the doc comments here are the header's documentation, and `docs/c-abi.md` states
 //! the conventions. In short:
 //!
-//! - every fallible function returns a [`charm_kv_status`] and takes a trailing
+//! - every fallible function returns a `charm_kv_status` and takes a trailing
 //!   `charm_kv_error **err` (NULL allowed) that receives the error detail;
 //! - `err` and the outputs are checked like every pointer: a misaligned one, or an
 //!   output overlapping `err`, is `INVALID_ARGUMENT` (a misaligned `err` is not
 //!   written at all);
 //! - outputs are trailing out-pointers, written only when the call returns OK;
 //! - lengths are checked against the limits before the bytes are read or copied;
-//! - every body runs inside a panic boundary ([`panic`]), so no unwind crosses into C;
+//! - every body runs inside a panic boundary (`panic`), so no unwind crosses into C;
 //! - handles are opaque boxes, created by `_new`/`_open`/`_begin` and released by a
 //!   NULL-safe `_free` (or a consuming call such as `charm_kv_batch_commit`).
 //!
-//! Layout: [`panic`] (boundary macros), [`status`] and [`error`] (results),
-//! [`ptr`] (checked pointer conversions), [`bytes`] (owned buffers and lists), then one
+//! Layout: `panic` (boundary macros), `status` and `error` (results),
+//! `ptr` (checked pointer conversions), `bytes` (owned buffers and lists), then one
 //! file per C object family.
 
 #![allow(non_camel_case_types)]

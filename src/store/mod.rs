@@ -45,7 +45,7 @@ pub struct Op {
     pub value: Option<Vec<u8>>,
 }
 
-/// Where [`Store::get_into`] left the value.
+/// Where [`Kv::get_into`](crate::Kv::get_into) left the value.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Fetched {
     /// The value is the first `n` bytes of the caller's buffer.
@@ -87,6 +87,7 @@ struct KeysCache {
 impl Store {
     /// Opens (creating if needed) the database at `path`, checking that `sealer`'s keys
     /// are the ones it was written with; commits are [`Durability::Full`].
+    #[cfg(any(test, feature = "unstable-internals"))]
     pub fn open(path: &Path, sealer: Sealer) -> Result<Store> {
         Store::open_with(path, sealer, Durability::Full)
     }
@@ -152,6 +153,7 @@ impl Store {
     }
 
     /// Whether it was opened with [`Store::open_read_only`].
+    #[cfg(any(test, feature = "unstable-internals"))]
     pub fn is_read_only(&self) -> bool {
         self.read_only
     }
@@ -442,7 +444,11 @@ impl Drop for Store {
     /// opened read-only where SQLite may not create the `-wal` and `-shm` (read-only
     /// media, a directory the reader cannot write). The next read-write open switches
     /// back to WAL. While other connections (other processes) have the file open the
-    /// switch fails at once, changing nothing; the last of them does it.
+    /// switch fails at once, changing nothing; the last of them does it. Safe only
+    /// because every open connection holds its `SHARED` lock on the file, which is why
+    /// nothing in this process may open and close a descriptor of a database file in
+    /// use (`create_private_file`). Its cost (two journal transactions per open and
+    /// close) and the alternative are in docs/storage.md, "Closing".
     fn drop(&mut self) {
         if self.read_only {
             return;
@@ -587,16 +593,35 @@ fn create_new_private_file(path: &Path) -> Result<()> {
 
 /// Creates an empty file with mode 0600 unless it exists, so SQLite (which gives the
 /// `-wal` and `-shm` files the database's mode) never creates a world-readable one.
+///
+/// It never opens an existing database file, nor the new one under its name: closing
+/// any descriptor of a file drops every POSIX lock this process holds on it, SQLite's
+/// included. Opening a second handle on a database this process already had open used
+/// to drop the first handle's locks; another process then saw the file as unused, and
+/// its last close checkpointed the WAL and switched the file to rollback mode under
+/// the first handle (disk I/O errors, and its later commits at risk). So the file is
+/// made under a temporary name and hard-linked into place (an atomic create-if-absent);
+/// only where hard links are not supported is it created in place.
 fn create_private_file(path: &Path) -> Result<()> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+    if fs::symlink_metadata(path).is_ok() {
+        return Ok(());
     }
-    options
-        .open(path)
-        .map(drop)
-        .map_err(|e| Error::io(format!("creating {}", path.display()), e))
+    let creating = |e| Error::io(format!("creating {}", path.display()), e);
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    // tempfile creates it with mode 0600 and removes it when dropped.
+    let temporary = tempfile::Builder::new()
+        .prefix(".charm-kv-create-")
+        .tempfile_in(dir)
+        .map_err(creating)?;
+    match fs::hard_link(temporary.path(), path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(_) => match create_new_private_file(path) {
+            Err(Error::InvalidArgument(_)) => Ok(()), // created meanwhile by another opener
+            other => other,
+        },
+    }
 }

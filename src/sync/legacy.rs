@@ -64,6 +64,7 @@ impl<'s> LegacyMerge<'s> {
     }
 
     /// A merge in memory (tests, fuzzing).
+    #[cfg(any(test, feature = "unstable-internals"))]
     pub fn in_memory(sealer: &'s Sealer) -> Result<Self> {
         Self::with_connection(Connection::open_in_memory()?, sealer)
     }
@@ -114,6 +115,7 @@ impl<'s> LegacyMerge<'s> {
     }
 
     /// The merged key-value pairs in key order (tombstoned keys left out), decrypted.
+    #[cfg(any(test, feature = "unstable-internals"))]
     pub fn pairs(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut stmt = self
             .conn

@@ -1,6 +1,6 @@
 //! The sync algorithm against an in-memory remote: ordering, concurrency and failure
 //! cases that are hard to provoke on a real server. The same behaviours are tested
-//! against a real `charm serve` in `tests/sync_server.rs`.
+//! against a real `charm serve` in `tests/it/sync_server.rs`.
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -21,6 +21,7 @@ pub fn forge_jwt(jwt: &str) -> String {
 }
 
 /// One `charm-kv set` started by [`set_from_many_processes`] and what it reported.
+#[cfg(feature = "cli")]
 pub struct ProcessWrite {
     pub key: String,
     pub db: String,
@@ -31,6 +32,7 @@ pub struct ProcessWrite {
 /// Starts `processes` `charm-kv set k<i>@db<i mod dbs> v<i>` at once (all spawned
 /// before any is waited for) against the data dir `data`, with only `env` and
 /// `CHARM_DATA_DIR`/`HOME` set, and waits for all of them.
+#[cfg(feature = "cli")]
 pub fn set_from_many_processes(
     data: &std::path::Path,
     env: &[(String, String)],
@@ -62,6 +64,7 @@ pub fn set_from_many_processes(
 
 /// The `charm-kv` binary with a clean environment: `CHARM_DATA_DIR` and `HOME` are
 /// `data`, plus `env`.
+#[cfg(feature = "cli")]
 pub fn charm_kv_command(data: &std::path::Path, env: &[(String, String)]) -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_charm-kv"));
     command
@@ -76,6 +79,7 @@ pub fn charm_kv_command(data: &std::path::Path, env: &[(String, String)]) -> std
 /// Asserts that every write of `writes` succeeded with no error or warning on stderr
 /// (with a server, see below) and that a fresh `charm-kv get` with `env` on `data`
 /// reads each one back.
+#[cfg(feature = "cli")]
 pub fn assert_every_write_acknowledged_and_readable(
     writes: &[ProcessWrite],
     data: &std::path::Path,
@@ -118,4 +122,32 @@ pub fn assert_every_write_acknowledged_and_readable(
             w.db
         );
     }
+}
+
+/// A command running only test `name` (`<module>::<test>`, as `--list` prints it) of
+/// this test binary in a child process, with `--exact --nocapture --test-threads=1
+/// --include-ignored` (a child-only test is `#[ignore]`d). Panics when the binary has no such
+/// test: a child that matched no test would exit successfully having done nothing, and
+/// the test spawning it would pass without testing anything.
+pub fn test_child(name: &str) -> std::process::Command {
+    let exe = std::env::current_exe().expect("the test binary");
+    let listed = std::process::Command::new(&exe)
+        .args(["--list", "--include-ignored", "--exact", name])
+        .output()
+        .expect("list the tests of this binary");
+    let listing = String::from_utf8_lossy(&listed.stdout);
+    let entry = format!("{name}: test");
+    assert!(
+        listing.lines().any(|line| line == entry),
+        "this test binary has no test {name:?}: {listing}"
+    );
+    let mut command = std::process::Command::new(exe);
+    command.args([
+        "--exact",
+        name,
+        "--nocapture",
+        "--test-threads=1",
+        "--include-ignored",
+    ]);
+    command
 }

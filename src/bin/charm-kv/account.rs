@@ -6,8 +6,9 @@ use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use charm_kv::account::backup::{self, ImportOutcome};
-use charm_kv::account::{Account, LinkOptions, LinkOutcome, LinkPrompt, LinkRequest};
+use charm_kv::devices::{
+    Account, ImportOutcome, LinkOptions, LinkOutcome, LinkPrompt, LinkRequest,
+};
 use charm_kv::{devices, Error, LinkFailure, Options};
 use clap::Subcommand;
 
@@ -32,13 +33,6 @@ pub mod exit {
     /// another identity without --force.
     pub const REFUSED: u8 = 8;
 }
-
-/// The exit status table, for `--help`.
-pub const EXIT_STATUSES: &str = "Exit statuses: 0 success; 1 failure; 2 usage error; \
-    3 link denied; 4 link timed out; 5 invalid link code; 6 already linked (nothing \
-    changed); 7 linked, and this device's former account was merged into the one it \
-    joined; 8 refused (not a terminal and no --yes, or import-keys onto another identity \
-    without --force).";
 
 #[derive(Subcommand, Debug)]
 pub enum AccountCommand {
@@ -175,7 +169,7 @@ pub fn run(command: AccountCommand) -> Result<(), CliError> {
         }
         AccountCommand::BackupKeys { output } => {
             if output == "-" {
-                let key = backup::backup_private_key(config)?;
+                let key = devices::backup_private_key(config)?;
                 let mut out = io::stdout().lock();
                 out.write_all(&key)?;
                 out.flush()?;
@@ -186,7 +180,7 @@ pub fn run(command: AccountCommand) -> Result<(), CliError> {
             } else {
                 format!("{output}.tar")
             };
-            write_new_file(Path::new(&path), |file| backup::backup_keys(config, file))?;
+            write_new_file(Path::new(&path), |file| devices::backup_keys(config, file))?;
             eprintln!("charm-kv: saved the keys to {path}");
         }
         AccountCommand::ImportKeys { file, force } => {
@@ -195,7 +189,7 @@ pub fn run(command: AccountCommand) -> Result<(), CliError> {
                 Some(path) => {
                     let file = fs::File::open(path)
                         .map_err(|e| CliError::Message(format!("opening {path}: {e}")))?;
-                    devices::import_keys(&options, file.take(backup::MAX_BACKUP + 1), force)
+                    devices::import_keys(&options, file.take(devices::MAX_BACKUP + 1), force)
                 }
             }
             .map_err(|e| match e {
@@ -276,8 +270,7 @@ impl LinkPrompt for Prompt {
     }
 
     fn confirm(&mut self, request: &LinkRequest) -> bool {
-        let fingerprint =
-            charm_kv::account::link::fingerprint(&request.public_key).unwrap_or_default();
+        let fingerprint = charm_kv::devices::fingerprint(&request.public_key).unwrap_or_default();
         eprintln!(
             "charm-kv: link request from {} with key {fingerprint} ({})",
             request.address, request.public_key

@@ -90,14 +90,11 @@ pub fn print_list(iter: Iter, layout: &ListLayout) -> Result<(), CliError> {
 /// Warns, as ssh does, when the SSH identity may be read by other users: whoever
 /// reads it can unwrap every encrypt key of the account.
 pub fn warn_identity_permissions(options: &charm_kv::Options) {
-    let Ok(account) = charm_kv::account::Account::open(options.config()) else {
-        return;
-    };
-    if let Some(mode) = account.identity().loose_permissions() {
+    if let Some((path, mode)) = charm_kv::identity_readable_by_others(options) {
         eprintln!(
             "charm-kv: warning: SSH key {} is readable by others (mode {mode:03o}); \
              anyone who can read it can decrypt this account's data. Run `chmod 600` on it",
-            account.identity().path().display()
+            path.display()
         );
     }
 }
@@ -123,7 +120,7 @@ pub fn warn_pending(kv: &Kv) {
 /// Once per run: the JWT and the files went to a server on another machine over plain
 /// http (the server's choice; `CHARM_KV_REQUIRE_TLS=true` refuses it).
 pub fn warn_plain_http() {
-    if let Some(server) = charm_kv::cloud::plain_http_host() {
+    if let Some(server) = charm_kv::plain_http_host() {
         eprintln!(
             "charm-kv: warning: the Charm server {server} serves its HTTP API over plain \
              http: the access token and the (encrypted) files crossed the network \

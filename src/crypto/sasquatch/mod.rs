@@ -39,8 +39,12 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 
-pub use header::{MAX_HEADER_LEN, MAX_STANZAS};
-pub use scrypt::{ScryptIdentity, ScryptRecipient, DEFAULT_LOG_N, MAX_LOG_N};
+pub use header::MAX_STANZAS;
+#[cfg(any(test, feature = "unstable-internals"))]
+pub use header::MAX_HEADER_LEN;
+pub use scrypt::{ScryptIdentity, ScryptRecipient, DEFAULT_LOG_N};
+#[cfg(any(test, feature = "unstable-internals"))]
+pub use scrypt::MAX_LOG_N;
 pub use ssh_ed25519::{Ed25519Identity, Ed25519Recipient};
 pub use ssh_rsa::{RsaIdentity, RsaRecipient};
 pub use stream::CHUNK_SIZE;
@@ -297,6 +301,7 @@ pub struct Decryptor<R: Read> {
 
 impl<R: Read> Decryptor<R> {
     /// The underlying reader, positioned wherever decryption stopped.
+    #[cfg(any(test, feature = "unstable-internals"))]
     pub fn into_inner(self) -> R {
         self.stream.into_inner().inner
     }

@@ -202,6 +202,7 @@ impl<R: Read> StreamReader<R> {
         }
     }
 
+    #[cfg(any(test, feature = "unstable-internals"))]
     pub fn into_inner(self) -> R {
         self.src
     }

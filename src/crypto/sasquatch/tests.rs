@@ -1,6 +1,6 @@
 //! Unit tests: the Go-generated vectors of `tests/vectors/` (see its README),
 //! round trips, tampering, truncation and hostile headers. Cross-checks against the
-//! Go library itself live in `tests/crypto_go_interop.rs`.
+//! Go library itself live in `tests/it/crypto_go_interop.rs`.
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};

@@ -4,9 +4,11 @@
 //!
 //! Rounds: `CHARM_KV_CRASH_ROUNDS` (default 40 here; `scripts/reliability` runs more).
 
+use crate::support;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use charm_kv::{EncryptKey, Kv, Options};
@@ -67,13 +69,7 @@ fn writes_survive_sigkill() {
     let mut rng = rand::thread_rng();
     let (mut kills, mut checked) = (0u32, 0u64);
     for round in 0..rounds {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "crash_child_writer",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+        let mut child = support::test_child("crash::crash_child_writer")
             .env(
                 "CHARM_KV_CRASH_CHILD",
                 format!("{}|{round}|{}", dir.path().display(), key.text()),

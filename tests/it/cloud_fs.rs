@@ -1,10 +1,7 @@
 //! Encrypt keys and Charm FS against a real `charm serve`, cross-checked with the real
 //! Go `charm` client.
-// Needs the real Charm server or the Go toolchain: runs with `--features interop-tests`
-// (scripts/test-all, which installs them).
-#![cfg(feature = "interop-tests")]
 
-mod support;
+use crate::support;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

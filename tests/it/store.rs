@@ -1,5 +1,7 @@
 //! Behaviour of the local store: API, schema, encryption at rest, concurrency.
 
+use crate::support;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
@@ -7,7 +9,7 @@ use std::thread;
 
 use charm_kv::{Direction, EncryptKey, ErrorKind, Fetched, KeyRange, Kv, Options};
 
-mod readonly_dir;
+use crate::readonly_dir;
 
 fn options(dir: &Path, keys: &[EncryptKey]) -> Options {
     let mut options = Options::new();
@@ -698,13 +700,7 @@ fn two_processes_share_one_database() {
     let key = EncryptKey::generate();
     let kv = open(dir.path(), &key);
     kv.set("parent", "here").unwrap();
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_process_writer",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let mut child = support::test_child("store::child_process_writer")
         .env("CHARM_KV_TEST_CHILD_DIR", dir.path())
         .env("CHARM_KV_TEST_CHILD_KEY", key.text())
         .stdout(std::process::Stdio::null())
@@ -988,8 +984,7 @@ fn deleting_a_missing_database_names_it() {
 fn a_relative_data_dir_that_reads_as_a_uri_stays_a_path() {
     // Run in a fresh directory: the relative data dir lands there.
     let dir = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "uri_data_dir_child", "--nocapture", "--ignored"])
+    let status = support::test_child("store::uri_data_dir_child")
         .current_dir(dir.path())
         .status()
         .unwrap();
@@ -1202,4 +1197,102 @@ fn a_read_only_handle_asking_a_server_creates_no_identity() {
         "an identity was made"
     );
     assert_eq!(kv.get("a").unwrap(), b"1");
+}
+
+/// Rounds of open, write, close in [`open_write_close_child`].
+const CLOSE_RACE_ROUNDS: usize = 30;
+
+/// Runs as a child process of `a_close_racing_writes_of_another_process_loses_nothing`:
+/// opens the database, writes a key and closes it, round after round, so each close
+/// tries the switch to rollback mode while the parent has the file open and writes.
+/// Does nothing otherwise.
+#[test]
+fn open_write_close_child() {
+    let (Ok(dir), Ok(text)) = (
+        std::env::var("CHARM_KV_TEST_CLOSE_RACE_DIR"),
+        std::env::var("CHARM_KV_TEST_CLOSE_RACE_KEY"),
+    ) else {
+        return;
+    };
+    let key = EncryptKey::from_text("id", text, None).unwrap();
+    for round in 0..CLOSE_RACE_ROUNDS {
+        let kv = open(Path::new(&dir), &key);
+        kv.set(format!("child{round}"), round.to_string()).unwrap();
+        kv.close().unwrap();
+    }
+}
+
+/// The last connection to close a database switches it to rollback-journal mode
+/// (`Store`'s `Drop`). The switch needs the file to itself: while another process (or
+/// another handle) has it open it must fail at once and change nothing, never make the
+/// other wait, fail, or lose a write; a handle opening while one closes must open.
+#[test]
+fn a_close_racing_writes_of_another_process_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = EncryptKey::generate();
+    let kv = open(dir.path(), &key);
+    kv.set("parent0", "p").unwrap();
+    let path = kv.path().unwrap();
+    // A second handle opened and closed while the first is open: opening once dropped
+    // the first handle's file locks (see `create_private_file`), and the child's first
+    // close then switched the file to rollback mode under it.
+    drop(open(dir.path(), &key));
+    let mut child = support::test_child("store::open_write_close_child")
+        .env("CHARM_KV_TEST_CLOSE_RACE_DIR", dir.path())
+        .env("CHARM_KV_TEST_CLOSE_RACE_KEY", key.text())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Write all along with one handle; every tenth write, open, write and close a
+    // second one, so closes race with writes and opens in this process too.
+    let mut writes = 1;
+    let mut second_handle_rounds = 0;
+    loop {
+        let finished = child.try_wait().unwrap().is_some();
+        kv.set(format!("parent{writes}"), "p").unwrap();
+        writes += 1;
+        if writes % 10 == 0 {
+            let other = open(dir.path(), &key);
+            other
+                .set(format!("other{second_handle_rounds}"), "o")
+                .unwrap();
+            drop(other);
+            second_handle_rounds += 1;
+        }
+        if finished {
+            break;
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    // The long-lived handle kept the file open through every other close: still WAL.
+    let header = std::fs::read(&path).unwrap();
+    assert_eq!((header[18], header[19]), (2, 2), "switched while in use");
+    let count = |kv: &Kv, prefix: &[u8]| {
+        kv.keys()
+            .unwrap()
+            .iter()
+            .filter(|k| k.starts_with(prefix))
+            .count()
+    };
+    assert_eq!(count(&kv, b"child"), CLOSE_RACE_ROUNDS);
+    assert_eq!(count(&kv, b"parent"), writes);
+    assert_eq!(count(&kv, b"other"), second_handle_rounds);
+    drop(kv);
+    // Its close, the last, made the switch: one self-contained file.
+    let header = std::fs::read(&path).unwrap();
+    assert_eq!((header[18], header[19]), (1, 1), "still in WAL mode");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    drop(conn);
+    let kv = open(dir.path(), &key);
+    assert_eq!(count(&kv, b"child"), CLOSE_RACE_ROUNDS);
+    assert_eq!(count(&kv, b"parent"), writes);
+    let last = CLOSE_RACE_ROUNDS - 1;
+    assert_eq!(
+        kv.get(format!("child{last}")).unwrap(),
+        last.to_string().as_bytes()
+    );
 }

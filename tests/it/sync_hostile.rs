@@ -9,11 +9,8 @@
 //! fake plays the attacker: it names its own public key, omits or injects keys, drops
 //! uploads, swaps key 0. Every case is refused or survived with nothing lost, and no
 //! encrypt key ever reaches it in a form its own SSH key opens.
-// Needs the real Charm server or the Go toolchain: runs with `--features interop-tests`
-// (scripts/test-all, which installs them).
-#![cfg(feature = "interop-tests")]
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};

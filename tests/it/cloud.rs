@@ -1,9 +1,6 @@
 //! The Charm server client against a real `charm serve` (and the real Go client).
-// Needs the real Charm server or the Go toolchain: runs with `--features interop-tests`
-// (scripts/test-all, which installs them).
-#![cfg(feature = "interop-tests")]
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

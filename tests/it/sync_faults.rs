@@ -1,11 +1,8 @@
 //! Sync through a fault-injecting proxy in front of a real `charm serve`: cut, corrupted,
 //! delayed and refused HTTP traffic. After every fault the local database is intact and
 //! usable, no temporary file is left, and the next clean sync converges.
-// Needs the real Charm server or the Go toolchain: runs with `--features interop-tests`
-// (scripts/test-all, which installs them).
-#![cfg(feature = "interop-tests")]
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

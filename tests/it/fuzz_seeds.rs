@@ -4,7 +4,7 @@
 //! this test pins what verification says about each seed, so the seeds stay
 //! meaningful and the checks stay in place.
 //!
-//! `cargo test --test fuzz_seeds -- --ignored regenerate` rewrites the seeds.
+//! `cargo test --test it -- --ignored fuzz_seeds::regenerate` rewrites the seeds.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

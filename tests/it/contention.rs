@@ -4,10 +4,12 @@
 //!
 //! `CHARM_KV_CONTENTION_SECS` (default 3) bounds each process's run.
 
+use crate::support;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use charm_kv::{EncryptKey, Kv, Options};
@@ -110,13 +112,7 @@ fn processes_and_threads_share_one_database() {
     open(dir.path(), &key).close().unwrap();
     let children: Vec<_> = (0..PROCESSES)
         .map(|p| {
-            Command::new(std::env::current_exe().unwrap())
-                .args([
-                    "--exact",
-                    "contention_child",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
+            support::test_child("contention::contention_child")
                 .env(
                     "CHARM_KV_CONTENTION_CHILD",
                     format!("{}|{p}|{secs}|{}", dir.path().display(), key.text()),

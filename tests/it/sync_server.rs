@@ -1,10 +1,7 @@
 //! Sync against a real `charm serve` v0.12.6 and the real Go client: devices of one
 //! account, legacy Badger data written by `charm kv`, concurrency and faults.
-// Needs the real Charm server or the Go toolchain: runs with `--features interop-tests`
-// (scripts/test-all, which installs them).
-#![cfg(feature = "interop-tests")]
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 
@@ -583,13 +580,7 @@ fn processes_on_one_machine_and_another_device_converge() {
     seed.set("seed", "se").unwrap();
     let identity = key_of(&machine);
     let spawn = |role: &str, dir: &Path, identity: &str| {
-        std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "sync_process_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+        support::test_child("sync_server::sync_process_child")
             .env(
                 "CHARM_KV_SYNC_CHILD",
                 format!(
@@ -677,13 +668,7 @@ fn writes_survive_sigkill_during_sync() {
     let mut acked = Vec::new();
     let rounds = 12;
     for round in 0..rounds {
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "sync_crash_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+        let mut child = support::test_child("sync_server::sync_crash_child")
             .env(
                 "CHARM_KV_SYNC_CRASH_CHILD",
                 format!(

@@ -3,9 +3,6 @@
 //! Every format is checked in both directions (Go writes, Rust reads; Rust writes,
 //! Go reads). The Go toolchain is required: without it these tests fail rather
 //! than skip, because CI installs Go.
-// Needs the real Charm server or the Go toolchain: runs with `--features interop-tests`
-// (scripts/test-all, which installs them).
-#![cfg(feature = "interop-tests")]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,9 +1,7 @@
 //! Linking devices, key backups and imports against a real `charm serve` and the real
 //! Go `charm` client, both ways (issue 19).
-// Needs the real Charm server and Go client: runs with `--features interop-tests`.
-#![cfg(feature = "interop-tests")]
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! The `charm-kv` command, run as a user would (local mode, or a stand-in server).
 
-mod readonly_dir;
-mod support;
+use crate::readonly_dir;
+use crate::support;
 
 use std::io::Write;
 use std::net::{IpAddr, TcpListener, UdpSocket};
