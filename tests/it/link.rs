@@ -66,24 +66,6 @@ fn kv_offline(server: &CharmServer, dir: &Path, args: &[&str]) {
     );
 }
 
-/// `charm kv set` with the Go client, repeated until the server has the value. Its
-/// commit is asynchronous and the push right after it backs up from the version
-/// before, so the push can miss the write, and no later push carries it
-/// (charm/kv: `KV.Commit`). Read back by a charm-kv handle that only pulls (it has
-/// no writes to push).
-fn go_kv_set(server: &CharmServer, dir: &Path, key: &str, value: &str) {
-    for _ in 0..5 {
-        server.go(dir, &["kv", "set", key, value]);
-        let options = server.options(dir, None);
-        let kv = charm_kv::Kv::open_with(charm_kv::DEFAULT_DATABASE, &options).unwrap();
-        kv.sync().unwrap();
-        if kv.get(key).ok().as_deref() == Some(value.as_bytes()) {
-            return;
-        }
-    }
-    panic!("the Go client's `kv set {key}` never reached the server in 5 tries");
-}
-
 fn get(server: &CharmServer, dir: &Path, key: &str) -> String {
     kv(server, dir, &["get", key])
 }
@@ -362,7 +344,9 @@ fn a_merged_account_keeps_its_databases() {
 fn go_backup_imported_by_charm_kv() {
     let server = CharmServer::start();
     let (one, fresh) = (server.client_dir("one"), server.client_dir("fresh"));
-    go_kv_set(&server, &one, "go-key", "go-value");
+    server.go_kv_write(&one, &["kv", "set", "go-key", "go-value"], |kv| {
+        kv.get("go-key").ok().as_deref() == Some(&b"go-value"[..])
+    });
     kv(&server, &one, &["set", &format!("kv-key@{DB}"), "kv-value"]);
     kv(&server, &one, &["sync", &format!("@{DB}")]);
     let backup = one.join("backup.tar");
@@ -386,7 +370,9 @@ fn charm_kv_backup_imported_by_go() {
         server.client_dir("go-bare"),
     );
     kv(&server, &one, &["id"]);
-    go_kv_set(&server, &one, "go-key", "go-value");
+    server.go_kv_write(&one, &["kv", "set", "go-key", "go-value"], |kv| {
+        kv.get("go-key").ok().as_deref() == Some(&b"go-value"[..])
+    });
     let client = charm_kv::account::connect(&server.client_config(&one)).unwrap();
     client
         .fs_write("notes/hello.txt", &b"written by charm-kv"[..], 19, None)

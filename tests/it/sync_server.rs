@@ -212,10 +212,14 @@ fn values_written_by_the_go_client_are_read_after_sync() {
     let server = CharmServer::start();
     // One data dir for both clients, as a user who switches from `charm kv` would have.
     let dir = server.client_dir("shared");
-    server.go(&dir, &["kv", "set", "foo", "bar"]);
-    server.go(&dir, &["kv", "set", "baz", "qux"]);
-    server.go(&dir, &["kv", "set", "gone", "soon"]);
-    server.go(&dir, &["kv", "delete", "gone"]);
+    let has = |key: &'static str, value: &'static str| {
+        move |kv: &Kv| kv.get(key).ok().as_deref() == Some(value.as_bytes())
+    };
+    let lacks = |key: &'static str| move |kv: &Kv| kv.get(key).is_err();
+    server.go_kv_write(&dir, &["kv", "set", "foo", "bar"], has("foo", "bar"));
+    server.go_kv_write(&dir, &["kv", "set", "baz", "qux"], has("baz", "qux"));
+    server.go_kv_write(&dir, &["kv", "set", "gone", "soon"], has("gone", "soon"));
+    server.go_kv_write(&dir, &["kv", "delete", "gone"], lacks("gone"));
 
     let options = device(&server, &dir, None);
     let kv = Kv::open_with(DB, &options).unwrap();
@@ -228,8 +232,12 @@ fn values_written_by_the_go_client_are_read_after_sync() {
         ]
     );
     // The Go client keeps writing (our pull uploaded nothing), and we keep reading.
-    server.go(&dir, &["kv", "delete", "foo"]);
-    server.go(&dir, &["kv", "set", "new", "from go"]);
+    server.go_kv_write(&dir, &["kv", "delete", "foo"], lacks("foo"));
+    server.go_kv_write(
+        &dir,
+        &["kv", "set", "new", "from go"],
+        has("new", "from go"),
+    );
     kv.sync().unwrap();
     assert_eq!(kv.get("foo").unwrap_err().kind(), ErrorKind::NotFound);
     assert_eq!(kv.get("new").unwrap(), b"from go");

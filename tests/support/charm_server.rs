@@ -297,6 +297,31 @@ impl CharmServer {
         .expect("client config")
     }
 
+    /// Runs a write of the Go client (`charm kv set|delete ...` in `data_dir`) until a
+    /// charm-kv device with the same SSH key sees it after a pull (`done`). The Go
+    /// client commits asynchronously and its push right after backs up from the version
+    /// before, so the push can miss the write, and no later push carries it (charm/kv
+    /// `KV.Commit`); a test that reads what the Go client wrote needs it on the server.
+    pub fn go_kv_write(
+        &self,
+        data_dir: &Path,
+        args: &[&str],
+        done: impl Fn(&charm_kv::Kv) -> bool,
+    ) {
+        let verifier = self.client_dir("go-write-verifier");
+        let key = data_dir.join(HOST).join("charm_ed25519");
+        for _ in 0..5 {
+            self.go(data_dir, args);
+            let options = self.options(&verifier, Some(&key));
+            let kv = charm_kv::Kv::open_with(charm_kv::DEFAULT_DATABASE, &options).unwrap();
+            kv.sync().unwrap();
+            if done(&kv) {
+                return;
+            }
+        }
+        panic!("the Go client's `charm {args:?}` never reached the server in 5 tries");
+    }
+
     /// Options for a store of a device with `data_dir`, talking to this server;
     /// `identity` makes it share another device's SSH key (one account).
     pub fn options(&self, data_dir: &Path, identity: Option<&Path>) -> charm_kv::Options {
