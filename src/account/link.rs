@@ -227,7 +227,18 @@ impl Account {
     /// `options.keys_wait`) for the account's keys, adopts the account's key 0 and
     /// shares this device's own keys with the account, so its local databases keep
     /// their rows and go to the account at the next sync.
-    pub fn link_request(self: &Arc<Self>, code: &str, options: &LinkOptions) -> Result<LinkReport> {
+    ///
+    /// `on_merge` runs as soon as the server has linked a device that was in an
+    /// account already (its former account is merged away), before anything local
+    /// changes: the caller records that the databases must be re-homed, so that a
+    /// crash from here on leaves that recorded. An error from it ends the link (the
+    /// server has linked; the keys are not shared yet).
+    pub fn link_request(
+        self: &Arc<Self>,
+        code: &str,
+        options: &LinkOptions,
+        on_merge: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<LinkReport> {
         let client = self.client()?;
         let stop = stop_flag(options);
         let before = KeyCache::read(&self.data_path)?;
@@ -256,6 +267,9 @@ impl Account {
                 linked_key: None,
                 keys_shared,
             });
+        }
+        if previous_account.is_some() {
+            on_merge()?;
         }
         let (account_id, account_key0) = self.wait_for_account_keys(&client, &known, options)?;
         let outcome = match previous_account {

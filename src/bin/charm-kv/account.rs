@@ -33,13 +33,6 @@ pub mod exit {
     pub const REFUSED: u8 = 8;
 }
 
-/// The exit status table, for `--help`.
-pub const EXIT_STATUSES: &str = "Exit statuses: 0 success; 1 failure; 2 usage error; \
-    3 link denied; 4 link timed out; 5 invalid link code; 6 already linked (nothing \
-    changed); 7 linked, and this device's former account was merged into the one it \
-    joined; 8 refused (not a terminal and no --yes, or import-keys onto another identity \
-    without --force).";
-
 #[derive(Subcommand, Debug)]
 pub enum AccountCommand {
     /// Link another machine to your account: without CODE, on a machine already in it,
