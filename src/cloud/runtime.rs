@@ -5,6 +5,8 @@
 //! never see tokio. Several threads may block on it at once (tokio hands the I/O driver
 //! from one to the next). A caller that is itself inside a tokio runtime cannot block
 //! that runtime's thread, so such a call runs on a short-lived helper thread instead.
+//! Link conversations, whose handlers block in the caller's callbacks, get a runtime
+//! of their own ([`block_on_own`]).
 
 use std::future::Future;
 use std::sync::OnceLock;
