@@ -7,7 +7,8 @@
 //! identity replaced its own), every local database forgets the former account's
 //! files and turns its rows into local writes again ([`crate::sync::rejoin`]), so the
 //! next sync pushes them into the account it is in now: nothing of the device is
-//! lost.
+//! lost. The re-homing is recorded before anything local changes, so a crash on the
+//! way is finished by the next open or sync ([`crate::sync::rejoin`]).
 
 use std::io::Read;
 
@@ -21,8 +22,8 @@ pub use crate::account::{
     Account, LinkOptions, LinkOutcome, LinkPrompt, LinkReport, LinkRequest, LinkedKey,
 };
 use crate::error::Result;
-use crate::kv::{list_databases, Kv};
 use crate::options::Options;
+use crate::sync::rejoin;
 
 /// Shows a code for another device to join this device's account, confirms the
 /// request with `prompt`, then shares the account's keys with it
@@ -37,40 +38,65 @@ pub fn link_generate(
 
 /// Joins the account that showed `code` ([`Account::link_request`]). If that merged
 /// this device's former account away, its databases are re-homed
-/// ([`rejoin_databases`]).
+/// ([`rejoin_databases`]); the re-homing is recorded before anything local changes,
+/// so a crash on the way is finished by the next open or sync.
 pub fn link_request(options: &Options, code: &str, link: &LinkOptions) -> Result<LinkReport> {
-    let report = Account::open(options.config())?.link_request(code, link)?;
-    if matches!(report.outcome, LinkOutcome::Merged { .. }) {
-        rejoin_databases(options)?;
+    let data_path = options.config().data_path()?;
+    let mut token = None;
+    let report = Account::open(options.config())?.link_request(code, link, &mut || {
+        token = Some(rejoin::mark_pending(&data_path)?);
+        Ok(())
+    })?;
+    if let Some(token) = token {
+        if matches!(report.outcome, LinkOutcome::Merged { .. }) {
+            finish(options, &data_path, token)?;
+        } else {
+            // The server named the same account as before: nothing to re-home.
+            rejoin::finish_pending(&data_path, token)?;
+        }
     }
     Ok(report)
 }
 
 /// Imports an identity backup ([`backup::import_keys`]); when it replaced another
-/// identity, the databases are re-homed ([`rejoin_databases`]).
+/// identity, the databases are re-homed ([`rejoin_databases`]), recorded before the
+/// identity is replaced.
 pub fn import_keys(options: &Options, input: impl Read, force: bool) -> Result<ImportOutcome> {
-    let outcome = backup::import_keys(options.config(), input, force)?;
-    if matches!(
-        outcome,
-        ImportOutcome::Imported {
-            replaced: Some(_),
-            ..
+    let data_path = options.config().data_path()?;
+    let mut token = None;
+    let imported = backup::import_keys(options.config(), input, force, &mut || {
+        token = Some(rejoin::mark_pending(&data_path)?);
+        Ok(())
+    });
+    match (imported, token) {
+        (Ok(outcome), Some(token)) => {
+            finish(options, &data_path, token)?;
+            Ok(outcome)
         }
-    ) {
-        rejoin_databases(options)?;
+        (Ok(outcome), None) => Ok(outcome),
+        (Err(e), Some(token)) => {
+            // The import leaves the old identity whole when it fails: nothing to
+            // re-home (if removing the marker fails too, re-homing anyway loses nothing).
+            let _ = rejoin::finish_pending(&data_path, token);
+            Err(e)
+        }
+        (Err(e), None) => Err(e),
     }
-    Ok(outcome)
 }
 
 /// Makes every local database forget the remote state of the account this device
-/// was in and journal all its rows as local writes ([`crate::sync::rejoin`]).
-/// Returns the number of rows that the next syncs push.
+/// was in and journal all its rows as local writes ([`crate::sync::rejoin`]): records
+/// the re-homing, performs it, removes the record. Returns the number of rows that
+/// the next syncs push.
 pub fn rejoin_databases(options: &Options) -> Result<u64> {
-    let mut rows = 0;
-    for name in list_databases(options)? {
-        let kv = Kv::open_with(&name, options)?;
-        rows += crate::sync::rejoin::forget_remote(&kv.store()?)?;
-        kv.close()?;
-    }
+    let data_path = options.config().data_path()?;
+    let token = rejoin::mark_pending(&data_path)?;
+    finish(options, &data_path, token)
+}
+
+/// Re-homes every database for `token`, then removes the marker.
+fn finish(options: &Options, data_path: &std::path::Path, token: i64) -> Result<u64> {
+    let rows = crate::kv::rejoin_all(options, token, None)?;
+    rejoin::finish_pending(data_path, token)?;
     Ok(rows)
 }

@@ -53,7 +53,19 @@ impl Kv {
     /// Opens (creating if needed) database `name` with explicit options; with
     /// [`Options::read_only`] the database must exist and nothing is created or written.
     /// The empty name opens [`DEFAULT_DATABASE`].
+    ///
+    /// A read-write open first finishes a pending re-homing (a link or an identity
+    /// import that a crash interrupted: `docs/sync.md`, "Joining another account").
     pub fn open_with(name: &str, options: &Options) -> Result<Kv> {
+        let kv = Kv::open_one(name, options)?;
+        if !options.read_only {
+            kv.finish_pending_rejoin();
+        }
+        Ok(kv)
+    }
+
+    /// [`Kv::open_with`] without the re-homing of the other databases.
+    fn open_one(name: &str, options: &Options) -> Result<Kv> {
         let name = if name.is_empty() {
             DEFAULT_DATABASE
         } else {
@@ -102,7 +114,7 @@ impl Kv {
             crate::sync::clean_stale_temp_files(&db_path)?;
             store
         };
-        Ok(Kv {
+        let kv = Kv {
             shared: Arc::new(Shared {
                 name: name.to_owned(),
                 options: options.clone(),
@@ -111,7 +123,34 @@ impl Kv {
                 client: OnceLock::new(),
                 last_push_error: Mutex::new(None),
             }),
-        })
+        };
+        if !options.read_only {
+            kv.rehome_if_pending()?;
+        }
+        Ok(kv)
+    }
+
+    /// Re-homes this database if a re-homing is due and it has not gone through it
+    /// yet (`sync::rejoin`): before any sync, so that its rows reach the account the
+    /// device is in now. One file read when none is due.
+    fn rehome_if_pending(&self) -> Result<()> {
+        if let Some(token) = crate::sync::rejoin::pending(&self.shared.data_path)? {
+            crate::sync::rejoin::rehome(&self.store()?, token)?;
+        }
+        Ok(())
+    }
+
+    /// With a re-homing due, re-homes every other database of the data path and then
+    /// removes the marker. Best effort: a database that fails to open keeps the
+    /// marker, and is re-homed by its own open or sync (which re-home first), so
+    /// nothing depends on this pass finishing.
+    fn finish_pending_rejoin(&self) {
+        let data_path = &self.shared.data_path;
+        let Ok(Some(token)) = crate::sync::rejoin::pending(data_path) else {
+            return;
+        };
+        let _ = rejoin_all(&self.shared.options, token, Some(&self.shared.name))
+            .and_then(|_| crate::sync::rejoin::finish_pending(data_path, token));
     }
 
     /// The database name.
@@ -349,6 +388,7 @@ impl Kv {
     /// sync is bounded by the `sync` timeout of the options.
     pub fn sync_with_progress(&self, progress: &mut dyn FnMut(&SyncProgress)) -> Result<()> {
         self.refuse_if_read_only("syncing")?;
+        self.rehome_if_pending()?;
         let client = self.client()?;
         let remote = CharmRemote::new(&client, &self.shared.name);
         deadline::within(self.sync_limit(), || {
@@ -480,6 +520,7 @@ impl Kv {
         progress: &mut dyn FnMut(&SyncProgress),
         ticket_wait: std::time::Duration,
     ) -> Result<()> {
+        self.rehome_if_pending()?;
         let store = self.store()?;
         crate::sync::engine::Engine::new(&store, remote, progress, ticket_wait).sync()
     }
@@ -543,6 +584,22 @@ pub fn identity_readable_by_others(options: &Options) -> Option<(PathBuf, u32)> 
     let identity = account.identity();
     let mode = identity.loose_permissions()?;
     Some((identity.path().to_owned(), mode))
+}
+
+/// Re-homes, for the re-homing `token`, every database of `options`' data path but
+/// `skip` (already done by its caller); returns the rows journaled
+/// (`sync::rejoin::rehome`). Stops at the first database that fails.
+pub(crate) fn rejoin_all(options: &Options, token: i64, skip: Option<&str>) -> Result<u64> {
+    let mut rows = 0;
+    for name in list_databases(options)? {
+        if Some(name.as_str()) == skip {
+            continue;
+        }
+        let kv = Kv::open_one(&name, options)?;
+        rows += crate::sync::rejoin::rehome(&kv.store()?, token)?.unwrap_or(0);
+        kv.close()?;
+    }
+    Ok(rows)
 }
 
 /// Names of the charm-kv databases in the data path of `options`, sorted (also those

@@ -111,7 +111,16 @@ pub fn backup_private_key(config: &Config) -> Result<Vec<u8>> {
 /// Imports a backup (a `backup-keys` tar archive, or a bare OpenSSH private key) into
 /// `config`'s data path. A different identity already there is replaced only with
 /// `force`; the key cache then stays readable (see the module docs).
-pub fn import_keys(config: &Config, input: impl Read, force: bool) -> Result<ImportOutcome> {
+///
+/// `before_replace` runs (under the account lock) just before another identity is
+/// replaced: the caller records that the databases must be re-homed. An error from
+/// it ends the import with nothing replaced.
+pub fn import_keys(
+    config: &Config,
+    input: impl Read,
+    force: bool,
+    before_replace: &mut dyn FnMut() -> Result<()>,
+) -> Result<ImportOutcome> {
     if config.identity_key.is_some() {
         return Err(Error::invalid(
             "CHARM_IDENTITY_KEY names the identity file; import-keys writes the data path's \
@@ -184,6 +193,7 @@ pub fn import_keys(config: &Config, input: impl Read, force: bool) -> Result<Imp
                 old.authorized_key()
             )));
         }
+        before_replace()?;
         rewrap_cache(&data_path, old, &key)?;
     }
     let private = key
@@ -316,7 +326,7 @@ mod tests {
             names,
             ["localhost/charm_ed25519", "localhost/charm_ed25519.pub"]
         );
-        let outcome = import_keys(&config_in(b.path()), &tar[..], false).unwrap();
+        let outcome = import_keys(&config_in(b.path()), &tar[..], false, &mut || Ok(())).unwrap();
         assert!(matches!(
             outcome,
             ImportOutcome::Imported { replaced: None, .. }
@@ -324,14 +334,14 @@ mod tests {
         let imported = SshIdentity::load_existing(&config_in(b.path())).unwrap();
         assert_eq!(imported.authorized_key(), identity.authorized_key());
         assert_eq!(
-            import_keys(&config_in(b.path()), &tar[..], false).unwrap(),
+            import_keys(&config_in(b.path()), &tar[..], false, &mut || Ok(())).unwrap(),
             ImportOutcome::AlreadyPresent {
                 public_key: identity.authorized_key()
             }
         );
         let bare = backup_private_key(&config_in(a.path())).unwrap();
         let c = tempfile::tempdir().unwrap();
-        import_keys(&config_in(c.path()), &bare[..], false).unwrap();
+        import_keys(&config_in(c.path()), &bare[..], false, &mut || Ok(())).unwrap();
         assert_eq!(
             SshIdentity::load_existing(&config_in(c.path()))
                 .unwrap()
@@ -354,12 +364,12 @@ mod tests {
             backup_keys(&config_in(a.path()), &mut tar).unwrap();
             tar
         };
-        let err = import_keys(&b_config, &tar[..], false).unwrap_err();
+        let err = import_keys(&b_config, &tar[..], false, &mut || Ok(())).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::InvalidArgument, "{err}");
         assert!(err.to_string().contains("--force"), "{err}");
         assert_eq!(std::fs::read(account.identity().path()).unwrap(), before);
 
-        import_keys(&b_config, &tar[..], true).unwrap();
+        import_keys(&b_config, &tar[..], true, &mut || Ok(())).unwrap();
         let reopened = super::super::Account::open(&b_config).unwrap();
         let keys = reopened.cached_keys().unwrap();
         assert_eq!(keys[0].text(), local[0].text());
@@ -371,7 +381,7 @@ mod tests {
         let b = tempfile::tempdir().unwrap();
         let config = config_in(b.path());
         for input in [&b"not a key"[..], &[0u8; 1024][..]] {
-            let err = import_keys(&config, input, true).unwrap_err();
+            let err = import_keys(&config, input, true, &mut || Ok(())).unwrap_err();
             assert_eq!(err.kind(), crate::ErrorKind::InvalidArgument, "{err}");
         }
         assert!(!config.data_path().unwrap().join("charm_ed25519").exists());

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use super::files::AccountLock;
 use super::keycache::KeyCache;
 use super::{retry_transient, Account};
-use crate::cloud::known_hosts::KNOWN_HOSTS_FILE;
 use crate::cloud::link::{GeneratorEvents, LinkMessage, LinkResult};
 use crate::crypto::keywrap;
 use crate::crypto::sasquatch::Recipient;
@@ -227,7 +226,18 @@ impl Account {
     /// `options.keys_wait`) for the account's keys, adopts the account's key 0 and
     /// shares this device's own keys with the account, so its local databases keep
     /// their rows and go to the account at the next sync.
-    pub fn link_request(self: &Arc<Self>, code: &str, options: &LinkOptions) -> Result<LinkReport> {
+    ///
+    /// `on_merge` runs as soon as the server has linked a device that was in an
+    /// account already (its former account is merged away), before anything local
+    /// changes: the caller records that the databases must be re-homed, so that a
+    /// crash from here on leaves that recorded. An error from it ends the link (the
+    /// server has linked; the keys are not shared yet).
+    pub fn link_request(
+        self: &Arc<Self>,
+        code: &str,
+        options: &LinkOptions,
+        on_merge: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<LinkReport> {
         let client = self.client()?;
         let stop = stop_flag(options);
         let before = KeyCache::read(&self.data_path)?;
@@ -235,9 +245,11 @@ impl Account {
         let mut former_keys = Vec::new();
         // A device that used this server is in an account already, whose keys (the
         // Go client's too) are not the account it joins; asking creates nothing then.
-        // A device that never did is asked nothing: that would create an account.
+        // A device that never did is asked nothing: that would create an account. (A
+        // known host key alone says nothing: a link that failed, an invalid code,
+        // leaves one, and must change nothing.)
         let used_server = before.synced_key0().is_some()
-            || self.data_path.join(KNOWN_HOSTS_FILE).is_file()
+            || !before.keys().is_empty()
             || self.data_path.join("kv").is_dir();
         let previous_account = if used_server {
             let auth = retry_transient(|| client.auth())?;
@@ -256,6 +268,9 @@ impl Account {
                 linked_key: None,
                 keys_shared,
             });
+        }
+        if previous_account.is_some() {
+            on_merge()?;
         }
         let (account_id, account_key0) = self.wait_for_account_keys(&client, &known, options)?;
         let outcome = match previous_account {

@@ -5,6 +5,8 @@
 //! never see tokio. Several threads may block on it at once (tokio hands the I/O driver
 //! from one to the next). A caller that is itself inside a tokio runtime cannot block
 //! that runtime's thread, so such a call runs on a short-lived helper thread instead.
+//! Link conversations, whose handlers block in the caller's callbacks, get a runtime
+//! of their own ([`block_on_own`]).
 
 use std::future::Future;
 use std::sync::OnceLock;
@@ -45,6 +47,35 @@ where
             .spawn(|| rt.block_on(future))
             .join()
             .map_err(|_| Error::Internal("SSH helper thread panicked".into()))
+    })
+}
+
+/// Runs `future` to completion on a runtime of its own, made for this call. For
+/// conversations whose line handlers block (a link calls the caller's code and
+/// confirmation callbacks, which may wait for a person): on the shared runtime, a
+/// thread blocked there would hold its I/O driver and stall every other thread's SSH
+/// traffic (another link in the same process, a sync).
+pub(crate) fn block_on_own<F>(future: F) -> Result<F::Output>
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    let run = || -> Result<F::Output> {
+        let rt = Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| Error::Internal(format!("starting the async runtime: {e}")))?;
+        Ok(rt.block_on(future))
+    };
+    if Handle::try_current().is_err() {
+        return run();
+    }
+    std::thread::scope(|scope| {
+        scope
+            .spawn(run)
+            .join()
+            .map_err(|_| Error::Internal("SSH helper thread panicked".into()))?
     })
 }
 

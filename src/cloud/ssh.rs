@@ -13,7 +13,7 @@ use russh::{ChannelMsg, Disconnect};
 use super::deadline::Scope;
 use super::known_hosts::{KnownHosts, Verdict};
 use super::net;
-use super::runtime::block_on;
+use super::runtime::{block_on, block_on_own};
 use crate::error::{Error, LinkFailure, Result};
 use crate::timeouts::Timeouts;
 
@@ -106,7 +106,8 @@ impl SshTarget {
         on_line: &mut (dyn FnMut(&[u8]) -> Result<Reply> + Send),
     ) -> Result<()> {
         let scope = Scope::current();
-        block_on(async {
+        // Its own runtime: `on_line` may block (see `block_on_own`).
+        block_on_own(async {
             let bounded = tokio::time::timeout(
                 limit,
                 self.converse_async(command, stdin, scope, stop, on_line),

@@ -1340,3 +1340,107 @@ fn a_delta_base_the_server_never_lists_is_corrupt_not_retried_forever() {
     assert!(err.to_string().contains("builds on 1"), "{err}");
     assert!(contents(&b).is_empty(), "nothing applied");
 }
+
+/// A device whose former account was merged away by a link dies before its databases
+/// are re-homed: the marker the link wrote is all that is left. Its next open re-homes
+/// every database (and removes the marker), so the next sync pushes its old rows
+/// into the account it joined.
+#[test]
+fn a_rehoming_interrupted_by_a_crash_is_finished_by_the_next_open() {
+    let key = EncryptKey::generate();
+    // One remote per (account, database).
+    let (former, former_other, joined, joined_other) = (
+        MemoryRemote::default(),
+        MemoryRemote::default(),
+        MemoryRemote::default(),
+        MemoryRemote::default(),
+    );
+    let (a_dir, b_dir, c_dir) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let mut a_options = Options::new();
+    a_options
+        .data_dir(a_dir.path())
+        .encrypt_keys(vec![key.clone()]);
+    let a = device(a_dir.path(), &key);
+    let a_other = Kv::open_with("other", &a_options).unwrap();
+    for (kv, k, remote) in [
+        (&a, "a1", &former),
+        (&a, "a2", &former),
+        (&a_other, "o1", &former_other),
+    ] {
+        kv.set(k, "from a").unwrap();
+        sync(kv, remote).unwrap();
+    }
+    let b = device(b_dir.path(), &key);
+    b.set("b1", "from b").unwrap();
+    sync(&b, &joined).unwrap();
+    b.set("b2", "from b").unwrap();
+    sync(&b, &joined).unwrap();
+
+    // The link merged a's account away and recorded the re-homing; then a crashed.
+    let a_path = a_options.config().data_path().unwrap();
+    super::rejoin::mark_pending(&a_path).unwrap();
+    a.close().unwrap();
+    a_other.close().unwrap();
+    assert_eq!(a.pending_writes().unwrap_err().kind(), ErrorKind::Closed);
+
+    let a = device(a_dir.path(), &key);
+    assert_eq!(
+        super::rejoin::pending(&a_path).unwrap(),
+        None,
+        "the open re-homed every database and removed the marker"
+    );
+    assert_eq!(a.pending_writes().unwrap(), 2);
+    sync(&a, &joined).unwrap();
+    sync(&b, &joined).unwrap();
+    let keys = |kv: &Kv| -> Vec<Vec<u8>> { contents(kv).into_iter().map(|(k, _)| k).collect() };
+    let union: Vec<Vec<u8>> = ["a1", "a2", "b1", "b2"]
+        .map(|k| k.as_bytes().to_vec())
+        .into();
+    assert_eq!(keys(&b), union);
+    assert_eq!(contents(&a), contents(&b));
+
+    // The other database was re-homed by that open too, not by its own.
+    let a_other = Kv::open_with("other", &a_options).unwrap();
+    assert_eq!(a_other.pending_writes().unwrap(), 1);
+    sync(&a_other, &joined_other).unwrap();
+    let mut c_options = Options::new();
+    c_options
+        .data_dir(c_dir.path())
+        .encrypt_keys(vec![key.clone()]);
+    let c_other = Kv::open_with("other", &c_options).unwrap();
+    sync(&c_other, &joined_other).unwrap();
+    assert_eq!(c_other.get("o1").unwrap(), b"from a");
+}
+
+/// A handle opened before the link (another process's, say) re-homes its database at
+/// its next sync while the re-homing is pending, and only once per re-homing.
+#[test]
+fn an_open_handle_rehomes_before_its_next_sync_and_only_once() {
+    let key = EncryptKey::generate();
+    let (former, joined) = (MemoryRemote::default(), MemoryRemote::default());
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (device(a_dir.path(), &key), device(b_dir.path(), &key));
+    a.set("a1", "from a").unwrap();
+    sync(&a, &former).unwrap();
+    b.set("b1", "from b").unwrap();
+    sync(&b, &joined).unwrap();
+
+    let a_path = a.data_path().to_owned();
+    super::rejoin::mark_pending(&a_path).unwrap();
+    sync(&a, &joined).unwrap();
+    assert_eq!(a.pending_writes().unwrap(), 0);
+    sync(&b, &joined).unwrap();
+    assert_eq!(b.get("a1").unwrap(), b"from a");
+    // The marker is still there (no open finished it): the database is not
+    // re-homed a second time, so a write from b is not overwritten by a's old rows.
+    assert!(super::rejoin::pending(&a_path).unwrap().is_some());
+    b.set("a1", "newer, from b").unwrap();
+    sync(&b, &joined).unwrap();
+    sync(&a, &joined).unwrap();
+    assert_eq!(a.pending_writes().unwrap(), 0);
+    assert_eq!(a.get("a1").unwrap(), b"newer, from b");
+}

@@ -457,6 +457,104 @@ static void test_status_with_bad_pointers(const char *dir) {
   charm_kv_store_free(store);
 }
 
+static void ignore_code(void *user_data, const char *code) {
+  (void)user_data;
+  (void)code;
+}
+
+static bool refuse_request(void *user_data, const char *key, const char *address) {
+  (void)user_data;
+  (void)key;
+  (void)address;
+  return false;
+}
+
+/* Options naming a server where nothing listens: the calls below fail before any
+ * network use, so no server is needed. */
+static charm_kv_options *unreachable_server_options(const char *dir) {
+  charm_kv_options *options = test_options(dir);
+  CHECK_STATUS(charm_kv_options_set_host(options, "127.0.0.1", NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_options_set_ssh_port(options, 1, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_options_set_http_port(options, 1, NULL), CHARM_KV_STATUS_OK);
+  return options;
+}
+
+/* The account and link entry points check every pointer, callback and code before
+ * they touch anything; NULL options (the environment) are checked after the pointers. */
+static void test_account_and_link_arguments(const char *dir) {
+  charm_kv_error *err = NULL;
+  charm_kv_options *local = test_options(dir);
+  charm_kv_options *remote = unreachable_server_options(dir);
+  uint32_t outcome = 99;
+
+  /* NULL out-pointers, with NULL options (the environment) too: refused first. */
+  CHECK_STATUS(charm_kv_account_id(NULL, NULL, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "out_id is NULL");
+  CHECK_STATUS(charm_kv_account_id(remote, NULL, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "out_id is NULL");
+  size_t this_device = 0;
+  charm_kv_string_list keys = {NULL, 0};
+  CHECK_STATUS(charm_kv_account_keys(NULL, NULL, &this_device, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "out_keys is NULL");
+  CHECK_STATUS(charm_kv_account_keys(remote, &keys, NULL, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "out_this_device is NULL");
+  CHECK_STATUS(charm_kv_account_unlink(remote, NULL, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "key is NULL");
+  CHECK_STATUS(charm_kv_account_unlink(remote, "\xff\xfe", &err), INVALID);
+  CHECK_ERROR(err, INVALID, "not valid UTF-8");
+  CHECK_STATUS(charm_kv_account_backup_keys(NULL, false, NULL, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "out_backup is NULL");
+  CHECK_STATUS(charm_kv_account_import_keys(local, NULL, 5, false, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "data is NULL");
+  CHECK_STATUS(charm_kv_account_import_keys(local, BYTES("not a key"), false, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "");
+
+  /* Local mode: the account calls say so. */
+  charm_kv_bytes id = {NULL, 0};
+  CHECK_STATUS(charm_kv_account_id(local, &id, &err), CHARM_KV_STATUS_NOT_CONFIGURED);
+  CHECK_ERROR(err, CHARM_KV_STATUS_NOT_CONFIGURED, "");
+  CHECK(id.data == NULL && id.len == 0);
+
+  /* Link generator: NULL callbacks and a NULL out-pointer are refused. */
+  CHECK_STATUS(charm_kv_link_generate(remote, NULL, refuse_request, NULL, 0, NULL, &outcome, &err),
+               INVALID);
+  CHECK_ERROR(err, INVALID, "on_code and on_confirm must not be NULL");
+  CHECK_STATUS(charm_kv_link_generate(remote, ignore_code, NULL, NULL, 0, NULL, &outcome, &err),
+               INVALID);
+  CHECK_ERROR(err, INVALID, "on_code and on_confirm must not be NULL");
+  CHECK_STATUS(charm_kv_link_generate(NULL, ignore_code, refuse_request, NULL, 0, NULL, NULL, &err),
+               INVALID);
+  CHECK_ERROR(err, INVALID, "out_outcome is NULL");
+
+  /* Link requester: NULL, non-UTF-8 and malformed codes. */
+  CHECK_STATUS(charm_kv_link_request(remote, NULL, 0, NULL, &outcome, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "code is NULL");
+  CHECK_STATUS(charm_kv_link_request(remote, "\xff", 0, NULL, &outcome, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "not valid UTF-8");
+  CHECK_STATUS(charm_kv_link_request(NULL, "ABC123", 0, NULL, NULL, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "out_outcome is NULL");
+  const char *bad_codes[] = {"", "   ", "AB-CD", "ABC 123", "ÄBC123",
+                             "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"};
+  for (size_t i = 0; i < sizeof bad_codes / sizeof *bad_codes; i++) {
+    CHECK_STATUS(charm_kv_link_request(remote, bad_codes[i], 0, NULL, &outcome, &err),
+                 CHARM_KV_STATUS_LINK);
+    CHECK_ERROR(err, CHARM_KV_STATUS_LINK, "not a link code");
+  }
+  CHECK(outcome == 99);
+
+  /* Cancel flags: NULL is a no-op for set and free; setting twice is fine. */
+  charm_kv_cancel_set(NULL);
+  charm_kv_cancel_free(NULL);
+  charm_kv_cancel *cancel = charm_kv_cancel_new();
+  CHECK(cancel != NULL);
+  charm_kv_cancel_set(cancel);
+  charm_kv_cancel_set(cancel);
+  charm_kv_cancel_free(cancel);
+
+  charm_kv_options_free(remote);
+  charm_kv_options_free(local);
+}
+
 const test_case misuse_tests[] = {
     {"null_store_handle", test_null_store_handle},
     {"null_out_pointers", test_null_out_pointers},
@@ -468,5 +566,6 @@ const test_case misuse_tests[] = {
     {"free_functions_accept_null", test_free_functions_accept_null},
     {"error_object_contract", test_error_object_contract},
     {"status_with_bad_pointers", test_status_with_bad_pointers},
+    {"account_and_link_arguments", test_account_and_link_arguments},
     {NULL, NULL},
 };

@@ -338,6 +338,58 @@ fn a_merged_account_keeps_its_databases() {
     assert_eq!(list(&server, &two, DB), expected);
 }
 
+/// The joining device dies after the server merged its former account away and its
+/// keys followed, before its databases were re-homed: all that is left is the marker
+/// the link wrote when the server answered. Its next command (a sync) finishes the
+/// re-homing, so its old rows reach the account it joined.
+#[test]
+fn a_crash_before_the_rehoming_is_finished_by_the_next_sync() {
+    let server = CharmServer::start();
+    let (one, two) = (server.client_dir("one"), server.client_dir("two"));
+    kv(&server, &one, &["set", &format!("shared@{DB}"), "one"]);
+    kv(&server, &one, &["sync", &format!("@{DB}")]);
+    kv(&server, &two, &["set", &format!("mine@{DB}"), "two"]);
+    kv(&server, &two, &["set", &format!("shared@{DB}"), "two"]);
+    kv(&server, &two, &["set", "solo@other", "x"]);
+    kv(&server, &two, &["sync", &format!("@{DB}")]);
+    kv(&server, &two, &["sync", "@other"]);
+
+    let mut generator = charm_kv_generator(&server, &one);
+    let code = generator.code_after("code: ");
+    let config = server.client_config(&two);
+    let data_path = config.data_path().unwrap();
+    let mut marked = false;
+    // What `devices::link_request` does, minus the re-homing (the crash).
+    let report = Account::open(&config)
+        .unwrap()
+        .link_request(&code, &LinkOptions::default(), &mut || {
+            marked = true;
+            charm_kv::sync::rejoin::mark_pending(&data_path).map(|_| ())
+        })
+        .unwrap();
+    let (status, transcript) = generator.finish();
+    assert!(status.success(), "charm-kv link: {transcript}");
+    assert!(marked, "{report:?}");
+    assert!(matches!(
+        report.outcome,
+        charm_kv::account::LinkOutcome::Merged { .. }
+    ));
+
+    kv(&server, &two, &["sync", &format!("@{DB}")]);
+    let pending_after_sync = charm_kv::sync::rejoin::pending(&data_path).unwrap();
+    kv(&server, &two, &["sync", "@other"]);
+    kv(&server, &one, &["sync", &format!("@{DB}")]);
+    kv(&server, &one, &["sync", "@other"]);
+    let expected = ["mine\ttwo", "shared\ttwo"];
+    assert_eq!(list(&server, &one, DB), expected);
+    assert_eq!(list(&server, &two, DB), expected);
+    assert_eq!(list(&server, &one, "other"), ["solo\tx"]);
+    assert_eq!(
+        pending_after_sync, None,
+        "the first open finished the re-homing"
+    );
+}
+
 /// A backup made by `charm backup-keys` and imported by charm-kv opens the account's
 /// data: a value the Go client stored and one charm-kv stored.
 #[test]

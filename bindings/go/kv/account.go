@@ -19,13 +19,15 @@ package kv
 //
 // // The handle travels as userdata: an integer, never a Go pointer.
 // static charm_kv_status charm_kv_go_link_generate(const charm_kv_options *options, uintptr_t handle,
-//         uint64_t deadline_ms, uint32_t *outcome, charm_kv_error **err) {
+//         uint64_t deadline_ms, const charm_kv_cancel *cancel, uint32_t *outcome, charm_kv_error **err) {
 //     return charm_kv_link_generate(options, charm_kv_go_link_code, charm_kv_go_link_confirm,
-//         (void *)handle, deadline_ms, NULL, outcome, err);
+//         (void *)handle, deadline_ms, cancel, outcome, err);
 // }
 import "C"
 
 import (
+	"context"
+	"fmt"
 	"sync"
 	"time"
 	"unsafe"
@@ -196,6 +198,16 @@ func lookupLink(h uintptr) *linkCall {
 // wait (0: 150 s). A denied, timed-out or failed link is ErrLink and changes nothing.
 func LinkGenerate(onCode func(code string), confirm func(publicKey, address string) bool,
 	timeout time.Duration, opts ...Option) (LinkOutcome, error) {
+	return LinkGenerateContext(context.Background(), onCode, confirm, timeout, opts...)
+}
+
+// LinkGenerateContext is LinkGenerate that ctx can cancel: once ctx is done, the wait
+// for a code, a request or the server's answer ends with ErrLink ("cancelled", also
+// errors.Is ctx.Err()) and nothing changes; once the server has linked, the keys are
+// still shared. A deadline of ctx earlier than timeout bounds the wait too.
+func LinkGenerateContext(ctx context.Context, onCode func(code string),
+	confirm func(publicKey, address string) bool, timeout time.Duration,
+	opts ...Option) (LinkOutcome, error) {
 	call := &linkCall{onCode: onCode, confirm: confirm}
 	linkCalls.Lock()
 	if linkCalls.calls == nil {
@@ -211,13 +223,16 @@ func LinkGenerate(onCode func(code string), confirm func(publicKey, address stri
 		linkCalls.Unlock()
 	}()
 	var outcome C.uint32_t
-	err := withOptions(opts, func(copts *C.charm_kv_options) error {
-		var cerr *C.charm_kv_error
-		st := C.charm_kv_go_link_generate(copts, C.uintptr_t(handle), C.uint64_t(timeout.Milliseconds()), &outcome, &cerr)
-		if st != C.CHARM_KV_STATUS_OK {
-			return takeError(st, cerr)
-		}
-		return nil
+	err := withCancel(ctx, func(cancel *C.charm_kv_cancel) error {
+		return withOptions(opts, func(copts *C.charm_kv_options) error {
+			var cerr *C.charm_kv_error
+			st := C.charm_kv_go_link_generate(copts, C.uintptr_t(handle),
+				C.uint64_t(linkTimeout(ctx, timeout).Milliseconds()), cancel, &outcome, &cerr)
+			if st != C.CHARM_KV_STATUS_OK {
+				return takeError(st, cerr)
+			}
+			return nil
+		})
 	})
 	if call.panicVal != nil {
 		panic(call.panicVal)
@@ -225,19 +240,62 @@ func LinkGenerate(onCode func(code string), confirm func(publicKey, address stri
 	return LinkOutcome(outcome), err
 }
 
+// linkTimeout is timeout, or what is left of ctx's deadline when that ends first
+// (at least 1 ms: 0 would mean the default).
+func linkTimeout(ctx context.Context, timeout time.Duration) time.Duration {
+	if deadline, ok := ctx.Deadline(); ok {
+		left := max(time.Until(deadline), time.Millisecond)
+		if timeout <= 0 || left < timeout {
+			return left
+		}
+	}
+	return timeout
+}
+
+// withCancel runs call with a C cancel flag that is set when ctx is done, and frees
+// the flag only once nothing can set it any more. An error after ctx ended also
+// matches ctx.Err() (errors.Is).
+func withCancel(ctx context.Context, call func(*C.charm_kv_cancel) error) error {
+	cancel := C.charm_kv_cancel_new()
+	setDone := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(setDone)
+		C.charm_kv_cancel_set(cancel)
+	})
+	err := call(cancel)
+	if !stop() {
+		// The flag is being (or was) set: wait before freeing it.
+		<-setDone
+	}
+	C.charm_kv_cancel_free(cancel)
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("%w (%w)", err, ctx.Err())
+	}
+	return err
+}
+
 // LinkRequest joins the account that showed code. timeout as for LinkGenerate. An
 // invalid code, a denial or a timeout is ErrLink and changes nothing.
 func LinkRequest(code string, timeout time.Duration, opts ...Option) (LinkOutcome, error) {
+	return LinkRequestContext(context.Background(), code, timeout, opts...)
+}
+
+// LinkRequestContext is LinkRequest that ctx can cancel, as for LinkGenerateContext.
+func LinkRequestContext(ctx context.Context, code string, timeout time.Duration,
+	opts ...Option) (LinkOutcome, error) {
 	var outcome C.uint32_t
-	err := withOptions(opts, func(copts *C.charm_kv_options) error {
-		ccode := C.CString(code)
-		defer C.free(unsafe.Pointer(ccode))
-		var cerr *C.charm_kv_error
-		st := C.charm_kv_link_request(copts, ccode, C.uint64_t(timeout.Milliseconds()), nil, &outcome, &cerr)
-		if st != C.CHARM_KV_STATUS_OK {
-			return takeError(st, cerr)
-		}
-		return nil
+	err := withCancel(ctx, func(cancel *C.charm_kv_cancel) error {
+		return withOptions(opts, func(copts *C.charm_kv_options) error {
+			ccode := C.CString(code)
+			defer C.free(unsafe.Pointer(ccode))
+			var cerr *C.charm_kv_error
+			st := C.charm_kv_link_request(copts, ccode,
+				C.uint64_t(linkTimeout(ctx, timeout).Milliseconds()), cancel, &outcome, &cerr)
+			if st != C.CHARM_KV_STATUS_OK {
+				return takeError(st, cerr)
+			}
+			return nil
+		})
 	})
 	return LinkOutcome(outcome), err
 }

@@ -2,7 +2,9 @@ package kv_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,5 +90,66 @@ func TestLinkTwoDevices(t *testing.T) {
 	}
 	if v, err := dev2.Get([]byte("k")); err != nil || string(v) != "from one" {
 		t.Fatalf("Get(k) on device 2 = %q, %v", v, err)
+	}
+}
+
+// A context cancelled while the generator waits for a requester, and one cancelled
+// while the requester waits for the confirmation, each end that link with ErrLink
+// ("cancelled", errors.Is context.Canceled); the account keeps its one key.
+func TestLinkContextCancel(t *testing.T) {
+	srv := testServer(t)
+	dir1, dir2 := clientDir(t, srv), clientDir(t, srv)+"-2"
+	if _, err := kv.AccountID(serverOpts(srv, dir1)...); err != nil {
+		t.Fatal(err)
+	}
+	cancelled := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, kv.ErrLink) || !errors.Is(err, context.Canceled) ||
+			!strings.Contains(err.Error(), "cancelled") {
+			t.Fatalf("%s = %v, want ErrLink cancelled", what, err)
+		}
+	}
+
+	// The generator, cancelled from another goroutine once it shows its code.
+	ctx, cancel := context.WithCancel(context.Background())
+	codes := make(chan string, 1)
+	go func() {
+		<-codes
+		cancel()
+	}()
+	_, err := kv.LinkGenerateContext(ctx, func(code string) { codes <- code },
+		func(key, address string) bool { return true }, time.Minute, serverOpts(srv, dir1)...)
+	cancelled("LinkGenerateContext", err)
+
+	// The requester, cancelled while the generator is asked to confirm it.
+	codes = make(chan string, 1)
+	confirming := make(chan struct{})
+	requesterDone := make(chan struct{})
+	generated := make(chan error, 1)
+	go func() {
+		_, err := kv.LinkGenerate(func(code string) { codes <- code },
+			func(key, address string) bool {
+				close(confirming)
+				<-requesterDone
+				return false
+			}, time.Minute, serverOpts(srv, dir1)...)
+		generated <- err
+	}()
+	code := <-codes
+	ctx, cancel = context.WithCancel(context.Background())
+	go func() {
+		<-confirming
+		cancel()
+	}()
+	_, err = kv.LinkRequestContext(ctx, code, time.Minute, serverOpts(srv, dir2)...)
+	close(requesterDone)
+	cancelled("LinkRequestContext", err)
+	if err := <-generated; !errors.Is(err, kv.ErrLink) {
+		t.Fatalf("LinkGenerate after the requester left = %v", err)
+	}
+
+	keys, err := kv.AccountKeys(serverOpts(srv, dir1)...)
+	if err != nil || len(keys) != 1 || !keys[0].ThisDevice {
+		t.Fatalf("AccountKeys after cancelled links = %+v, %v", keys, err)
 	}
 }

@@ -20,6 +20,7 @@ A thin ``ctypes`` binding of the charm-kv library (bundled in this package)::
 
 from ._account import (
     AccountKey,
+    LinkCancel,
     account_id,
     account_keys,
     backup_keys,
@@ -73,6 +74,7 @@ __all__ = [
     "Error",
     "InternalError",
     "InvalidArgumentError",
+    "LinkCancel",
     "LinkError",
     "NetworkError",
     "NotConfiguredError",

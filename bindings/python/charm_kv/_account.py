@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from ctypes import byref, c_size_t, c_uint32, c_void_p
 from typing import Any, NamedTuple
@@ -15,6 +16,7 @@ from ._out import check, take_out
 
 __all__ = [
     "AccountKey",
+    "LinkCancel",
     "account_id",
     "account_keys",
     "backup_keys",
@@ -110,12 +112,36 @@ def import_keys(backup: bytes, *, force: bool = False, **options: Any) -> None:
         check(lib.charm_kv_account_import_keys(opts._ptr, data, len(data), force, out.err_ptr), out)
 
 
+class LinkCancel:
+    """Cancels a :func:`link` from any thread: pass it as ``cancel=``, then call
+    :meth:`cancel`. The link then raises :class:`LinkError` ("cancelled") within a
+    fraction of a second and changes nothing (once the server has linked, the keys
+    are still shared). One object may serve several links; once set it stays set."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ptr = lib.charm_kv_cancel_new()
+
+    def cancel(self) -> None:
+        """Sets the flag: every link using this object stops waiting."""
+        with self._lock:
+            if self._ptr:
+                lib.charm_kv_cancel_set(self._ptr)
+
+    def __del__(self) -> None:
+        # A link holds a reference while it runs, so nothing uses the flag here.
+        ptr, self._ptr = getattr(self, "_ptr", None), None
+        if ptr:
+            lib.charm_kv_cancel_free(ptr)
+
+
 def link(
     code: str | None = None,
     *,
     on_code: Callable[[str], None] | None = None,
     confirm: Callable[[str, str], bool] | None = None,
     timeout: float | None = None,
+    cancel: LinkCancel | None = None,
     **options: Any,
 ) -> str:
     """Links another device into the account.
@@ -123,11 +149,13 @@ def link(
     Without ``code`` (a device already in the account): ``on_code(code)`` gets the
     code to type on the other device, then ``confirm(public_key, address)`` decides
     whether it may join. With ``code`` (the new device): joins. ``timeout`` bounds the
-    wait in seconds (default 150). Returns ``"linked"``, ``"already linked"`` or
+    wait in seconds (default 150); ``cancel`` (a :class:`LinkCancel`) stops it from
+    another thread. Returns ``"linked"``, ``"already linked"`` or
     (requester) ``"merged"``; a denied, timed-out or invalid-code link raises
     :class:`LinkError` and changes nothing.
     """
     deadline = 0 if timeout is None else max(1, int(timeout * 1000))
+    cancel_ptr = None if cancel is None else cancel._ptr
     outcome = c_uint32()
     errors: list[BaseException] = []
 
@@ -156,13 +184,18 @@ def link(
                 confirm_fn,
                 c_void_p(),
                 deadline,
-                None,
+                cancel_ptr,
                 byref(outcome),
                 out.err_ptr,
             )
         else:
             status = lib.charm_kv_link_request(
-                opts._ptr, c_text(code, "code"), deadline, None, byref(outcome), out.err_ptr
+                opts._ptr,
+                c_text(code, "code"),
+                deadline,
+                cancel_ptr,
+                byref(outcome),
+                out.err_ptr,
             )
         if errors:
             check(status, out)

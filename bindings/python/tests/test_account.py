@@ -61,3 +61,59 @@ def test_link_two_devices(charm_server, tmp_path):
     with charm_kv.open("db", **charm_server.client_options(two)) as kv:
         kv.sync()
         assert kv[b"from-one"] == b"1"
+
+
+def test_link_cancel_from_another_thread(charm_server, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    charm_kv.account_id(**charm_server.client_options(one))
+
+    # The generator, cancelled once it shows its code.
+    cancel = charm_kv.LinkCancel()
+    with pytest.raises(charm_kv.LinkError, match="cancelled"):
+        charm_kv.link(
+            on_code=lambda code: threading.Thread(target=cancel.cancel).start(),
+            confirm=lambda key, address: True,
+            timeout=60,
+            cancel=cancel,
+            **charm_server.client_options(one),
+        )
+
+    # The requester, cancelled while the generator (another thread) is asked to confirm.
+    codes: list[str] = []
+    code_shown, confirming, requester_done = (threading.Event() for _ in range(3))
+    generated: list[BaseException] = []
+
+    def on_code(code: str) -> None:
+        codes.append(code)
+        code_shown.set()
+
+    def confirm(key: str, address: str) -> bool:
+        confirming.set()
+        requester_done.wait(60)
+        return False
+
+    def generate() -> None:
+        try:
+            charm_kv.link(
+                on_code=on_code, confirm=confirm, timeout=60, **charm_server.client_options(one)
+            )
+        except BaseException as e:
+            generated.append(e)
+
+    generator = threading.Thread(target=generate)
+    generator.start()
+    assert code_shown.wait(60)
+    cancel = charm_kv.LinkCancel()
+    canceller = threading.Thread(target=lambda: confirming.wait(60) and cancel.cancel())
+    canceller.start()
+    try:
+        with pytest.raises(charm_kv.LinkError, match="cancelled"):
+            charm_kv.link(codes[0], timeout=60, cancel=cancel, **charm_server.client_options(two))
+    finally:
+        requester_done.set()
+        generator.join()
+        canceller.join()
+    assert len(generated) == 1 and isinstance(generated[0], charm_kv.LinkError)
+
+    keys = charm_kv.account_keys(**charm_server.client_options(one))
+    assert [k.this_device for k in keys] == [True]
