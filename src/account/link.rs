@@ -243,14 +243,14 @@ impl Account {
         let before = KeyCache::read(&self.data_path)?;
         let mut known: HashSet<String> = before.keys().iter().map(|k| k.id.clone()).collect();
         let mut former_keys = Vec::new();
-        // A device that used this server is in an account already, whose keys (the
-        // Go client's too) are not the account it joins; asking creates nothing then.
-        // A device that never did is asked nothing: that would create an account. (A
-        // known host key alone says nothing: a link that failed, an invalid code,
-        // leaves one, and must change nothing.)
-        let used_server = before.synced_key0().is_some()
-            || !before.keys().is_empty()
-            || self.data_path.join("kv").is_dir();
+        // A device that synced with this server (or whose Go client did) is in an
+        // account already, whose keys are not the account it joins; asking creates
+        // nothing then. A device that never did is asked nothing: that would create an
+        // account. A known host key or cached keys alone say nothing: a link that
+        // failed (an invalid code) leaves a host key and must change nothing, and keys
+        // made offline belong to no account yet.
+        let used_server =
+            before.synced_key0().is_some() || self.data_path.join("kv").is_dir();
         let previous_account = if used_server {
             let auth = retry_transient(|| client.auth())?;
             known.extend(auth.encrypt_keys.iter().map(|k| k.id.clone()));
