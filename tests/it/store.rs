@@ -1215,6 +1215,35 @@ fn a_closed_database_stays_in_wal_mode_and_reads_read_only_where_nothing_can_be_
     read_only_from_unwritable_dir(dir.path(), dir.path(), &key, &path, 3);
 }
 
+/// Where the directory can be written, a read-only handle is a normal WAL reader (never
+/// immutable): it sees other handles' commits as they happen, and it never writes the
+/// database file; SQLite's `-wal` and `-shm` go at the next read-write close.
+#[test]
+fn a_read_only_handle_in_a_writable_directory_sees_later_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = EncryptKey::generate();
+    let kv = open(dir.path(), &key);
+    kv.set("a", "1").unwrap();
+    let path = kv.path().unwrap();
+    drop(kv);
+    let bytes = std::fs::read(&path).unwrap();
+    let reader = Kv::open_with("test", &read_only_options(dir.path(), &key)).unwrap();
+    assert_eq!(reader.get("a").unwrap(), b"1");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "a read-only open wrote"
+    );
+    let writer = open(dir.path(), &key);
+    writer.set("later", "2").unwrap();
+    assert_eq!(reader.get("later").unwrap(), b"2", "an immutable reader");
+    drop(reader);
+    drop(writer);
+    let [_, wal, shm] = db_files(&path);
+    assert!(!wal.exists() && !shm.exists());
+    assert_eq!(journal_header(&path), (2, 2));
+}
+
 /// The immutable open goes through a URI built from the path: characters a URI gives
 /// a meaning to must stay part of the file name.
 #[test]
