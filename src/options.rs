@@ -144,8 +144,9 @@ impl Options {
     /// must be cached already (or given with [`Options::encrypt_keys`]), else
     /// [`crate::Error::Keys`]. SQLite opens the file read-only: no WAL switch and no
     /// schema writes, so it works on read-only media and in a data dir the process
-    /// cannot write (see docs/storage.md for the one case that needs a writable
-    /// directory). Writes, sync, reset and `delete_database` fail with
+    /// cannot write (there the file is opened `immutable`; where the directory can be
+    /// written SQLite creates the `-wal`/`-shm` a WAL reader needs; docs/storage.md,
+    /// "Read-only handles"). Writes, sync, reset and `delete_database` fail with
     /// [`crate::Error::ReadOnly`].
     pub fn read_only(&mut self, read_only: bool) -> &mut Self {
         self.read_only = read_only;

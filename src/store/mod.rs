@@ -59,9 +59,9 @@ pub struct Store {
     path: PathBuf,
     sealer: Sealer,
     durability: Durability,
-    /// Opened by [`Store::open_read_only`]: every connection is `SQLITE_OPEN_READONLY`
-    /// and [`Store::write`] refuses.
-    read_only: bool,
+    /// How every connection opens the file: not [`schema::Access::ReadWrite`] when
+    /// opened by [`Store::open_read_only`] (then [`Store::write`] refuses).
+    access: schema::Access,
     writer: Mutex<Connection>,
     idle_readers: Mutex<Vec<ReaderConn>>,
     next_reader_id: AtomicU64,
@@ -111,7 +111,7 @@ impl Store {
             path: path.to_owned(),
             sealer,
             durability,
-            read_only: false,
+            access: schema::Access::ReadWrite,
             writer: Mutex::new(writer),
             idle_readers: Mutex::new(Vec::new()),
             next_reader_id: AtomicU64::new(0),
@@ -124,6 +124,11 @@ impl Store {
     /// no WAL switch, no schema or file identity rows), so it works on read-only media
     /// and in a directory the process cannot write. A missing file is
     /// [`Error::DatabaseNotFound`]; writes fail with [`Error::ReadOnly`].
+    ///
+    /// A WAL-mode file (every closed database) without its `-wal` reads with no other
+    /// file only when opened `immutable` (docs/storage.md, "Read-only handles"): that is
+    /// done where SQLite cannot create the `-wal` and `-shm` files, and only there,
+    /// since an immutable reader would not see another process's writes.
     pub fn open_read_only(path: &Path, sealer: Sealer, durability: Durability) -> Result<Store> {
         if path.is_dir() {
             return Err(Error::invalid(format!(
@@ -137,14 +142,26 @@ impl Store {
                 crate::error::quoted(&path.to_string_lossy())
             )));
         }
-        let writer = schema::connect_with(path, schema::Role::Reader, durability, true)
-            .map_err(|e| read_only_open_error(path, e))?;
-        schema::check_read_only(&writer, &sealer).map_err(|e| read_only_open_error(path, e))?;
+        let open = |access| {
+            let conn = schema::connect_with(path, schema::Role::Reader, durability, access)?;
+            schema::check_read_only(&conn, &sealer)?;
+            Ok::<_, Error>(conn)
+        };
+        let (writer, access) = match open(schema::Access::ReadOnly) {
+            Ok(conn) => (conn, schema::Access::ReadOnly),
+            // SQLite could neither find nor create the -wal and -shm files.
+            Err(e) if cannot_open(&e) && !wal_exists(path) && is_wal_mode(path) => {
+                let conn = open(schema::Access::Immutable)
+                    .map_err(|e| read_only_open_error(path, e))?;
+                (conn, schema::Access::Immutable)
+            }
+            Err(e) => return Err(read_only_open_error(path, e)),
+        };
         Ok(Store {
             path: path.to_owned(),
             sealer,
             durability,
-            read_only: true,
+            access,
             writer: Mutex::new(writer),
             idle_readers: Mutex::new(Vec::new()),
             next_reader_id: AtomicU64::new(0),
@@ -155,7 +172,7 @@ impl Store {
     /// Whether it was opened with [`Store::open_read_only`].
     #[cfg(any(test, feature = "unstable-internals"))]
     pub fn is_read_only(&self) -> bool {
-        self.read_only
+        self.access != schema::Access::ReadWrite
     }
 
     /// The database file.
@@ -199,7 +216,7 @@ impl Store {
                     &self.path,
                     schema::Role::Reader,
                     self.durability,
-                    self.read_only,
+                    self.access,
                 )?;
                 ReaderConn {
                     id: self.next_reader_id.fetch_add(1, Ordering::Relaxed),
@@ -264,7 +281,7 @@ impl Store {
     /// Applies `ops` atomically in one transaction, together with their entries in the
     /// sync journal, so a write is never durable without being recorded for sync.
     pub fn write(&self, ops: &[Op]) -> Result<()> {
-        if self.read_only {
+        if self.access != schema::Access::ReadWrite {
             return Err(read_only_refusal("writing"));
         }
         for op in ops {
@@ -438,55 +455,33 @@ impl Store {
     }
 }
 
-impl Drop for Store {
-    /// The last connection to close leaves the file in rollback-journal mode, holding
-    /// every commit in the one file: a WAL-mode file whose `-wal` is gone cannot be
-    /// opened read-only where SQLite may not create the `-wal` and `-shm` (read-only
-    /// media, a directory the reader cannot write). The next read-write open switches
-    /// back to WAL. While other connections (other processes) have the file open the
-    /// switch fails at once, changing nothing; the last of them does it. Safe only
-    /// because every open connection holds its `SHARED` lock on the file, which is why
-    /// nothing in this process may open and close a descriptor of a database file in
-    /// use (`create_private_file`). Its cost (two journal transactions per open and
-    /// close) and the alternative are in docs/storage.md, "Closing".
-    fn drop(&mut self) {
-        if self.read_only {
-            return;
-        }
-        // Our own idle readers would keep the file in WAL mode.
-        self.idle_readers
-            .get_mut()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clear();
-        let writer = self
-            .writer
-            .get_mut()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if writer.busy_timeout(std::time::Duration::ZERO).is_ok() {
-            // Best effort: on failure the file stays a consistent WAL database.
-            let _ = writer
-                .pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get::<_, String>(0));
-        }
-    }
-}
-
 /// The [`Error::ReadOnly`] of an operation that would write.
 pub(crate) fn read_only_refusal(what: &str) -> Error {
     Error::ReadOnly(format!("{what} through a handle opened read-only"))
 }
 
-/// Explains the one case where SQLite cannot read a file without writing next to it.
-fn read_only_open_error(path: &Path, err: Error) -> Error {
+/// Whether `err` is SQLite (or the file system) failing to open or read the file.
+fn cannot_open(err: &Error) -> bool {
+    matches!(err, Error::Database(_) | Error::Io { .. })
+}
+
+fn wal_exists(path: &Path) -> bool {
     let [_, wal, ..] = names::db_files(path);
-    let cannot_open = matches!(&err, Error::Database(_) | Error::Io { .. });
-    if !(cannot_open && !wal.exists() && is_wal_mode(path)) {
+    fs::symlink_metadata(wal).is_ok()
+}
+
+/// Explains the case where SQLite cannot read a WAL-mode file without writing next to
+/// it: its `-wal` exists (a process has it open, or was killed) but the `-shm` can be
+/// neither read nor created. An immutable open would read the file without the commits
+/// still in the `-wal`, so it is not tried.
+fn read_only_open_error(path: &Path, err: Error) -> Error {
+    if !(cannot_open(&err) && wal_exists(path) && is_wal_mode(path)) {
         return err;
     }
     Error::ReadOnly(format!(
-        "{} is in WAL mode without its -wal file, which SQLite cannot read without \
-         creating -wal and -shm files next to it ({err}); open it read-write once where \
-         it can be written (charm-kv leaves closed databases in a mode read-only handles \
-         can read)",
+        "{} is in WAL mode with a -wal file (a process has it open, or one was killed) \
+         that SQLite cannot read without creating or writing the -shm file next to it \
+         ({err}); open it read-write once where it can be written",
         path.display()
     ))
 }
@@ -598,8 +593,9 @@ fn create_new_private_file(path: &Path) -> Result<()> {
 /// any descriptor of a file drops every POSIX lock this process holds on it, SQLite's
 /// included. Opening a second handle on a database this process already had open used
 /// to drop the first handle's locks; another process then saw the file as unused, and
-/// its last close checkpointed the WAL and switched the file to rollback mode under
-/// the first handle (disk I/O errors, and its later commits at risk). So the file is
+/// its last close checkpointed the WAL and (then) switched the file to rollback mode
+/// under the first handle (disk I/O errors, and its later commits at risk). A last
+/// close still checkpoints and removes the `-wal` and `-shm` files. So the file is
 /// made under a temporary name and hard-linked into place (an atomic create-if-absent);
 /// only where hard links are not supported is it created in place.
 fn create_private_file(path: &Path) -> Result<()> {

@@ -111,39 +111,61 @@ impl Role {
 /// side by side, docs/storage.md). The WAL file may grow to about that size.
 pub const WRITER_CHECKPOINT_PAGES: i64 = 8192;
 
-/// Opens a connection to the database at `path` (created if missing) with the pragmas
-/// every connection uses.
+/// How a connection opens the database file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Read-write, creating the file if missing: a plain path.
+    ReadWrite,
+    /// `SQLITE_OPEN_READONLY`, a plain path: the file must exist and nothing is written
+    /// to it. A WAL-mode file still needs its `-wal` and `-shm` to exist or be creatable.
+    ReadOnly,
+    /// `SQLITE_OPEN_READONLY` with `immutable=1`, through a URI built here from the
+    /// absolute path: SQLite reads the file alone, with no lock, no `-wal` and no
+    /// `-shm`, and assumes nobody changes it (docs/storage.md, "Read-only handles").
+    /// Only for a WAL-mode file without its `-wal` where those files cannot be made.
+    Immutable,
+}
+
+/// Opens a read-write connection to the database at `path` (created if missing) with
+/// the pragmas every connection uses.
 ///
 /// `synchronous` follows `durability`: with `FULL` (the default) each commit fsyncs the
 /// WAL, so an acknowledged write survives the process being killed and the machine
 /// losing power; `NORMAL` survives a killed process but may lose the last commits on
 /// power loss.
 pub fn connect(path: &Path, role: Role, durability: Durability) -> Result<Connection> {
-    connect_with(path, role, durability, false)
+    connect_with(path, role, durability, Access::ReadWrite)
 }
 
-/// [`connect`], or with `read_only` a connection SQLite opens `SQLITE_OPEN_READONLY`:
-/// the file must exist, and nothing (not even a journal mode) is written.
+/// [`connect`] with the given access; a read-only one writes nothing (not even a
+/// journal mode).
 pub fn connect_with(
     path: &Path,
     role: Role,
     durability: Durability,
-    read_only: bool,
+    access: Access,
 ) -> Result<Connection> {
-    // A plain path, never a URI: `file:x?mode=memory` is a file name like any other.
-    let flags = if read_only {
-        OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_READ_ONLY
-    } else {
-        OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
+    let read_only = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_READ_ONLY;
+    let conn = match access {
+        // A plain path, never a URI: `file:x?mode=memory` is a file name like any other.
+        Access::ReadWrite => Connection::open_with_flags(
+            plain_path(path),
+            OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE,
+        )?,
+        Access::ReadOnly => Connection::open_with_flags(plain_path(path), read_only)?,
+        // The one URI charm-kv opens, and it builds every byte of it.
+        Access::Immutable => Connection::open_with_flags(
+            immutable_uri(path)?,
+            read_only | OpenFlags::SQLITE_OPEN_URI,
+        )?,
     };
-    let conn = Connection::open_with_flags(plain_path(path), flags)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "synchronous", durability.synchronous())?;
     // Negative: a size in KiB rather than in pages.
     conn.pragma_update(None, "cache_size", -role.cache_kib())?;
-    if role == Role::Reader || read_only {
+    if role == Role::Reader || access != Access::ReadWrite {
         conn.pragma_update(None, "query_only", true)?;
     }
     if role == Role::Writer {
@@ -151,6 +173,24 @@ pub fn connect_with(
     }
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
+}
+
+/// `file:` URI opening `path` with `immutable=1`. Every byte of the absolute path is
+/// percent-encoded, so nothing in it (`?`, `#`, `%`, a `file:` component, a non-UTF-8
+/// byte) can add a parameter or name another file: SQLite decodes it back to exactly
+/// these bytes.
+pub fn immutable_uri(path: &Path) -> Result<String> {
+    use std::fmt::Write;
+    let absolute = std::path::absolute(path)
+        .map_err(|e| Error::io(format!("resolving {}", path.display()), e))?;
+    let bytes = absolute.as_os_str().as_encoded_bytes();
+    let mut uri = String::with_capacity(5 + 3 * bytes.len() + 12);
+    uri.push_str("file:");
+    for byte in bytes {
+        write!(uri, "%{byte:02X}").expect("writing to a String");
+    }
+    uri.push_str("?immutable=1");
+    Ok(uri)
 }
 
 /// `path` in a form SQLite never reads as a URI. The bundled SQLite is built with
@@ -197,7 +237,14 @@ pub fn initialize(conn: &mut Connection, sealer: &Sealer) -> Result<()> {
     // Before anything is written (switching to WAL rewrites the file header): only an
     // empty database or a charm-kv one, of this version or an older one, is adopted.
     check_ours(conn)?;
-    let mode = switch_to_wal(conn)?;
+    // A file stays in WAL mode when closed: only a new one, or one an older charm-kv
+    // closed in rollback mode, is switched (a journal transaction with fsyncs).
+    let current: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+    let mode = if current.eq_ignore_ascii_case("wal") {
+        current
+    } else {
+        switch_to_wal(conn)?
+    };
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(Error::Internal(format!(
             "SQLite refused WAL mode (journal_mode is {mode})"
@@ -617,5 +664,36 @@ mod tests {
             .collect::<rusqlite::Result<_>>()
             .unwrap();
         assert_eq!(rows, [2]);
+    }
+
+    #[test]
+    fn the_immutable_uri_encodes_every_byte_and_opens_exactly_that_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let odd = dir.path().join("file:x?mode=memory&immutable=0#f %41 ü");
+        std::fs::create_dir(&odd).unwrap();
+        let path = odd.join("db?vfs=none");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (42)")
+            .unwrap();
+        drop(conn);
+        let uri = immutable_uri(&path).unwrap();
+        let encoded = uri
+            .strip_prefix("file:")
+            .and_then(|rest| rest.strip_suffix("?immutable=1"))
+            .unwrap();
+        assert_eq!(encoded.len(), 3 * path.as_os_str().len(), "{uri}");
+        assert!(
+            encoded
+                .as_bytes()
+                .chunks(3)
+                .all(|c| c[0] == b'%' && c[1..].iter().all(u8::is_ascii_hexdigit)),
+            "{uri}"
+        );
+        let conn = connect_with(&path, Role::Reader, Durability::Full, Access::Immutable).unwrap();
+        let x: i64 = conn.query_row("SELECT x FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(x, 42);
+        // A relative path is made absolute first.
+        let relative = immutable_uri(Path::new("a.db")).unwrap();
+        assert!(relative.starts_with("file:%2F"), "{relative}");
     }
 }

@@ -1124,42 +1124,181 @@ fn a_read_only_open_reads_the_account_keys_and_the_old_folder_in_place() {
     assert!(!path.exists());
 }
 
+/// The database file next to its `-wal` and `-shm` names.
+fn db_files(path: &Path) -> [std::path::PathBuf; 3] {
+    let suffixed = |s: &str| std::path::PathBuf::from(format!("{}{s}", path.display()));
+    [path.to_owned(), suffixed("-wal"), suffixed("-shm")]
+}
+
+/// Header bytes 18 and 19: (2, 2) in WAL mode, (1, 1) in rollback-journal mode.
+fn journal_header(path: &Path) -> (u8, u8) {
+    let header = std::fs::read(path).unwrap();
+    (header[18], header[19])
+}
+
+/// Opens, reads and closes the database of data dir `dir` (its file is `path`)
+/// read-only while nothing under `root` can be written; checks that the file's bytes
+/// and mtime did not change and that no `-wal` or `-shm` appeared.
+fn read_only_from_unwritable_dir(
+    root: &Path,
+    dir: &Path,
+    key: &EncryptKey,
+    path: &Path,
+    expected: usize,
+) {
+    let bytes = std::fs::read(path).unwrap();
+    let mtime = std::fs::metadata(path).unwrap().modified().unwrap();
+    let guard = readonly_dir::ReadOnlyDir::new(root);
+    let how = guard.mechanism();
+    let kv = Kv::open_with("test", &read_only_options(dir, key))
+        .unwrap_or_else(|e| panic!("{how}: {e}"));
+    assert_eq!(kv.get("a").unwrap(), b"1", "{how}");
+    assert_eq!(kv.keys().unwrap().len(), expected, "{how}");
+    let pairs: Vec<_> = kv.iter().unwrap().map(Result::unwrap).collect();
+    assert_eq!(pairs.len(), expected, "{how}");
+    assert_writes_refused(&kv);
+    drop(kv);
+    drop(guard);
+    assert_eq!(std::fs::read(path).unwrap(), bytes, "the file was written");
+    assert_eq!(
+        std::fs::metadata(path).unwrap().modified().unwrap(),
+        mtime,
+        "the file's mtime changed"
+    );
+    let [_, wal, shm] = db_files(path);
+    assert!(!wal.exists() && !shm.exists(), "a -wal or -shm was created");
+}
+
+/// A closed database stays in WAL mode with no other file (the close checkpoints and
+/// removes `-wal` and `-shm`); a read-only handle where none can be created reads it
+/// (immutable), writing nothing. A file an older charm-kv closed in rollback mode is
+/// switched to WAL by the next read-write open, and a WAL file is not rewritten by one.
 #[test]
-fn a_closed_database_is_one_file_and_a_wal_file_without_its_log_is_explained() {
+fn a_closed_database_stays_in_wal_mode_and_reads_read_only_where_nothing_can_be_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = EncryptKey::generate();
+    let kv = open(dir.path(), &key);
+    kv.set("a", "1").unwrap();
+    kv.set("x", "2").unwrap();
+    let path = kv.path().unwrap();
+    drop(kv);
+    let [_, wal, shm] = db_files(&path);
+    assert_eq!(journal_header(&path), (2, 2), "switched out of WAL mode");
+    assert!(!wal.exists() && !shm.exists());
+    read_only_from_unwritable_dir(dir.path(), dir.path(), &key, &path, 2);
+
+    // A read-write open of a WAL-mode file that only reads writes nothing to it.
+    let bytes = std::fs::read(&path).unwrap();
+    let kv = open(dir.path(), &key);
+    assert_eq!(kv.get("x").unwrap(), b"2");
+    drop(kv);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "an open and close wrote"
+    );
+
+    // As an older charm-kv closed it: rollback mode. One read-write open switches it.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "delete");
+    drop(conn);
+    assert_eq!(journal_header(&path), (1, 1));
+    read_only_from_unwritable_dir(dir.path(), dir.path(), &key, &path, 2);
+    let kv = open(dir.path(), &key);
+    kv.set("y", "3").unwrap();
+    drop(kv);
+    assert_eq!(journal_header(&path), (2, 2));
+    assert!(!wal.exists() && !shm.exists());
+    read_only_from_unwritable_dir(dir.path(), dir.path(), &key, &path, 3);
+}
+
+/// Where the directory can be written, a read-only handle is a normal WAL reader (never
+/// immutable): it sees other handles' commits as they happen, and it never writes the
+/// database file; SQLite's `-wal` and `-shm` go at the next read-write close.
+#[test]
+fn a_read_only_handle_in_a_writable_directory_sees_later_commits() {
     let dir = tempfile::tempdir().unwrap();
     let key = EncryptKey::generate();
     let kv = open(dir.path(), &key);
     kv.set("a", "1").unwrap();
     let path = kv.path().unwrap();
     drop(kv);
-    // Closed: rollback-journal mode (header bytes 18 and 19 are 1), no -wal, no -shm.
-    let header = std::fs::read(&path).unwrap();
-    assert_eq!((header[18], header[19]), (1, 1), "still in WAL mode");
-    let suffixed = |s: &str| std::path::PathBuf::from(format!("{}{s}", path.display()));
-    assert!(!suffixed("-wal").exists() && !suffixed("-shm").exists());
-    // As an older charm-kv left it: WAL mode, its -wal removed at close.
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(mode, "wal");
-    drop(conn);
-    assert!(!suffixed("-wal").exists());
-    let guard = readonly_dir::ReadOnlyDir::new(dir.path());
-    let err = Kv::open_with("test", &read_only_options(dir.path(), &key)).unwrap_err();
+    let bytes = std::fs::read(&path).unwrap();
+    let reader = Kv::open_with("test", &read_only_options(dir.path(), &key)).unwrap();
+    assert_eq!(reader.get("a").unwrap(), b"1");
     assert_eq!(
-        err.kind(),
-        ErrorKind::ReadOnly,
-        "{}: {err}",
-        guard.mechanism()
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "a read-only open wrote"
     );
-    assert!(err.to_string().contains("WAL mode"), "{err}");
-    drop(guard);
-    // Opened read-write once where it can be written, it reads read-only again.
-    drop(open(dir.path(), &key));
+    let writer = open(dir.path(), &key);
+    writer.set("later", "2").unwrap();
+    assert_eq!(reader.get("later").unwrap(), b"2", "an immutable reader");
+    drop(reader);
+    drop(writer);
+    let [_, wal, shm] = db_files(&path);
+    assert!(!wal.exists() && !shm.exists());
+    assert_eq!(journal_header(&path), (2, 2));
+}
+
+/// The immutable open goes through a URI built from the path: characters a URI gives
+/// a meaning to must stay part of the file name.
+#[test]
+fn a_read_only_handle_reads_a_data_dir_whose_path_reads_as_a_uri() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir
+        .path()
+        .join("file:")
+        .join("a b?immutable=0&mode=memory#frag %41%")
+        .join("file:x.db?vfs=unix-none");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let key = EncryptKey::generate();
+    let kv = open(&data_dir, &key);
+    kv.set("a", "1").unwrap();
+    let path = kv.path().unwrap();
+    drop(kv);
+    assert!(path.starts_with(&data_dir), "{}", path.display());
+    assert_eq!(journal_header(&path), (2, 2));
+    read_only_from_unwritable_dir(dir.path(), &data_dir, &key, &path, 1);
+}
+
+/// A WAL-mode file whose `-wal` is there (a writer was killed before it checkpointed)
+/// must not be read immutable (the commits in the `-wal` would be missing): where the
+/// `-shm` cannot be created, the refusal says what to do.
+#[test]
+fn a_wal_file_with_its_log_in_a_directory_that_cannot_be_written_is_never_read_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = EncryptKey::generate();
+    let kv = open(dir.path(), &key);
+    kv.set("a", "1").unwrap();
+    let path = kv.path().unwrap();
+    drop(kv);
+    let [_, wal, shm] = db_files(&path);
+    // A commit left in the -wal, as a killed writer leaves it: the file as it was
+    // before, and the -wal copied while the handle that wrote was open (the
+    // checkpoint threshold is far).
+    let file_before = std::fs::read(&path).unwrap();
+    let kv = open(dir.path(), &key);
+    kv.set("a", "in the wal").unwrap();
+    let saved_wal = std::fs::read(&wal).unwrap();
+    assert!(!saved_wal.is_empty());
+    drop(kv);
+    std::fs::write(&path, &file_before).unwrap();
+    std::fs::write(&wal, &saved_wal).unwrap();
+    assert!(!shm.exists());
     let guard = readonly_dir::ReadOnlyDir::new(dir.path());
-    let kv = Kv::open_with("test", &read_only_options(dir.path(), &key)).unwrap();
-    assert_eq!(kv.get("a").unwrap(), b"1", "{}", guard.mechanism());
+    let how = guard.mechanism();
+    let err = Kv::open_with("test", &read_only_options(dir.path(), &key))
+        .map(|kv| kv.get("a"))
+        .expect_err("read without the commit in the -wal, or with a -shm made");
+    assert_eq!(err.kind(), ErrorKind::ReadOnly, "{how}: {err}");
+    assert!(err.to_string().contains("with a -wal file"), "{err}");
+    drop(guard);
+    // Opened read-write, the commit in the -wal is recovered.
+    assert_eq!(open(dir.path(), &key).get("a").unwrap(), b"in the wal");
 }
 
 #[test]
@@ -1204,7 +1343,7 @@ const CLOSE_RACE_ROUNDS: usize = 30;
 
 /// Runs as a child process of `a_close_racing_writes_of_another_process_loses_nothing`:
 /// opens the database, writes a key and closes it, round after round, so each close
-/// tries the switch to rollback mode while the parent has the file open and writes.
+/// races with the parent, which has the file open and writes.
 /// Does nothing otherwise.
 #[test]
 fn open_write_close_child() {
@@ -1222,10 +1361,11 @@ fn open_write_close_child() {
     }
 }
 
-/// The last connection to close a database switches it to rollback-journal mode
-/// (`Store`'s `Drop`). The switch needs the file to itself: while another process (or
-/// another handle) has it open it must fail at once and change nothing, never make the
-/// other wait, fail, or lose a write; a handle opening while one closes must open.
+/// The last connection to close a database checkpoints the WAL and removes the `-wal`
+/// and `-shm` files (earlier versions also switched it to rollback mode). That needs the
+/// file to itself: while another process (or another handle) has it open it must not
+/// happen, never make the other wait, fail, or lose a write; a handle opening while
+/// one closes must open.
 #[test]
 fn a_close_racing_writes_of_another_process_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -1235,7 +1375,7 @@ fn a_close_racing_writes_of_another_process_loses_nothing() {
     let path = kv.path().unwrap();
     // A second handle opened and closed while the first is open: opening once dropped
     // the first handle's file locks (see `create_private_file`), and the child's first
-    // close then switched the file to rollback mode under it.
+    // close then checkpointed and switched the file to rollback mode under it.
     drop(open(dir.path(), &key));
     let mut child = support::test_child("store::open_write_close_child")
         .env("CHARM_KV_TEST_CLOSE_RACE_DIR", dir.path())
@@ -1264,9 +1404,11 @@ fn a_close_racing_writes_of_another_process_loses_nothing() {
         }
     }
     assert!(child.wait().unwrap().success());
-    // The long-lived handle kept the file open through every other close: still WAL.
-    let header = std::fs::read(&path).unwrap();
-    assert_eq!((header[18], header[19]), (2, 2), "switched while in use");
+    // The long-lived handle kept the file open through every other close: its -wal
+    // and -shm are still there.
+    assert_eq!(journal_header(&path), (2, 2));
+    let [_, wal, shm] = db_files(&path);
+    assert!(wal.exists() && shm.exists(), "removed while in use");
     let count = |kv: &Kv, prefix: &[u8]| {
         kv.keys()
             .unwrap()
@@ -1278,9 +1420,12 @@ fn a_close_racing_writes_of_another_process_loses_nothing() {
     assert_eq!(count(&kv, b"parent"), writes);
     assert_eq!(count(&kv, b"other"), second_handle_rounds);
     drop(kv);
-    // Its close, the last, made the switch: one self-contained file.
-    let header = std::fs::read(&path).unwrap();
-    assert_eq!((header[18], header[19]), (1, 1), "still in WAL mode");
+    // Its close, the last, checkpointed: one self-contained file, in WAL mode.
+    assert_eq!(journal_header(&path), (2, 2));
+    assert!(
+        !wal.exists() && !shm.exists(),
+        "not checkpointed at the last close"
+    );
     let conn = rusqlite::Connection::open(&path).unwrap();
     let check: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
