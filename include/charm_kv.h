@@ -366,6 +366,36 @@ typedef struct charm_kv_bytes_list {
 } charm_kv_bytes_list;
 
 /**
+ * The keys of a listing or an iteration: those that start with `prefix`, from
+ * `start` on, in ascending (or, with `reverse`, descending) byte order. Passed by
+ * const pointer and only read during the call; a NULL range is every key, ascending
+ * (the same as a zeroed struct).
+ *
+ * As Badger's `IteratorOptions.Prefix` and `Iterator.Seek`: forward, the first key
+ * is `start` if present, else the next larger one; in reverse, the first key is the
+ * largest one not above `start`. A prefix or start key of length 0 means none (no key
+ * is empty). Each slice follows the rules of `charm_kv_slice`; a prefix or start key
+ * longer than a key may be (65000 bytes) is INVALID_ARGUMENT.
+ *
+ * The key list is kept sorted in memory while nothing is written, so a prefix costs
+ * two binary searches plus the keys it returns, however many keys the store holds.
+ */
+typedef struct charm_kv_range {
+  /**
+   * Only keys that start with these bytes (length 0: every key).
+   */
+  struct charm_kv_slice prefix;
+  /**
+   * Start at this key, or the next one in the order (length 0: at the first key).
+   */
+  struct charm_kv_slice start;
+  /**
+   * Descending byte order of keys.
+   */
+  bool reverse;
+} charm_kv_range;
+
+/**
  * A caller's buffer for `charm_kv_store_get_into`, and where the value landed.
  *
  * The caller sets `data` and `cap` (once: the struct can be reused call after call);
@@ -778,21 +808,24 @@ const char *charm_kv_error_message(const struct charm_kv_error *err);
 void charm_kv_error_free(struct charm_kv_error *err);
 
 /**
- * Starts an iteration over `store`: descending key order when `reverse`, and
- * without reading values when `with_values` is false (values then come back empty).
+ * Starts an iteration over the keys of `range` in `store` (NULL `range`: every key,
+ * ascending; see `charm_kv_range` for prefix, start key and order), without reading
+ * values when `with_values` is false (values then come back empty). `range` is read
+ * during the call only.
  *
  * A stored key that does not decrypt does not fail this call: `charm_kv_iter_next`
  * reports it in turn (see there).
  *
  * On success the caller owns `*out_iter` and releases it with `charm_kv_iter_free`.
- * Returns OK, INVALID_ARGUMENT (`store`/`out_iter` NULL), CLOSED, IO, CORRUPT (a row of
- * the wrong type), BUSY or PANIC.
+ * Returns OK, INVALID_ARGUMENT (`store`/`out_iter` NULL, a bad `range`), CLOSED, IO,
+ * CORRUPT (a row of the wrong type), BUSY or PANIC.
  *
  * # Safety
- * `store` is NULL or a live store handle; `out_iter` and `err` are NULL or writable.
+ * `store` is NULL or a live store handle; `range` is NULL or a readable range (see
+ * `charm_kv_range`); `out_iter` and `err` are NULL or writable.
  */
 charm_kv_status charm_kv_iter_new(const struct charm_kv_store *store,
-                                  bool reverse,
+                                  const struct charm_kv_range *range,
                                   bool with_values,
                                   struct charm_kv_iter **out_iter,
                                   struct charm_kv_error **err);
@@ -1277,6 +1310,30 @@ charm_kv_status charm_kv_store_delete(const struct charm_kv_store *store,
 charm_kv_status charm_kv_store_keys(const struct charm_kv_store *store,
                                     struct charm_kv_bytes_list *out_keys,
                                     struct charm_kv_error **err);
+
+/**
+ * Lists the keys of `range` in its order into `*out_keys` (NULL `range`: every key,
+ * ascending, as `charm_kv_store_keys`; see `charm_kv_range` for prefix, start key and
+ * order). `range` is read during the call only.
+ *
+ * All or nothing, as `charm_kv_store_keys`: CORRUPT when stored keys do not decrypt.
+ * While nothing is written the sorted key list is kept, so a prefix costs two binary
+ * searches plus the keys it returns.
+ *
+ * On success the caller owns `*out_keys` and releases it with
+ * `charm_kv_bytes_list_free`. Returns OK, INVALID_ARGUMENT (`store`/`out_keys` NULL, a
+ * bad `range`), CLOSED, IO, CORRUPT, BUSY or PANIC.
+ *
+ * Thread safety: any thread, concurrently with other calls on `store`.
+ *
+ * # Safety
+ * `store` is NULL or a live store handle; `range` is NULL or a readable range (see
+ * `charm_kv_range`); `out_keys` and `err` are NULL or writable.
+ */
+charm_kv_status charm_kv_store_keys_in(const struct charm_kv_store *store,
+                                       const struct charm_kv_range *range,
+                                       struct charm_kv_bytes_list *out_keys,
+                                       struct charm_kv_error **err);
 
 /**
  * Syncs with the Charm server: pulls the newest snapshot and pushes local writes.
