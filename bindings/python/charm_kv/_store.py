@@ -16,7 +16,7 @@ from ._fastget import get as _fast_get
 from ._fastget import get_slow as _get_slow
 from ._ffi import bytes_at, lib
 from ._handle import Handle
-from ._iter import KEYS, Cursor, _ItemsView, _KeysView, _ValuesView
+from ._iter import ALL, KEYS, REVERSED, Cursor, _ItemsView, _KeysView, _ValuesView, _view_range
 from ._options import UNSET, Options
 from ._out import OUTS, Out, check, take_out
 from ._progress import ProgressCallback
@@ -226,24 +226,53 @@ class KV(Handle, MutableMapping[bytes, bytes]):
 
     def __iter__(self) -> Iterator[bytes]:
         """The keys in ascending byte order, from one snapshot."""
-        return Cursor(self._ptr, False, KEYS)
+        return Cursor(self._ptr, ALL, KEYS)
 
     def __reversed__(self) -> Iterator[bytes]:
         """The keys in descending byte order, from one snapshot."""
-        return Cursor(self._ptr, True, KEYS)
+        return Cursor(self._ptr, REVERSED, KEYS)
 
-    def keys(self, reverse: bool = False) -> KeysView[bytes]:
-        """A view of the keys, iterated in ascending (``reverse``: descending) order."""
-        return _KeysView(self, reverse)
+    def keys(
+        self,
+        reverse: bool = False,
+        *,
+        prefix: BytesLike | None = None,
+        start: BytesLike | None = None,
+    ) -> KeysView[bytes]:
+        """A view of the keys, iterated in ascending (``reverse``: descending) order.
 
-    def values(self, reverse: bool = False) -> ValuesView[bytes]:
-        """A view of the values, in the order of their keys."""
-        return _ValuesView(self, reverse)
+        ``prefix`` keeps the keys that start with it; ``start`` begins at that key
+        (forward: the first key not below it, reverse: the first not above it, as
+        Badger's ``Seek``), within the prefix. The view's ``len()`` and ``in`` count
+        only its keys. The sorted key list is kept while nothing is written, so a
+        prefix costs two binary searches plus the keys it yields::
 
-    def items(self, reverse: bool = False) -> ItemsView[bytes, bytes]:
-        """A view of the ``(key, value)`` pairs in key order; each iteration reads one
-        consistent snapshot."""
-        return _ItemsView(self, reverse)
+            list(kv.keys(prefix=b"user:"))
+            list(kv.keys(prefix=b"log:", start=b"log:2024-06", reverse=True))
+        """
+        return _KeysView(self, _view_range(reverse, prefix, start))
+
+    def values(
+        self,
+        reverse: bool = False,
+        *,
+        prefix: BytesLike | None = None,
+        start: BytesLike | None = None,
+    ) -> ValuesView[bytes]:
+        """A view of the values, in the order of their keys (``prefix`` and ``start``
+        as in :meth:`keys`)."""
+        return _ValuesView(self, _view_range(reverse, prefix, start))
+
+    def items(
+        self,
+        reverse: bool = False,
+        *,
+        prefix: BytesLike | None = None,
+        start: BytesLike | None = None,
+    ) -> ItemsView[bytes, bytes]:
+        """A view of the ``(key, value)`` pairs in key order (``prefix`` and ``start``
+        as in :meth:`keys`); each iteration reads one consistent snapshot."""
+        return _ItemsView(self, _view_range(reverse, prefix, start))
 
     # -- writing -------------------------------------------------------------------
 
