@@ -868,6 +868,53 @@ charm_kv_status charm_kv_iter_next(struct charm_kv_iter *iter,
 void charm_kv_iter_free(struct charm_kv_iter *iter);
 
 /**
+ * Writes the pairs of `range` in `store` (NULL: every pair, ascending) into
+ * `*out_text` as JSON lines, the format of `charm-kv export` (docs/cli.md): one
+ * object `{"key","value","key_base64","value_base64"}` per line, text as JSON
+ * strings, other bytes as base64. From one consistent snapshot, all or nothing: a
+ * row that does not decrypt is CORRUPT and no text.
+ *
+ * The text is PLAINTEXT (every key and value) and held in memory whole; for large
+ * databases iterate with `charm_kv_iter_new` instead. On success the caller owns
+ * `*out_text` and releases it with `charm_kv_bytes_free` (which wipes it). Returns
+ * OK, INVALID_ARGUMENT (`store`/`out_text` NULL, a bad `range`), CLOSED, IO, CORRUPT,
+ * BUSY or PANIC.
+ *
+ * Thread safety: any thread, concurrently with other calls on `store`.
+ *
+ * # Safety
+ * `store` is NULL or a live store handle; `range` is NULL or a readable range;
+ * `out_text` and `err` are NULL or writable.
+ */
+charm_kv_status charm_kv_store_export_jsonl(const struct charm_kv_store *store,
+                                            const struct charm_kv_range *range,
+                                            struct charm_kv_bytes *out_text,
+                                            struct charm_kv_error **err);
+
+/**
+ * Sets every pair of `text`, JSON lines as `charm_kv_store_export_jsonl` writes
+ * them (the `*_base64` flags may be left out; blank lines are skipped), in one
+ * atomic batch; with `replace`, every other key is deleted in the same batch.
+ * Writes `*out_count`, the number of pairs read.
+ *
+ * A malformed line changes nothing: INVALID_ARGUMENT whose message names the line
+ * ("line 3: key cannot be empty"). Returns OK, INVALID_ARGUMENT (`store`/`out_count`
+ * NULL, NULL `text.data` with a length, a malformed line), CLOSED, READ_ONLY, IO,
+ * CORRUPT, BUSY or PANIC.
+ *
+ * Thread safety: any thread, concurrently with other calls on `store`.
+ *
+ * # Safety
+ * `store` is NULL or a live store handle; `text` is valid as documented on
+ * `charm_kv_slice`; `out_count` and `err` are NULL or writable.
+ */
+charm_kv_status charm_kv_store_import_jsonl(const struct charm_kv_store *store,
+                                            struct charm_kv_slice text,
+                                            bool replace,
+                                            uint64_t *out_count,
+                                            struct charm_kv_error **err);
+
+/**
  * Creates options with the defaults, ignoring the environment: local mode (no
  * server), the platform's data directory, ed25519 identity, auto-push on, the
  * account's encrypt keys, network bounds of 15 s (connect), 30 s (request) and 600 s

@@ -405,6 +405,25 @@ FUNCTIONS = {
             POINTER(charm_kv_iter),  # charm_kv_iter *iter
         ],
     ),
+    "charm_kv_store_export_jsonl": (
+        c_uint32,
+        [
+            POINTER(charm_kv_store),  # const charm_kv_store *store
+            POINTER(charm_kv_range),  # const charm_kv_range *range
+            POINTER(charm_kv_bytes),  # charm_kv_bytes *out_text
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
+        ],
+    ),
+    "charm_kv_store_import_jsonl": (
+        c_uint32,
+        [
+            POINTER(charm_kv_store),  # const charm_kv_store *store
+            charm_kv_slice,  # charm_kv_slice text
+            c_bool,  # bool replace
+            POINTER(c_uint64),  # uint64_t *out_count
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
+        ],
+    ),
     "charm_kv_options_new": (
         c_uint32,
         [
