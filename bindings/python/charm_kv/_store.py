@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import ItemsView, Iterator, KeysView, Mapping, MutableMapping, ValuesView
 from ctypes import POINTER, byref, c_bool, c_uint64
-from typing import Any, Iterable, TypeVar, overload
+from typing import IO, Any, Iterable, TypeVar, overload
 
 from . import _bindings as _b
 from ._batch import Batch
@@ -16,7 +16,17 @@ from ._fastget import get as _fast_get
 from ._fastget import get_slow as _get_slow
 from ._ffi import bytes_at, lib
 from ._handle import Handle
-from ._iter import ALL, KEYS, REVERSED, Cursor, _ItemsView, _KeysView, _ValuesView, _view_range
+from ._iter import (
+    ALL,
+    KEYS,
+    REVERSED,
+    Cursor,
+    KeyRange,
+    _ItemsView,
+    _KeysView,
+    _ValuesView,
+    _view_range,
+)
 from ._options import UNSET, Options
 from ._out import OUTS, Out, check, take_out
 from ._progress import ProgressCallback
@@ -414,6 +424,42 @@ class KV(Handle, MutableMapping[bytes, bytes]):
         out = take_out()
         check(lib.charm_kv_store_sync_if_stale(self._ptr, ms, byref(synced), out.err_ptr), out)
         return synced.value
+
+    def export(self, file: IO[bytes], *, prefix: BytesLike | None = None) -> None:
+        """Writes every pair (those starting with ``prefix``) to the binary ``file`` as
+        the JSON lines of ``charm-kv export``, in key order from one snapshot. The
+        output is NOT encrypted; it is built in memory whole first, so a row that does
+        not decrypt (:class:`CorruptError`) writes nothing::
+
+            with open("backup.jsonl", "wb") as f:
+                kv.export(f)
+        """
+        text = _b.charm_kv_bytes()
+        out = take_out()
+        c_range = KeyRange(prefix).c_range()
+        check(lib.charm_kv_store_export_jsonl(self._ptr, c_range, byref(text), out.err_ptr), out)
+        try:
+            data = bytes_at(text.data, text.len) if text.len else b""
+        finally:
+            _bytes_free(byref(text))
+        file.write(data)
+
+    def import_(self, source: IO[bytes] | BytesLike, *, replace: bool = False) -> int:
+        """Sets the pairs of JSON lines as :meth:`export` (or ``charm-kv export``)
+        writes them, read from a binary file or given as bytes or ``str``, in one
+        atomic batch; with ``replace`` every other key is deleted in the same batch.
+        Returns the number of pairs. A malformed line raises
+        :class:`InvalidArgumentError` naming it, and nothing changes. (``import`` is
+        a keyword, hence the underscore.)"""
+        data = source.read() if hasattr(source, "read") else source
+        text = to_bytes(data, "source")
+        count = c_uint64()
+        out = take_out()
+        status = lib.charm_kv_store_import_jsonl(
+            self._ptr, _slice(text, len(text)), bool(replace), byref(count), out.err_ptr
+        )
+        check(status, out)
+        return count.value
 
     def backup(self, path: PathLike) -> None:
         """Writes a consistent copy of the database file (still encrypted) to ``path``,
