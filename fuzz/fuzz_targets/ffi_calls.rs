@@ -60,13 +60,13 @@ fuzz_target!(|data: &[u8]| {
         // Charm's kv refuses it.
         let prefix_ok = key_ok;
         let key_ok = key_ok && key_len > 0;
+        let (val, val_len, val_ok) = slice(data, at / 2, len, op[5] & 1 == 1);
         let range = charm_kv_range {
             prefix: charm_kv_slice { data: key, len: key_len },
             start: charm_kv_slice { data: val, len: if op[5] & 4 == 4 { val_len % 300 } else { 0 } },
             reverse: op[4] & 2 == 2,
         };
         let range_ok = prefix_ok && (val_ok || range.start.len == 0);
-        let (val, val_len, val_ok) = slice(data, at / 2, len, op[5] & 1 == 1);
         // A caller's buffer for charm_kv_store_get_into: any capacity, or NULL with it.
         let mut buf = vec![0u8; len % 256];
         let (buf_ptr, buf_ok) = if op[5] & 1 == 1 { (ptr::null_mut(), buf.is_empty()) } else { (buf.as_mut_ptr(), true) };
