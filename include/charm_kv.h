@@ -366,6 +366,36 @@ typedef struct charm_kv_bytes_list {
 } charm_kv_bytes_list;
 
 /**
+ * The keys of a listing or an iteration: those that start with `prefix`, from
+ * `start` on, in ascending (or, with `reverse`, descending) byte order. Passed by
+ * const pointer and only read during the call; a NULL range is every key, ascending
+ * (the same as a zeroed struct).
+ *
+ * As Badger's `IteratorOptions.Prefix` and `Iterator.Seek`: forward, the first key
+ * is `start` if present, else the next larger one; in reverse, the first key is the
+ * largest one not above `start`. A prefix or start key of length 0 means none (no key
+ * is empty). Each slice follows the rules of `charm_kv_slice`; a prefix or start key
+ * longer than a key may be (65000 bytes) is INVALID_ARGUMENT.
+ *
+ * The key list is kept sorted in memory while nothing is written, so a prefix costs
+ * two binary searches plus the keys it returns, however many keys the store holds.
+ */
+typedef struct charm_kv_range {
+  /**
+   * Only keys that start with these bytes (length 0: every key).
+   */
+  struct charm_kv_slice prefix;
+  /**
+   * Start at this key, or the next one in the order (length 0: at the first key).
+   */
+  struct charm_kv_slice start;
+  /**
+   * Descending byte order of keys.
+   */
+  bool reverse;
+} charm_kv_range;
+
+/**
  * A caller's buffer for `charm_kv_store_get_into`, and where the value landed.
  *
  * The caller sets `data` and `cap` (once: the struct can be reused call after call);
@@ -778,21 +808,24 @@ const char *charm_kv_error_message(const struct charm_kv_error *err);
 void charm_kv_error_free(struct charm_kv_error *err);
 
 /**
- * Starts an iteration over `store`: descending key order when `reverse`, and
- * without reading values when `with_values` is false (values then come back empty).
+ * Starts an iteration over the keys of `range` in `store` (NULL `range`: every key,
+ * ascending; see `charm_kv_range` for prefix, start key and order), without reading
+ * values when `with_values` is false (values then come back empty). `range` is read
+ * during the call only.
  *
  * A stored key that does not decrypt does not fail this call: `charm_kv_iter_next`
  * reports it in turn (see there).
  *
  * On success the caller owns `*out_iter` and releases it with `charm_kv_iter_free`.
- * Returns OK, INVALID_ARGUMENT (`store`/`out_iter` NULL), CLOSED, IO, CORRUPT (a row of
- * the wrong type), BUSY or PANIC.
+ * Returns OK, INVALID_ARGUMENT (`store`/`out_iter` NULL, a bad `range`), CLOSED, IO,
+ * CORRUPT (a row of the wrong type), BUSY or PANIC.
  *
  * # Safety
- * `store` is NULL or a live store handle; `out_iter` and `err` are NULL or writable.
+ * `store` is NULL or a live store handle; `range` is NULL or a readable range (see
+ * `charm_kv_range`); `out_iter` and `err` are NULL or writable.
  */
 charm_kv_status charm_kv_iter_new(const struct charm_kv_store *store,
-                                  bool reverse,
+                                  const struct charm_kv_range *range,
                                   bool with_values,
                                   struct charm_kv_iter **out_iter,
                                   struct charm_kv_error **err);
@@ -833,6 +866,53 @@ charm_kv_status charm_kv_iter_next(struct charm_kv_iter *iter,
  * `iter` is NULL or a live iterator, and no call on it is running or follows.
  */
 void charm_kv_iter_free(struct charm_kv_iter *iter);
+
+/**
+ * Writes the pairs of `range` in `store` (NULL: every pair, ascending) into
+ * `*out_text` as JSON lines, the format of `charm-kv export` (docs/cli.md): one
+ * object `{"key","value","key_base64","value_base64"}` per line, text as JSON
+ * strings, other bytes as base64. From one consistent snapshot, all or nothing: a
+ * row that does not decrypt is CORRUPT and no text.
+ *
+ * The text is PLAINTEXT (every key and value) and held in memory whole; for large
+ * databases iterate with `charm_kv_iter_new` instead. On success the caller owns
+ * `*out_text` and releases it with `charm_kv_bytes_free` (which wipes it). Returns
+ * OK, INVALID_ARGUMENT (`store`/`out_text` NULL, a bad `range`), CLOSED, IO, CORRUPT,
+ * BUSY or PANIC.
+ *
+ * Thread safety: any thread, concurrently with other calls on `store`.
+ *
+ * # Safety
+ * `store` is NULL or a live store handle; `range` is NULL or a readable range;
+ * `out_text` and `err` are NULL or writable.
+ */
+charm_kv_status charm_kv_store_export_jsonl(const struct charm_kv_store *store,
+                                            const struct charm_kv_range *range,
+                                            struct charm_kv_bytes *out_text,
+                                            struct charm_kv_error **err);
+
+/**
+ * Sets every pair of `text`, JSON lines as `charm_kv_store_export_jsonl` writes
+ * them (the `*_base64` flags may be left out; blank lines are skipped), in one
+ * atomic batch; with `replace`, every other key is deleted in the same batch.
+ * Writes `*out_count`, the number of pairs read.
+ *
+ * A malformed line changes nothing: INVALID_ARGUMENT whose message names the line
+ * ("line 3: key cannot be empty"). Returns OK, INVALID_ARGUMENT (`store`/`out_count`
+ * NULL, NULL `text.data` with a length, a malformed line), CLOSED, READ_ONLY, IO,
+ * CORRUPT, BUSY or PANIC.
+ *
+ * Thread safety: any thread, concurrently with other calls on `store`.
+ *
+ * # Safety
+ * `store` is NULL or a live store handle; `text` is valid as documented on
+ * `charm_kv_slice`; `out_count` and `err` are NULL or writable.
+ */
+charm_kv_status charm_kv_store_import_jsonl(const struct charm_kv_store *store,
+                                            struct charm_kv_slice text,
+                                            bool replace,
+                                            uint64_t *out_count,
+                                            struct charm_kv_error **err);
 
 /**
  * Creates options with the defaults, ignoring the environment: local mode (no
@@ -1277,6 +1357,30 @@ charm_kv_status charm_kv_store_delete(const struct charm_kv_store *store,
 charm_kv_status charm_kv_store_keys(const struct charm_kv_store *store,
                                     struct charm_kv_bytes_list *out_keys,
                                     struct charm_kv_error **err);
+
+/**
+ * Lists the keys of `range` in its order into `*out_keys` (NULL `range`: every key,
+ * ascending, as `charm_kv_store_keys`; see `charm_kv_range` for prefix, start key and
+ * order). `range` is read during the call only.
+ *
+ * All or nothing, as `charm_kv_store_keys`: CORRUPT when stored keys do not decrypt.
+ * While nothing is written the sorted key list is kept, so a prefix costs two binary
+ * searches plus the keys it returns.
+ *
+ * On success the caller owns `*out_keys` and releases it with
+ * `charm_kv_bytes_list_free`. Returns OK, INVALID_ARGUMENT (`store`/`out_keys` NULL, a
+ * bad `range`), CLOSED, IO, CORRUPT, BUSY or PANIC.
+ *
+ * Thread safety: any thread, concurrently with other calls on `store`.
+ *
+ * # Safety
+ * `store` is NULL or a live store handle; `range` is NULL or a readable range (see
+ * `charm_kv_range`); `out_keys` and `err` are NULL or writable.
+ */
+charm_kv_status charm_kv_store_keys_in(const struct charm_kv_store *store,
+                                       const struct charm_kv_range *range,
+                                       struct charm_kv_bytes_list *out_keys,
+                                       struct charm_kv_error **err);
 
 /**
  * Syncs with the Charm server: pulls the newest snapshot and pushes local writes.

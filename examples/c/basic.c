@@ -86,7 +86,7 @@ int main(int argc, char **argv) {
 
   /* Every key and value, in key order. The slices are borrowed until the next call. */
   charm_kv_iter *it = NULL;
-  status = charm_kv_iter_new(store, false, true, &it, &err);
+  status = charm_kv_iter_new(store, NULL, true, &it, &err);
   if (status != CHARM_KV_STATUS_OK) {
     charm_kv_store_free(store);
     return fail("listing", status, err);

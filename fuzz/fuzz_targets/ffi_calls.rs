@@ -56,9 +56,17 @@ fuzz_target!(|data: &[u8]| {
         }
         let (kind, at, len, null) = (op[0] % 7, op[1] as usize * 7, u16::from_le_bytes([op[2], op[3]]) as usize, op[4] & 1 == 1);
         let (key, key_len, key_ok) = slice(data, at, len % 300, null);
-        // The empty key is refused, as Charm's kv refuses it.
+        // A range's prefix may be empty (every key); the empty key is refused, as
+        // Charm's kv refuses it.
+        let prefix_ok = key_ok;
         let key_ok = key_ok && key_len > 0;
         let (val, val_len, val_ok) = slice(data, at / 2, len, op[5] & 1 == 1);
+        let range = charm_kv_range {
+            prefix: charm_kv_slice { data: key, len: key_len },
+            start: charm_kv_slice { data: val, len: if op[5] & 4 == 4 { val_len % 300 } else { 0 } },
+            reverse: op[4] & 2 == 2,
+        };
+        let range_ok = prefix_ok && (val_ok || range.start.len == 0);
         // A caller's buffer for charm_kv_store_get_into: any capacity, or NULL with it.
         let mut buf = vec![0u8; len % 256];
         let (buf_ptr, buf_ok) = if op[5] & 1 == 1 { (ptr::null_mut(), buf.is_empty()) } else { (buf.as_mut_ptr(), true) };
@@ -90,7 +98,7 @@ fuzz_target!(|data: &[u8]| {
                 }
                 4 => {
                     let mut iter = ptr::null_mut();
-                    let s = charm_kv_iter_new(store, op[4] & 2 == 2, op[5] & 2 == 2, &mut iter, &mut err);
+                    let s = charm_kv_iter_new(store, &range, op[5] & 2 == 2, &mut iter, &mut err);
                     if s == charm_kv_status::Ok {
                         for _ in 0..(len % 16) {
                             let mut k = charm_kv_slice { data: ptr::null(), len: 0 };
@@ -117,13 +125,18 @@ fuzz_target!(|data: &[u8]| {
                 }
                 _ => {
                     let mut list = std::mem::zeroed::<charm_kv_bytes_list>();
-                    let s = charm_kv_store_keys(store, &mut list, &mut err);
+                    let s = if op[5] & 8 == 8 {
+                        charm_kv_store_keys_in(store, &range, &mut list, &mut err)
+                    } else {
+                        charm_kv_store_keys(store, &mut list, &mut err)
+                    };
                     charm_kv_bytes_list_free(&mut list);
                     s
                 }
             };
             let (needs_key, needs_value) = (kind <= 3 || kind == 6, matches!(kind, 0 | 3));
-            if (needs_key && !key_ok) || (needs_value && !val_ok) || (kind == 6 && !buf_ok) {
+            let needs_range = kind == 4 || (kind == 5 && op[5] & 8 == 8);
+            if (needs_key && !key_ok) || (needs_value && !val_ok) || (kind == 6 && !buf_ok) || (needs_range && !range_ok) {
                 assert_eq!(status, charm_kv_status::InvalidArgument);
             } else {
                 assert!(matches!(

@@ -150,18 +150,25 @@ impl charm_kv_bytes_list {
     /// item's bytes back to back, and the item array, preceded by a hidden header item
     /// that describes the buffer (`items[-1]`), so the free needs nothing else. One
     /// allocation per item made listing through the C ABI 12% slower than in Rust.
-    pub(crate) fn copied_from(items: &[Vec<u8>]) -> Self {
-        if items.is_empty() {
+    /// Any order of borrowed items will do (a reversed slice is not copied first).
+    pub(crate) fn copied_from<'a, I>(items: I) -> Self
+    where
+        I: IntoIterator<Item = &'a Vec<u8>>,
+        I::IntoIter: Clone + ExactSizeIterator,
+    {
+        let items = items.into_iter();
+        let count = items.len();
+        if count == 0 {
             return Self::EMPTY;
         }
-        let total = items.iter().map(Vec::len).sum();
+        let total = items.clone().map(Vec::len).sum();
         let mut bytes = Vec::with_capacity(total);
-        for item in items {
+        for item in items.clone() {
             bytes.extend_from_slice(item);
         }
         let bytes: *mut [u8] = Box::into_raw(bytes.into_boxed_slice());
         let base = bytes.cast::<u8>();
-        let mut array = Vec::with_capacity(items.len() + 1);
+        let mut array = Vec::with_capacity(count + 1);
         array.push(charm_kv_bytes {
             data: base,
             len: total,
@@ -182,7 +189,7 @@ impl charm_kv_bytes_list {
         let array: *mut [charm_kv_bytes] = Box::into_raw(array.into_boxed_slice());
         charm_kv_bytes_list {
             items: array.cast::<charm_kv_bytes>().wrapping_add(1),
-            len: items.len(),
+            len: count,
         }
     }
 

@@ -5,9 +5,10 @@ use zeroize::Zeroizing;
 use super::bytes::charm_kv_slice;
 use super::error::charm_kv_error;
 use super::ptr::{handle_free, handle_mut, handle_ref, new_handle, opt_out, out, Handle};
+use super::range::{charm_kv_range, range_in};
 use super::status::charm_kv_status;
 use super::store::charm_kv_store;
-use crate::{Direction, Iter, Kv};
+use crate::{Iter, Kv};
 
 /// An iterator over the `(key, value)` pairs of one consistent snapshot of a store,
 /// in ascending (or descending) byte order of keys. Writes made after it was created,
@@ -42,35 +43,39 @@ unsafe impl Handle for charm_kv_iter {
     type Inner = IterState;
 }
 
-/// Starts an iteration over `store`: descending key order when `reverse`, and
-/// without reading values when `with_values` is false (values then come back empty).
+/// Starts an iteration over the keys of `range` in `store` (NULL `range`: every key,
+/// ascending; see `charm_kv_range` for prefix, start key and order), without reading
+/// values when `with_values` is false (values then come back empty). `range` is read
+/// during the call only.
 ///
 /// A stored key that does not decrypt does not fail this call: `charm_kv_iter_next`
 /// reports it in turn (see there).
 ///
 /// On success the caller owns `*out_iter` and releases it with `charm_kv_iter_free`.
-/// Returns OK, INVALID_ARGUMENT (`store`/`out_iter` NULL), CLOSED, IO, CORRUPT (a row of
-/// the wrong type), BUSY or PANIC.
+/// Returns OK, INVALID_ARGUMENT (`store`/`out_iter` NULL, a bad `range`), CLOSED, IO,
+/// CORRUPT (a row of the wrong type), BUSY or PANIC.
 ///
 /// # Safety
-/// `store` is NULL or a live store handle; `out_iter` and `err` are NULL or writable.
+/// `store` is NULL or a live store handle; `range` is NULL or a readable range (see
+/// `charm_kv_range`); `out_iter` and `err` are NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn charm_kv_iter_new(
     store: *const charm_kv_store,
-    reverse: bool,
+    range: *const charm_kv_range,
     with_values: bool,
     out_iter: *mut *mut charm_kv_iter,
     err: *mut *mut charm_kv_error,
 ) -> charm_kv_status {
     ffi_boundary!(err, {
         // SAFETY: the caller guarantees each pointer is NULL or valid as documented.
-        let (kv, slot) = unsafe { (handle_ref(store, "store")?, out(out_iter, "out_iter")?) };
-        let direction = if reverse {
-            Direction::Reverse
-        } else {
-            Direction::Forward
+        let (kv, range, slot) = unsafe {
+            (
+                handle_ref(store, "store")?,
+                range_in(range)?,
+                out(out_iter, "out_iter")?,
+            )
         };
-        let iter = kv.iter_with(direction, with_values)?;
+        let iter = kv.iter_in(&range, with_values)?;
         slot.write(new_handle(IterState {
             kv: kv.clone(),
             iter,

@@ -11,8 +11,9 @@ use super::options::charm_kv_options;
 use super::ptr::{
     buffer_out, handle_free, handle_ref, in_out, key_in, new_handle, out, text_in, value_in, Handle,
 };
+use super::range::{charm_kv_range, range_in};
 use super::status::{charm_kv_status, charm_kv_sync_phase};
-use crate::{Fetched, Kv, Options, SyncPhase, SyncProgress};
+use crate::{Direction, Fetched, Kv, Options, SyncPhase, SyncProgress};
 
 /// An open database.
 ///
@@ -311,7 +312,52 @@ pub unsafe extern "C" fn charm_kv_store_keys(
     ffi_boundary!(err, {
         // SAFETY: the caller guarantees each pointer is NULL or valid as documented.
         let (kv, slot) = unsafe { (handle_ref(store, "store")?, out(out_keys, "out_keys")?) };
-        slot.write(kv.with_keys(charm_kv_bytes_list::copied_from)?);
+        slot.write(kv.with_keys(|keys| charm_kv_bytes_list::copied_from(keys))?);
+        Ok(())
+    })
+}
+
+/// Lists the keys of `range` in its order into `*out_keys` (NULL `range`: every key,
+/// ascending, as `charm_kv_store_keys`; see `charm_kv_range` for prefix, start key and
+/// order). `range` is read during the call only.
+///
+/// All or nothing, as `charm_kv_store_keys`: CORRUPT when stored keys do not decrypt.
+/// While nothing is written the sorted key list is kept, so a prefix costs two binary
+/// searches plus the keys it returns.
+///
+/// On success the caller owns `*out_keys` and releases it with
+/// `charm_kv_bytes_list_free`. Returns OK, INVALID_ARGUMENT (`store`/`out_keys` NULL, a
+/// bad `range`), CLOSED, IO, CORRUPT, BUSY or PANIC.
+///
+/// Thread safety: any thread, concurrently with other calls on `store`.
+///
+/// # Safety
+/// `store` is NULL or a live store handle; `range` is NULL or a readable range (see
+/// `charm_kv_range`); `out_keys` and `err` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn charm_kv_store_keys_in(
+    store: *const charm_kv_store,
+    range: *const charm_kv_range,
+    out_keys: *mut charm_kv_bytes_list,
+    err: *mut *mut charm_kv_error,
+) -> charm_kv_status {
+    ffi_boundary!(err, {
+        // SAFETY: the caller guarantees each pointer is NULL or valid as documented.
+        let (kv, range, slot) = unsafe {
+            (
+                handle_ref(store, "store")?,
+                range_in(range)?,
+                out(out_keys, "out_keys")?,
+            )
+        };
+        let keys = kv.with_keys(|keys| {
+            let selected = range.select(keys);
+            match range.order() {
+                Direction::Forward => charm_kv_bytes_list::copied_from(selected),
+                Direction::Reverse => charm_kv_bytes_list::copied_from(selected.iter().rev()),
+            }
+        })?;
+        slot.write(keys);
         Ok(())
     })
 }

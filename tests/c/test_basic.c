@@ -269,7 +269,7 @@ static void test_iteration_both_ways(const char *dir) {
   charm_kv_iter *it = NULL;
   char seen[256];
 
-  CHECK_STATUS(charm_kv_iter_new(store, false, true, &it, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_iter_new(store, NULL, true, &it, NULL), CHARM_KV_STATUS_OK);
   collect(it, seen, sizeof seen, true);
   CHECK(strcmp(seen, "") == 0);
   charm_kv_iter_free(it);
@@ -278,7 +278,7 @@ static void test_iteration_both_ways(const char *dir) {
   CHECK_STATUS(charm_kv_store_set(store, SLICE("a"), SLICE("1"), NULL), CHARM_KV_STATUS_OK);
   CHECK_STATUS(charm_kv_store_set(store, SLICE("c"), SLICE(""), NULL), CHARM_KV_STATUS_OK);
 
-  CHECK_STATUS(charm_kv_iter_new(store, false, true, &it, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_iter_new(store, NULL, true, &it, NULL), CHARM_KV_STATUS_OK);
   collect(it, seen, sizeof seen, true);
   CHECK(strcmp(seen, "a=1,b=2,c=,") == 0);
   /* Past the end it keeps saying "no item", with empty slices. */
@@ -288,26 +288,201 @@ static void test_iteration_both_ways(const char *dir) {
   CHECK(!has && k.data == NULL && k.len == 0 && v.data == NULL && v.len == 0);
   charm_kv_iter_free(it);
 
-  CHECK_STATUS(charm_kv_iter_new(store, true, true, &it, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_iter_new(store, &(charm_kv_range){.reverse = true}, true, &it, NULL), CHARM_KV_STATUS_OK);
   collect(it, seen, sizeof seen, true);
   CHECK(strcmp(seen, "c=,b=2,a=1,") == 0);
   charm_kv_iter_free(it);
 
   /* Keys only: values come back empty (and may be not asked for at all). */
-  CHECK_STATUS(charm_kv_iter_new(store, true, false, &it, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_iter_new(store, &(charm_kv_range){.reverse = true}, false, &it, NULL), CHARM_KV_STATUS_OK);
   collect(it, seen, sizeof seen, true);
   CHECK(strcmp(seen, "c=,b=,a=,") == 0);
   charm_kv_iter_free(it);
-  CHECK_STATUS(charm_kv_iter_new(store, false, true, &it, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_iter_new(store, NULL, true, &it, NULL), CHARM_KV_STATUS_OK);
   collect(it, seen, sizeof seen, false);
   CHECK(strcmp(seen, "a=,b=,c=,") == 0);
   charm_kv_iter_free(it);
 
   /* An iterator may be freed half-way. */
-  CHECK_STATUS(charm_kv_iter_new(store, false, true, &it, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_iter_new(store, NULL, true, &it, NULL), CHARM_KV_STATUS_OK);
   CHECK_STATUS(charm_kv_iter_next(it, &k, NULL, &has, NULL), CHARM_KV_STATUS_OK);
   CHECK(has && bytes_eq(k.data, k.len, "a"));
   charm_kv_iter_free(it);
+  charm_kv_store_free(store);
+}
+
+/* The keys of `range` as "k1,k2,": from charm_kv_store_keys_in, and checked to be
+ * the same, in the same order, as a keys-only iteration over the range. */
+static void keys_in(charm_kv_store *store, const charm_kv_range *range, char *out,
+                    size_t cap) {
+  out[0] = '\0';
+  charm_kv_bytes_list keys = {NULL, 0};
+  CHECK_STATUS(charm_kv_store_keys_in(store, range, &keys, NULL), CHARM_KV_STATUS_OK);
+  for (size_t i = 0; i < keys.len; i++) {
+    size_t used = strlen(out);
+    snprintf(out + used, cap - used, "%.*s,", (int)keys.items[i].len,
+             (const char *)keys.items[i].data);
+  }
+  charm_kv_bytes_list_free(&keys);
+
+  char iterated[256], expected[256] = "";
+  charm_kv_iter *it = NULL;
+  CHECK_STATUS(charm_kv_iter_new(store, range, false, &it, NULL), CHARM_KV_STATUS_OK);
+  collect(it, iterated, sizeof iterated, false);
+  charm_kv_iter_free(it);
+  /* collect writes "k=," per pair. */
+  for (const char *p = out; *p != '\0'; p++) {
+    size_t used = strlen(expected);
+    if (*p == ',') snprintf(expected + used, sizeof expected - used, "=,");
+    else snprintf(expected + used, sizeof expected - used, "%c", *p);
+  }
+  CHECK(strcmp(iterated, expected) == 0);
+}
+
+static void test_prefix_and_seek(const char *dir) {
+  charm_kv_store *store = open_store(dir, "range");
+  const char *keys[] = {"a", "app", "apple", "apply", "apt", "b", "ba"};
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    CHECK_STATUS(charm_kv_store_set(store, SLICE(keys[i]), SLICE("v"), NULL),
+                 CHARM_KV_STATUS_OK);
+  }
+  char seen[256];
+
+  /* NULL, a zeroed range and an empty prefix (any pointer) are every key. */
+  keys_in(store, NULL, seen, sizeof seen);
+  CHECK(strcmp(seen, "a,app,apple,apply,apt,b,ba,") == 0);
+  keys_in(store, &(charm_kv_range){0}, seen, sizeof seen);
+  CHECK(strcmp(seen, "a,app,apple,apply,apt,b,ba,") == 0);
+  keys_in(store, &(charm_kv_range){.prefix = SLICE_OF("zzz", 0)}, seen, sizeof seen);
+  CHECK(strcmp(seen, "a,app,apple,apply,apt,b,ba,") == 0);
+
+  /* A prefix, both ways; a prefix nothing has; a prefix equal to a key. */
+  keys_in(store, &(charm_kv_range){.prefix = SLICE("app")}, seen, sizeof seen);
+  CHECK(strcmp(seen, "app,apple,apply,") == 0);
+  keys_in(store, &(charm_kv_range){.prefix = SLICE("app"), .reverse = true}, seen,
+          sizeof seen);
+  CHECK(strcmp(seen, "apply,apple,app,") == 0);
+  keys_in(store, &(charm_kv_range){.prefix = SLICE("c")}, seen, sizeof seen);
+  CHECK(strcmp(seen, "") == 0);
+  keys_in(store, &(charm_kv_range){.prefix = SLICE("b")}, seen, sizeof seen);
+  CHECK(strcmp(seen, "b,ba,") == 0);
+
+  /* Seek: forward from the key or the next larger one, reverse from the key or the
+   * next smaller one. */
+  keys_in(store, &(charm_kv_range){.start = SLICE("apple")}, seen, sizeof seen);
+  CHECK(strcmp(seen, "apple,apply,apt,b,ba,") == 0);
+  keys_in(store, &(charm_kv_range){.start = SLICE("applf")}, seen, sizeof seen);
+  CHECK(strcmp(seen, "apply,apt,b,ba,") == 0);
+  keys_in(store, &(charm_kv_range){.start = SLICE("applf"), .reverse = true}, seen,
+          sizeof seen);
+  CHECK(strcmp(seen, "apple,app,a,") == 0);
+  keys_in(store, &(charm_kv_range){.start = SLICE("zz")}, seen, sizeof seen);
+  CHECK(strcmp(seen, "") == 0);
+
+  /* Prefix and seek together: the seek stays within the prefix. */
+  keys_in(store, &(charm_kv_range){.prefix = SLICE("ap"), .start = SLICE("apple")}, seen,
+          sizeof seen);
+  CHECK(strcmp(seen, "apple,apply,apt,") == 0);
+  keys_in(store,
+          &(charm_kv_range){.prefix = SLICE("ap"), .start = SLICE("apple"), .reverse = true},
+          seen, sizeof seen);
+  CHECK(strcmp(seen, "apple,app,") == 0);
+  keys_in(store, &(charm_kv_range){.prefix = SLICE("ap"), .start = SLICE("b")}, seen,
+          sizeof seen);
+  CHECK(strcmp(seen, "") == 0);
+  keys_in(store, &(charm_kv_range){.prefix = SLICE("ap"), .start = SLICE("b"), .reverse = true},
+          seen, sizeof seen);
+  CHECK(strcmp(seen, "apt,apply,apple,app,") == 0);
+
+  /* A write after a listing is seen by the next one; values come with a range too. */
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("apricot"), SLICE("1"), NULL),
+               CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_delete(store, BYTES("apple"), NULL), CHARM_KV_STATUS_OK);
+  keys_in(store, &(charm_kv_range){.prefix = SLICE("ap")}, seen, sizeof seen);
+  CHECK(strcmp(seen, "app,apply,apricot,apt,") == 0);
+  charm_kv_iter *it = NULL;
+  CHECK_STATUS(charm_kv_iter_new(store, &(charm_kv_range){.prefix = SLICE("apr")}, true,
+                                 &it, NULL),
+               CHARM_KV_STATUS_OK);
+  collect(it, seen, sizeof seen, true);
+  CHECK(strcmp(seen, "apricot=1,") == 0);
+  charm_kv_iter_free(it);
+  charm_kv_store_free(store);
+}
+
+static void test_export_and_import_as_json_lines(const char *dir) {
+  charm_kv_store *store = open_store(dir, "export");
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("b"), SLICE("text"), NULL), CHARM_KV_STATUS_OK);
+  /* A key that is not UTF-8 is base64; control characters are JSON escapes. */
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("a\xff"), SLICE_OF("\0\1", 2), NULL),
+               CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("c"), SLICE(""), NULL), CHARM_KV_STATUS_OK);
+
+  charm_kv_bytes text = {NULL, 0};
+  CHECK_STATUS(charm_kv_store_export_jsonl(store, NULL, &text, NULL), CHARM_KV_STATUS_OK);
+  const char *expected =
+      "{\"key\":\"Yf8=\",\"value\":\"\\u0000\\u0001\",\"key_base64\":true,\"value_base64\":false}\n"
+      "{\"key\":\"b\",\"value\":\"text\",\"key_base64\":false,\"value_base64\":false}\n"
+      "{\"key\":\"c\",\"value\":\"\",\"key_base64\":false,\"value_base64\":false}\n";
+  CHECK(bytes_eq(text.data, text.len, expected));
+
+  /* A range: by prefix. */
+  charm_kv_bytes part = {NULL, 0};
+  CHECK_STATUS(
+      charm_kv_store_export_jsonl(store, &(charm_kv_range){.prefix = SLICE("b")}, &part, NULL),
+      CHARM_KV_STATUS_OK);
+  CHECK(bytes_eq(part.data, part.len,
+                 "{\"key\":\"b\",\"value\":\"text\",\"key_base64\":false,\"value_base64\":false}\n"));
+  charm_kv_bytes_free(&part);
+
+  /* Into another database, replacing what it had; the round trip is exact. */
+  charm_kv_store *copy = open_store(dir, "import");
+  CHECK_STATUS(charm_kv_store_set(copy, SLICE("old"), SLICE("x"), NULL), CHARM_KV_STATUS_OK);
+  uint64_t count = 0;
+  CHECK_STATUS(charm_kv_store_import_jsonl(copy, SLICE_OF(text.data, text.len), true, &count,
+                                           NULL),
+               CHARM_KV_STATUS_OK);
+  CHECK(count == 3);
+  charm_kv_bytes again = {NULL, 0};
+  CHECK_STATUS(charm_kv_store_export_jsonl(copy, NULL, &again, NULL), CHARM_KV_STATUS_OK);
+  CHECK(again.len == text.len && memcmp(again.data, text.data, text.len) == 0);
+  charm_kv_bytes_free(&again);
+  charm_kv_bytes_free(&text);
+
+  /* A malformed line changes nothing and is named; flags may be left out. */
+  charm_kv_error *err = NULL;
+  count = 99;
+  CHECK_STATUS(charm_kv_store_import_jsonl(copy,
+                                           SLICE("{\"key\":\"n\",\"value\":\"1\"}\n\n"
+                                                 "{\"key\":\"\",\"value\":\"2\"}\n"),
+                                           false, &count, &err),
+               CHARM_KV_STATUS_INVALID_ARGUMENT);
+  CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "line 3: key cannot be empty");
+  CHECK(count == 99);
+  charm_kv_bytes value = {NULL, 0};
+  CHECK_STATUS(charm_kv_store_get(copy, BYTES("n"), &value, NULL), CHARM_KV_STATUS_NOT_FOUND);
+  CHECK_STATUS(charm_kv_store_import_jsonl(copy, SLICE("{\"key\":\"n\",\"value\":\"1\"}"),
+                                           false, &count, NULL),
+               CHARM_KV_STATUS_OK);
+  CHECK(count == 1);
+  CHECK_STATUS(charm_kv_store_get(copy, BYTES("n"), &value, NULL), CHARM_KV_STATUS_OK);
+  CHECK(bytes_eq(value.data, value.len, "1"));
+  charm_kv_bytes_free(&value);
+
+  /* Bad arguments. */
+  CHECK_STATUS(charm_kv_store_import_jsonl(copy, SLICE_OF(NULL, 2), false, &count, &err),
+               CHARM_KV_STATUS_INVALID_ARGUMENT);
+  CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "text is NULL but its length is 2");
+  CHECK_STATUS(charm_kv_store_import_jsonl(copy, SLICE(""), false, NULL, &err),
+               CHARM_KV_STATUS_INVALID_ARGUMENT);
+  CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "out_count is NULL");
+  CHECK_STATUS(charm_kv_store_export_jsonl(copy, NULL, NULL, &err),
+               CHARM_KV_STATUS_INVALID_ARGUMENT);
+  CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "out_text is NULL");
+  CHECK_STATUS(charm_kv_store_export_jsonl(NULL, NULL, &text, &err),
+               CHARM_KV_STATUS_INVALID_ARGUMENT);
+  CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "store is NULL");
+  charm_kv_store_free(copy);
   charm_kv_store_free(store);
 }
 
@@ -320,7 +495,7 @@ static void test_iteration_sees_one_snapshot_while_writing(const char *dir) {
                  CHARM_KV_STATUS_OK);
   }
   charm_kv_iter *it = NULL;
-  CHECK_STATUS(charm_kv_iter_new(store, false, true, &it, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_iter_new(store, NULL, true, &it, NULL), CHARM_KV_STATUS_OK);
   int count = 0;
   for (;;) {
     charm_kv_slice k, v;
@@ -821,6 +996,8 @@ const test_case basic_tests[] = {
     {"get_into_caller_buffer", test_get_into_caller_buffer},
     {"keys_are_listed_in_order", test_keys_are_listed_in_order},
     {"iteration_both_ways", test_iteration_both_ways},
+    {"prefix_and_seek", test_prefix_and_seek},
+    {"export_and_import_as_json_lines", test_export_and_import_as_json_lines},
     {"iteration_sees_one_snapshot_while_writing",
      test_iteration_sees_one_snapshot_while_writing},
     {"batch_commit_rollback_and_get", test_batch_commit_rollback_and_get},

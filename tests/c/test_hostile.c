@@ -177,7 +177,7 @@ static void test_unreadable_row_is_reported_per_row(const char *dir) {
 
   for (int reverse = 0; reverse < 2; reverse++) {
     charm_kv_iter *it = NULL;
-    CHECK_STATUS(charm_kv_iter_new(store, reverse, true, &it, &err), CHARM_KV_STATUS_OK);
+    CHECK_STATUS(charm_kv_iter_new(store, &(charm_kv_range){.reverse = reverse}, true, &it, &err), CHARM_KV_STATUS_OK);
     if (err != NULL) CHECK_ERROR(err, CHARM_KV_STATUS_OK, NULL);
     const char *expected[] = {reverse ? "c" : "a", reverse ? "a" : "c"};
     charm_kv_slice k, v;
@@ -257,7 +257,7 @@ static void test_err_pointer_rules(const char *dir) {
   CHECK_STATUS(charm_kv_store_open("errptr", options, (charm_kv_store **)(void *)&err, &err),
                INVALID);
   CHECK_ERROR(err, INVALID, "out_store overlaps err");
-  CHECK_STATUS(charm_kv_iter_new(store, false, true, (charm_kv_iter **)(void *)&err, &err),
+  CHECK_STATUS(charm_kv_iter_new(store, NULL, true, (charm_kv_iter **)(void *)&err, &err),
                INVALID);
   CHECK_ERROR(err, INVALID, "out_iter overlaps err");
   CHECK_STATUS(charm_kv_options_new((charm_kv_options **)(void *)&err, &err), INVALID);

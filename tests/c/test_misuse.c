@@ -23,7 +23,9 @@ static void test_null_store_handle(const char *dir) {
   CHECK_ERROR(err, INVALID, "store is NULL");
   CHECK_STATUS(charm_kv_store_keys(NULL, &keys, &err), INVALID);
   CHECK_ERROR(err, INVALID, "store is NULL");
-  CHECK_STATUS(charm_kv_iter_new(NULL, false, true, &it, &err), INVALID);
+  CHECK_STATUS(charm_kv_store_keys_in(NULL, NULL, &keys, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "store is NULL");
+  CHECK_STATUS(charm_kv_iter_new(NULL, NULL, true, &it, &err), INVALID);
   CHECK_ERROR(err, INVALID, "store is NULL");
   CHECK_STATUS(charm_kv_batch_begin(NULL, &batch, &err), INVALID);
   CHECK_ERROR(err, INVALID, "store is NULL");
@@ -103,9 +105,11 @@ static void test_null_out_pointers(const char *dir) {
   CHECK_ERROR(err, INVALID, "out_value is NULL");
   CHECK_STATUS(charm_kv_store_keys(store, NULL, &err), INVALID);
   CHECK_ERROR(err, INVALID, "out_keys is NULL");
+  CHECK_STATUS(charm_kv_store_keys_in(store, NULL, NULL, &err), INVALID);
+  CHECK_ERROR(err, INVALID, "out_keys is NULL");
   CHECK_STATUS(charm_kv_store_pending_writes(store, NULL, &err), INVALID);
   CHECK_ERROR(err, INVALID, "out_count is NULL");
-  CHECK_STATUS(charm_kv_iter_new(store, false, true, NULL, &err), INVALID);
+  CHECK_STATUS(charm_kv_iter_new(store, NULL, true, NULL, &err), INVALID);
   CHECK_ERROR(err, INVALID, "out_iter is NULL");
   CHECK_STATUS(charm_kv_batch_begin(store, NULL, &err), INVALID);
   CHECK_ERROR(err, INVALID, "out_batch is NULL");
@@ -115,7 +119,7 @@ static void test_null_out_pointers(const char *dir) {
   /* Iterator outputs: the key slice and has-item are required; the value slice is
    * optional. A refused call does not advance the iterator. */
   charm_kv_iter *it = NULL;
-  CHECK_STATUS(charm_kv_iter_new(store, false, true, &it, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_iter_new(store, NULL, true, &it, NULL), CHARM_KV_STATUS_OK);
   charm_kv_slice k, v;
   bool has;
   CHECK_STATUS(charm_kv_iter_next(it, NULL, &v, &has, &err), INVALID);
@@ -288,7 +292,7 @@ static void test_use_after_close_and_double_close(const char *dir) {
   /* An iterator and a batch made before the close. */
   charm_kv_iter *it = NULL;
   charm_kv_batch *batch = NULL;
-  CHECK_STATUS(charm_kv_iter_new(store, false, true, &it, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_iter_new(store, NULL, true, &it, NULL), CHARM_KV_STATUS_OK);
   CHECK_STATUS(charm_kv_batch_begin(store, &batch, NULL), CHARM_KV_STATUS_OK);
   CHECK_STATUS(charm_kv_batch_set(batch, SLICE("b"), SLICE("1"), NULL), CHARM_KV_STATUS_OK);
 
@@ -310,7 +314,7 @@ static void test_use_after_close_and_double_close(const char *dir) {
   CHECK_ERROR(err, closed, "closed");
   CHECK_STATUS(charm_kv_store_keys(store, &keys, &err), closed);
   CHECK_ERROR(err, closed, "closed");
-  CHECK_STATUS(charm_kv_iter_new(store, false, true, &it2, &err), closed);
+  CHECK_STATUS(charm_kv_iter_new(store, NULL, true, &it2, &err), closed);
   CHECK_ERROR(err, closed, "closed");
   CHECK_STATUS(charm_kv_batch_begin(store, &batch2, &err), closed);
   CHECK_ERROR(err, closed, "closed");
@@ -355,7 +359,7 @@ static void test_handles_outlive_the_store_handle(const char *dir) {
   CHECK_STATUS(charm_kv_store_set(store, SLICE("k"), SLICE("v"), NULL), CHARM_KV_STATUS_OK);
   charm_kv_iter *it = NULL;
   charm_kv_batch *batch = NULL;
-  CHECK_STATUS(charm_kv_iter_new(store, false, true, &it, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_iter_new(store, NULL, true, &it, NULL), CHARM_KV_STATUS_OK);
   CHECK_STATUS(charm_kv_batch_begin(store, &batch, NULL), CHARM_KV_STATUS_OK);
   charm_kv_store_free(store); /* without close: the iterator and batch keep it open */
   charm_kv_slice k, v;
@@ -553,12 +557,60 @@ static void test_account_and_link_arguments(const char *dir) {
 
   charm_kv_options_free(remote);
   charm_kv_options_free(local);
+
+/* A bad range is refused before anything is read or made, by both calls that take
+ * one, and leaves the outputs untouched. */
+static void test_bad_ranges(const char *dir) {
+  charm_kv_store *store = open_store(dir, "ranges");
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("k"), SLICE("v"), NULL), CHARM_KV_STATUS_OK);
+  static uint8_t big[65001];
+  struct {
+    charm_kv_range range;
+    const char *message;
+  } cases[] = {
+      {{.prefix = SLICE_OF(NULL, 1)}, "range prefix is NULL but its length is 1"},
+      {{.start = SLICE_OF(NULL, 3)}, "range start is NULL but its length is 3"},
+      {{.prefix = SLICE("k"), .start = SLICE_OF(NULL, 1), .reverse = true},
+       "range start is NULL"},
+      /* Lengths are checked before a byte is read: the pointer is never followed. */
+      {{.prefix = SLICE_OF((const uint8_t *)16, 65001)}, "range prefix is 65001 bytes"},
+      {{.start = SLICE_OF((const uint8_t *)16, SIZE_MAX)}, "range start is"},
+      {{.prefix = SLICE_OF(big, sizeof big)}, "the limit is 65000"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    charm_kv_error *err = NULL;
+    charm_kv_bytes_list keys = {(charm_kv_bytes *)&keys, 7};
+    CHECK_STATUS(charm_kv_store_keys_in(store, &cases[i].range, &keys, &err), INVALID);
+    CHECK_ERROR(err, INVALID, cases[i].message);
+    CHECK(keys.items == (charm_kv_bytes *)&keys && keys.len == 7);
+    charm_kv_iter *it = (charm_kv_iter *)&keys;
+    CHECK_STATUS(charm_kv_iter_new(store, &cases[i].range, true, &it, &err), INVALID);
+    CHECK_ERROR(err, INVALID, cases[i].message);
+    CHECK(it == (charm_kv_iter *)&keys);
+  }
+
+  /* A misaligned range pointer is refused, not read. */
+  _Alignas(charm_kv_range) unsigned char raw[sizeof(charm_kv_range) + 1] = {0};
+  charm_kv_error *err = NULL;
+  charm_kv_bytes_list keys = {NULL, 0};
+  CHECK_STATUS(charm_kv_store_keys_in(store, (const charm_kv_range *)(void *)(raw + 1), &keys,
+                                      &err),
+               INVALID);
+  CHECK_ERROR(err, INVALID, "range is misaligned");
+
+  /* The largest prefix a key may have is fine (and matches nothing here). */
+  CHECK_STATUS(charm_kv_store_keys_in(store, &(charm_kv_range){.prefix = SLICE_OF(big, 65000)},
+                                      &keys, &err),
+               CHARM_KV_STATUS_OK);
+  CHECK(err == NULL && keys.items == NULL && keys.len == 0);
+  charm_kv_store_free(store);
 }
 
 const test_case misuse_tests[] = {
     {"null_store_handle", test_null_store_handle},
     {"null_out_pointers", test_null_out_pointers},
     {"null_data_with_length", test_null_data_with_length},
+    {"bad_ranges", test_bad_ranges},
     {"invalid_utf8_text", test_invalid_utf8_text},
     {"path_escaping_names", test_path_escaping_names},
     {"use_after_close_and_double_close", test_use_after_close_and_double_close},

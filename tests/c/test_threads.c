@@ -50,7 +50,7 @@ static void *iterate(void *arg) {
   struct worker *w = arg;
   for (int pass = 0; pass < 10; pass++) {
     charm_kv_iter *it = NULL;
-    CHECK_STATUS(charm_kv_iter_new(w->store, pass % 2 == 1, true, &it, NULL),
+    CHECK_STATUS(charm_kv_iter_new(w->store, &(charm_kv_range){.reverse = pass % 2 == 1}, true, &it, NULL),
                  CHARM_KV_STATUS_OK);
     char previous[64] = "";
     bool first = true;
@@ -171,7 +171,7 @@ static void test_iterators_and_batches_move_between_threads(const char *dir) {
   CHECK_STATUS(charm_kv_store_set(store, SLICE("a"), SLICE("1"), NULL), CHARM_KV_STATUS_OK);
   CHECK_STATUS(charm_kv_store_set(store, SLICE("b"), SLICE("2"), NULL), CHARM_KV_STATUS_OK);
   struct handoff h = {NULL, NULL, 0};
-  CHECK_STATUS(charm_kv_iter_new(store, false, false, &h.it, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_iter_new(store, NULL, false, &h.it, NULL), CHARM_KV_STATUS_OK);
   CHECK_STATUS(charm_kv_batch_begin(store, &h.batch, NULL), CHARM_KV_STATUS_OK);
   pthread_t thread;
   CHECK(pthread_create(&thread, NULL, use_elsewhere, &h) == 0);

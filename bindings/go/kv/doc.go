@@ -154,8 +154,10 @@
 //     '/', '\' or control characters (the original joined them into a path
 //     unchecked). The empty name opens DefaultName, the database `charm kv` uses
 //     without @DB (the original opened a Badger directory at the kv folder itself).
-//   - Iteration has no prefix or seek option yet (Badger's IteratorOptions.Prefix
-//     and Seek): filter Keys or the Iterator by hand.
+//   - Prefix and seek are options of NewIterator (IteratorOptions.Prefix, as
+//     Badger's, and IteratorOptions.Start in place of Badger's Iterator.Seek,
+//     which cannot move an iterator once made); KeysWithPrefix lists by prefix.
+//     Rewind and ValidForPrefix have no counterpart: make a new Iterator.
 //   - No expiry: Badger's Entry.WithTTL and ExpiresAt have no counterpart.
 //   - Errors are ErrNotFound, ErrInvalidArgument and the others of this package
 //     (errors.Is), not Badger's (badger.ErrKeyNotFound, badger.ErrEmptyKey).

@@ -66,3 +66,53 @@ func Example() {
 	// cat=fish
 	// true
 }
+
+// Listing and iterating by prefix, and starting at a key (Badger's Seek).
+func ExampleIteratorOptions() {
+	dir, err := os.MkdirTemp("", "charm-kv-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	db, err := kv.Open("charm.sh.example", kv.WithoutEnvironment(), kv.WithDataDir(dir))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(b *kv.Batch) error {
+		for _, k := range []string{"user:1", "user:2", "user:3", "zone:1"} {
+			if err := b.Set([]byte(k), []byte("x")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	users, err := db.KeysWithPrefix([]byte("user:"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%d users\n", len(users))
+
+	// From user:2 downwards, keys only.
+	it, err := db.NewIterator(kv.IteratorOptions{
+		Prefix: []byte("user:"), Start: []byte("user:2"), Reverse: true, KeysOnly: true,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer it.Close()
+	for k := range it.All() {
+		fmt.Printf("%s\n", k)
+	}
+	if err := it.Err(); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// 3 users
+	// user:2
+	// user:1
+}

@@ -10,8 +10,17 @@ import (
 	"sync"
 )
 
-// IteratorOptions selects the order of an Iterator and whether it reads values.
+// IteratorOptions selects the keys of an Iterator (prefix, start key), their order,
+// and whether it reads values. The zero value is every pair, ascending.
 type IteratorOptions struct {
+	// Prefix keeps only the keys that start with it (empty: every key), as Badger's
+	// IteratorOptions.Prefix.
+	Prefix []byte
+	// Start is where the iteration begins, as Badger's it.Seek(Start) before the
+	// first Next: forward, at Start if it exists, else at the next larger key; with
+	// Reverse, at the largest key not above Start. Empty: at the first key of the
+	// order. The Prefix still bounds the iteration.
+	Start []byte
 	// Reverse iterates in descending byte order of keys.
 	Reverse bool
 	// KeysOnly skips reading (and decrypting) values: Value returns nil.
@@ -19,8 +28,10 @@ type IteratorOptions struct {
 }
 
 // Iterator walks the (key, value) pairs of one consistent snapshot of a database,
-// in ascending (or descending) byte order of keys; writes made after it was created
-// are not seen. It replaces Badger's txn.NewIterator of the original package.
+// in ascending (or descending) byte order of keys, optionally only those with a
+// prefix and from a start key; writes made after it was created are not seen. It
+// replaces Badger's txn.NewIterator of the original package (Seek is the Start
+// option: the snapshot and position are fixed when it is made).
 //
 //	it, err := db.NewIterator(kv.IteratorOptions{})
 //	if err != nil { ... }
@@ -53,7 +64,9 @@ type Iterator struct {
 	err      error
 }
 
-// NewIterator starts an iteration over a snapshot of the database.
+// NewIterator starts an iteration over a snapshot of the database: the keys that
+// opts selects, in its order. The key list is kept sorted while nothing is written,
+// so a Prefix or Start is found by binary search.
 func (kv *KV) NewIterator(opts IteratorOptions) (*Iterator, error) {
 	p, err := kv.acquire()
 	if err != nil {
@@ -62,7 +75,9 @@ func (kv *KV) NewIterator(opts IteratorOptions) (*Iterator, error) {
 	defer kv.release()
 	var ptr *C.charm_kv_iter
 	var cerr *C.charm_kv_error
-	st := C.charm_kv_iter_new(p, C.bool(opts.Reverse), C.bool(!opts.KeysOnly), &ptr, &cerr)
+	st := withRange(opts.Prefix, opts.Start, opts.Reverse, func(r *C.charm_kv_range) C.charm_kv_status {
+		return C.charm_kv_iter_new(p, r, C.bool(!opts.KeysOnly), &ptr, &cerr)
+	})
 	if st != C.CHARM_KV_STATUS_OK {
 		return nil, takeError(st, cerr)
 	}

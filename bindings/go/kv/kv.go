@@ -233,6 +233,21 @@ func (kv *KV) Delete(key []byte) error {
 // altered), it returns ErrCorrupt with their count and no keys; an Iterator reads
 // the other rows first and then stops with ErrCorrupt.
 func (kv *KV) Keys() ([][]byte, error) {
+	return kv.keysIn(nil, nil, false)
+}
+
+// KeysWithPrefix returns the keys that start with prefix, in ascending byte order
+// (the empty prefix: every key), all or nothing as Keys. It replaces filtering Keys
+// by hand (Badger's IteratorOptions.Prefix); the store keeps its key list sorted, so
+// while nothing is written a prefix costs two binary searches plus the keys it
+// returns. For a start key or descending order, use an Iterator with
+// IteratorOptions{Prefix, Start, Reverse, KeysOnly: true}.
+func (kv *KV) KeysWithPrefix(prefix []byte) ([][]byte, error) {
+	return kv.keysIn(prefix, nil, false)
+}
+
+// keysIn lists the keys of a range (see IteratorOptions).
+func (kv *KV) keysIn(prefix, start []byte, reverse bool) ([][]byte, error) {
 	p, err := kv.acquire()
 	if err != nil {
 		return nil, err
@@ -240,7 +255,10 @@ func (kv *KV) Keys() ([][]byte, error) {
 	defer kv.release()
 	var out C.charm_kv_bytes_list
 	var cerr *C.charm_kv_error
-	if st := C.charm_kv_store_keys(p, &out, &cerr); st != C.CHARM_KV_STATUS_OK {
+	st := withRange(prefix, start, reverse, func(r *C.charm_kv_range) C.charm_kv_status {
+		return C.charm_kv_store_keys_in(p, r, &out, &cerr)
+	})
+	if st != C.CHARM_KV_STATUS_OK {
 		return nil, takeError(st, cerr)
 	}
 	defer C.charm_kv_bytes_list_free(&out)
@@ -253,6 +271,25 @@ func (kv *KV) Keys() ([][]byte, error) {
 		}
 	}
 	return keys, nil
+}
+
+// withRange calls f with a C range of prefix, start and order (nil for every key,
+// ascending), valid during the call. A Go struct handed to C may hold pointers to
+// Go memory only while they are pinned, so the key bytes are pinned for the call.
+func withRange(prefix, start []byte, reverse bool, f func(*C.charm_kv_range) C.charm_kv_status) C.charm_kv_status {
+	if len(prefix) == 0 && len(start) == 0 && !reverse {
+		return f(nil)
+	}
+	var pinner runtime.Pinner
+	defer pinner.Unpin()
+	if len(prefix) > 0 {
+		pinner.Pin(&prefix[0])
+	}
+	if len(start) > 0 {
+		pinner.Pin(&start[0])
+	}
+	r := C.charm_kv_range{prefix: slice(prefix), start: slice(start), reverse: C.bool(reverse)}
+	return f(&r)
 }
 
 // Sync pulls the newest snapshot from the Charm server and pushes local writes.

@@ -145,6 +145,16 @@ class charm_kv_bytes_list(Structure):
     ]
 
 
+class charm_kv_range(Structure):
+    """``struct charm_kv_range``."""
+
+    _fields_ = [
+        ("prefix", charm_kv_slice),
+        ("start", charm_kv_slice),
+        ("reverse", c_bool),
+    ]
+
+
 class charm_kv_value_buf(Structure):
     """``struct charm_kv_value_buf``."""
 
@@ -373,7 +383,7 @@ FUNCTIONS = {
         c_uint32,
         [
             POINTER(charm_kv_store),  # const charm_kv_store *store
-            c_bool,  # bool reverse
+            POINTER(charm_kv_range),  # const charm_kv_range *range
             c_bool,  # bool with_values
             POINTER(POINTER(charm_kv_iter)),  # charm_kv_iter **out_iter
             POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
@@ -393,6 +403,25 @@ FUNCTIONS = {
         None,
         [
             POINTER(charm_kv_iter),  # charm_kv_iter *iter
+        ],
+    ),
+    "charm_kv_store_export_jsonl": (
+        c_uint32,
+        [
+            POINTER(charm_kv_store),  # const charm_kv_store *store
+            POINTER(charm_kv_range),  # const charm_kv_range *range
+            POINTER(charm_kv_bytes),  # charm_kv_bytes *out_text
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
+        ],
+    ),
+    "charm_kv_store_import_jsonl": (
+        c_uint32,
+        [
+            POINTER(charm_kv_store),  # const charm_kv_store *store
+            charm_kv_slice,  # charm_kv_slice text
+            c_bool,  # bool replace
+            POINTER(c_uint64),  # uint64_t *out_count
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
         ],
     ),
     "charm_kv_options_new": (
@@ -601,6 +630,15 @@ FUNCTIONS = {
         c_uint32,
         [
             POINTER(charm_kv_store),  # const charm_kv_store *store
+            POINTER(charm_kv_bytes_list),  # charm_kv_bytes_list *out_keys
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
+        ],
+    ),
+    "charm_kv_store_keys_in": (
+        c_uint32,
+        [
+            POINTER(charm_kv_store),  # const charm_kv_store *store
+            POINTER(charm_kv_range),  # const charm_kv_range *range
             POINTER(charm_kv_bytes_list),  # charm_kv_bytes_list *out_keys
             POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
         ],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import ItemsView, Iterator, KeysView, Mapping, MutableMapping, ValuesView
 from ctypes import POINTER, byref, c_bool, c_uint64
-from typing import Any, Iterable, TypeVar, overload
+from typing import IO, Any, Iterable, TypeVar, overload
 
 from . import _bindings as _b
 from ._batch import Batch
@@ -16,7 +16,17 @@ from ._fastget import get as _fast_get
 from ._fastget import get_slow as _get_slow
 from ._ffi import bytes_at, lib
 from ._handle import Handle
-from ._iter import KEYS, Cursor, _ItemsView, _KeysView, _ValuesView
+from ._iter import (
+    ALL,
+    KEYS,
+    REVERSED,
+    Cursor,
+    KeyRange,
+    _ItemsView,
+    _KeysView,
+    _ValuesView,
+    _view_range,
+)
 from ._options import UNSET, Options
 from ._out import OUTS, Out, check, take_out
 from ._progress import ProgressCallback
@@ -226,24 +236,53 @@ class KV(Handle, MutableMapping[bytes, bytes]):
 
     def __iter__(self) -> Iterator[bytes]:
         """The keys in ascending byte order, from one snapshot."""
-        return Cursor(self._ptr, False, KEYS)
+        return Cursor(self._ptr, ALL, KEYS)
 
     def __reversed__(self) -> Iterator[bytes]:
         """The keys in descending byte order, from one snapshot."""
-        return Cursor(self._ptr, True, KEYS)
+        return Cursor(self._ptr, REVERSED, KEYS)
 
-    def keys(self, reverse: bool = False) -> KeysView[bytes]:
-        """A view of the keys, iterated in ascending (``reverse``: descending) order."""
-        return _KeysView(self, reverse)
+    def keys(
+        self,
+        reverse: bool = False,
+        *,
+        prefix: BytesLike | None = None,
+        start: BytesLike | None = None,
+    ) -> KeysView[bytes]:
+        """A view of the keys, iterated in ascending (``reverse``: descending) order.
 
-    def values(self, reverse: bool = False) -> ValuesView[bytes]:
-        """A view of the values, in the order of their keys."""
-        return _ValuesView(self, reverse)
+        ``prefix`` keeps the keys that start with it; ``start`` begins at that key
+        (forward: the first key not below it, reverse: the first not above it, as
+        Badger's ``Seek``), within the prefix. The view's ``len()`` and ``in`` count
+        only its keys. The sorted key list is kept while nothing is written, so a
+        prefix costs two binary searches plus the keys it yields::
 
-    def items(self, reverse: bool = False) -> ItemsView[bytes, bytes]:
-        """A view of the ``(key, value)`` pairs in key order; each iteration reads one
-        consistent snapshot."""
-        return _ItemsView(self, reverse)
+            list(kv.keys(prefix=b"user:"))
+            list(kv.keys(prefix=b"log:", start=b"log:2024-06", reverse=True))
+        """
+        return _KeysView(self, _view_range(reverse, prefix, start))
+
+    def values(
+        self,
+        reverse: bool = False,
+        *,
+        prefix: BytesLike | None = None,
+        start: BytesLike | None = None,
+    ) -> ValuesView[bytes]:
+        """A view of the values, in the order of their keys (``prefix`` and ``start``
+        as in :meth:`keys`)."""
+        return _ValuesView(self, _view_range(reverse, prefix, start))
+
+    def items(
+        self,
+        reverse: bool = False,
+        *,
+        prefix: BytesLike | None = None,
+        start: BytesLike | None = None,
+    ) -> ItemsView[bytes, bytes]:
+        """A view of the ``(key, value)`` pairs in key order (``prefix`` and ``start``
+        as in :meth:`keys`); each iteration reads one consistent snapshot."""
+        return _ItemsView(self, _view_range(reverse, prefix, start))
 
     # -- writing -------------------------------------------------------------------
 
@@ -385,6 +424,42 @@ class KV(Handle, MutableMapping[bytes, bytes]):
         out = take_out()
         check(lib.charm_kv_store_sync_if_stale(self._ptr, ms, byref(synced), out.err_ptr), out)
         return synced.value
+
+    def export(self, file: IO[bytes], *, prefix: BytesLike | None = None) -> None:
+        """Writes every pair (those starting with ``prefix``) to the binary ``file`` as
+        the JSON lines of ``charm-kv export``, in key order from one snapshot. The
+        output is NOT encrypted; it is built in memory whole first, so a row that does
+        not decrypt (:class:`CorruptError`) writes nothing::
+
+            with open("backup.jsonl", "wb") as f:
+                kv.export(f)
+        """
+        text = _b.charm_kv_bytes()
+        out = take_out()
+        c_range = KeyRange(prefix).c_range()
+        check(lib.charm_kv_store_export_jsonl(self._ptr, c_range, byref(text), out.err_ptr), out)
+        try:
+            data = bytes_at(text.data, text.len) if text.len else b""
+        finally:
+            _bytes_free(byref(text))
+        file.write(data)
+
+    def import_(self, source: IO[bytes] | BytesLike, *, replace: bool = False) -> int:
+        """Sets the pairs of JSON lines as :meth:`export` (or ``charm-kv export``)
+        writes them, read from a binary file or given as bytes or ``str``, in one
+        atomic batch; with ``replace`` every other key is deleted in the same batch.
+        Returns the number of pairs. A malformed line raises
+        :class:`InvalidArgumentError` naming it, and nothing changes. (``import`` is
+        a keyword, hence the underscore.)"""
+        data = source.read() if hasattr(source, "read") else source
+        text = to_bytes(data, "source")
+        count = c_uint64()
+        out = take_out()
+        status = lib.charm_kv_store_import_jsonl(
+            self._ptr, _slice(text, len(text)), bool(replace), byref(count), out.err_ptr
+        )
+        check(status, out)
+        return count.value
 
     def backup(self, path: PathLike) -> None:
         """Writes a consistent copy of the database file (still encrypted) to ``path``,

@@ -75,6 +75,10 @@ def test_struct_layouts_match_c():
     ):
         assert ctypes.sizeof(struct) == 2 * pointer
         assert struct.len.offset == pointer
+    # Two slices then a bool, padded to a pointer's alignment.
+    assert _bindings.charm_kv_range.start.offset == 2 * pointer
+    assert _bindings.charm_kv_range.reverse.offset == 4 * pointer
+    assert ctypes.sizeof(_bindings.charm_kv_range) == 5 * pointer
 
 
 def test_header_and_library_versions():

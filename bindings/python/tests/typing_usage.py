@@ -29,6 +29,8 @@ def usage(path: str) -> None:
         either: bytes | int = kv.get(b"k", 0)
         keys: list[bytes] = list(kv.keys(reverse=True))
         items: list[tuple[bytes, bytes]] = list(kv.items())
+        users: list[bytes] = list(kv.keys(prefix=b"user:", start="user:2", reverse=True))
+        logs: list[tuple[bytes, bytes]] = list(kv.items(prefix=bytearray(b"log:")))
         with kv.batch() as batch:
             batch[b"a"] = b"1"
             batch.delete(b"b")
@@ -47,7 +49,7 @@ def usage(path: str) -> None:
         last: datetime | None = state.last_sync
         reachable: bool = state.remote is charm_kv.RemoteState.REACHABLE
         synced: bool = kv.sync_if_stale(timedelta(minutes=10)) or kv.sync_if_stale(600)
-        print(store, value, maybe, either, keys, items, got, count, len(kv))
+        print(store, value, maybe, either, keys, items, users, logs, got, count, len(kv))
         print(last, reachable, synced, state.integrity_ok)
     names: list[str] = charm_kv.list_databases(data_dir=path, env=False)
     print(names)
