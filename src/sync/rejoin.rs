@@ -113,16 +113,6 @@ pub fn rehome(store: &Arc<Store>, token: i64) -> Result<Option<u64>> {
     Ok(Some(rows))
 }
 
-/// Forgets `store`'s remote state and journals every row as one new local write,
-/// in one transaction. Returns the number of rows journaled.
-pub fn forget_remote(store: &Arc<Store>) -> Result<u64> {
-    let mut conn = store.writer();
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let rows = forget_remote_in(&tx)?;
-    tx.commit()?;
-    Ok(rows)
-}
-
 fn forget_remote_in(tx: &rusqlite::Transaction<'_>) -> Result<u64> {
     let seq = schema::state_get(tx, schema::STATE_WRITE_SEQ)? + 1;
     let rows = tx.execute(

@@ -557,6 +557,7 @@ static void test_account_and_link_arguments(const char *dir) {
 
   charm_kv_options_free(remote);
   charm_kv_options_free(local);
+}
 
 /* A bad range is refused before anything is read or made, by both calls that take
  * one, and leaves the outputs untouched. */
