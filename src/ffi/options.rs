@@ -412,8 +412,9 @@ pub unsafe extern "C" fn charm_kv_options_set_durability(
 }
 
 /// Read-only use (like `CHARM_KV_READ_ONLY`; default false): `charm_kv_store_open` then
-/// creates, moves and writes nothing. The database must exist (NOT_FOUND otherwise) and
-/// is read where it is; the identity and encrypt keys must be cached already or set
+/// moves and writes nothing of ours (in a directory it can write, SQLite may create the
+/// `-wal`/`-shm` files any reader of a WAL database needs; docs/storage.md). The
+/// database must exist (NOT_FOUND otherwise) and is read where it is; the identity and encrypt keys must be cached already or set
 /// with `charm_kv_options_set_encrypt_key` (KEYS otherwise). SQLite opens the file
 /// read-only (no WAL switch, no schema writes), so this works on read-only media and
 /// in a data directory the process cannot write. Writes, batch commits, sync, reset

@@ -54,8 +54,9 @@
 //
 // # Read-only use
 //
-// Open with WithReadOnly reads an existing database without creating or writing
-// anything, also on read-only media or in a data directory this process cannot
+// Open with WithReadOnly reads an existing database without writing anything of ours
+// (in a writable directory SQLite may create the -wal and -shm files any reader of a
+// WAL database needs), also on read-only media or in a data directory this process cannot
 // write; Set, Delete, batch commits, Sync, Reset and DeleteDatabase then fail with
 // ErrReadOnly.
 //

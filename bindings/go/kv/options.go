@@ -104,8 +104,8 @@ func WithTimeouts(connect, request, sync time.Duration) Option {
 	return func(s *settings) { s.timeouts = &[3]time.Duration{connect, request, sync} }
 }
 
-// WithReadOnly opens without creating or writing anything (like
-// CHARM_KV_READ_ONLY=1): the database must exist (ErrNotFound otherwise) and is read
+// WithReadOnly opens without writing anything of ours (like CHARM_KV_READ_ONLY=1; in a
+// writable directory SQLite may create the -wal and -shm files a reader needs): the database must exist (ErrNotFound otherwise) and is read
 // where it is; the identity and encrypt keys must be cached already or given with
 // WithEncryptKey (ErrKeys otherwise). SQLite opens the file read-only (no WAL
 // switch, no schema writes), so it works on read-only media and in a data directory

@@ -98,7 +98,8 @@ def open(  # noqa: A001 - the module's entry point, as in dbm.open and shelve.op
     - ``durability``: ``"full"`` (default: every commit is fsynced and survives a power
       loss) or ``"normal"`` (faster commits; a killed process loses nothing, a power
       loss or OS crash may take back the last commits). Like ``CHARM_KV_DURABILITY``.
-    - ``read_only``: open without creating or writing anything (``CHARM_KV_READ_ONLY``):
+    - ``read_only``: open without writing anything of ours (``CHARM_KV_READ_ONLY``; in a
+      writable directory SQLite may create the ``-wal``/``-shm`` files a reader needs):
       the database, identity and keys must exist already; it works on read-only media
       and in a data directory this process cannot write. Writes, batch commits,
       :meth:`KV.sync`, :meth:`KV.reset` and :func:`delete_database` then raise
