@@ -1307,16 +1307,23 @@ fn a_device_that_follows_every_push_applies_a_merged_delta_directly() {
     assert_eq!(contents(&c), contents(&a));
 }
 
-#[test]
-fn a_torn_listing_missing_a_delta_base_is_listed_again() {
+/// Device `a` pushes a full snapshot (1) and a delta on it (2); device `b`, of the same
+/// account, has not synced. The directories live as long as the devices.
+fn a_snapshot_and_a_delta() -> (MemoryRemote, [tempfile::TempDir; 2], Kv, Kv) {
     let key = EncryptKey::generate();
     let remote = MemoryRemote::default();
-    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (a, b) = (device(a_dir.path(), &key), device(b_dir.path(), &key));
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let (a, b) = (device(dirs[0].path(), &key), device(dirs[1].path(), &key));
     a.set("first", "1").unwrap();
     sync(&a, &remote).unwrap();
     a.set("second", "2").unwrap();
     sync(&a, &remote).unwrap();
+    (remote, dirs, a, b)
+}
+
+#[test]
+fn a_torn_listing_missing_a_delta_base_is_listed_again() {
+    let (remote, _dirs, a, b) = a_snapshot_and_a_delta();
     assert_eq!(remote.delta_base(2), Some(1));
     // The first listing B takes shows the delta but not the snapshot it builds on.
     remote.hidden.lock().unwrap().insert(1, 1);
@@ -1326,14 +1333,7 @@ fn a_torn_listing_missing_a_delta_base_is_listed_again() {
 
 #[test]
 fn a_delta_base_the_server_never_lists_is_corrupt_not_retried_forever() {
-    let key = EncryptKey::generate();
-    let remote = MemoryRemote::default();
-    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (a, b) = (device(a_dir.path(), &key), device(b_dir.path(), &key));
-    a.set("first", "1").unwrap();
-    sync(&a, &remote).unwrap();
-    a.set("second", "2").unwrap();
-    sync(&a, &remote).unwrap();
+    let (remote, _dirs, _pusher, b) = a_snapshot_and_a_delta();
     remote.hidden.lock().unwrap().insert(1, u32::MAX);
     let err = sync(&b, &remote).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
