@@ -47,20 +47,18 @@ impl AuthInfo {
     /// Parses `api-auth` output. The server prints nothing when it fails.
     pub(crate) fn parse(output: &[u8]) -> Result<Self> {
         if output.iter().all(u8::is_ascii_whitespace) {
-            return Err(Error::Auth(NO_AUTH.into()));
+            return Err(Error::auth(NO_AUTH));
         }
         let info: AuthInfo = serde_json::from_slice(output).map_err(|e| {
-            Error::Auth(format!(
-                "the Charm server returned unreadable auth JSON: {e}"
-            ))
+            Error::auth("the Charm server returned unreadable auth JSON").caused_by(e)
         })?;
         if info.jwt.is_empty() || info.charm_id.is_empty() {
-            return Err(Error::Auth(
-                "the Charm server returned auth without a JWT or charm id".into(),
+            return Err(Error::auth(
+                "the Charm server returned auth without a JWT or charm id",
             ));
         }
         if !matches!(info.http_scheme.as_str(), "http" | "https") {
-            return Err(Error::Auth(format!(
+            return Err(Error::auth(format!(
                 "the Charm server returned an unknown HTTP scheme {:?}",
                 info.http_scheme
             )));
@@ -111,7 +109,7 @@ impl std::fmt::Debug for Token {
 /// The `exp` claim of a JWT, or `None` without one. The signature is not checked: the
 /// server checks it, and the client only needs to know when to renew.
 pub(crate) fn jwt_expiry(jwt: &str) -> Result<Option<u64>> {
-    let bad = |why: &str| Error::Auth(format!("the Charm server returned a malformed JWT: {why}"));
+    let bad = |why: &str| Error::auth(format!("the Charm server returned a malformed JWT: {why}"));
     let mut parts = jwt.split('.');
     let payload = match (parts.next(), parts.next(), parts.next(), parts.next()) {
         (Some(_), Some(payload), Some(_), None) => payload,

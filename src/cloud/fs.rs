@@ -128,9 +128,9 @@ impl FileReader {
     ) -> Result<Self> {
         let inner =
             sasquatch::decryptor(NetworkReader(body), &identities(keys)).map_err(|e| match e {
-                Error::Keys(why) => Error::Keys(format!(
-                    "the file is not encrypted with any of this account's keys ({why})"
-                )),
+                e @ Error::Keys { .. } => e.reworded(|why| {
+                    format!("the file is not encrypted with any of this account's keys ({why})")
+                }),
                 other => other,
             })?;
         Ok(FileReader {
@@ -178,7 +178,7 @@ impl Read for NetworkReader {
             } else {
                 io::Error::new(
                     e.kind(),
-                    Error::Network(format!("downloading the file failed: {e}")),
+                    Error::network("downloading the file failed").caused_by(e),
                 )
             }
         })
@@ -302,7 +302,7 @@ impl<R: Read> MultipartUpload<R> {
             let produced = self.sent + (self.sink.0.borrow().len() - self.sink_pos) as u64;
             let expected = self.total_len - self.suffix.len() as u64;
             if produced != expected {
-                return Err(Error::Internal(format!(
+                return Err(Error::internal(format!(
                     "encrypted upload is {produced} bytes, computed {expected}"
                 )));
             }
