@@ -534,3 +534,92 @@ impl SqliteFailure for rusqlite::Error {
         }
     }
 }
+
+/// The first error of type `T` in the `source()` chain of `err` (not `err` itself).
+#[cfg(test)]
+pub(crate) fn source_of<T: std::error::Error + 'static>(err: &Error) -> Option<&T> {
+    let mut next = std::error::Error::source(err);
+    while let Some(cause) = next {
+        if let Some(found) = cause.downcast_ref::<T>() {
+            return Some(found);
+        }
+        next = cause.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_says_message_then_cause_and_source_returns_the_typed_cause() {
+        let err = Error::network("HTTP GET /v1/bio to 127.0.0.1:1 failed")
+            .caused_by(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
+        assert_eq!(
+            err.to_string(),
+            "network error: HTTP GET /v1/bio to 127.0.0.1:1 failed: timed out"
+        );
+        assert_eq!(err.kind(), ErrorKind::Network);
+        let cause = source_of::<io::Error>(&err).expect("the io::Error is the source");
+        assert_eq!(cause.kind(), io::ErrorKind::TimedOut);
+
+        // Without a cause: the message alone, and no source.
+        let plain = Error::corrupt("database has no key_check row");
+        assert_eq!(plain.to_string(), "corrupt data: database has no key_check row");
+        assert!(std::error::Error::source(&plain).is_none());
+
+        // Rewording keeps the kind and the source.
+        let reworded = err.reworded(|why| format!("downloading: {why}"));
+        assert_eq!(reworded.kind(), ErrorKind::Network);
+        assert!(reworded.to_string().ends_with(": timed out"), "{reworded}");
+        assert!(source_of::<io::Error>(&reworded).is_some());
+    }
+
+    #[test]
+    fn every_message_variant_takes_a_source_and_keeps_its_kind() {
+        let cause = || io::Error::other("the cause");
+        let cases = [
+            (Error::invalid("m"), ErrorKind::InvalidArgument),
+            (Error::corrupt("m"), ErrorKind::Corrupt),
+            (Error::keys("m"), ErrorKind::Keys),
+            (Error::auth("m"), ErrorKind::Auth),
+            (Error::network("m"), ErrorKind::Network),
+            (Error::server(500, "m"), ErrorKind::Server),
+            (Error::busy("m"), ErrorKind::Busy),
+            (Error::not_ready("m"), ErrorKind::Busy),
+            (Error::internal("m"), ErrorKind::Internal),
+            (Error::read_only("m"), ErrorKind::ReadOnly),
+            (Error::link(LinkFailure::Denied, "m"), ErrorKind::Link),
+        ];
+        for (err, kind) in cases {
+            let without = err.to_string();
+            let err = err.caused_by(cause());
+            assert_eq!(err.kind(), kind);
+            assert_eq!(err.to_string(), format!("{without}: the cause"));
+            assert_eq!(err.message(), Some("m"));
+            assert!(source_of::<io::Error>(&err).is_some(), "{err}");
+        }
+    }
+
+    /// A file that is not a database: SQLite's error stays the source of the
+    /// `Corrupt` (boxed, so no rusqlite type is in the API).
+    #[test]
+    fn sqlite_corruption_keeps_the_sqlite_error_as_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("not-a-db");
+        std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let failure = conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
+            .unwrap_err();
+        let err = Error::from(failure);
+        assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+        let sqlite = source_of::<rusqlite::Error>(&err).expect("rusqlite::Error source");
+        assert_eq!(
+            sqlite.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::NotADatabase)
+        );
+        assert!(err.to_string().contains(&sqlite.to_string()), "{err}");
+    }
+}

@@ -346,4 +346,21 @@ mod tests {
         let reloaded = SshIdentity::load_or_generate(&config).unwrap();
         assert_eq!(reloaded.loose_permissions(), Some(0o644));
     }
+
+    /// An SSH key file that does not parse is a keys error whose source is the
+    /// parser's error.
+    #[test]
+    fn an_unparsable_key_keeps_the_parse_error_as_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("charm_ed25519");
+        fs::write(
+            &path,
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nbm90IGEga2V5\n-----END OPENSSH PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let err = SshIdentity::load(&path).err().unwrap();
+        assert_eq!(err.kind(), crate::ErrorKind::Keys, "{err}");
+        let cause = crate::error::source_of::<ssh_key::Error>(&err).expect("ssh-key source");
+        assert!(err.to_string().ends_with(&cause.to_string()), "{err}");
+    }
 }

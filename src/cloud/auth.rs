@@ -186,4 +186,14 @@ mod tests {
         assert!(jwt_expiry(&jwt_with("[1]")).is_err());
         assert_eq!(jwt_expiry(&jwt_with("{}")).unwrap(), None);
     }
+
+    /// Unreadable auth JSON is an auth error whose source is serde_json's error.
+    #[test]
+    fn unreadable_auth_json_keeps_the_parse_error_as_source() {
+        let err = AuthInfo::parse(b"{\"jwt\": ").unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Auth, "{err}");
+        let cause = crate::error::source_of::<serde_json::Error>(&err).expect("serde_json source");
+        assert!(cause.is_eof(), "{cause}");
+        assert!(err.to_string().ends_with(&cause.to_string()), "{err}");
+    }
 }

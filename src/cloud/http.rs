@@ -295,6 +295,25 @@ mod tests {
         }
     }
 
+    /// A refused connection is a network error whose source is the `io::Error`
+    /// (kind `ConnectionRefused`), and whose message still says what failed and why.
+    #[test]
+    fn a_refused_connection_keeps_the_io_error_as_source() {
+        let port = {
+            let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let api = HttpApi::new("127.0.0.1", port, Timeouts::default(), false);
+        let err = api
+            .send("http", "jwt", Exchange::Api, "GET", "/v1/bio", Payload::Empty)
+            .unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Network, "{err}");
+        let io = crate::error::source_of::<std::io::Error>(&err).expect("io::Error source");
+        assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+        assert!(err.to_string().contains("HTTP GET /v1/bio"), "{err}");
+        assert!(err.to_string().ends_with(&io.to_string()), "{err}");
+    }
+
     #[test]
     fn plain_http_is_refused_off_loopback_when_tls_is_required() {
         let remote = HttpApi::new("charm.example", 35354, Timeouts::default(), true);

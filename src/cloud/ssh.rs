@@ -369,12 +369,22 @@ impl client::Handler for HostKeyCheck {
 
 /// Maps a failure to connect (before authentication) to our errors.
 fn connect_error(addr: &str, e: russh::Error) -> Error {
-    Error::network(format!("cannot open an SSH session with {addr}")).caused_by(e)
+    Error::network(format!("cannot open an SSH session with {addr}")).caused_by(ssh_cause(e))
 }
 
 /// Maps an SSH failure after the handshake.
 fn ssh_error(addr: &str, e: russh::Error) -> Error {
-    Error::network(format!("SSH session with {addr} failed")).caused_by(e)
+    Error::network(format!("SSH session with {addr} failed")).caused_by(ssh_cause(e))
+}
+
+/// The cause of an SSH failure as a source: an I/O failure as the `io::Error` itself
+/// (russh's `IO` variant is transparent, so its `source()` would skip it), anything
+/// else as russh's error.
+fn ssh_cause(e: russh::Error) -> Box<dyn std::error::Error + Send + Sync> {
+    match e {
+        russh::Error::IO(io) => Box::new(io),
+        other => Box::new(other),
+    }
 }
 
 #[cfg(test)]
@@ -412,5 +422,27 @@ mod tests {
         assert_eq!(err.kind(), crate::ErrorKind::Network, "{err}");
         assert_eq!(net::opened::take_nodelay(), vec![true]);
         server.join().unwrap();
+    }
+
+    /// A refused connection is a network error whose source is the `io::Error`
+    /// (kind `ConnectionRefused`), not only its text.
+    #[test]
+    fn a_refused_connection_keeps_the_io_error_as_source() {
+        let port = {
+            let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let login =
+            ssh_key::PrivateKey::random(&mut rand::rngs::OsRng, ssh_key::Algorithm::Ed25519)
+                .unwrap();
+        let known_hosts = KnownHosts::new(dir.path());
+        let target =
+            SshTarget::new("127.0.0.1", port, &login, known_hosts, Timeouts::default()).unwrap();
+        let err = target.run("api-auth").unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Network, "{err}");
+        let io = crate::error::source_of::<std::io::Error>(&err).expect("io::Error source");
+        assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+        assert!(err.to_string().ends_with(&io.to_string()), "{err}");
     }
 }

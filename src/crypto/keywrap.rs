@@ -81,9 +81,10 @@ mod tests {
             key: "@@@".into(),
             created_at: None,
         };
-        assert_eq!(
-            unwrap(&bad, &identity).unwrap_err().kind(),
-            crate::ErrorKind::Corrupt
-        );
+        let err = unwrap(&bad, &identity).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Corrupt);
+        // The decoder's error is the source, not only text in the message.
+        let cause = crate::error::source_of::<base64::DecodeError>(&err).expect("base64 source");
+        assert!(err.to_string().ends_with(&cause.to_string()), "{err}");
     }
 }
