@@ -115,7 +115,9 @@ impl SshIdentity {
         let text = String::from_utf8(bytes)
             .map_err(|_| Error::keys(format!("SSH key {} is not text", path.display())))?;
         let key = parse_private_key(&text)
-            .map_err(|e| Error::keys(format!("cannot parse SSH key {}", path.display())).caused_by(e))?;
+            .map_err(|e| {
+                Error::keys(format!("cannot parse SSH key {}", path.display())).caused_by(e)
+            })?;
         if key.is_encrypted() {
             return Err(Error::keys(format!(
                 "SSH key {} is passphrase-protected, which charm-kv does not support",

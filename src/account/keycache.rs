@@ -51,7 +51,9 @@ impl KeyCache {
             return Ok(KeyCache::default());
         };
         serde_json::from_slice(&bytes)
-            .map_err(|e| Error::corrupt(format!("{} is not a key file", path.display())).caused_by(e))
+            .map_err(|e| {
+                Error::corrupt(format!("{} is not a key file", path.display())).caused_by(e)
+            })
     }
 
     /// Writes the cache of `data_path`. Callers hold the account lock and have

@@ -201,7 +201,9 @@ pub(crate) fn read_json<T: DeserializeOwned>(
 ) -> Result<T> {
     let bytes = read_limited(response, limit, what)?;
     serde_json::from_slice(&bytes)
-        .map_err(|e| Error::corrupt(format!("the Charm server sent unreadable {what} JSON")).caused_by(e))
+        .map_err(|e| {
+            Error::corrupt(format!("the Charm server sent unreadable {what} JSON")).caused_by(e)
+        })
 }
 
 /// Reads a whole response body of at most `limit` bytes.

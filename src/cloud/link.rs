@@ -283,7 +283,9 @@ fn finish(
     match (run, outcome) {
         (_, Some(outcome)) if denied => outcome,
         (Ok(()), Some(outcome)) => outcome,
-        (Err(Error::Network { message, .. }), None) if message.contains("did not finish within") => {
+        (Err(Error::Network { message, .. }), None)
+            if message.contains("did not finish within") =>
+        {
             Err(Error::link(
                 LinkFailure::TimedOut,
                 format!("no answer within the deadline of {limit:?}"),

@@ -33,7 +33,9 @@ pub fn wrap(key: &EncryptKey, recipient: &Recipient) -> Result<WrappedKey> {
 pub fn unwrap(wrapped: &WrappedKey, identity: &Identity) -> Result<EncryptKey> {
     let file = base64::engine::general_purpose::STANDARD
         .decode(wrapped.key.trim())
-        .map_err(|e| Error::corrupt(format!("encrypt key {} is not base64", wrapped.id)).caused_by(e))?;
+        .map_err(|e| {
+            Error::corrupt(format!("encrypt key {} is not base64", wrapped.id)).caused_by(e)
+        })?;
     let text = sasquatch::decrypt(&file, std::slice::from_ref(identity)).map_err(|e| match e {
         e @ Error::Keys { .. } => e.reworded(|why| {
             format!("encrypt key {} is not wrapped for this SSH key ({why})", wrapped.id)
