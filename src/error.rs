@@ -10,14 +10,14 @@
 //! error value (an `io::Error` inside a network failure, a `ureq` or `russh` error, a
 //! `serde_json` or `base64` error...), that error as `source`: a
 //! `Box<dyn std::error::Error + Send + Sync>`, so no foreign type is part of the API
-//! and a rust caller can walk [`std::error::Error::source`] and downcast. `Display` is
+//! and a Rust caller can walk [`std::error::Error::source`] and downcast. `Display` is
 //! "`<kind prefix>: <message>: <source>`": the C ABI, Go and Python see only the
 //! message, so it keeps the cause's text (a report that prints the whole chain shows
 //! the source twice). A source is attached only where its own `Display` and `Debug`
 //! carry no key or value bytes (so never a `FromUtf8Error`, which holds the bytes).
 //! The variants with a message are `#[non_exhaustive]`: fields can be added later;
-//! inside the crate they are built with [`Error::corrupt`], [`Error::network`]... and
-//! [`Error::caused_by`].
+//! inside the crate they are built with `Error::corrupt`, `Error::network`... and
+//! `Error::caused_by`.
 
 use std::fmt;
 use std::io;

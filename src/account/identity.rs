@@ -113,6 +113,7 @@ impl SshIdentity {
             return Ok(None);
         };
         let text = String::from_utf8(bytes)
+            // No source: a FromUtf8Error holds the bytes, here a private key.
             .map_err(|_| Error::keys(format!("SSH key {} is not text", path.display())))?;
         let key = parse_private_key(&text)
             .map_err(|e| {

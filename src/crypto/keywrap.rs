@@ -43,6 +43,7 @@ pub fn unwrap(wrapped: &WrappedKey, identity: &Identity) -> Result<EncryptKey> {
         other => other,
     })?;
     let text = String::from_utf8(text)
+        // No source: a FromUtf8Error holds the bytes, here the unwrapped key.
         .map_err(|_| Error::corrupt(format!("encrypt key {} is not text", wrapped.id)))?;
     EncryptKey::from_text(wrapped.id.clone(), text, wrapped.created_at.clone())
 }
