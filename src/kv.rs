@@ -409,11 +409,11 @@ impl Kv {
     ) -> Result<()> {
         let store = self.refresh_keys(client)?;
         match step(&store) {
-            Err(Error::Keys(why)) if self.shared.options.keys.is_none() => {
+            Err(e @ Error::Keys { .. }) if self.shared.options.keys.is_none() => {
                 client.invalidate_auth();
                 let renewed = self.refresh_keys(client)?;
                 if Arc::ptr_eq(&store, &renewed) {
-                    return Err(Error::Keys(why));
+                    return Err(e);
                 }
                 step(&renewed)
             }

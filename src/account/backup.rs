@@ -139,7 +139,7 @@ pub fn import_keys(
     }
     let (name, private_text) = read_backup(&bytes)?;
     let key = parse_private_key(&private_text)
-        .map_err(|e| Error::invalid(format!("the backup's private key does not parse: {e}")))?;
+        .map_err(|e| Error::invalid("the backup's private key does not parse").caused_by(e))?;
     if key.is_encrypted() {
         return Err(Error::invalid(
             "the backup's private key is passphrase-protected, which charm-kv does not support",
@@ -198,7 +198,7 @@ pub fn import_keys(
     }
     let private = key
         .to_openssh(LineEnding::LF)
-        .map_err(|e| Error::Internal(format!("encoding SSH key: {e}")))?;
+        .map_err(|e| Error::internal("encoding SSH key").caused_by(e))?;
     let path = data_path.join(&file_name);
     files::replace_complete(
         &path.with_file_name(format!("{file_name}.pub")),
@@ -224,14 +224,14 @@ fn read_backup(bytes: &[u8]) -> Result<(Option<String>, String)> {
     let mut archive = tar::Archive::new(bytes);
     let entries = archive
         .entries()
-        .map_err(|e| Error::invalid(format!("the backup is not a readable tar: {e}")))?;
+        .map_err(|e| Error::invalid("the backup is not a readable tar").caused_by(e))?;
     let mut private: Option<(String, String)> = None;
     for entry in entries {
         let mut entry =
-            entry.map_err(|e| Error::invalid(format!("the backup is not a readable tar: {e}")))?;
+            entry.map_err(|e| Error::invalid("the backup is not a readable tar").caused_by(e))?;
         let path = entry
             .path()
-            .map_err(|e| Error::invalid(format!("a backup entry has a bad name: {e}")))?
+            .map_err(|e| Error::invalid("a backup entry has a bad name").caused_by(e))?
             .into_owned();
         let base = Path::new(&path)
             .file_name()
@@ -252,7 +252,7 @@ fn read_backup(bytes: &[u8]) -> Result<(Option<String>, String)> {
             .by_ref()
             .take(MAX_IDENTITY_FILE)
             .read_to_string(&mut text)
-            .map_err(|e| Error::invalid(format!("the backup's {base} is not text: {e}")))?;
+            .map_err(|e| Error::invalid(format!("the backup's {base} is not text")).caused_by(e))?;
         private = Some((base, text));
     }
     let (name, text) = private
@@ -294,7 +294,7 @@ fn authorized_key(key: &PrivateKey) -> Result<String> {
     public.set_comment("");
     Ok(public
         .to_openssh()
-        .map_err(|e| Error::Internal(format!("encoding SSH public key: {e}")))?
+        .map_err(|e| Error::internal("encoding SSH public key").caused_by(e))?
         .trim_end()
         .to_owned())
 }

@@ -64,7 +64,7 @@ impl SshIdentity {
         match Self::load_if_present(&configured)? {
             Some(identity) => Ok(identity),
             None => Self::load_if_present(&generated)?.ok_or_else(|| {
-                Error::Keys(format!(
+                Error::keys(format!(
                     "no SSH identity {} (a read-only open creates none)",
                     configured.display()
                 ))
@@ -113,11 +113,14 @@ impl SshIdentity {
             return Ok(None);
         };
         let text = String::from_utf8(bytes)
-            .map_err(|_| Error::Keys(format!("SSH key {} is not text", path.display())))?;
+            // No source: a FromUtf8Error holds the bytes, here a private key.
+            .map_err(|_| Error::keys(format!("SSH key {} is not text", path.display())))?;
         let key = parse_private_key(&text)
-            .map_err(|e| Error::Keys(format!("cannot parse SSH key {}: {e}", path.display())))?;
+            .map_err(|e| {
+                Error::keys(format!("cannot parse SSH key {}", path.display())).caused_by(e)
+            })?;
         if key.is_encrypted() {
-            return Err(Error::Keys(format!(
+            return Err(Error::keys(format!(
                 "SSH key {} is passphrase-protected, which charm-kv does not support",
                 path.display()
             )));
@@ -125,7 +128,7 @@ impl SshIdentity {
         match key.algorithm() {
             Algorithm::Ed25519 | Algorithm::Rsa { .. } => {}
             other => {
-                return Err(Error::Keys(format!(
+                return Err(Error::keys(format!(
                     "SSH key {} is {other}; Charm accepts ssh-ed25519 and ssh-rsa",
                     path.display()
                 )))
@@ -146,19 +149,19 @@ impl SshIdentity {
         let key = match algorithm {
             Algorithm::Rsa { .. } => {
                 let rsa = ssh_key::private::RsaKeypair::random(&mut rng, 4096)
-                    .map_err(|e| Error::Internal(format!("generating RSA key: {e}")))?;
+                    .map_err(|e| Error::internal("generating RSA key").caused_by(e))?;
                 PrivateKey::from(rsa)
             }
             _ => PrivateKey::random(&mut rng, Algorithm::Ed25519)
-                .map_err(|e| Error::Internal(format!("generating Ed25519 key: {e}")))?,
+                .map_err(|e| Error::internal("generating Ed25519 key").caused_by(e))?,
         };
         let private = key
             .to_openssh(LineEnding::LF)
-            .map_err(|e| Error::Internal(format!("encoding SSH key: {e}")))?;
+            .map_err(|e| Error::internal("encoding SSH key").caused_by(e))?;
         let public = key
             .public_key()
             .to_openssh()
-            .map_err(|e| Error::Internal(format!("encoding SSH public key: {e}")))?;
+            .map_err(|e| Error::internal("encoding SSH public key").caused_by(e))?;
         let public = match user_at_host() {
             Some(comment) => format!("{public} {comment}\n"),
             None => public,
@@ -345,5 +348,22 @@ mod tests {
         fs::set_permissions(identity.path(), fs::Permissions::from_mode(0o644)).unwrap();
         let reloaded = SshIdentity::load_or_generate(&config).unwrap();
         assert_eq!(reloaded.loose_permissions(), Some(0o644));
+    }
+
+    /// An SSH key file that does not parse is a keys error whose source is the
+    /// parser's error.
+    #[test]
+    fn an_unparsable_key_keeps_the_parse_error_as_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("charm_ed25519");
+        fs::write(
+            &path,
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nbm90IGEga2V5\n-----END OPENSSH PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let err = SshIdentity::load(&path).err().unwrap();
+        assert_eq!(err.kind(), crate::ErrorKind::Keys, "{err}");
+        let cause = crate::error::source_of::<ssh_key::Error>(&err).expect("ssh-key source");
+        assert!(err.to_string().ends_with(&cause.to_string()), "{err}");
     }
 }

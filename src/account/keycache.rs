@@ -51,14 +51,16 @@ impl KeyCache {
             return Ok(KeyCache::default());
         };
         serde_json::from_slice(&bytes)
-            .map_err(|e| Error::corrupt(format!("{} is not a key file: {e}", path.display())))
+            .map_err(|e| {
+                Error::corrupt(format!("{} is not a key file", path.display())).caused_by(e)
+            })
     }
 
     /// Writes the cache of `data_path`. Callers hold the account lock and have
     /// re-read the cache under it, so this never drops what another process added.
     pub(crate) fn write(&self, data_path: &Path) -> Result<()> {
         let json = serde_json::to_vec_pretty(self)
-            .map_err(|e| Error::Internal(format!("encoding the key cache: {e}")))?;
+            .map_err(|e| Error::internal("encoding the key cache").caused_by(e))?;
         files::replace_complete(&cache_path(data_path), &json)
     }
 

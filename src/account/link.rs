@@ -322,7 +322,7 @@ impl Account {
                 return Ok((auth.charm_id.clone(), key0.id.clone()));
             }
             if Instant::now() >= ends {
-                return Err(Error::Keys(format!(
+                return Err(Error::keys(format!(
                     "linked to account {}, but its encrypt keys did not arrive within {:?}; \
                      nothing was synced. Run `charm-kv sync-keys` on the other device, then \
                      `charm-kv sync-keys` here",

@@ -83,7 +83,7 @@ pub fn keys_for_open(config: &Config) -> Result<Vec<EncryptKey>> {
             Ok(keys) => return Ok(keys),
             // Offline: a local key, registered after the account's own keys at the
             // first sync, so key 0 stays the account's.
-            Err(Error::Network(_)) => {}
+            Err(Error::Network { .. }) => {}
             Err(e) => return Err(e),
         }
     }
@@ -97,7 +97,7 @@ pub fn keys_for_read_only(config: &Config) -> Result<Vec<EncryptKey>> {
     let identity = SshIdentity::load_existing(config)?;
     let keys = KeyCache::read(&data_path)?.unwrap(&identity)?;
     if keys.is_empty() {
-        return Err(Error::Keys(format!(
+        return Err(Error::keys(format!(
             "no encrypt keys cached in {} (a read-only open creates none and asks no \
              server): open the database once read-write, or pass encrypt keys",
             keycache::cache_path(&data_path).display()
@@ -222,7 +222,7 @@ impl Account {
         let server_key0 = &auth
             .encrypt_keys
             .first()
-            .ok_or_else(|| Error::Keys("the Charm server lists no encrypt key".into()))?
+            .ok_or_else(|| Error::keys("the Charm server lists no encrypt key"))?
             .id;
         let key0 = self.check_pinned_key0(&cache, &auth.encrypt_keys, server_key0)?;
         let unwrapper = Identity::from_private_key(self.identity.private_key())?;
@@ -285,7 +285,7 @@ impl Account {
         let auth = self.auth(client, true)?;
         let dropped = lacking(cache, &auth);
         if !dropped.is_empty() {
-            return Err(Error::Keys(format!(
+            return Err(Error::keys(format!(
                 "the Charm server accepted encrypt key(s) {} but does not list them; \
                  they stay in the local key cache and the next sync uploads them again",
                 dropped.join(", ")
@@ -316,7 +316,7 @@ impl Account {
                 return Ok(&listed[at].id);
             }
         }
-        Err(Error::Keys(format!(
+        Err(Error::keys(format!(
             "the Charm server names encrypt key {server_key0} as the account's key 0, but \
              this device synced with key 0 {pinned}; refusing to switch (new rows and \
              server files would be sealed with a key the server chose). If the account's \
@@ -336,7 +336,7 @@ impl Account {
         if let Some(named) = &auth.public_key {
             if !self.is_own_public_key(named) {
                 client.invalidate_auth();
-                return Err(Error::Auth(format!(
+                return Err(Error::auth(format!(
                     "the Charm server says this account's SSH key is {named:?}, but we logged \
                      in with {:?}; refusing to wrap encrypt keys for a key we do not hold",
                     self.identity.authorized_key()

@@ -47,20 +47,18 @@ impl AuthInfo {
     /// Parses `api-auth` output. The server prints nothing when it fails.
     pub(crate) fn parse(output: &[u8]) -> Result<Self> {
         if output.iter().all(u8::is_ascii_whitespace) {
-            return Err(Error::Auth(NO_AUTH.into()));
+            return Err(Error::auth(NO_AUTH));
         }
         let info: AuthInfo = serde_json::from_slice(output).map_err(|e| {
-            Error::Auth(format!(
-                "the Charm server returned unreadable auth JSON: {e}"
-            ))
+            Error::auth("the Charm server returned unreadable auth JSON").caused_by(e)
         })?;
         if info.jwt.is_empty() || info.charm_id.is_empty() {
-            return Err(Error::Auth(
-                "the Charm server returned auth without a JWT or charm id".into(),
+            return Err(Error::auth(
+                "the Charm server returned auth without a JWT or charm id",
             ));
         }
         if !matches!(info.http_scheme.as_str(), "http" | "https") {
-            return Err(Error::Auth(format!(
+            return Err(Error::auth(format!(
                 "the Charm server returned an unknown HTTP scheme {:?}",
                 info.http_scheme
             )));
@@ -111,7 +109,7 @@ impl std::fmt::Debug for Token {
 /// The `exp` claim of a JWT, or `None` without one. The signature is not checked: the
 /// server checks it, and the client only needs to know when to renew.
 pub(crate) fn jwt_expiry(jwt: &str) -> Result<Option<u64>> {
-    let bad = |why: &str| Error::Auth(format!("the Charm server returned a malformed JWT: {why}"));
+    let bad = |why: &str| Error::auth(format!("the Charm server returned a malformed JWT: {why}"));
     let mut parts = jwt.split('.');
     let payload = match (parts.next(), parts.next(), parts.next(), parts.next()) {
         (Some(_), Some(payload), Some(_), None) => payload,
@@ -187,5 +185,15 @@ mod tests {
         assert!(jwt_expiry("a.!!!.c").is_err());
         assert!(jwt_expiry(&jwt_with("[1]")).is_err());
         assert_eq!(jwt_expiry(&jwt_with("{}")).unwrap(), None);
+    }
+
+    /// Unreadable auth JSON is an auth error whose source is serde_json's error.
+    #[test]
+    fn unreadable_auth_json_keeps_the_parse_error_as_source() {
+        let err = AuthInfo::parse(b"{\"jwt\": ").unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Auth, "{err}");
+        let cause = crate::error::source_of::<serde_json::Error>(&err).expect("serde_json source");
+        assert!(cause.is_eof(), "{cause}");
+        assert!(err.to_string().ends_with(&cause.to_string()), "{err}");
     }
 }

@@ -95,7 +95,7 @@ pub(crate) fn expired() -> Option<Error> {
 }
 
 fn ran_out(limit: Limit) -> Error {
-    Error::Network(format!(
+    Error::network(format!(
         "the sync did not finish within its time limit of {:?} (CHARM_KV_SYNC_TIMEOUT)",
         limit.length
     ))

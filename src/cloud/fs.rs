@@ -128,9 +128,9 @@ impl FileReader {
     ) -> Result<Self> {
         let inner =
             sasquatch::decryptor(NetworkReader(body), &identities(keys)).map_err(|e| match e {
-                Error::Keys(why) => Error::Keys(format!(
-                    "the file is not encrypted with any of this account's keys ({why})"
-                )),
+                e @ Error::Keys { .. } => e.reworded(|why| {
+                    format!("the file is not encrypted with any of this account's keys ({why})")
+                }),
                 other => other,
             })?;
         Ok(FileReader {
@@ -178,7 +178,7 @@ impl Read for NetworkReader {
             } else {
                 io::Error::new(
                     e.kind(),
-                    Error::Network(format!("downloading the file failed: {e}")),
+                    Error::network("downloading the file failed").caused_by(e),
                 )
             }
         })
@@ -302,7 +302,7 @@ impl<R: Read> MultipartUpload<R> {
             let produced = self.sent + (self.sink.0.borrow().len() - self.sink_pos) as u64;
             let expected = self.total_len - self.suffix.len() as u64;
             if produced != expected {
-                return Err(Error::Internal(format!(
+                return Err(Error::internal(format!(
                     "encrypted upload is {produced} bytes, computed {expected}"
                 )));
             }
@@ -455,5 +455,44 @@ mod tests {
         assert_eq!(short.unwrap_err().kind(), crate::ErrorKind::InvalidArgument);
         let (long, _, _) = upload_body(b"abcde", 4);
         assert_eq!(long.unwrap_err().kind(), crate::ErrorKind::InvalidArgument);
+    }
+
+    /// A download that times out half-way through a file: the decryptor reports a
+    /// network error whose source is the body's `io::Error` (kind `TimedOut`), and
+    /// repeats the failure on later reads.
+    #[test]
+    fn a_failed_download_keeps_the_io_error_through_the_decryptor() {
+        struct TimesOutAfter(Vec<u8>);
+        impl Read for TimesOutAfter {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0.is_empty() {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out reading"));
+                }
+                let n = buf.len().min(self.0.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0.drain(..n);
+                Ok(n)
+            }
+        }
+        let keys = [key()];
+        let plain = vec![7u8; 3 * 65536];
+        let recipients: Vec<_> = keys
+            .iter()
+            .map(|k| sasquatch::Recipient::scrypt(k.text().as_bytes()))
+            .collect();
+        let file = sasquatch::encrypt(&plain, &recipients).unwrap();
+        let body = TimesOutAfter(file[..file.len() / 2].to_vec());
+        let mut reader = sasquatch::decryptor(NetworkReader(Box::new(body)), &identities(&keys))
+            .unwrap();
+        let failed = reader.read_to_end(&mut Vec::new()).unwrap_err();
+        let err = sasquatch::into_crate_error(failed);
+        assert_eq!(err.kind(), crate::ErrorKind::Network, "{err}");
+        let io = crate::error::source_of::<io::Error>(&err).expect("io::Error source");
+        assert_eq!(io.kind(), io::ErrorKind::TimedOut, "{err}");
+        assert!(err.to_string().ends_with("timed out reading"), "{err}");
+
+        let again = sasquatch::into_crate_error(reader.read(&mut [0u8; 16]).unwrap_err());
+        assert_eq!(again.kind(), crate::ErrorKind::Network, "{again}");
+        assert_eq!(again.to_string(), err.to_string());
     }
 }

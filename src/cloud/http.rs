@@ -145,7 +145,7 @@ impl HttpApi {
                 .header("Content-Length", &len.to_string())
                 .send(SendBody::from_reader(reader)),
             (method, _) => {
-                return Err(Error::Internal(format!(
+                return Err(Error::internal(format!(
                     "unsupported HTTP request {method} with this body"
                 )))
             }
@@ -168,7 +168,7 @@ impl HttpApi {
             return Ok(());
         }
         if self.require_tls {
-            return Err(Error::Auth(format!(
+            return Err(Error::auth(format!(
                 "the Charm server at {} offers only plain http, and TLS is required \
                  (CHARM_KV_REQUIRE_TLS); serve its HTTP API over https \
                  (CHARM_SERVER_PUBLIC_URL=https://...) or allow plain http",
@@ -201,7 +201,9 @@ pub(crate) fn read_json<T: DeserializeOwned>(
 ) -> Result<T> {
     let bytes = read_limited(response, limit, what)?;
     serde_json::from_slice(&bytes)
-        .map_err(|e| Error::Corrupt(format!("the Charm server sent unreadable {what} JSON: {e}")))
+        .map_err(|e| {
+            Error::corrupt(format!("the Charm server sent unreadable {what} JSON")).caused_by(e)
+        })
 }
 
 /// Reads a whole response body of at most `limit` bytes.
@@ -212,10 +214,10 @@ pub(crate) fn read_limited(response: Response<Body>, limit: u64, what: &str) -> 
         .limit(limit)
         .read_to_vec()
         .map_err(|e| match e {
-            ureq::Error::BodyExceedsLimit(_) => Error::Corrupt(format!(
+            ureq::Error::BodyExceedsLimit(_) => Error::corrupt(format!(
                 "the Charm server sent a {what} response larger than {limit} bytes"
             )),
-            other => Error::Network(format!("reading the {what} response failed: {other}")),
+            other => Error::network(format!("reading the {what} response failed")).caused_by(other),
         })
 }
 
@@ -262,7 +264,7 @@ fn server_error(status: u16, response: Response<Body>) -> Error {
             text.chars().take(200).collect()
         }
     });
-    Error::Server { status, message }
+    Error::server(status, message)
 }
 
 fn transport_error(method: &str, path: &str, authority: &str, e: ureq::Error) -> Error {
@@ -270,14 +272,15 @@ fn transport_error(method: &str, path: &str, authority: &str, e: ureq::Error) ->
     let path = path.split('?').next().unwrap_or(path);
     let what = format!("HTTP {method} {path} to {authority}");
     match e {
-        ureq::Error::Timeout(t) => Error::Network(format!("{what} timed out ({t})")),
-        ureq::Error::Io(e) => Error::Network(format!("{what} failed: {e}")),
-        ureq::Error::ConnectionFailed => Error::Network(format!("{what}: connection failed")),
-        ureq::Error::HostNotFound => Error::Network(format!("{what}: host not found")),
-        ureq::Error::Protocol(e) => Error::Network(format!(
-            "{what}: not an HTTP answer ({e}); is CHARM_HTTP_PORT the server's HTTP port?"
-        )),
-        other => Error::Network(format!("{what} failed: {other}")),
+        ureq::Error::Timeout(t) => Error::network(format!("{what} timed out ({t})")),
+        ureq::Error::Io(e) => Error::network(format!("{what} failed")).caused_by(e),
+        ureq::Error::ConnectionFailed => Error::network(format!("{what}: connection failed")),
+        ureq::Error::HostNotFound => Error::network(format!("{what}: host not found")),
+        ureq::Error::Protocol(e) => Error::network(format!(
+            "{what}: not an HTTP answer (is CHARM_HTTP_PORT the server's HTTP port?)"
+        ))
+        .caused_by(e),
+        other => Error::network(format!("{what} failed")).caused_by(other),
     }
 }
 
@@ -292,6 +295,25 @@ mod tests {
             let api = HttpApi::new(host, 35354, Timeouts::default(), false);
             assert!(api.agent().config().no_delay(), "{host}");
         }
+    }
+
+    /// A refused connection is a network error whose source is the `io::Error`
+    /// (kind `ConnectionRefused`), and whose message still says what failed and why.
+    #[test]
+    fn a_refused_connection_keeps_the_io_error_as_source() {
+        let port = {
+            let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let api = HttpApi::new("127.0.0.1", port, Timeouts::default(), false);
+        let err = api
+            .send("http", "jwt", Exchange::Api, "GET", "/v1/bio", Payload::Empty)
+            .unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Network, "{err}");
+        let io = crate::error::source_of::<std::io::Error>(&err).expect("io::Error source");
+        assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+        assert!(err.to_string().contains("HTTP GET /v1/bio"), "{err}");
+        assert!(err.to_string().ends_with(&io.to_string()), "{err}");
     }
 
     #[test]

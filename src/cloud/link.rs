@@ -193,11 +193,8 @@ impl CharmClient {
         let output = self.ssh.run("api-keys")?;
         let answer: KeysAnswer = serde_json::from_slice(&output).map_err(|e| {
             match serde_json::from_slice::<ApiMessage>(&output) {
-                Ok(m) => Error::Server {
-                    status: 500,
-                    message: m.message,
-                },
-                Err(_) => Error::corrupt(format!("api-keys answered something else: {e}")),
+                Ok(m) => Error::server(500, m.message),
+                Err(_) => Error::corrupt("api-keys answered something else").caused_by(e),
             }
         })?;
         let active = usize::try_from(answer.active_key)
@@ -211,7 +208,7 @@ impl CharmClient {
     pub fn unlink_key(&self, key: &str) -> Result<()> {
         let body = serde_json::json!({"id": 0, "key": key, "created_at": null});
         let mut stdin = serde_json::to_vec(&body)
-            .map_err(|e| Error::Internal(format!("encoding the unlink request: {e}")))?;
+            .map_err(|e| Error::internal("encoding the unlink request").caused_by(e))?;
         stdin.push(b'\n');
         let mut said = Vec::new();
         let mut on_line = |line: &[u8]| -> Result<Reply> {
@@ -231,10 +228,10 @@ impl CharmClient {
         let message = serde_json::from_slice::<ApiMessage>(&said)
             .map(|m| m.message)
             .unwrap_or_else(|_| String::from_utf8_lossy(&said).into_owned());
-        Err(Error::Server {
-            status: 500,
-            message: format!("could not unlink the key: {message}"),
-        })
+        Err(Error::server(
+            500,
+            format!("could not unlink the key: {message}"),
+        ))
     }
 }
 
@@ -248,9 +245,7 @@ fn parse_line(line: &[u8]) -> Result<LinkMessage> {
         }
     }
     serde_json::from_slice(line).map_err(|e| {
-        Error::corrupt(format!(
-            "the Charm server sent a link message that is not JSON: {e}"
-        ))
+        Error::corrupt("the Charm server sent a link message that is not JSON").caused_by(e)
     })
 }
 
@@ -288,7 +283,9 @@ fn finish(
     match (run, outcome) {
         (_, Some(outcome)) if denied => outcome,
         (Ok(()), Some(outcome)) => outcome,
-        (Err(Error::Network(why)), None) if why.contains("did not finish within") => {
+        (Err(Error::Network { message, .. }), None)
+            if message.contains("did not finish within") =>
+        {
             Err(Error::link(
                 LinkFailure::TimedOut,
                 format!("no answer within the deadline of {limit:?}"),

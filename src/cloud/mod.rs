@@ -280,7 +280,7 @@ impl CharmClient {
             "created_at": wrapped.created_at,
         });
         let body = serde_json::to_vec(&body)
-            .map_err(|e| Error::Internal(format!("encoding the encrypt key: {e}")))?;
+            .map_err(|e| Error::internal("encoding the encrypt key").caused_by(e))?;
         self.request("POST", "/v1/encrypt-key", Some(&body))?;
         Ok(())
     }
@@ -289,7 +289,7 @@ impl CharmClient {
         self.encrypt_keys()?
             .into_iter()
             .next()
-            .ok_or_else(|| Error::Keys("the account has no encrypt key".into()))
+            .ok_or_else(|| Error::keys("the account has no encrypt key"))
     }
 
     /// Lists directory `path` (plaintext, `/`-separated; `""` or `"/"` is the root).
@@ -310,7 +310,7 @@ impl CharmClient {
                 )))
             }
             other => {
-                return Err(Error::Corrupt(format!(
+                return Err(Error::corrupt(format!(
                     "the Charm server answered a listing with content type {other:?}"
                 )))
             }
@@ -334,7 +334,7 @@ impl CharmClient {
                 )))
             }
             other => {
-                return Err(Error::Corrupt(format!(
+                return Err(Error::corrupt(format!(
                     "the Charm server answered a file read with content type {other:?}"
                 )))
             }
@@ -458,14 +458,14 @@ impl CharmClient {
 pub fn is_transient(e: &Error) -> bool {
     match e {
         Error::Server { status, .. } => *status >= 500,
-        Error::Auth(message) => message == auth::NO_AUTH,
+        Error::Auth { message, .. } => message == auth::NO_AUTH,
         _ => false,
     }
 }
 
 /// The server's "no such file" answer (as opposed to a 404 for a deleted account).
 fn is_missing_file(e: &Error) -> bool {
-    matches!(e, Error::Server { status: 404, message } if message == "file not found")
+    matches!(e, Error::Server { status: 404, message, .. } if message == "file not found")
 }
 
 /// A 401 after a fresh `api-auth` is an auth failure, not a transient one.
@@ -474,9 +474,12 @@ fn reject_401(e: Error) -> Error {
         Error::Server {
             status: 401,
             message,
-        } => Error::Auth(format!(
-            "the Charm server rejected a freshly issued JWT: {message}"
-        )),
+            source,
+            ..
+        } => Error::Auth {
+            message: format!("the Charm server rejected a freshly issued JWT: {message}"),
+            source,
+        },
         other => other,
     }
 }
@@ -496,7 +499,7 @@ mod tests {
         struct NoKeys;
         impl KeySource for NoKeys {
             fn encrypt_keys(&self, _: &CharmClient) -> Result<Vec<EncryptKey>> {
-                Err(Error::Keys("none".into()))
+                Err(Error::keys("none"))
             }
         }
         let login =

@@ -15,7 +15,7 @@ use tokio::runtime::{Builder, Handle, Runtime};
 
 use crate::error::{Error, Result};
 
-static RUNTIME: OnceLock<std::result::Result<Runtime, String>> = OnceLock::new();
+static RUNTIME: OnceLock<std::result::Result<Runtime, std::io::Error>> = OnceLock::new();
 
 fn runtime() -> Result<&'static Runtime> {
     RUNTIME
@@ -24,10 +24,14 @@ fn runtime() -> Result<&'static Runtime> {
                 .enable_io()
                 .enable_time()
                 .build()
-                .map_err(|e| e.to_string())
         })
         .as_ref()
-        .map_err(|e| Error::Internal(format!("starting the async runtime: {e}")))
+        // The failure stays cached for the process and cannot be moved out: a copy
+        // of its kind and text is the source.
+        .map_err(|e| {
+            Error::internal("starting the async runtime")
+                .caused_by(std::io::Error::new(e.kind(), e.to_string()))
+        })
 }
 
 /// Runs `future` to completion and returns its output.
@@ -46,7 +50,7 @@ where
         scope
             .spawn(|| rt.block_on(future))
             .join()
-            .map_err(|_| Error::Internal("SSH helper thread panicked".into()))
+            .map_err(|_| Error::internal("SSH helper thread panicked"))
     })
 }
 
@@ -65,7 +69,7 @@ where
             .enable_io()
             .enable_time()
             .build()
-            .map_err(|e| Error::Internal(format!("starting the async runtime: {e}")))?;
+            .map_err(|e| Error::internal("starting the async runtime").caused_by(e))?;
         Ok(rt.block_on(future))
     };
     if Handle::try_current().is_err() {
@@ -75,7 +79,7 @@ where
         scope
             .spawn(run)
             .join()
-            .map_err(|_| Error::Internal("SSH helper thread panicked".into()))?
+            .map_err(|_| Error::internal("SSH helper thread panicked"))?
     })
 }
 

@@ -79,7 +79,7 @@ impl SshTarget {
                 match tokio::time::timeout(command_bound, work).await {
                     Ok(result) => result,
                     Err(_) => Err(limit.expired().unwrap_or_else(|| {
-                        Error::Network(format!(
+                        Error::network(format!(
                             "SSH command {command:?} on {addr} timed out after {command_bound:?}"
                         ))
                     })),
@@ -113,7 +113,7 @@ impl SshTarget {
                 self.converse_async(command, stdin, scope, stop, on_line),
             );
             bounded.await.unwrap_or_else(|_| {
-                Err(Error::Network(format!(
+                Err(Error::network(format!(
                     "SSH command {command:?} on {}:{} did not finish within {limit:?}",
                     self.host, self.port
                 )))
@@ -159,7 +159,7 @@ impl SshTarget {
                 match msg {
                     ChannelMsg::Data { data } => {
                         if pending.len() + data.len() > MAX_OUTPUT {
-                            return Err(Error::Corrupt(format!(
+                            return Err(Error::corrupt(format!(
                                 "the SSH command {command:?} on {addr} printed more than \
                                  {MAX_OUTPUT} bytes"
                             )));
@@ -215,7 +215,7 @@ impl SshTarget {
         let connect_bound = limit.bound(self.timeouts.connect)?;
         match tokio::time::timeout(connect_bound, connecting).await {
             Err(_) => Err(limit.expired().unwrap_or_else(|| {
-                Error::Network(format!(
+                Error::network(format!(
                     "SSH connection to {addr} timed out after {connect_bound:?}"
                 ))
             })),
@@ -252,7 +252,7 @@ impl SshTarget {
                 return Ok(());
             }
         }
-        Err(Error::Auth(format!(
+        Err(Error::auth(format!(
             "the Charm server at {addr} refused the SSH key \
              (does the server restrict logins with an authorized_keys file?)"
         )))
@@ -274,7 +274,7 @@ async fn exec(handle: &Handle<HostKeyCheck>, command: &str, addr: &str) -> Resul
         match msg {
             ChannelMsg::Data { data } => {
                 if out.len() + data.len() > MAX_OUTPUT {
-                    return Err(Error::Corrupt(format!(
+                    return Err(Error::corrupt(format!(
                         "the SSH command {command:?} on {addr} printed more than {MAX_OUTPUT} bytes"
                     )));
                 }
@@ -314,9 +314,9 @@ pub(crate) enum Reply {
 fn convert_key(login: &ssh_key::PrivateKey) -> Result<russh::keys::PrivateKey> {
     let bytes = login
         .to_bytes()
-        .map_err(|e| Error::Keys(format!("encoding the SSH key: {e}")))?;
+        .map_err(|e| Error::keys("encoding the SSH key").caused_by(e))?;
     russh::keys::PrivateKey::from_bytes(&bytes)
-        .map_err(|e| Error::Keys(format!("loading the SSH key for the SSH client: {e}")))
+        .map_err(|e| Error::keys("loading the SSH key for the SSH client").caused_by(e))
 }
 
 /// russh's handler for one connection: the host-key check.
@@ -345,15 +345,15 @@ impl client::Handler for HostKeyCheck {
                     );
                     self.known_hosts.check(&self.host, self.port, &text)
                 }
-                Err(e) => Err(Error::Auth(format!("unreadable server host key: {e}"))),
+                Err(e) => Err(Error::auth("unreadable server host key").caused_by(e)),
             },
-            PublicKeyOrCertificate::Certificate(_) => Err(Error::Auth(
-                "the server presented a host certificate; Charm servers use plain keys".into(),
+            PublicKeyOrCertificate::Certificate(_) => Err(Error::auth(
+                "the server presented a host certificate; Charm servers use plain keys",
             )),
         };
         let refusal = match verdict {
             Ok(Verdict::Known | Verdict::Pinned) => return Ok(true),
-            Ok(Verdict::Mismatch { pinned }) => Error::Auth(format!(
+            Ok(Verdict::Mismatch { pinned }) => Error::auth(format!(
                 "the SSH host key of {}:{} changed (pinned {pinned}); if the server's key \
                  really changed, remove its line from {}",
                 self.host,
@@ -369,12 +369,22 @@ impl client::Handler for HostKeyCheck {
 
 /// Maps a failure to connect (before authentication) to our errors.
 fn connect_error(addr: &str, e: russh::Error) -> Error {
-    Error::Network(format!("cannot open an SSH session with {addr}: {e}"))
+    Error::network(format!("cannot open an SSH session with {addr}")).caused_by(ssh_cause(e))
 }
 
 /// Maps an SSH failure after the handshake.
 fn ssh_error(addr: &str, e: russh::Error) -> Error {
-    Error::Network(format!("SSH session with {addr} failed: {e}"))
+    Error::network(format!("SSH session with {addr} failed")).caused_by(ssh_cause(e))
+}
+
+/// The cause of an SSH failure as a source: an I/O failure as the `io::Error` itself
+/// (russh's `IO` variant is transparent, so its `source()` would skip it), anything
+/// else as russh's error.
+fn ssh_cause(e: russh::Error) -> Box<dyn std::error::Error + Send + Sync> {
+    match e {
+        russh::Error::IO(io) => Box::new(io),
+        other => Box::new(other),
+    }
 }
 
 #[cfg(test)]
@@ -412,5 +422,27 @@ mod tests {
         assert_eq!(err.kind(), crate::ErrorKind::Network, "{err}");
         assert_eq!(net::opened::take_nodelay(), vec![true]);
         server.join().unwrap();
+    }
+
+    /// A refused connection is a network error whose source is the `io::Error`
+    /// (kind `ConnectionRefused`), not only its text.
+    #[test]
+    fn a_refused_connection_keeps_the_io_error_as_source() {
+        let port = {
+            let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let login =
+            ssh_key::PrivateKey::random(&mut rand::rngs::OsRng, ssh_key::Algorithm::Ed25519)
+                .unwrap();
+        let known_hosts = KnownHosts::new(dir.path());
+        let target =
+            SshTarget::new("127.0.0.1", port, &login, known_hosts, Timeouts::default()).unwrap();
+        let err = target.run("api-auth").unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Network, "{err}");
+        let io = crate::error::source_of::<std::io::Error>(&err).expect("io::Error source");
+        assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+        assert!(err.to_string().ends_with(&io.to_string()), "{err}");
     }
 }

@@ -47,7 +47,7 @@ impl EncryptKey {
             created_at,
         };
         if key.text.len() < RAW_KEY_LEN {
-            return Err(Error::Keys(format!(
+            return Err(Error::keys(format!(
                 "encrypt key {} is {} bytes long; at least {RAW_KEY_LEN} are needed",
                 key.id,
                 key.text.len()

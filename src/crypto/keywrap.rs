@@ -33,15 +33,17 @@ pub fn wrap(key: &EncryptKey, recipient: &Recipient) -> Result<WrappedKey> {
 pub fn unwrap(wrapped: &WrappedKey, identity: &Identity) -> Result<EncryptKey> {
     let file = base64::engine::general_purpose::STANDARD
         .decode(wrapped.key.trim())
-        .map_err(|e| Error::corrupt(format!("encrypt key {} is not base64: {e}", wrapped.id)))?;
+        .map_err(|e| {
+            Error::corrupt(format!("encrypt key {} is not base64", wrapped.id)).caused_by(e)
+        })?;
     let text = sasquatch::decrypt(&file, std::slice::from_ref(identity)).map_err(|e| match e {
-        Error::Keys(why) => Error::Keys(format!(
-            "encrypt key {} is not wrapped for this SSH key ({why})",
-            wrapped.id
-        )),
+        e @ Error::Keys { .. } => e.reworded(|why| {
+            format!("encrypt key {} is not wrapped for this SSH key ({why})", wrapped.id)
+        }),
         other => other,
     })?;
     let text = String::from_utf8(text)
+        // No source: a FromUtf8Error holds the bytes, here the unwrapped key.
         .map_err(|_| Error::corrupt(format!("encrypt key {} is not text", wrapped.id)))?;
     EncryptKey::from_text(wrapped.id.clone(), text, wrapped.created_at.clone())
 }
@@ -82,9 +84,10 @@ mod tests {
             key: "@@@".into(),
             created_at: None,
         };
-        assert_eq!(
-            unwrap(&bad, &identity).unwrap_err().kind(),
-            crate::ErrorKind::Corrupt
-        );
+        let err = unwrap(&bad, &identity).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Corrupt);
+        // The decoder's error is the source, not only text in the message.
+        let cause = crate::error::source_of::<base64::DecodeError>(&err).expect("base64 source");
+        assert!(err.to_string().ends_with(&cause.to_string()), "{err}");
     }
 }

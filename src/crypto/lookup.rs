@@ -30,7 +30,7 @@ pub fn encrypt_lookup_field(key: &EncryptKey, field: &str) -> Result<String> {
     }
     let sealed = cipher(key)
         .encrypt(NO_HEADERS, field.as_bytes())
-        .map_err(|_| Error::Internal("AES-SIV encryption failed".into()))?;
+        .map_err(|_| Error::internal("AES-SIV encryption failed"))?;
     Ok(hex::encode(sealed))
 }
 
@@ -44,7 +44,7 @@ pub fn decrypt_lookup_field(keys: &[EncryptKey], hex_field: &str) -> Result<Stri
         return Ok(String::new());
     }
     let sealed = hex::decode(hex_field)
-        .map_err(|e| Error::corrupt(format!("lookup field is not hex: {e}")))?;
+        .map_err(|e| Error::corrupt("lookup field is not hex").caused_by(e))?;
     if sealed.len() < SIV_SIZE {
         return Err(Error::corrupt(format!(
             "lookup field is {} bytes, shorter than the {SIV_SIZE}-byte SIV",
@@ -55,7 +55,7 @@ pub fn decrypt_lookup_field(keys: &[EncryptKey], hex_field: &str) -> Result<Stri
         .iter()
         .find_map(|key| cipher(key).decrypt(NO_HEADERS, &sealed).ok())
         .filter(|plain| !plain.is_empty())
-        .ok_or_else(|| Error::Keys("incorrect or missing encrypt keys".into()))?;
+        .ok_or_else(|| Error::keys("incorrect or missing encrypt keys"))?;
     String::from_utf8(plain).map_err(|_| Error::corrupt("decrypted lookup field is not UTF-8"))
 }
 

@@ -169,7 +169,7 @@ impl Sealer {
     /// Builds the ciphers; at least one key is required.
     pub fn new(keys: &[EncryptKey]) -> Result<Self> {
         if keys.is_empty() {
-            return Err(Error::Keys("no encrypt key available".into()));
+            return Err(Error::keys("no encrypt key available"));
         }
         Ok(Sealer {
             ciphers: keys.iter().map(RowCipher::new).collect(),
@@ -202,7 +202,7 @@ impl Sealer {
             .enumerate()
             .find_map(|(i, c)| c.open_key(stored).map(|k| (k, i)))
             .ok_or_else(|| {
-                Error::Keys("a stored key does not decrypt with any available encrypt key".into())
+                Error::keys("a stored key does not decrypt with any available encrypt key")
             })
     }
 

@@ -55,7 +55,7 @@ impl Failure {
 
     /// An `INVALID_ARGUMENT` failure, worded like the crate's own.
     pub(crate) fn invalid(message: impl std::fmt::Display) -> Self {
-        Failure::from(crate::Error::InvalidArgument(message.to_string()))
+        Failure::from(crate::Error::invalid(message.to_string()))
     }
 
     /// The C object for this failure.

@@ -440,7 +440,7 @@ impl Store {
                     {
                         std::thread::sleep(std::time::Duration::from_millis(10));
                     }
-                    other => return Err(Error::Busy(format!("online backup stopped: {other:?}"))),
+                    other => return Err(Error::busy(format!("online backup stopped: {other:?}"))),
                 }
             }
         }
@@ -457,7 +457,7 @@ impl Store {
 
 /// The [`Error::ReadOnly`] of an operation that would write.
 pub(crate) fn read_only_refusal(what: &str) -> Error {
-    Error::ReadOnly(format!("{what} through a handle opened read-only"))
+    Error::read_only(format!("{what} through a handle opened read-only"))
 }
 
 /// Whether `err` is SQLite (or the file system) failing to open or read the file.
@@ -478,12 +478,13 @@ fn read_only_open_error(path: &Path, err: Error) -> Error {
     if !(cannot_open(&err) && wal_exists(path) && is_wal_mode(path)) {
         return err;
     }
-    Error::ReadOnly(format!(
+    Error::read_only(format!(
         "{} is in WAL mode with a -wal file (a process has it open, or one was killed) \
          that SQLite cannot read without creating or writing the -shm file next to it \
-         ({err}); open it read-write once where it can be written",
+         (open it read-write once where it can be written)",
         path.display()
     ))
+    .caused_by(err)
 }
 
 /// Whether the header of the database file says WAL mode (bytes 18 and 19 are 2).
@@ -616,7 +617,7 @@ fn create_private_file(path: &Path) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(_) => match create_new_private_file(path) {
-            Err(Error::InvalidArgument(_)) => Ok(()), // created meanwhile by another opener
+            Err(Error::InvalidArgument { .. }) => Ok(()), // created meanwhile by another opener
             other => other,
         },
     }

@@ -88,7 +88,7 @@ fn move_when_unused(old: &Path, new: &Path) -> Result<bool> {
         Ok(_) => return Ok(false),
         Err(e) => {
             return match Error::from(e) {
-                Error::Busy(_) => Ok(false),
+                Error::Busy { .. } => Ok(false),
                 other => Err(other),
             }
         }

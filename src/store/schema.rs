@@ -246,7 +246,7 @@ pub fn initialize(conn: &mut Connection, sealer: &Sealer) -> Result<()> {
         switch_to_wal(conn)?
     };
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(Error::Internal(format!(
+        return Err(Error::internal(format!(
             "SQLite refused WAL mode (journal_mode is {mode})"
         )));
     }
@@ -300,10 +300,9 @@ pub fn check_read_only(conn: &Connection, sealer: &Sealer) -> Result<()> {
     conn.pragma_update(None, "trusted_schema", false)?;
     check_ours(conn)?;
     if !is_complete(conn)? {
-        return Err(Error::ReadOnly(
+        return Err(Error::read_only(
             "the database is empty or from an older charm-kv and needs writing first: \
-             open it once read-write"
-                .into(),
+             open it once read-write",
         ));
     }
     verify(conn, sealer)
@@ -466,8 +465,8 @@ pub fn verify_formats(conn: &Connection, sealer: &Sealer, formats: &[i64]) -> Re
     };
     match meta_get(conn, META_KEY_CHECK)? {
         Some(check) if sealer.knows_check(check) => Ok(format),
-        Some(_) => Err(Error::Keys(
-            "the database was encrypted with an encrypt key this account does not have".into(),
+        Some(_) => Err(Error::keys(
+            "the database was encrypted with an encrypt key this account does not have",
         )),
         None => Err(Error::corrupt("database has no key_check row")),
     }

@@ -81,7 +81,7 @@ impl Remote for CharmRemote<'_> {
         // that is still growing, and a download may catch it at another length.
         if let (Some(listed), Some(sent)) = (listed, reader.encrypted_len()) {
             if listed != sent {
-                return Err(Error::NotReady(format!(
+                return Err(Error::not_ready(format!(
                     "file {seq} was listed with {listed} bytes and is sent with {sent}"
                 )));
             }
@@ -103,7 +103,7 @@ impl Remote for CharmRemote<'_> {
                 .map_err(|e| Error::io("writing a downloaded snapshot", e))?;
             done += n as u64;
             if limit.is_some_and(|limit| done > limit) {
-                return Err(Error::NotReady(format!(
+                return Err(Error::not_ready(format!(
                     "the server sent more than the {} bytes it listed for file {seq}",
                     limit.unwrap_or(0)
                 )));
@@ -140,7 +140,7 @@ impl Remote for CharmRemote<'_> {
         };
         match attempt(progress) {
             // The JWT expired mid-way; the client dropped it, so one retry re-authenticates.
-            Err(Error::Auth(_)) => attempt(progress),
+            Err(Error::Auth { .. }) => attempt(progress),
             other => other,
         }
     }
@@ -152,10 +152,10 @@ impl Remote for CharmRemote<'_> {
 
 fn checked_seq(seq: u64) -> Result<u64> {
     if seq > MAX_SEQ {
-        return Err(Error::Server {
-            status: 200,
-            message: format!("sequence number {seq} is out of range"),
-        });
+        return Err(Error::server(
+            200,
+            format!("sequence number {seq} is out of range"),
+        ));
     }
     Ok(seq)
 }

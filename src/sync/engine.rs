@@ -117,7 +117,9 @@ impl<'a> Engine<'a> {
             return Ok(());
         }
         match self.restore_newest(&files, true) {
-            Err(Error::NotReady(why)) if why.ends_with(MISSING_BASE) => Err(Error::corrupt(why)),
+            Err(Error::NotReady { message, source }) if message.ends_with(MISSING_BASE) => {
+                Err(Error::Corrupt { message, source })
+            }
             other => other,
         }
     }
@@ -157,8 +159,13 @@ impl<'a> Engine<'a> {
             match self.restore_newest(&files, false) {
                 // Every listing leaves out what the chain needs: the server does not
                 // have it, whatever it lists.
-                Err(Error::NotReady(why)) if attempt == 4 && why.ends_with(MISSING_BASE) => {
-                    return Err(Error::corrupt(format!("{why} (in {attempt} listings)")))
+                Err(Error::NotReady { message, source })
+                    if attempt == 4 && message.ends_with(MISSING_BASE) =>
+                {
+                    return Err(Error::Corrupt {
+                        message: format!("{message} (in {attempt} listings)"),
+                        source,
+                    })
                 }
                 Err(e) if attempt < 4 && vanished(&e) => {
                     files = self.list()?;
@@ -225,7 +232,7 @@ impl<'a> Engine<'a> {
                 // Not in our listing: a listing torn by a concurrent push and its
                 // retention, or a server dropping files. `restore_listed` lists again.
                 Some(base) => {
-                    return Err(Error::NotReady(format!(
+                    return Err(Error::not_ready(format!(
                         "delta {seq} builds on {base}, which {MISSING_BASE}"
                     )))
                 }
@@ -261,25 +268,25 @@ impl<'a> Engine<'a> {
         loop {
             let error = match self.download_once(seq) {
                 Ok(file) => return Ok(file),
-                Err(e @ (Error::NotReady(_) | Error::Corrupt(_))) => e,
+                Err(e @ (Error::NotReady { .. } | Error::Corrupt { .. })) => e,
                 Err(e) => return Err(e),
             };
             let size = self.remote.listed_size(seq);
             if failed_at == Some(size) {
                 return Err(match error {
-                    Error::NotReady(why) => {
-                        Error::corrupt(format!("{why}, again at an unchanged listing"))
-                    }
+                    Error::NotReady { message, source } => Error::Corrupt {
+                        message: format!("{message}, again at an unchanged listing"),
+                        source,
+                    },
                     other => other,
                 });
             }
             failed_at = Some(size);
             if Instant::now() >= deadline {
                 return Err(match error {
-                    Error::NotReady(why) => Error::NotReady(format!(
-                        "{why} (still changing after {:?})",
-                        self.ticket_wait
-                    )),
+                    e @ Error::NotReady { .. } => e.reworded(|why| {
+                        format!("{why} (still changing after {:?})", self.ticket_wait)
+                    }),
                     other => other,
                 });
             }
@@ -287,7 +294,7 @@ impl<'a> Engine<'a> {
             delay = (delay * 2).min(POLL_INTERVAL);
             // A fresh listing gives the file's current length.
             if !self.list()?.contains(&seq) {
-                return Err(Error::NotReady(format!(
+                return Err(Error::not_ready(format!(
                     "file {seq} disappeared from the server while it was being read"
                 )));
             }
@@ -325,12 +332,10 @@ impl<'a> Engine<'a> {
             while ticket <= base {
                 catch_up += 1;
                 if catch_up > 100_000 {
-                    return Err(Error::Server {
-                        status: 0,
-                        message: format!(
-                            "sequence counter stays at {ticket}, below local version {base}"
-                        ),
-                    });
+                    return Err(Error::server(
+                        0,
+                        format!("sequence counter stays at {ticket}, below local version {base}"),
+                    ));
                 }
                 ticket = self.remote.next_seq()?;
             }
@@ -347,7 +352,7 @@ impl<'a> Engine<'a> {
                 }
             }
         }
-        Err(Error::Busy(format!(
+        Err(Error::busy(format!(
             "gave up pushing after {MAX_PUSH_ATTEMPTS} tickets: other devices keep pushing"
         )))
     }
@@ -585,7 +590,9 @@ const MISSING_BASE: &str = "the server's listing does not show";
 fn vanished(e: &Error) -> bool {
     match e {
         Error::Server { status: 404, .. } => true,
-        Error::NotReady(why) => why.contains("disappeared") || why.ends_with(MISSING_BASE),
+        Error::NotReady { message, .. } => {
+            message.contains("disappeared") || message.ends_with(MISSING_BASE)
+        }
         _ => false,
     }
 }

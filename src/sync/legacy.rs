@@ -105,7 +105,7 @@ impl<'s> LegacyMerge<'s> {
                 return Err(Error::corrupt("backup stream ends inside a frame"));
             }
             let list = KvList::decode(frame.as_slice())
-                .map_err(|e| Error::corrupt(format!("backup frame is not a KVList: {e}")))?;
+                .map_err(|e| Error::corrupt("backup frame is not a KVList").caused_by(e))?;
             let tx = self.conn.unchecked_transaction()?;
             for kv in list.kv {
                 add(&tx, self.sealer, self.now_unix, kv)?;
@@ -127,7 +127,7 @@ impl<'s> LegacyMerge<'s> {
             let stored_key: Vec<u8> = row.get(0)?;
             let key = writer
                 .open_key(&stored_key)
-                .ok_or_else(|| Error::Internal("a merged key does not open".into()))?;
+                .ok_or_else(|| Error::internal("a merged key does not open"))?;
             let value = writer.open_value(&stored_key, row.get_ref(1)?.as_blob()?)?;
             pairs.push((key, value));
         }

@@ -40,11 +40,11 @@ pub fn verify(path: &Path, sealer: &Sealer, device_id: i64) -> Result<Candidate>
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|e| Error::corrupt(format!("snapshot is not a SQLite database: {e}")))?;
+    .map_err(|e| Error::corrupt("snapshot is not a SQLite database").caused_by(e))?;
     conn.pragma_update(None, "trusted_schema", false)?;
     let check: String = conn
         .query_row("PRAGMA integrity_check(1)", [], |r| r.get(0))
-        .map_err(|e| Error::corrupt(format!("snapshot failed its integrity check: {e}")))?;
+        .map_err(|e| Error::corrupt("snapshot failed its integrity check").caused_by(e))?;
     if check != "ok" {
         return Err(Error::corrupt(format!(
             "snapshot failed its integrity check: {check}"
@@ -307,14 +307,14 @@ pub fn file_meta(path: &Path) -> Result<FileMeta> {
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|e| Error::corrupt(format!("snapshot is not a SQLite database: {e}")))?;
+    .map_err(|e| Error::corrupt("snapshot is not a SQLite database").caused_by(e))?;
     conn.pragma_update(None, "trusted_schema", false)?;
     let get = |name: &str| -> Result<Option<i64>> {
         conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
             r.get(0)
         })
         .optional()
-        .map_err(|e| Error::corrupt(format!("snapshot has no readable meta table: {e}")))
+        .map_err(|e| Error::corrupt("snapshot has no readable meta table").caused_by(e))
     };
     let delta_base = match get(schema::META_DELTA_BASE)? {
         Some(base) if base < 0 => return Err(Error::corrupt("snapshot has a negative delta_base")),

@@ -107,7 +107,7 @@ impl Remote for MemoryRemote {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<()> {
         if self.fail_downloads.load(Ordering::SeqCst) {
-            return Err(Error::Network("connection reset".into()));
+            return Err(Error::network("connection reset"));
         }
         self.downloads.fetch_add(1, Ordering::SeqCst);
         if let Some((data, written)) = self.growing.lock().unwrap().get(&seq) {
@@ -122,10 +122,7 @@ impl Remote for MemoryRemote {
             .unwrap()
             .get(&seq)
             .cloned()
-            .ok_or(Error::Server {
-                status: 404,
-                message: "file not found".into(),
-            })?;
+            .ok_or(Error::server(404, "file not found"))?;
         out.write_all(&data).map_err(|e| Error::io("test", e))?;
         progress(data.len() as u64, data.len() as u64);
         Ok(())
@@ -136,7 +133,7 @@ impl Remote for MemoryRemote {
             hook(self);
         }
         if self.fail_uploads.load(Ordering::SeqCst) {
-            return Err(Error::Network("connection refused".into()));
+            return Err(Error::network("connection refused"));
         }
         let data = std::fs::read(path).unwrap();
         progress(data.len() as u64, data.len() as u64);
@@ -1019,7 +1016,7 @@ impl<'a> CountingRemote<'a> {
     fn request(&self) -> Result<()> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         match self.down.load(Ordering::SeqCst) {
-            true => Err(Error::Network("connection refused".into())),
+            true => Err(Error::network("connection refused")),
             false => Ok(()),
         }
     }

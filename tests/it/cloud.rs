@@ -265,7 +265,9 @@ fn garbage_from_the_http_port_is_reported_by_kind() {
     );
     let client = account::connect(&shortened(config.clone())).unwrap();
     match client.seq_get_raw("s").unwrap_err() {
-        charm_kv::Error::Server { status, message } => {
+        charm_kv::Error::Server {
+            status, message, ..
+        } => {
             assert_eq!((status, message.as_str()), (500, "internal error"))
         }
         other => panic!("{other}"),

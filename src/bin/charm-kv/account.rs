@@ -193,8 +193,8 @@ pub fn run(command: AccountCommand) -> Result<(), CliError> {
                 }
             }
             .map_err(|e| match e {
-                Error::InvalidArgument(msg) if msg.contains("--force") => {
-                    CliError::Coded(exit::REFUSED, msg)
+                Error::InvalidArgument { message, .. } if message.contains("--force") => {
+                    CliError::Coded(exit::REFUSED, message)
                 }
                 other => other.into(),
             })?;

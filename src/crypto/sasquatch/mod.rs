@@ -112,7 +112,7 @@ impl Recipient {
     /// `ssh-rsa AAAA... [comment]`.
     pub fn from_authorized_key(line: &str) -> Result<Recipient> {
         let key = ssh_key::PublicKey::from_openssh(line.trim())
-            .map_err(|e| Error::invalid(format!("malformed SSH public key: {e}")))?;
+            .map_err(|e| Error::invalid("malformed SSH public key").caused_by(e))?;
         Recipient::from_public_key(&key)
     }
 
@@ -159,8 +159,8 @@ impl Identity {
     /// An identity for an unencrypted SSH private key (Ed25519 or RSA).
     pub fn from_private_key(key: &ssh_key::PrivateKey) -> Result<Identity> {
         if key.is_encrypted() {
-            return Err(Error::Keys(
-                "the SSH private key is passphrase-protected; decrypt it first".into(),
+            return Err(Error::keys(
+                "the SSH private key is passphrase-protected; decrypt it first",
             ));
         }
         match key.key_data() {
@@ -329,8 +329,8 @@ pub fn into_crate_error(e: io::Error) -> Error {
 /// fails.
 pub fn decryptor<R: Read>(mut input: R, identities: &[Identity]) -> Result<Decryptor<R>> {
     if identities.is_empty() {
-        return Err(Error::Keys(
-            "sasquatch: no identities to decrypt with".into(),
+        return Err(Error::keys(
+            "sasquatch: no identities to decrypt with",
         ));
     }
     let (hdr, ahead) = header::read_header(&mut input)?;
@@ -354,8 +354,8 @@ pub fn decryptor<R: Read>(mut input: R, identities: &[Identity]) -> Result<Decry
         }
     }
     let Some(file_key) = file_key else {
-        return Err(Error::Keys(
-            "sasquatch: no identity matched a recipient".into(),
+        return Err(Error::keys(
+            "sasquatch: no identity matched a recipient",
         ));
     };
     hdr.verify_mac(&file_key)?;

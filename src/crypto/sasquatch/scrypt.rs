@@ -27,10 +27,11 @@ pub(super) fn wrap_key(password: &[u8], salt: &[u8], log_n: u8) -> Result<Zeroiz
     full_salt.extend_from_slice(SALT_LABEL);
     full_salt.extend_from_slice(salt);
     let params = scrypt::Params::new(log_n, 8, 1, 32)
+        // scrypt's errors do not implement std::error::Error: message only.
         .map_err(|e| Error::corrupt(format!("sasquatch: invalid scrypt parameters: {e}")))?;
     let mut key = Zeroizing::new([0u8; 32]);
     scrypt::scrypt(password, &full_salt, &params, key.as_mut_slice())
-        .map_err(|e| Error::Internal(format!("scrypt: {e}")))?;
+        .map_err(|e| Error::internal(format!("scrypt: {e}")))?;
     Ok(key)
 }
 

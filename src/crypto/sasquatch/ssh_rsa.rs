@@ -66,7 +66,7 @@ fn public_key(key: &ssh_key::public::RsaPublicKey) -> Result<RsaPublicKey> {
     let n = uint(&key.n)?;
     check_size(n.bits())?;
     RsaPublicKey::new_with_max_size(n, uint(&key.e)?, MAX_BITS)
-        .map_err(|e| Error::invalid(format!("invalid ssh-rsa public key: {e}")))
+        .map_err(|e| Error::invalid("invalid ssh-rsa public key").caused_by(e))
 }
 
 fn private_key(key: &ssh_key::private::RsaKeypair) -> Result<RsaPrivateKey> {
@@ -77,10 +77,10 @@ fn private_key(key: &ssh_key::private::RsaKeypair) -> Result<RsaPrivateKey> {
         uint(&key.private.d)?,
         vec![uint(&key.private.p)?, uint(&key.private.q)?],
     )
-    .map_err(|e| Error::Keys(format!("invalid ssh-rsa private key: {e}")))?;
+    .map_err(|e| Error::keys("invalid ssh-rsa private key").caused_by(e))?;
     private
         .precompute()
-        .map_err(|e| Error::Keys(format!("invalid ssh-rsa private key: {e}")))?;
+        .map_err(|e| Error::keys("invalid ssh-rsa private key").caused_by(e))?;
     Ok(private)
 }
 
@@ -147,7 +147,7 @@ impl std::fmt::Debug for RsaIdentity {
 fn wrap(wire: &[u8], key: &RsaPublicKey, file_key: &FileKey) -> Result<Stanza> {
     let body = key
         .encrypt(&mut rand::rngs::OsRng, padding(), file_key.as_slice())
-        .map_err(|e| Error::Internal(format!("RSA-OAEP encryption: {e}")))?;
+        .map_err(|e| Error::internal("RSA-OAEP encryption").caused_by(e))?;
     Ok(Stanza {
         kind: STANZA_TYPE.to_owned(),
         args: vec![ssh_tag(wire)],

@@ -58,7 +58,7 @@ impl ChunkNonce {
 
 /// Wraps a crate error for the `io::Read`/`io::Write` interfaces.
 pub(crate) fn corrupt_io(msg: impl Into<String>) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, Error::Corrupt(msg.into()))
+    io::Error::new(io::ErrorKind::InvalidData, Error::corrupt(msg))
 }
 
 /// Encrypts plaintext into STREAM chunks written to `out`.
@@ -149,7 +149,7 @@ impl Failure {
     fn to_io(&self) -> io::Error {
         match self {
             Failure::Corrupt(msg) => corrupt_io(msg.clone()),
-            Failure::Network(msg) => io::Error::other(Error::Network(msg.clone())),
+            Failure::Network(msg) => io::Error::other(Error::network(msg.clone())),
             Failure::Io(kind, msg) => io::Error::new(*kind, msg.clone()),
         }
     }
@@ -173,6 +173,10 @@ pub(crate) struct StreamReader<R: Read> {
     pos: usize,
     end: usize,
     state: State,
+    /// The crate error a failed read of `src` carried, returned (with its source) by
+    /// the first read that fails; later reads repeat the [`Failure`]'s text, as an
+    /// error value cannot be cloned.
+    source_error: Option<Error>,
 }
 
 /// Reads until `buf` is full or the source ends; returns the count.
@@ -189,6 +193,20 @@ fn read_full<R: Read>(src: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
+/// The [`Failure`] of a read of the source that failed with `e`; the crate error it
+/// carried goes to `first` when its category is kept (network, corrupt).
+fn source_failure(e: io::Error, first: &mut Option<Error>) -> Failure {
+    let kind = e.kind();
+    let error = Error::from_read("reading the payload", e);
+    let failure = match &error {
+        Error::Network { .. } => Failure::Network(error.detail()),
+        Error::Corrupt { .. } => Failure::Corrupt(error.detail()),
+        other => return Failure::Io(kind, other.to_string()),
+    };
+    *first = Some(error);
+    failure
+}
+
 impl<R: Read> StreamReader<R> {
     pub fn new(src: R, cipher: ChaCha20Poly1305) -> Self {
         StreamReader {
@@ -199,6 +217,7 @@ impl<R: Read> StreamReader<R> {
             pos: 0,
             end: 0,
             state: State::Reading,
+            source_error: None,
         }
     }
 
@@ -219,15 +238,8 @@ impl<R: Read> StreamReader<R> {
 
     /// Reads, authenticates and decrypts the next chunk into `buf`.
     fn next_chunk(&mut self) -> std::result::Result<(), Failure> {
-        let io_fail = |e: io::Error| {
-            let kind = e.kind();
-            match Error::from_read("reading the payload", e) {
-                Error::Network(msg) => Failure::Network(msg),
-                Error::Corrupt(msg) => Failure::Corrupt(msg),
-                other => Failure::Io(kind, other.to_string()),
-            }
-        };
-        let n = read_full(&mut self.src, &mut self.buf).map_err(io_fail)?;
+        let n = read_full(&mut self.src, &mut self.buf)
+            .map_err(|e| source_failure(e, &mut self.source_error))?;
         if n == 0 {
             return Err(Failure::Corrupt(
                 "sasquatch: payload truncated (no final chunk)".into(),
@@ -251,7 +263,10 @@ impl<R: Read> StreamReader<R> {
         } else if self.open(n, true) {
             // A full final chunk: the file must end here.
             let mut probe = [0u8; 1];
-            if read_full(&mut self.src, &mut probe).map_err(io_fail)? != 0 {
+            if read_full(&mut self.src, &mut probe)
+                .map_err(|e| source_failure(e, &mut self.source_error))?
+                != 0
+            {
                 return Err(Failure::Corrupt(
                     "sasquatch: data after the final payload chunk".into(),
                 ));
@@ -290,7 +305,13 @@ impl<R: Read> StreamReader<R> {
                 return Ok(0);
             }
             if let Err(f) = self.next_chunk() {
-                let err = f.to_io();
+                let err = match (self.source_error.take(), &f) {
+                    (Some(first), Failure::Corrupt(_)) => {
+                        io::Error::new(io::ErrorKind::InvalidData, first)
+                    }
+                    (Some(first), _) => io::Error::other(first),
+                    (None, _) => f.to_io(),
+                };
                 self.state = State::Failed(f);
                 return Err(err);
             }

@@ -1059,7 +1059,7 @@ fn io_errors_are_io_errors() {
     let mut dec = decryptor(&bad[..], &k_identity()).unwrap();
     let e = dec.read_to_end(&mut Vec::new()).unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::InvalidData);
-    assert!(matches!(into_crate_error(e), Error::Corrupt(_)));
+    assert!(matches!(into_crate_error(e), Error::Corrupt { .. }));
 }
 
 #[test]
