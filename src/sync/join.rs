@@ -291,10 +291,10 @@ mod tests {
     fn local_databases_move_or_merge_and_nothing_is_lost() {
         let dir = tempfile::tempdir().unwrap();
         let (local_key, host_key) = (EncryptKey::generate(), EncryptKey::generate());
-        let local = options(dir.path(), None, &[local_key.clone()]);
+        let local = options(dir.path(), None, std::slice::from_ref(&local_key));
         set(&local, "notes", &[("a", "local"), ("both", "local")]);
         set(&local, "solo", &[("x", "1")]);
-        let host_only = options(dir.path(), Some("h"), &[host_key.clone()]);
+        let host_only = options(dir.path(), Some("h"), std::slice::from_ref(&host_key));
         set(&host_only, "notes", &[("b", "host"), ("both", "host")]);
 
         let keys = [host_key.clone(), local_key.clone()];
@@ -331,10 +331,10 @@ mod tests {
     fn a_database_in_use_stays_and_a_staged_one_is_merged_by_the_next_join() {
         let dir = tempfile::tempdir().unwrap();
         let key = EncryptKey::generate();
-        let local = options(dir.path(), None, &[key.clone()]);
+        let local = options(dir.path(), None, std::slice::from_ref(&key));
         set(&local, "busy", &[("k", "v")]);
         set(&local, "staged", &[("s", "local")]);
-        let host = options(dir.path(), Some("h"), &[key.clone()]);
+        let host = options(dir.path(), Some("h"), std::slice::from_ref(&key));
         set(&host, "staged", &[("t", "host")]);
         let (local_path, host_path) = (dir.path().join("localhost"), dir.path().join("h"));
         // A join that a crash stopped after staging `staged`.
