@@ -71,6 +71,9 @@ pub fn join_databases(
 ) -> Result<Joined> {
     let mut joined = Joined::default();
     let staging = names::db_dir(host).join(STAGING_DIR);
+    // Threads and processes opening databases at once after a link join one at a
+    // time (a second finds nothing left to do).
+    let _lock = lock(&names::db_dir(host))?;
     // Staged by a join a crash interrupted.
     for (name, staged) in staged_files(&staging)? {
         match merge_staged(&staged, host, &name, keys, durability) {
@@ -220,6 +223,28 @@ fn forget_remote(db: &Path, keys: &[EncryptKey], durability: Durability) -> Resu
     let token = (rand::random::<u64>() >> 1).max(1) as i64;
     super::rejoin::rehome(&store, token)?;
     Ok(())
+}
+
+/// Name of the lock file that serialises joins, in the databases' folder.
+const LOCK_FILE: &str = ".join.lock";
+
+/// Waits for the join lock of the databases' folder `db_dir` (released on drop).
+fn lock(db_dir: &Path) -> Result<std::fs::File> {
+    crate::config::create_private_dir(db_dir)?;
+    let path = db_dir.join(LOCK_FILE);
+    let mut options = std::fs::File::options();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = options
+        .open(&path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    file.lock()
+        .map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
+    Ok(file)
 }
 
 fn remove_files(db: &Path) {
