@@ -6,8 +6,10 @@
 //! does ([`Account::share_keys`]): every encrypt key the device holds is wrapped for
 //! every SSH key of the account. Unlike the Go client nothing local is deleted: the
 //! joining device's databases keep their rows (their keys stay in the key cache and
-//! are shared with the account), and their writes are pushed at the next sync under
-//! the account's key 0.
+//! are shared with the account, those of its local-mode data path too), and their
+//! writes are pushed at the next sync under the account's key 0. The joining device
+//! records the link before its request ([`super::pending`]), so that a crash before
+//! the answer or while waiting for the keys is finished by the next sync.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
