@@ -394,7 +394,8 @@ impl Account {
         Ok(pending::read(&self.data_path)?.is_some())
     }
 
-    /// [`Account::settle_pending_link`] with a client of the configured server.
+    /// Finishes or forgets a link a crash left recorded (`Account::settle_pending_link`),
+    /// with a client of the configured server.
     pub fn settle_link(self: &Arc<Self>) -> Result<()> {
         if !self.link_unsettled()? {
             return Ok(());
@@ -499,8 +500,9 @@ impl Account {
         Ok(Some(added))
     }
 
-    /// [`Account::add_local_mode_keys`] on the key cache, under the account lock;
-    /// returns how many keys were new. The link does this before it shares the keys;
+    /// Adds the local-mode keys to the key cache (`Account::add_local_mode_keys`), under
+    /// the account lock; returns how many keys were new. The link does this before it
+    /// shares the keys;
     /// the local-mode databases' move calls it again, so that they open whatever a
     /// crash interrupted.
     pub fn adopt_local_mode_keys(&self) -> Result<usize> {

@@ -201,7 +201,7 @@ impl Account {
     /// - once this device has synced, a different key 0 is refused ([`Error::Keys`]).
     ///
     /// A link a crash interrupted (`pending`) is finished or forgotten first
-    /// ([`Account::settle_pending_link`]).
+    /// (`Account::settle_pending_link`).
     pub fn sync_keys(&self, client: &CharmClient) -> Result<Vec<EncryptKey>> {
         self.settle_pending_link(client)?;
         self.sync_keys_now(client)
