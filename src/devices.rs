@@ -49,8 +49,10 @@ pub fn link_request(options: &Options, code: &str, link: &LinkOptions) -> Result
     let account = Account::open(options.config())?;
     let mut token = None;
     let linked = account.link_request(code, link, &mut || {
-        token = Some(rejoin::mark_pending(&data_path)?);
-        Ok(())
+        let marked = rejoin::mark_pending(&data_path)?;
+        token = Some(marked);
+        // Handed back if the link is found later not to have happened.
+        account.note_link_rejoin(marked)
     });
     let report = match linked {
         Ok(report) => report,

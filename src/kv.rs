@@ -621,9 +621,13 @@ pub(crate) fn join_local_databases(options: &Options) -> Result<crate::sync::joi
     let account = crate::account::Account::open(config)?;
     if link_unsettled && config.server().is_some() {
         // A link a crash interrupted: finished first (it records the join), so that
-        // this open already finds every database where it belongs. Offline, or with
-        // the account's keys not there yet, the next sync finishes it.
-        let _ = account.settle_link();
+        // this open already finds every database where it belongs, or forgotten with
+        // its re-homing before that re-homes anything. Offline, or with the account's
+        // keys not there yet, the next sync finishes it.
+        if let Ok(Some(token)) = account.settle_link() {
+            // It did not link: the re-homing recorded for it is not due.
+            let _ = crate::sync::rejoin::finish_pending(&data_path, token);
+        }
     }
     if !pending::join_local_due(&data_path) {
         return Ok(Default::default());

@@ -287,6 +287,7 @@ impl Account {
                 return Err(e);
             }
         }
+        crash_point("link-requesting");
         let answer = client.link_request(code, options.deadline, &stop);
         crash_point("link-answered");
         let result = match answer {
@@ -396,11 +397,24 @@ impl Account {
 
     /// Finishes or forgets a link a crash left recorded (`Account::settle_pending_link`),
     /// with a client of the configured server.
-    pub fn settle_link(self: &Arc<Self>) -> Result<()> {
+    /// Returns the re-homing token noted for the link
+    /// ([`Account::note_link_rejoin`]) when the link turned out not to have happened.
+    pub fn settle_link(self: &Arc<Self>) -> Result<Option<i64>> {
         if !self.link_unsettled()? {
-            return Ok(());
+            return Ok(None);
         }
         self.settle_pending_link(&self.client()?)
+    }
+
+    /// Notes in the link record (written by [`Account::link_request`] before it calls
+    /// `on_merge`) the token of the re-homing `on_merge` recorded, so that a link
+    /// found later not to have happened hands it back ([`Account::settle_link`]).
+    pub fn note_link_rejoin(&self, token: i64) -> Result<()> {
+        let Some(mut record) = pending::read(&self.data_path)? else {
+            return Ok(());
+        };
+        record.rejoin_token = Some(token);
+        pending::write(&self.data_path, &record)
     }
 
     /// Finishes or forgets a link a crash (or an unknown outcome) left recorded:
@@ -408,12 +422,17 @@ impl Account {
     /// keys must have arrived ([`Error::Keys`] otherwise: nothing is synced under a
     /// key 0 the account does not know) and the link's local part is done
     /// ([`Account::finish_link`]); if not, the record is removed.
-    pub(crate) fn settle_pending_link(&self, client: &crate::cloud::CharmClient) -> Result<()> {
+    /// Returns the noted re-homing token when the link did not happen.
+    pub(crate) fn settle_pending_link(
+        &self,
+        client: &crate::cloud::CharmClient,
+    ) -> Result<Option<i64>> {
         let Some(record) = pending::read(&self.data_path)? else {
-            return Ok(());
+            return Ok(None);
         };
         if !self.linked_since(client, &record)? {
-            return pending::remove(&self.data_path);
+            pending::remove(&self.data_path)?;
+            return Ok(record.rejoin_token);
         }
         client.invalidate_auth();
         let auth = retry_transient(|| client.auth())?;
@@ -432,7 +451,7 @@ impl Account {
             .id
             .clone();
         self.finish_link(client, &record, &key0)?;
-        Ok(())
+        Ok(None)
     }
 
     /// Whether this device is in another account than when `record` was written: a

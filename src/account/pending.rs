@@ -36,6 +36,11 @@ pub struct PendingLink {
     /// The keys of its former account, wrapped for its own identity: kept in the key
     /// cache once the link happened, so that rows they sealed stay readable.
     pub former_keys: Vec<WrappedKey>,
+    /// The re-homing the caller recorded for this link, if any
+    /// ([`super::Account::note_link_rejoin`]): when the link turns out not to have
+    /// happened, settling it hands the token back so that the caller can drop it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejoin_token: Option<i64>,
 }
 
 /// Where the record of `data_path` lives.
@@ -113,6 +118,7 @@ mod tests {
             previous_account: Some("acct".into()),
             known_keys: vec!["k1".into()],
             former_keys: Vec::new(),
+            rejoin_token: Some(7),
         };
         write(dir.path(), &link).unwrap();
         assert_eq!(read(dir.path()).unwrap(), Some(link));

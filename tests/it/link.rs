@@ -511,6 +511,37 @@ fn a_crash_before_the_answer_of_a_merging_link_is_finished_by_the_next_sync() {
         .unwrap());
 }
 
+/// The joining device, in an account already, dies after recording the link (and
+/// the re-homing a merge would need) but before sending the request: nothing was
+/// linked. Its next open asks the server, forgets the link and its re-homing, and
+/// re-homes nothing (a needless re-homing would make its old rows win over newer
+/// ones of its account at the next sync).
+#[test]
+fn a_crash_before_the_request_forgets_the_link_and_re_homes_nothing() {
+    let server = CharmServer::start();
+    let two = server.client_dir("two");
+    kv(&server, &two, &["set", &format!("mine@{DB}"), "two"]);
+    kv(&server, &two, &["sync", &format!("@{DB}")]);
+    let former = kv(&server, &two, &["id"]);
+    let mut command = kv_command(&server, &two, &["link", "ABCDEF"]);
+    command.env("CHARM_KV_TEST_CRASH_AT", "link-requesting");
+    let crashed = run_bounded(&mut command, Duration::from_secs(120));
+    assert_eq!(crashed.status.code(), None, "not killed before the request");
+    let config = server.client_config(&two);
+    let data_path = config.data_path().unwrap();
+    assert!(charm_kv::sync::rejoin::pending(&data_path)
+        .unwrap()
+        .is_some());
+
+    let kv_two = charm_kv::Kv::open_with(DB, &server.options(&two, None)).unwrap();
+    assert_eq!(kv_two.pending_writes().unwrap(), 0, "re-homed needlessly");
+    assert_eq!(kv_two.get("mine").unwrap(), b"two");
+    kv_two.close().unwrap();
+    assert_eq!(charm_kv::sync::rejoin::pending(&data_path).unwrap(), None);
+    assert!(!Account::open(&config).unwrap().link_unsettled().unwrap());
+    assert_eq!(kv(&server, &two, &["id"]), former);
+}
+
 /// The joining device (with offline and local-mode writes) dies after the server
 /// linked it, while waiting for the account's keys. Its next sync finishes the link
 /// on its own (no `sync-keys`): the account's key 0 adopted, its keys shared, every
