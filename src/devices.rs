@@ -36,17 +36,36 @@ pub fn link_generate(
     Account::open(options.config())?.link_generate(prompt, link)
 }
 
-/// Joins the account that showed `code` ([`Account::link_request`]). If that merged
-/// this device's former account away, its databases are re-homed
-/// ([`rejoin_databases`]); the re-homing is recorded before anything local changes,
-/// so a crash on the way is finished by the next open or sync.
+/// Joins the account that showed `code` ([`Account::link_request`]). A device that
+/// was in an account already records, before the request, that its databases are
+/// to be re-homed (the link may merge its former account away, and a crash may come
+/// before the answer): re-homed when the link merged it ([`rejoin_databases`]), the
+/// record dropped when it did not, and kept (the next open re-homes) when that is not
+/// known. Databases this device wrote in local mode join this data path at once when
+/// they can ([`join_local_databases`]); the next read-write open finishes what is left
+/// (or what a crash interrupted).
 pub fn link_request(options: &Options, code: &str, link: &LinkOptions) -> Result<LinkReport> {
     let data_path = options.config().data_path()?;
+    let account = Account::open(options.config())?;
     let mut token = None;
-    let report = Account::open(options.config())?.link_request(code, link, &mut || {
-        token = Some(rejoin::mark_pending(&data_path)?);
-        Ok(())
-    })?;
+    let linked = account.link_request(code, link, &mut || {
+        let marked = rejoin::mark_pending(&data_path)?;
+        token = Some(marked);
+        // Handed back if the link is found later not to have happened.
+        account.note_link_rejoin(marked)
+    });
+    let report = match linked {
+        Ok(report) => report,
+        Err(e) => {
+            if let Some(token) = token {
+                if !account.link_unsettled().unwrap_or(true) {
+                    // Nothing was linked: nothing to re-home.
+                    let _ = rejoin::finish_pending(&data_path, token);
+                }
+            }
+            return Err(e);
+        }
+    };
     if let Some(token) = token {
         if matches!(report.outcome, LinkOutcome::Merged { .. }) {
             finish(options, &data_path, token)?;
@@ -55,7 +74,27 @@ pub fn link_request(options: &Options, code: &str, link: &LinkOptions) -> Result
             rejoin::finish_pending(&data_path, token)?;
         }
     }
+    // Best effort: what cannot join now joins at a later open ([`join_local_databases`]
+    // says what is left).
+    let _ = crate::kv::join_local_databases(options);
     Ok(report)
+}
+
+/// After a link: moves (or merges) the databases this device wrote in local mode
+/// into the data path of `options`, when the link recorded that they are to join
+/// (`crate::sync::join`); a database in use, or one that fails, stays in local mode
+/// and joins at a later read-write open. Returns why databases are left (empty when
+/// every one joined, or there were none).
+pub fn join_local_databases(options: &Options) -> Result<Vec<String>> {
+    let joined = crate::kv::join_local_databases(options)?;
+    let mut left = joined.problems;
+    let busy = joined.left.saturating_sub(left.len());
+    if busy > 0 {
+        left.push(format!(
+            "{busy} database(s) in use by another process: they join at a later open"
+        ));
+    }
+    Ok(left)
 }
 
 /// Imports an identity backup ([`backup::import_keys`]); when it replaced another

@@ -57,6 +57,10 @@ impl Kv {
     /// A read-write open first finishes a pending re-homing (a link or an identity
     /// import that a crash interrupted: `docs/sync.md`, "Joining another account").
     pub fn open_with(name: &str, options: &Options) -> Result<Kv> {
+        if !options.read_only && options.keys.is_none() {
+            // Best effort: a database that cannot join now keeps the join due.
+            let _ = join_local_databases(options);
+        }
         let kv = Kv::open_one(name, options)?;
         if !options.read_only {
             kv.finish_pending_rejoin();
@@ -600,6 +604,52 @@ pub(crate) fn rejoin_all(options: &Options, token: i64, skip: Option<&str>) -> R
         kv.close()?;
     }
     Ok(rows)
+}
+
+/// When a link recorded that this device's local-mode databases are to join the
+/// data path of `options` (`account::pending`), moves or merges them there
+/// ([`crate::sync::join`]), with the local-mode keys in the key cache first, and
+/// removes the record once none is left. Returns what it did.
+pub(crate) fn join_local_databases(options: &Options) -> Result<crate::sync::join::Joined> {
+    use crate::account::pending;
+    let config = &options.config;
+    let data_path = config.data_path()?;
+    let link_unsettled = pending::pending_path(&data_path).is_file();
+    if !link_unsettled && !pending::join_local_due(&data_path) {
+        return Ok(Default::default());
+    }
+    let account = crate::account::Account::open(config)?;
+    if link_unsettled && config.server().is_some() {
+        // A link a crash interrupted: finished first (it records the join), so that
+        // this open already finds every database where it belongs, or forgotten with
+        // its re-homing before that re-homes anything. Offline, or with the account's
+        // keys not there yet, the next sync finishes it.
+        if let Ok(Some(token)) = account.settle_link() {
+            // It did not link: the re-homing recorded for it is not due.
+            let _ = crate::sync::rejoin::finish_pending(&data_path, token);
+        }
+    }
+    if !pending::join_local_due(&data_path) {
+        return Ok(Default::default());
+    }
+    let Some(local) = account.local_mode_config() else {
+        pending::clear_join_local(&data_path)?;
+        return Ok(Default::default());
+    };
+    account.adopt_local_mode_keys()?;
+    let mut keys = account.cached_keys()?;
+    // The account's key 0 seals the merged rows.
+    if let Some(key0) = crate::account::KeyCache::read(&data_path)?.synced_key0() {
+        if let Some(at) = keys.iter().position(|k| k.id() == key0) {
+            keys[..=at].rotate_right(1);
+        }
+    }
+    let joined =
+        crate::sync::join::join_databases(&local.data_path()?, &data_path, &keys, options.durability)?;
+    if joined.left == 0 {
+        pending::clear_join_local(&data_path)?;
+    }
+    Ok(joined)
 }
 
 /// Names of the charm-kv databases in the data path of `options`, sorted (also those

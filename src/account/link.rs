@@ -6,18 +6,21 @@
 //! does ([`Account::share_keys`]): every encrypt key the device holds is wrapped for
 //! every SSH key of the account. Unlike the Go client nothing local is deleted: the
 //! joining device's databases keep their rows (their keys stay in the key cache and
-//! are shared with the account), and their writes are pushed at the next sync under
-//! the account's key 0.
+//! are shared with the account, those of its local-mode data path too), and their
+//! writes are pushed at the next sync under the account's key 0. The joining device
+//! records the link before its request ([`super::pending`]), so that a crash before
+//! the answer or while waiting for the keys is finished by the next sync.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::files::AccountLock;
-use super::keycache::KeyCache;
+use super::keycache::{wrap_for, KeyCache};
+use super::pending::{self, PendingLink};
 use super::{retry_transient, Account};
 use crate::cloud::link::{GeneratorEvents, LinkMessage, LinkResult};
+use crate::config::Config;
 use crate::crypto::keywrap;
 use crate::crypto::sasquatch::Recipient;
 use crate::crypto::EncryptKey;
@@ -170,9 +173,16 @@ impl Account {
     /// has. Returns how many (public key, encrypt key) pairs were sent.
     pub fn share_keys(self: &Arc<Self>) -> Result<usize> {
         let client = self.client()?;
+        self.settle_pending_link(&client)?;
+        self.share_keys_with(&client)
+    }
+
+    /// [`Account::share_keys`] over `client`, without settling a pending link (which
+    /// calls this).
+    fn share_keys_with(&self, client: &crate::cloud::CharmClient) -> Result<usize> {
         client.invalidate_auth();
         *self.resolved.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        let keys = self.sync_keys(&client)?;
+        let keys = self.sync_keys_now(client)?;
         let (account_keys, _) = retry_transient(|| client.account_keys())?;
         let mut sent = 0;
         for public in account_keys
@@ -210,7 +220,7 @@ impl Account {
             confirmed: false,
         };
         let (result, message) = client.link_generate(&mut events, options.deadline, &stop)?;
-        let keys_shared = self.share_keys()?;
+        let keys_shared = self.share_keys_with(&client)?;
         Ok(LinkReport {
             outcome: match result {
                 LinkResult::Success => LinkOutcome::Linked,
@@ -224,14 +234,23 @@ impl Account {
 
     /// Joins the account that showed `code` (`charm link CODE`). Then waits (at most
     /// `options.keys_wait`) for the account's keys, adopts the account's key 0 and
-    /// shares this device's own keys with the account, so its local databases keep
-    /// their rows and go to the account at the next sync.
+    /// shares this device's own keys with the account (those of its local-mode data
+    /// path too: `Account::adopt_local_mode_keys`), so its local databases keep their
+    /// rows and go to the account at the next sync.
     ///
-    /// `on_merge` runs as soon as the server has linked a device that was in an
-    /// account already (its former account is merged away), before anything local
-    /// changes: the caller records that the databases must be re-homed, so that a
-    /// crash from here on leaves that recorded. An error from it ends the link (the
-    /// server has linked; the keys are not shared yet).
+    /// Crash safety (`docs/cloud-client.md`, "Crash points of a link"): before the
+    /// request, the link is recorded (`pending`); the record is removed once the keys
+    /// are adopted and shared, or once it is sure that nothing was linked. A record
+    /// left by a crash is finished by the next [`Account::sync_keys`].
+    ///
+    /// `on_merge` runs before the request when this device is in an account already
+    /// (the link may merge that account away), before anything local changes: the
+    /// caller records that the databases must be re-homed, so that a crash from there
+    /// on (even before the server's answer arrives) leaves that recorded. The caller
+    /// re-homes when the outcome is [`LinkOutcome::Merged`] and forgets the record
+    /// otherwise; after an error, while [`Account::link_unsettled`] is true (it could
+    /// not be ruled out that the server linked), it keeps it. An error from `on_merge`
+    /// ends the link before the request.
     pub fn link_request(
         self: &Arc<Self>,
         code: &str,
@@ -241,8 +260,10 @@ impl Account {
         let client = self.client()?;
         let stop = stop_flag(options);
         let before = KeyCache::read(&self.data_path)?;
-        let mut known: HashSet<String> = before.keys().iter().map(|k| k.id.clone()).collect();
-        let mut former_keys = Vec::new();
+        let mut record = PendingLink {
+            known_keys: before.keys().iter().map(|k| k.id.clone()).collect(),
+            ..PendingLink::default()
+        };
         // A device that synced with this server (or whose Go client did) is in an
         // account already, whose keys are not the account it joins; asking creates
         // nothing then. A device that never did is asked nothing: that would create an
@@ -251,17 +272,34 @@ impl Account {
         // made offline belong to no account yet.
         let used_server =
             before.synced_key0().is_some() || self.data_path.join("kv").is_dir();
-        let previous_account = if used_server {
+        if used_server {
             let auth = retry_transient(|| client.auth())?;
-            known.extend(auth.encrypt_keys.iter().map(|k| k.id.clone()));
-            former_keys = auth.encrypt_keys.clone();
-            Some(auth.charm_id.clone())
-        } else {
-            None
+            record
+                .known_keys
+                .extend(auth.encrypt_keys.iter().map(|k| k.id.clone()));
+            record.former_keys = auth.encrypt_keys.clone();
+            record.previous_account = Some(auth.charm_id.clone());
+        }
+        pending::write(&self.data_path, &record)?;
+        if record.previous_account.is_some() {
+            if let Err(e) = on_merge() {
+                pending::remove(&self.data_path)?;
+                return Err(e);
+            }
+        }
+        crash_point("link-requesting");
+        let answer = client.link_request(code, options.deadline, &stop);
+        crash_point("link-answered");
+        let result = match answer {
+            Ok((result, _)) => result,
+            Err(e) => {
+                self.settle_failed_link(&client, &record, &e);
+                return Err(e);
+            }
         };
-        let (result, _) = client.link_request(code, options.deadline, &stop)?;
         if result == LinkResult::SameUser {
-            let keys_shared = self.share_keys()?;
+            pending::remove(&self.data_path)?;
+            let keys_shared = self.share_keys_with(&client)?;
             return Ok(LinkReport {
                 outcome: LinkOutcome::AlreadyLinked,
                 account_id: client.charm_id()?,
@@ -269,16 +307,34 @@ impl Account {
                 keys_shared,
             });
         }
-        if previous_account.is_some() {
-            on_merge()?;
-        }
-        let (account_id, account_key0) = self.wait_for_account_keys(&client, &known, options)?;
-        let outcome = match previous_account {
-            Some(previous) if previous != account_id => LinkOutcome::Merged {
-                previous_account: previous,
+        crash_point("link-keys-wait");
+        let (account_id, account_key0) =
+            self.wait_for_account_keys(&client, &record.known_keys, options)?;
+        let outcome = match &record.previous_account {
+            Some(previous) if *previous != account_id => LinkOutcome::Merged {
+                previous_account: previous.clone(),
             },
             _ => LinkOutcome::Linked,
         };
+        let keys_shared = self.finish_link(&client, &record, &account_key0)?;
+        Ok(LinkReport {
+            outcome,
+            account_id,
+            linked_key: None,
+            keys_shared,
+        })
+    }
+
+    /// The local part of a link the server made: adopts the account's key 0, keeps
+    /// the former account's keys and the local-mode keys, records that the local-mode
+    /// databases are to join, shares every key, and removes the link record. Returns
+    /// the wrappings sent.
+    fn finish_link(
+        &self,
+        client: &crate::cloud::CharmClient,
+        record: &PendingLink,
+        account_key0: &str,
+    ) -> Result<usize> {
         {
             // This device adopts the key 0 of the account it joined: the oldest of the
             // keys the link brought (its own keys may be older, and the server lists
@@ -288,30 +344,208 @@ impl Account {
             let mut cache = KeyCache::read(&self.data_path)?;
             // Its former account's keys (the Go client's too) are its own keys: kept,
             // so that rows they sealed stay readable, and not taken for key 0.
-            for key in former_keys {
-                cache.add(key);
+            for key in &record.former_keys {
+                cache.add(key.clone());
             }
-            cache.pin_key0(&account_key0);
+            let local_mode_keys = self.add_local_mode_keys(&mut cache)?;
+            cache.pin_key0(account_key0);
             cache.write(&self.data_path)?;
+            if local_mode_keys.is_some() {
+                // Recorded before the keys leave: the databases move at the next
+                // read-write open (`Kv::open_with`), which a crash cannot skip.
+                pending::mark_join_local(&self.data_path)?;
+            }
         }
         *self.resolved.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        let keys_shared = self.share_keys()?;
-        Ok(LinkReport {
-            outcome,
-            account_id,
-            linked_key: None,
-            keys_shared,
-        })
+        let keys_shared = self.share_keys_with(client)?;
+        pending::remove(&self.data_path)?;
+        Ok(keys_shared)
+    }
+
+    /// After a failed link request: forgets the link record when nothing was linked
+    /// for sure (the server denied it or knew no such code, or this device is still
+    /// in its former account); otherwise (a cancel, a deadline, a lost connection:
+    /// the server may have linked) leaves it for the next [`Account::sync_keys`].
+    /// Best effort: the error of the link is what the caller reports.
+    fn settle_failed_link(
+        &self,
+        client: &crate::cloud::CharmClient,
+        record: &PendingLink,
+        error: &Error,
+    ) {
+        let nothing_linked = match error.link_failure() {
+            Some(crate::error::LinkFailure::Denied | crate::error::LinkFailure::InvalidCode) => {
+                true
+            }
+            // Asking a device that was in an account creates nothing.
+            _ if record.previous_account.is_some() => {
+                matches!(self.linked_since(client, record), Ok(false))
+            }
+            _ => false,
+        };
+        if nothing_linked {
+            let _ = pending::remove(&self.data_path);
+        }
+    }
+
+    /// Whether a link of this device may have happened without its local part being
+    /// done: a link record is left (a crash, or a failed request whose outcome is not
+    /// known). The next [`Account::sync_keys`] settles it.
+    pub fn link_unsettled(&self) -> Result<bool> {
+        Ok(pending::read(&self.data_path)?.is_some())
+    }
+
+    /// Finishes or forgets a link a crash left recorded (`Account::settle_pending_link`),
+    /// with a client of the configured server.
+    /// Returns the re-homing token noted for the link
+    /// ([`Account::note_link_rejoin`]) when the link turned out not to have happened.
+    pub fn settle_link(self: &Arc<Self>) -> Result<Option<i64>> {
+        if !self.link_unsettled()? {
+            return Ok(None);
+        }
+        self.settle_pending_link(&self.client()?)
+    }
+
+    /// Notes in the link record (written by [`Account::link_request`] before it calls
+    /// `on_merge`) the token of the re-homing `on_merge` recorded, so that a link
+    /// found later not to have happened hands it back ([`Account::settle_link`]).
+    pub fn note_link_rejoin(&self, token: i64) -> Result<()> {
+        let Some(mut record) = pending::read(&self.data_path)? else {
+            return Ok(());
+        };
+        record.rejoin_token = Some(token);
+        pending::write(&self.data_path, &record)
+    }
+
+    /// Finishes or forgets a link a crash (or an unknown outcome) left recorded:
+    /// asks the server whether this device joined another account since; if so, its
+    /// keys must have arrived ([`Error::Keys`] otherwise: nothing is synced under a
+    /// key 0 the account does not know) and the link's local part is done
+    /// ([`Account::finish_link`]); if not, the record is removed.
+    /// Returns the noted re-homing token when the link did not happen.
+    pub(crate) fn settle_pending_link(
+        &self,
+        client: &crate::cloud::CharmClient,
+    ) -> Result<Option<i64>> {
+        let Some(record) = pending::read(&self.data_path)? else {
+            return Ok(None);
+        };
+        if !self.linked_since(client, &record)? {
+            pending::remove(&self.data_path)?;
+            return Ok(record.rejoin_token);
+        }
+        client.invalidate_auth();
+        let auth = retry_transient(|| client.auth())?;
+        let key0 = auth
+            .encrypt_keys
+            .iter()
+            .find(|k| !record.known_keys.contains(&k.id))
+            .ok_or_else(|| {
+                Error::keys(format!(
+                    "this device was linked to account {} but the account's encrypt keys \
+                     have not arrived; nothing was synced. Run `charm-kv sync-keys` on \
+                     another device of the account, then sync here again",
+                    auth.charm_id
+                ))
+            })?
+            .id
+            .clone();
+        self.finish_link(client, &record, &key0)?;
+        Ok(None)
+    }
+
+    /// Whether this device is in another account than when `record` was written: a
+    /// different charm id, or (a device that had none then) an account with an SSH
+    /// key other than its own.
+    fn linked_since(
+        &self,
+        client: &crate::cloud::CharmClient,
+        record: &PendingLink,
+    ) -> Result<bool> {
+        match &record.previous_account {
+            Some(previous) => {
+                client.invalidate_auth();
+                Ok(retry_transient(|| client.auth())?.charm_id != *previous)
+            }
+            None => {
+                let (keys, _) = retry_transient(|| client.account_keys())?;
+                Ok(keys.iter().any(|k| !self.is_own_public_key(&k.key)))
+            }
+        }
+    }
+
+    /// The configuration of this device's local mode (no `CHARM_HOST`), when its data
+    /// path is another than this one's.
+    pub fn local_mode_config(&self) -> Option<Config> {
+        let local = Config {
+            host: None,
+            local: false,
+            ..self.config.clone()
+        };
+        match local.data_path() {
+            Ok(path) if path != self.data_path => Some(local),
+            _ => None,
+        }
+    }
+
+    /// Adds the encrypt keys of this device's local mode (its databases written with
+    /// no server were sealed with them) to `cache`, wrapped for this identity; `None`
+    /// when there is no local-mode key cache, else how many were new.
+    fn add_local_mode_keys(&self, cache: &mut KeyCache) -> Result<Option<usize>> {
+        let Some(local) = self.local_mode_config() else {
+            return Ok(None);
+        };
+        // Local-mode keys that cannot be read (no identity there, a damaged cache)
+        // leave the local-mode databases where they are, readable in local mode as
+        // before; the link goes on.
+        let readable = || -> Result<Vec<EncryptKey>> {
+            let local_cache = KeyCache::read(&local.data_path()?)?;
+            if local_cache.keys().is_empty() {
+                return Ok(Vec::new());
+            }
+            local_cache.unwrap(&super::SshIdentity::load_existing(&local)?)
+        };
+        let local_keys = readable().unwrap_or_default();
+        if local_keys.is_empty() {
+            return Ok(None);
+        }
+        let mut added = 0;
+        for key in local_keys {
+            if !cache.contains(key.id()) {
+                cache.add(wrap_for(&self.identity, &key)?);
+                added += 1;
+            }
+        }
+        Ok(Some(added))
+    }
+
+    /// Adds the local-mode keys to the key cache (`Account::add_local_mode_keys`), under
+    /// the account lock; returns how many keys were new. The link does this before it
+    /// shares the keys;
+    /// the local-mode databases' move calls it again, so that they open whatever a
+    /// crash interrupted.
+    pub fn adopt_local_mode_keys(&self) -> Result<usize> {
+        if self.local_mode_config().is_none() {
+            return Ok(0);
+        }
+        let _lock = AccountLock::acquire(&self.data_path)?;
+        let mut cache = KeyCache::read(&self.data_path)?;
+        let added = self.add_local_mode_keys(&mut cache)?.unwrap_or(0);
+        if added > 0 {
+            cache.write(&self.data_path)?;
+            *self.resolved.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+        Ok(added)
     }
 
     /// Waits until the server lists, for our key, an encrypt key not in `known` (the
-    /// keys this device held before the link) (the other device shares the account's keys when it hears of
-    /// the link), and returns the account's charm id and the first such key in the
+    /// keys this device held before the link; the other device shares the account's
+    /// keys when it hears of the link), and returns the account's charm id and the first such key in the
     /// server's order (the account's key 0).
     fn wait_for_account_keys(
         &self,
         client: &crate::cloud::CharmClient,
-        known: &HashSet<String>,
+        known: &[String],
         options: &LinkOptions,
     ) -> Result<(String, String)> {
         let ends = Instant::now() + options.keys_wait;
@@ -324,8 +558,8 @@ impl Account {
             if Instant::now() >= ends {
                 return Err(Error::keys(format!(
                     "linked to account {}, but its encrypt keys did not arrive within {:?}; \
-                     nothing was synced. Run `charm-kv sync-keys` on the other device, then \
-                     `charm-kv sync-keys` here",
+                     nothing was synced. The next sync here finishes the link once they \
+                     are there (`charm-kv sync-keys` on the other device sends them)",
                     auth.charm_id, options.keys_wait
                 )));
             }
@@ -434,6 +668,18 @@ impl GeneratorEvents for Events<'_> {
             address: message.request_addr.clone(),
         })
     }
+}
+
+/// A named point of a link where a test can make the process die (`abort`, as a
+/// crash would): set `CHARM_KV_TEST_CRASH_AT` to its name. Only in builds with the
+/// test-only `unstable-internals` feature; nothing otherwise.
+pub(crate) fn crash_point(name: &str) {
+    #[cfg(feature = "unstable-internals")]
+    if std::env::var("CHARM_KV_TEST_CRASH_AT").is_ok_and(|at| at == name) {
+        std::process::abort();
+    }
+    #[cfg(not(feature = "unstable-internals"))]
+    let _ = name;
 }
 
 fn stop_flag(options: &LinkOptions) -> impl Fn() -> bool + Sync {

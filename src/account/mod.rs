@@ -17,6 +17,7 @@ mod files;
 pub mod identity;
 pub mod keycache;
 pub mod link;
+pub mod pending;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -198,7 +199,16 @@ impl Account {
     /// - an account without keys gets one, cached before it is uploaded;
     /// - the server's keys are added to the cache, never the other way round;
     /// - once this device has synced, a different key 0 is refused ([`Error::Keys`]).
+    ///
+    /// A link a crash interrupted (`pending`) is finished or forgotten first
+    /// (`Account::settle_pending_link`).
     pub fn sync_keys(&self, client: &CharmClient) -> Result<Vec<EncryptKey>> {
+        self.settle_pending_link(client)?;
+        self.sync_keys_now(client)
+    }
+
+    /// [`Account::sync_keys`] without settling a pending link.
+    fn sync_keys_now(&self, client: &CharmClient) -> Result<Vec<EncryptKey>> {
         let mut resolved = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
         let mut auth = self.auth(client, false)?;
         if let Some(r) = resolved.as_ref().filter(|r| r.server == auth.encrypt_keys) {

@@ -50,9 +50,9 @@ pub fn relocate(data_path: &Path, name: &str) -> Result<PathBuf> {
         // in use; the old one is left alone).
         return Ok(new);
     }
-    match move_when_unused(&old, &new)? {
-        true => Ok(new),
-        false => Ok(old),
+    match move_when_unused(&old, &new, Replace::Yes)? {
+        Moved::Yes => Ok(new),
+        Moved::InUse | Moved::TargetExists => Ok(old),
     }
 }
 
@@ -67,9 +67,29 @@ pub fn locate(data_path: &Path, name: &str) -> Result<PathBuf> {
     Ok(new)
 }
 
-/// Moves the database file `old` to `new` unless another connection has it open;
-/// returns whether it moved.
-fn move_when_unused(old: &Path, new: &Path) -> Result<bool> {
+/// Whether a move may replace a file at its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replace {
+    /// `rename`: callers made sure under a lock that nothing is there.
+    Yes,
+    /// Link the new name, then drop the old one: a file that appeared at the target
+    /// meanwhile (a process creating the database there) is left as it is.
+    No,
+}
+
+/// What [`move_when_unused`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moved {
+    /// The file is at the new name, its WAL checkpointed into it.
+    Yes,
+    /// Another connection has it open: nothing moved.
+    InUse,
+    /// ([`Replace::No`]) Something is at the new name: nothing moved.
+    TargetExists,
+}
+
+/// Moves the database file `old` to `new` unless another connection has it open.
+pub fn move_when_unused(old: &Path, new: &Path, replace: Replace) -> Result<Moved> {
     let conn = Connection::open_with_flags(
         super::schema::plain_path(old),
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -85,10 +105,10 @@ fn move_when_unused(old: &Path, new: &Path) -> Result<bool> {
     });
     match checkpoint {
         Ok((0, _, _)) => {}
-        Ok(_) => return Ok(false),
+        Ok(_) => return Ok(Moved::InUse),
         Err(e) => {
             return match Error::from(e) {
-                Error::Busy { .. } => Ok(false),
+                Error::Busy { .. } => Ok(Moved::InUse),
                 other => Err(other),
             }
         }
@@ -98,14 +118,26 @@ fn move_when_unused(old: &Path, new: &Path) -> Result<bool> {
     super::schema::check_ours(&conn)?;
     // Everything is in the main file now, and the exclusive lock keeps it so: rename
     // it while holding the lock (an opener of the new name waits for it).
-    std::fs::rename(old, new)
-        .map_err(|e| Error::io(format!("moving {} to {}", old.display(), new.display()), e))?;
+    let moving = format!("moving {} to {}", old.display(), new.display());
+    match replace {
+        Replace::Yes => std::fs::rename(old, new).map_err(|e| Error::io(moving, e))?,
+        Replace::No => {
+            match std::fs::hard_link(old, new) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Ok(Moved::TargetExists)
+                }
+                Err(e) => return Err(Error::io(moving, e)),
+            }
+            std::fs::remove_file(old).map_err(|e| Error::io(moving, e))?;
+        }
+    }
     drop(conn);
     // The old name's empty WAL, shared memory and sync lock file.
     for file in names::db_files(old).into_iter().skip(1) {
         let _ = std::fs::remove_file(file);
     }
-    Ok(true)
+    Ok(Moved::Yes)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 pub mod charm;
 pub mod engine;
+pub mod join;
 pub mod legacy;
 pub mod levels;
 mod progress;

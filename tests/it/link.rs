@@ -340,7 +340,7 @@ fn a_merged_account_keeps_its_databases() {
 
 /// The joining device dies after the server merged its former account away and its
 /// keys followed, before its databases were re-homed: all that is left is the marker
-/// the link wrote when the server answered. Its next command (a sync) finishes the
+/// the link wrote before its request. Its next command (a sync) finishes the
 /// re-homing, so its old rows reach the account it joined.
 #[test]
 fn a_crash_before_the_rehoming_is_finished_by_the_next_sync() {
@@ -388,6 +388,188 @@ fn a_crash_before_the_rehoming_is_finished_by_the_next_sync() {
         pending_after_sync, None,
         "the first open finished the re-homing"
     );
+}
+
+/// `charm-kv ARGS` on `dir` in local mode (no `CHARM_HOST`), which must succeed.
+fn kv_local(dir: &Path, args: &[&str]) {
+    let mut command = support::charm_kv_command(dir, &[]);
+    command.args(args);
+    let out = run_bounded(&mut command, Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "local charm-kv {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The charm-kv database files left in `dir`'s local-mode data path.
+fn local_mode_databases(dir: &Path) -> Vec<PathBuf> {
+    match std::fs::read_dir(dir.join("localhost").join("charm-kv")) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "sqlite"))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Device 2 wrote in local mode (no server configured: `<data>/localhost/`), and one
+/// of those databases also exists in its server data path (written offline). After
+/// `charm-kv link CODE` and a sync, both devices hold the union: the local-mode
+/// database that only it had moved, the other one merged, the local-mode rows kept.
+#[test]
+fn local_mode_databases_join_the_account_on_link() {
+    let server = CharmServer::start();
+    let (one, two) = (server.client_dir("one"), server.client_dir("two"));
+    kv(&server, &one, &["set", &format!("shared@{DB}"), "one"]);
+    kv(&server, &one, &["set", &format!("only-one@{DB}"), "1"]);
+    kv(&server, &one, &["sync", &format!("@{DB}")]);
+    kv_local(&two, &["set", &format!("only-two@{DB}"), "2"]);
+    kv_local(&two, &["set", &format!("shared@{DB}"), "two"]);
+    kv_local(&two, &["set", "solo@other", "x"]);
+    kv_offline(&server, &two, &["set", &format!("offline@{DB}"), "o"]);
+
+    let joined = link_charm_kv(&server, &one, &two);
+    assert!(
+        joined.status.success(),
+        "{}",
+        String::from_utf8_lossy(&joined.stderr)
+    );
+    assert_eq!(local_mode_databases(&two), Vec::<PathBuf>::new());
+    for db in [DB, "other"] {
+        kv(&server, &two, &["sync", &format!("@{db}")]);
+        kv(&server, &one, &["sync", &format!("@{db}")]);
+    }
+    let expected = ["offline\to", "only-one\t1", "only-two\t2", "shared\ttwo"];
+    assert_eq!(list(&server, &one, DB), expected);
+    assert_eq!(list(&server, &two, DB), expected);
+    assert_eq!(list(&server, &one, "other"), ["solo\tx"]);
+}
+
+/// `charm-kv link CODE` on `two` with the process killed (`abort`) at the named point
+/// of the link; the generator on `one` completes.
+fn link_crashing_at(server: &CharmServer, one: &Path, two: &Path, point: &str) {
+    let mut generator = charm_kv_generator(server, one);
+    let code = generator.code_after("code: ");
+    let mut command = kv_command(server, two, &["link", &code]);
+    command.env("CHARM_KV_TEST_CRASH_AT", point);
+    let crashed = run_bounded(&mut command, Duration::from_secs(120));
+    let (status, transcript) = generator.finish();
+    assert!(status.success(), "charm-kv link: {transcript}");
+    assert_eq!(
+        crashed.status.code(),
+        None,
+        "not killed at {point}: {}",
+        String::from_utf8_lossy(&crashed.stderr)
+    );
+}
+
+/// The joining device, in an account already, dies after the server merged its
+/// former account away but before the answer arrived (nothing after the request
+/// ran). What it recorded before the request lets its next command finish: the
+/// account's keys adopted and shared, its databases re-homed, nothing lost.
+#[test]
+fn a_crash_before_the_answer_of_a_merging_link_is_finished_by_the_next_sync() {
+    let server = CharmServer::start();
+    let (one, two) = (server.client_dir("one"), server.client_dir("two"));
+    kv(&server, &one, &["set", &format!("shared@{DB}"), "one"]);
+    kv(&server, &one, &["sync", &format!("@{DB}")]);
+    kv(&server, &two, &["set", &format!("mine@{DB}"), "two"]);
+    kv(&server, &two, &["set", &format!("shared@{DB}"), "two"]);
+    kv(&server, &two, &["set", "solo@other", "x"]);
+    kv(&server, &two, &["sync", &format!("@{DB}")]);
+    kv(&server, &two, &["sync", "@other"]);
+    let former = kv(&server, &two, &["id"]);
+
+    link_crashing_at(&server, &one, &two, "link-answered");
+    let data_path = server.client_config(&two).data_path().unwrap();
+    assert!(charm_kv::sync::rejoin::pending(&data_path)
+        .unwrap()
+        .is_some());
+    assert!(Account::open(&server.client_config(&two))
+        .unwrap()
+        .link_unsettled()
+        .unwrap());
+
+    kv(&server, &two, &["sync", &format!("@{DB}")]);
+    assert_ne!(
+        kv(&server, &two, &["id"]),
+        former,
+        "still in its former account"
+    );
+    kv(&server, &two, &["sync", "@other"]);
+    kv(&server, &one, &["sync", &format!("@{DB}")]);
+    kv(&server, &one, &["sync", "@other"]);
+    let expected = ["mine\ttwo", "shared\ttwo"];
+    assert_eq!(list(&server, &one, DB), expected);
+    assert_eq!(list(&server, &two, DB), expected);
+    assert_eq!(list(&server, &one, "other"), ["solo\tx"]);
+    assert_eq!(charm_kv::sync::rejoin::pending(&data_path).unwrap(), None);
+    assert!(!Account::open(&server.client_config(&two))
+        .unwrap()
+        .link_unsettled()
+        .unwrap());
+}
+
+/// The joining device, in an account already, dies after recording the link (and
+/// the re-homing a merge would need) but before sending the request: nothing was
+/// linked. Its next open asks the server, forgets the link and its re-homing, and
+/// re-homes nothing (a needless re-homing would make its old rows win over newer
+/// ones of its account at the next sync).
+#[test]
+fn a_crash_before_the_request_forgets_the_link_and_re_homes_nothing() {
+    let server = CharmServer::start();
+    let two = server.client_dir("two");
+    kv(&server, &two, &["set", &format!("mine@{DB}"), "two"]);
+    kv(&server, &two, &["sync", &format!("@{DB}")]);
+    let former = kv(&server, &two, &["id"]);
+    let mut command = kv_command(&server, &two, &["link", "ABCDEF"]);
+    command.env("CHARM_KV_TEST_CRASH_AT", "link-requesting");
+    let crashed = run_bounded(&mut command, Duration::from_secs(120));
+    assert_eq!(crashed.status.code(), None, "not killed before the request");
+    let config = server.client_config(&two);
+    let data_path = config.data_path().unwrap();
+    assert!(charm_kv::sync::rejoin::pending(&data_path)
+        .unwrap()
+        .is_some());
+
+    let kv_two = charm_kv::Kv::open_with(DB, &server.options(&two, None)).unwrap();
+    assert_eq!(kv_two.pending_writes().unwrap(), 0, "re-homed needlessly");
+    assert_eq!(kv_two.get("mine").unwrap(), b"two");
+    kv_two.close().unwrap();
+    assert_eq!(charm_kv::sync::rejoin::pending(&data_path).unwrap(), None);
+    assert!(!Account::open(&config).unwrap().link_unsettled().unwrap());
+    assert_eq!(kv(&server, &two, &["id"]), former);
+}
+
+/// The joining device (with offline and local-mode writes) dies after the server
+/// linked it, while waiting for the account's keys. Its next sync finishes the link
+/// on its own (no `sync-keys`): the account's key 0 adopted, its keys shared, every
+/// file opened on both devices.
+#[test]
+fn a_crash_while_waiting_for_the_keys_is_finished_by_the_next_sync() {
+    let server = CharmServer::start();
+    let (one, two) = (server.client_dir("one"), server.client_dir("two"));
+    kv(&server, &one, &["set", &format!("shared@{DB}"), "one"]);
+    kv(&server, &one, &["sync", &format!("@{DB}")]);
+    kv_offline(&server, &two, &["set", &format!("offline@{DB}"), "o"]);
+    kv_local(&two, &["set", "solo@other", "x"]);
+
+    link_crashing_at(&server, &one, &two, "link-keys-wait");
+
+    kv(&server, &two, &["sync", &format!("@{DB}")]);
+    kv(&server, &two, &["sync", "@other"]);
+    kv(&server, &one, &["sync", &format!("@{DB}")]);
+    kv(&server, &one, &["sync", "@other"]);
+    let expected = ["offline\to", "shared\tone"];
+    assert_eq!(list(&server, &one, DB), expected);
+    assert_eq!(list(&server, &two, DB), expected);
+    assert_eq!(list(&server, &one, "other"), ["solo\tx"]);
+    assert_eq!(local_mode_databases(&two), Vec::<PathBuf>::new());
+    assert!(!Account::open(&server.client_config(&two))
+        .unwrap()
+        .link_unsettled()
+        .unwrap());
 }
 
 /// A backup made by `charm backup-keys` and imported by charm-kv opens the account's
@@ -632,6 +814,11 @@ fn failed_links_change_nothing() {
     );
     let account = Account::open(options.config()).unwrap();
     assert_eq!(account.linked_keys().unwrap().len(), 1);
+    let requester = Account::open(&server.client_config(&two)).unwrap();
+    assert!(
+        !requester.link_unsettled().unwrap(),
+        "a link record was left"
+    );
 }
 
 /// `keys` lists the account's SSH keys with this device's marked; linking the same

@@ -108,6 +108,23 @@ pub fn run(command: AccountCommand) -> Result<(), CliError> {
                 }
             }
             .map_err(link_error)?;
+            if !matches!(report.outcome, LinkOutcome::AlreadyLinked) {
+                // The local-mode databases join now; what cannot is said, and joins
+                // at a later open.
+                match devices::join_local_databases(&options) {
+                    Ok(left) => {
+                        for why in left {
+                            eprintln!(
+                                "charm-kv: warning: local-mode database not moved yet: {why}"
+                            );
+                        }
+                    }
+                    Err(e) => eprintln!(
+                        "charm-kv: warning: the local-mode databases did not join yet \
+                         (the next open retries): {e}"
+                    ),
+                }
+            }
             let mut out = io::stdout().lock();
             match &report.outcome {
                 LinkOutcome::Linked => {
