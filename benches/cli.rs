@@ -3,6 +3,10 @@
 //! and (with a server) against the Go `charm kv get`, which authenticates over SSH and
 //! fetches its keys on every run.
 //!
+//! With the server, also the write path as a user meets it (issue 17): `charm-kv set`
+//! (a local commit, then the automatic push of a delta), `charm-kv sync` with nothing
+//! to do (one listing, no transfer), and the Go `charm kv set` for comparison.
+//!
 //! `BENCH_RUNS` (default 50) processes per command; the median is reported (and with
 //! `BENCH_TSV`, appended there: suite `cli`, milliseconds per process).
 
@@ -150,5 +154,42 @@ fn main() {
     println!(
         "ratio {ratio:.3}x (target <= 0.1x): {}",
         if ratio <= 0.1 { "ok" } else { "MISS" }
+    );
+
+    // Writes with the server: each run sets a new value of one key (a delta push),
+    // then syncs with nothing left to do.
+    let mut n = 0u64;
+    let set = time_runs(runs, || {
+        n += 1;
+        with_server(ours_bin, &["set", "counter", &n.to_string()])
+    });
+    let idle_sync = time_runs(runs, || with_server(ours_bin, &["sync"]));
+    // A database of its own: once charm-kv has pushed a database, the original
+    // client can no longer read it (bindings/go/README.md).
+    let go_set = time_runs(go_runs, || {
+        with_server(&go, &["kv", "set", "counter@go-only", "value"])
+    });
+    println!(
+        "{:<44} {:>10.2?}",
+        "charm-kv set (server: commit + delta push)", set
+    );
+    println!(
+        "{:<44} {:>10.2?}",
+        "charm-kv sync (nothing to do)", idle_sync
+    );
+    println!(
+        "{:<44} {:>10.2?}",
+        "Go `charm kv set` (commit + push)", go_set
+    );
+    results::record("cli", "set_server", 1, "charm-kv", ms(set), "ms");
+    results::record("cli", "set_server", 1, "go-charm", ms(go_set), "ms");
+    results::record("cli", "sync_idle", 1, "charm-kv", ms(idle_sync), "ms");
+    let verdict = |ok: bool| if ok { "ok" } else { "MISS" };
+    println!(
+        "set {:.1} ms (target <= 40 ms): {}; idle sync {:.1} ms (target <= 25 ms): {}",
+        ms(set),
+        verdict(ms(set) <= 40.0),
+        ms(idle_sync),
+        verdict(ms(idle_sync) <= 25.0)
     );
 }

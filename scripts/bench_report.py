@@ -365,7 +365,30 @@ def section_cli(res: Results) -> list[str]:
             ]
         )
         res.target(f"CLI get, {label}", [("", q)], target)
-    return [*out, *table(["charm-kv get", "charm-kv", "other", "ratio", "target"], rows)]
+    out += table(["charm-kv get", "charm-kv", "other", "ratio", "target"], rows)
+    # Writes with the server (issue 17): absolute medians, the Go client for scale.
+    writes = []
+    for op, label, target in [
+        ("set_server", "`set` (commit + delta push)", "<=40"),
+        ("sync_idle", "`sync` with nothing to do", "<=25"),
+    ]:
+        c = res.get("cli", op, 1, "charm-kv")
+        go = res.get("cli", op, 1, "go-charm")
+        value = c.value if c else None
+        writes.append(
+            [
+                label,
+                fmt(value, "ms") if c else "",
+                fmt(go.value, "ms") if go else "",
+                judge(value, target),
+            ]
+        )
+        res.target(f"CLI {label}, ms", [("", value)], target, unit="ms")
+    return [
+        *out,
+        "",
+        *table(["with a server", "charm-kv", "Go `charm kv set`", "target (ms)"], writes),
+    ]
 
 
 def section_go(res: Results) -> list[str]:
@@ -867,6 +890,9 @@ REQUIRED = {
         ("get_local", "minimal-sqlite"),
         ("get_server", "charm-kv"),
         ("get_server", "go-charm"),
+        ("set_server", "charm-kv"),
+        ("set_server", "go-charm"),
+        ("sync_idle", "charm-kv"),
     ],
     "go": [
         (op, e)
