@@ -5,7 +5,6 @@
 //! mutex so writes from one process are serialised, and `BEGIN IMMEDIATE` plus a busy
 //! timeout serialises writers of different processes.
 
-mod checkpoint;
 mod durability;
 pub mod iter;
 pub mod names;
@@ -67,9 +66,6 @@ pub struct Store {
     idle_readers: Mutex<Vec<ReaderConn>>,
     next_reader_id: AtomicU64,
     keys_cache: Mutex<Option<KeysCache>>,
-    /// Copies the WAL into the file off the write path; `None` when read-only (or when
-    /// no thread could be started: SQLite's own checkpoint then does the work).
-    checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 /// A reader connection and its identity in this store (for the keys cache).
@@ -120,7 +116,6 @@ impl Store {
             idle_readers: Mutex::new(Vec::new()),
             next_reader_id: AtomicU64::new(0),
             keys_cache: Mutex::new(None),
-            checkpointer: checkpoint::Checkpointer::start(path, durability),
         })
     }
 
@@ -171,7 +166,6 @@ impl Store {
             idle_readers: Mutex::new(Vec::new()),
             next_reader_id: AtomicU64::new(0),
             keys_cache: Mutex::new(None),
-            checkpointer: None,
         })
     }
 
@@ -335,18 +329,7 @@ impl Store {
             schema::state_set(&conn, schema::STATE_WRITE_SEQ, seq)?;
             schema::note_journal_rows(&conn, ops.len() as i64)?;
         }
-        tx.commit()?;
-        // At most a `kv` leaf per op, plus the journal's last leaf and `sync_state`.
-        self.wrote_wal_pages(2 + ops.len() as u64);
-        Ok(())
-    }
-
-    /// Counts WAL pages a commit through [`Store::writer`] appended (an estimate), so
-    /// the background checkpoint runs before SQLite's inline one would.
-    pub(crate) fn wrote_wal_pages(&self, pages: u64) {
-        if let Some(checkpointer) = &self.checkpointer {
-            checkpointer.wrote(pages);
-        }
+        tx.commit()
     }
 
     /// All plaintext keys in ascending byte order, read in one snapshot.

@@ -85,9 +85,6 @@ pub enum Role {
     Writer,
     /// A pooled reader connection (`query_only`).
     Reader,
-    /// The background checkpoint thread's connection (`store/checkpoint.rs`): it runs
-    /// only `wal_checkpoint`, which copies WAL frames without the page cache.
-    Checkpointer,
 }
 
 impl Role {
@@ -101,7 +98,6 @@ impl Role {
     pub fn cache_kib(self) -> i64 {
         match self {
             Role::Writer | Role::Reader => 32 * 1024,
-            Role::Checkpointer => 256,
         }
     }
 }
@@ -169,7 +165,7 @@ pub fn connect_with(
     conn.pragma_update(None, "synchronous", durability.synchronous())?;
     // Negative: a size in KiB rather than in pages.
     conn.pragma_update(None, "cache_size", -role.cache_kib())?;
-    if role != Role::Writer || access != Access::ReadWrite {
+    if role == Role::Reader || access != Access::ReadWrite {
         conn.pragma_update(None, "query_only", true)?;
     }
     if role == Role::Writer {
