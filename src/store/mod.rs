@@ -37,8 +37,8 @@ pub use range::KeyRange;
 /// Largest key accepted, in bytes (Badger's limit was about 64 KiB too).
 pub const MAX_KEY_LEN: usize = 65_000;
 /// Largest value accepted, in bytes: SQLite's default blob limit (1e9) minus our overhead
-/// (and the 8 bytes of an expiry).
-pub const MAX_VALUE_LEN: usize = 1_000_000_000 - VALUE_OVERHEAD - KEY_OVERHEAD - 8;
+/// (the margin of `KEY_OVERHEAD` also covers the 8 bytes of an expiry: format 0x02).
+pub const MAX_VALUE_LEN: usize = 1_000_000_000 - VALUE_OVERHEAD - KEY_OVERHEAD;
 /// Reader connections kept open when idle.
 const MAX_IDLE_READERS: usize = 8;
 /// The sorted plaintext key list is kept for the next listing while it is at most
