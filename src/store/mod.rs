@@ -595,14 +595,14 @@ impl Store {
             let stored_key = row.get_ref(0)?.as_blob()?;
             match self.sealer.open_key(stored_key) {
                 Ok((key, cipher)) => {
-                    let stored = row.get_ref(1)?.as_blob()?;
-                    let expires_at = if has_expiry(stored) {
-                        ciphers[cipher]
+                    // A value that is not a blob (damaged) is listed; reading it reports
+                    // the damage, as for any other row that fails to decrypt.
+                    let expires_at = match row.get_ref(1)?.as_blob() {
+                        Ok(stored) if has_expiry(stored) => ciphers[cipher]
                             .open_entry(stored_key, stored)
                             .ok()
-                            .and_then(|(_, at)| at)
-                    } else {
-                        None
+                            .and_then(|(_, at)| at),
+                        _ => None,
                     };
                     each(stored_key, Some((key, cipher, expires_at)));
                 }
