@@ -552,31 +552,53 @@ impl Store {
 
     /// Deletes every expired row (a full scan; what a sync does, never a plain write)
     /// and returns how many; not journaled, as [`Store::purge_due`]. Also refreshes
-    /// the index of keys known to expire.
-    pub fn purge_expired(&self) -> Result<usize> {
+    /// the index of keys known to expire. The scan runs in a read transaction, so
+    /// writers wait only for the deletes (each row's expiry read again first).
+    pub fn purge_expired(self: &Arc<Self>) -> Result<usize> {
         if self.access != schema::Access::ReadWrite {
             return Err(read_only_refusal("purging expired keys"));
         }
-        let conn = self.writer();
-        let tx = schema::WriteTransaction::begin(&conn)?;
         let now = self.clock.now_ms();
         let mut expired = Vec::new();
         let mut index = ExpiryIndex::default();
-        self.scan_rows(&conn, |stored_key, opened| {
-            if let Some((key, _, Some(at))) = opened {
-                match is_live(Some(at), now) {
-                    true => index.note(&key, Some(at)),
-                    false => expired.push(stored_key.to_vec()),
+        {
+            let mut reader = self.reader()?;
+            let tx = reader.transaction()?;
+            self.scan_rows(&tx, |stored_key, opened| {
+                if let Some((key, cipher, Some(at))) = opened {
+                    match is_live(Some(at), now) {
+                        true => index.note(&key, Some(at)),
+                        false => expired.push((stored_key.to_vec(), cipher)),
+                    }
+                }
+            })?;
+            tx.finish()?;
+        }
+        let mut purged = 0;
+        if !expired.is_empty() {
+            let conn = self.writer();
+            let tx = schema::WriteTransaction::begin(&conn)?;
+            let mut select = conn.prepare_cached("SELECT value FROM kv WHERE key = ?1")?;
+            let mut delete = conn.prepare_cached("DELETE FROM kv WHERE key = ?1")?;
+            let ciphers = self.sealer.ciphers();
+            for (stored_key, cipher) in &expired {
+                let stored: Option<Vec<u8>> = select
+                    .query_row([stored_key], |row| row.get(0))
+                    .optional()?;
+                // Rewritten since the scan (by another handle): left alone.
+                let still_expired = stored.is_some_and(|stored| {
+                    matches!(ciphers[*cipher].open_entry(stored_key, &stored),
+                        Ok((_, at)) if !is_live(at, now))
+                });
+                if still_expired {
+                    purged += delete.execute([stored_key])?;
                 }
             }
-        })?;
-        let mut delete = conn.prepare_cached("DELETE FROM kv WHERE key = ?1")?;
-        for stored_key in &expired {
-            delete.execute([stored_key])?;
+            drop((select, delete));
+            tx.commit()?;
         }
-        tx.commit()?;
         *lock(&self.expiring) = index;
-        Ok(expired.len())
+        Ok(purged)
     }
 
     /// Calls `each` with every row's stored key and, when one of the ciphers opens it,
