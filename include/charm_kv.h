@@ -680,6 +680,39 @@ charm_kv_status charm_kv_batch_set(struct charm_kv_batch *batch,
                                    struct charm_kv_error **err);
 
 /**
+ * Records `key = value` in the batch, expiring `ttl_ms` milliseconds after this
+ * call (see `charm_kv_store_set_with_ttl`). A later set or delete of the same key in
+ * the batch replaces this one.
+ *
+ * Returns OK, INVALID_ARGUMENT (as `charm_kv_batch_set`, and `ttl_ms` zero or
+ * negative or an expiry after the year 9999: nothing recorded), CLOSED or PANIC.
+ *
+ * # Safety
+ * As `charm_kv_batch_set`.
+ */
+charm_kv_status charm_kv_batch_set_with_ttl(struct charm_kv_batch *batch,
+                                            struct charm_kv_slice key,
+                                            struct charm_kv_slice value,
+                                            int64_t ttl_ms,
+                                            struct charm_kv_error **err);
+
+/**
+ * Records `key = value` in the batch, expiring at `expires_at_unix_ms` (unix time in
+ * milliseconds, 1 to 253402300799999; a time passed by the commit makes it a delete).
+ *
+ * Returns OK, INVALID_ARGUMENT (as `charm_kv_batch_set`, and a time out of range:
+ * nothing recorded), CLOSED or PANIC.
+ *
+ * # Safety
+ * As `charm_kv_batch_set`.
+ */
+charm_kv_status charm_kv_batch_set_expiring_at(struct charm_kv_batch *batch,
+                                               struct charm_kv_slice key,
+                                               struct charm_kv_slice value,
+                                               int64_t expires_at_unix_ms,
+                                               struct charm_kv_error **err);
+
+/**
  * Records the deletion of `key` in the batch.
  *
  * Returns OK, INVALID_ARGUMENT (`batch` NULL, `key` NULL with `key_len` > 0, a key
@@ -808,6 +841,136 @@ const char *charm_kv_error_message(const struct charm_kv_error *err);
 void charm_kv_error_free(struct charm_kv_error *err);
 
 /**
+ * Sets `key` to `value` (as `charm_kv_store_set`), expiring `ttl_ms` milliseconds
+ * from now: from then on every read (get, keys, iteration, export) finds it missing,
+ * here and on every device it syncs to (the expiry is encrypted inside the value).
+ *
+ * Returns OK, INVALID_ARGUMENT (`store` NULL, NULL data with a non-zero length, a
+ * length over the limits, the empty key, `ttl_ms` zero or negative, or an expiry
+ * after the year 9999), CLOSED, READ_ONLY, IO, BUSY or PANIC.
+ *
+ * Thread safety: any thread, concurrently with other calls on `store`.
+ *
+ * # Safety
+ * `store` is NULL or a live store handle; `key.data` and `value.data` are NULL or
+ * point to `key.len` and `value.len` readable bytes; `err` is NULL or writable.
+ */
+charm_kv_status charm_kv_store_set_with_ttl(const struct charm_kv_store *store,
+                                            struct charm_kv_slice key,
+                                            struct charm_kv_slice value,
+                                            int64_t ttl_ms,
+                                            struct charm_kv_error **err);
+
+/**
+ * Sets `key` to `value`, expiring at `expires_at_unix_ms` (unix time in
+ * milliseconds, 1 to 253402300799999, the end of the year 9999). A time already
+ * passed deletes the key (as Redis's `PEXPIREAT`).
+ *
+ * Returns as `charm_kv_store_set_with_ttl` (INVALID_ARGUMENT for a time out of range).
+ *
+ * Thread safety: any thread, concurrently with other calls on `store`.
+ *
+ * # Safety
+ * As `charm_kv_store_set_with_ttl`.
+ */
+charm_kv_status charm_kv_store_set_expiring_at(const struct charm_kv_store *store,
+                                               struct charm_kv_slice key,
+                                               struct charm_kv_slice value,
+                                               int64_t expires_at_unix_ms,
+                                               struct charm_kv_error **err);
+
+/**
+ * Writes into `*out_ttl_ms` the milliseconds left before `key` expires (at least 1),
+ * or -1 when it has no expiry; NOT_FOUND when it is missing or expired.
+ *
+ * Returns OK, NOT_FOUND, INVALID_ARGUMENT (`store`/`out_ttl_ms` NULL, a bad key),
+ * CLOSED, IO, CORRUPT, BUSY or PANIC.
+ *
+ * Thread safety: any thread, concurrently with other calls on `store`.
+ *
+ * # Safety
+ * `store` is NULL or a live store handle; `key` is NULL or points to `key_len`
+ * readable bytes; `out_ttl_ms` and `err` are NULL or writable.
+ */
+charm_kv_status charm_kv_store_ttl(const struct charm_kv_store *store,
+                                   const uint8_t *key,
+                                   size_t key_len,
+                                   int64_t *out_ttl_ms,
+                                   struct charm_kv_error **err);
+
+/**
+ * Writes into `*out_unix_ms` when `key` expires (unix time in milliseconds), or 0
+ * when it has no expiry; NOT_FOUND when it is missing or expired.
+ *
+ * Returns as `charm_kv_store_ttl`.
+ *
+ * Thread safety: any thread, concurrently with other calls on `store`.
+ *
+ * # Safety
+ * `store` is NULL or a live store handle; `key` is NULL or points to `key_len`
+ * readable bytes; `out_unix_ms` and `err` are NULL or writable.
+ */
+charm_kv_status charm_kv_store_expires_at(const struct charm_kv_store *store,
+                                          const uint8_t *key,
+                                          size_t key_len,
+                                          int64_t *out_unix_ms,
+                                          struct charm_kv_error **err);
+
+/**
+ * Makes `key` expire `ttl_ms` milliseconds from now, keeping its value.
+ *
+ * Returns OK, NOT_FOUND (missing or expired), INVALID_ARGUMENT (`store` NULL, a bad
+ * key, `ttl_ms` zero or negative, an expiry after the year 9999), CLOSED, READ_ONLY,
+ * IO, CORRUPT, BUSY or PANIC.
+ *
+ * Thread safety: any thread, concurrently with other calls on `store`.
+ *
+ * # Safety
+ * `store` is NULL or a live store handle; `key` is NULL or points to `key_len`
+ * readable bytes; `err` is NULL or writable.
+ */
+charm_kv_status charm_kv_store_expire(const struct charm_kv_store *store,
+                                      const uint8_t *key,
+                                      size_t key_len,
+                                      int64_t ttl_ms,
+                                      struct charm_kv_error **err);
+
+/**
+ * Makes `key` expire at `expires_at_unix_ms` (1 to 253402300799999), keeping its
+ * value; a time already passed deletes it.
+ *
+ * Returns as `charm_kv_store_expire`.
+ *
+ * Thread safety: any thread, concurrently with other calls on `store`.
+ *
+ * # Safety
+ * As `charm_kv_store_expire`.
+ */
+charm_kv_status charm_kv_store_expire_at(const struct charm_kv_store *store,
+                                         const uint8_t *key,
+                                         size_t key_len,
+                                         int64_t expires_at_unix_ms,
+                                         struct charm_kv_error **err);
+
+/**
+ * Removes the expiry of `key`, keeping its value. A key without expiry is left as it
+ * is (OK, nothing written).
+ *
+ * Returns OK, NOT_FOUND (missing or expired), INVALID_ARGUMENT (`store` NULL, a bad
+ * key), CLOSED, READ_ONLY, IO, CORRUPT, BUSY or PANIC.
+ *
+ * Thread safety: any thread, concurrently with other calls on `store`.
+ *
+ * # Safety
+ * `store` is NULL or a live store handle; `key` is NULL or points to `key_len`
+ * readable bytes; `err` is NULL or writable.
+ */
+charm_kv_status charm_kv_store_persist(const struct charm_kv_store *store,
+                                       const uint8_t *key,
+                                       size_t key_len,
+                                       struct charm_kv_error **err);
+
+/**
  * Starts an iteration over the keys of `range` in `store` (NULL `range`: every key,
  * ascending; see `charm_kv_range` for prefix, start key and order), without reading
  * values when `with_values` is false (values then come back empty). `range` is read
@@ -871,7 +1034,9 @@ void charm_kv_iter_free(struct charm_kv_iter *iter);
  * Writes the pairs of `range` in `store` (NULL: every pair, ascending) into
  * `*out_text` as JSON lines, the format of `charm-kv export` (docs/cli.md): one
  * object `{"key","value","key_base64","value_base64"}` per line, text as JSON
- * strings, other bytes as base64. From one consistent snapshot, all or nothing: a
+ * strings, other bytes as base64, and `"expires_at_unix_ms"` (unix milliseconds)
+ * only on pairs with an expiry. Expired pairs are left out. From one consistent
+ * snapshot, all or nothing: a
  * row that does not decrypt is CORRUPT and no text.
  *
  * The text is PLAINTEXT (every key and value) and held in memory whole; for large
@@ -893,9 +1058,10 @@ charm_kv_status charm_kv_store_export_jsonl(const struct charm_kv_store *store,
 
 /**
  * Sets every pair of `text`, JSON lines as `charm_kv_store_export_jsonl` writes
- * them (the `*_base64` flags may be left out; blank lines are skipped), in one
- * atomic batch; with `replace`, every other key is deleted in the same batch.
- * Writes `*out_count`, the number of pairs read.
+ * them (the `*_base64` flags and `expires_at_unix_ms` may be left out; blank lines
+ * are skipped), in one atomic batch; with `replace`, every other key is deleted in
+ * the same batch. A line whose `expires_at_unix_ms` has passed is skipped. Writes
+ * `*out_count`, the number of pairs imported.
  *
  * A malformed line changes nothing: INVALID_ARGUMENT whose message names the line
  * ("line 3: key cannot be empty"). Returns OK, INVALID_ARGUMENT (`store`/`out_count`

@@ -6,15 +6,22 @@
 //! slow or abandoned batch never blocks other writers.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
 use crate::kv::Kv;
 use crate::store::Op;
 
+/// A recorded set: the value and its expiry (unix milliseconds), if any.
+type Set = (Vec<u8>, Option<u64>);
+
 /// A write batch over a [`Kv`]; dropping it without [`Batch::commit`] discards it.
 pub struct Batch {
     kv: Kv,
-    changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Per key: the value and its expiry (unix milliseconds), or `None` to delete.
+    changes: BTreeMap<Vec<u8>, Option<Set>>,
+    /// The first invalid TTL or expiry given: [`Batch::commit`] fails with it.
+    invalid: Option<Error>,
 }
 
 impl Batch {
@@ -22,13 +29,69 @@ impl Batch {
         Batch {
             kv,
             changes: BTreeMap::new(),
+            invalid: None,
         }
     }
 
     /// Records `key = value`.
     pub fn set(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> &mut Self {
         self.changes
-            .insert(key.as_ref().to_vec(), Some(value.as_ref().to_vec()));
+            .insert(key.as_ref().to_vec(), Some((value.as_ref().to_vec(), None)));
+        self
+    }
+
+    /// Records `key = value` expiring `ttl` after this call (see
+    /// [`Kv::set_with_ttl`]); an invalid TTL makes [`Batch::commit`] fail with
+    /// [`Error::InvalidArgument`] and write nothing.
+    pub fn set_with_ttl(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        ttl: Duration,
+    ) -> &mut Self {
+        let expiry = crate::store::expiry::expiry_after(self.kv.now_ms(), ttl);
+        self.set_expiring(key, value, expiry)
+    }
+
+    /// Records `key = value` expiring at `at` (see [`Kv::set_expiring_at`]).
+    pub fn set_expiring_at(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        at: SystemTime,
+    ) -> &mut Self {
+        let expiry = crate::kv::expiry_of_time(at);
+        self.set_expiring(key, value, expiry)
+    }
+
+    /// [`Batch::set_expiring_at`] with the time in unix milliseconds.
+    pub fn set_expiring_at_unix_ms(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        at_unix_ms: i64,
+    ) -> &mut Self {
+        let expiry = crate::store::expiry::check_expiry(at_unix_ms);
+        self.set_expiring(key, value, expiry)
+    }
+
+    fn set_expiring(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        expiry: Result<u64>,
+    ) -> &mut Self {
+        match expiry {
+            Ok(at) => {
+                self.changes.insert(
+                    key.as_ref().to_vec(),
+                    Some((value.as_ref().to_vec(), Some(at))),
+                );
+            }
+            Err(e) => {
+                self.invalid.get_or_insert(e);
+            }
+        }
         self
     }
 
@@ -41,7 +104,8 @@ impl Batch {
     /// The value of `key` as this batch would leave it.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Vec<u8>> {
         match self.changes.get(key.as_ref()) {
-            Some(Some(value)) => Ok(value.clone()),
+            Some(Some((_, Some(at)))) if *at <= self.kv.now_ms() => Err(Error::NotFound),
+            Some(Some((value, _))) => Ok(value.clone()),
             Some(None) => Err(Error::NotFound),
             None => self.kv.get(key),
         }
@@ -59,10 +123,20 @@ impl Batch {
 
     /// Writes every change atomically: all of them are durable, or none is.
     pub fn commit(self) -> Result<()> {
+        if let Some(invalid) = self.invalid {
+            return Err(invalid);
+        }
         let ops = self
             .changes
             .into_iter()
-            .map(|(key, value)| Op { key, value })
+            .map(|(key, change)| match change {
+                Some((value, expires_at)) => Op {
+                    key,
+                    value: Some(value),
+                    expires_at,
+                },
+                None => Op::delete(key),
+            })
             .collect();
         self.kv.apply(ops)
     }

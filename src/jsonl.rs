@@ -10,6 +10,17 @@
 //! standard base64 with its `*_base64` flag set. On import the flags default to false,
 //! so `{"key":"a","value":"b"}` is a valid line; blank lines are skipped, and any other
 //! field is an error. The file is plaintext: whoever reads it reads every pair.
+//!
+//! A pair with an expiry has one more field, `expires_at_unix_ms` (an integer: unix
+//! time in milliseconds), written only then:
+//!
+//! ```text
+//! {"key":"session","value":"abc","key_base64":false,"value_base64":false,"expires_at_unix_ms":1795000000000}
+//! ```
+//!
+//! On import it is optional; it must be from 1 to 253402300799999 (the end of the year
+//! 9999), and a line whose expiry has already passed is skipped (not imported, not
+//! counted), as an expired Badger entry is.
 
 use std::io::{BufRead, Write};
 
@@ -31,6 +42,8 @@ struct Line {
     key_base64: bool,
     #[serde(default)]
     value_base64: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at_unix_ms: Option<i64>,
 }
 
 /// Bytes as JSON text: themselves when UTF-8, else base64 (and `true`).
@@ -41,8 +54,16 @@ pub fn text_or_base64(bytes: &[u8]) -> (String, bool) {
     }
 }
 
+/// A key, its value and its expiry in unix milliseconds, if it has one.
+pub type Entry = (Vec<u8>, Vec<u8>, Option<i64>);
+
 /// The JSON object of one pair, without a newline.
 pub fn encode_pair(key: &[u8], value: &[u8]) -> String {
+    encode_entry(key, value, None)
+}
+
+/// The JSON object of one pair and its expiry (unix milliseconds), without a newline.
+pub fn encode_entry(key: &[u8], value: &[u8], expires_at_unix_ms: Option<i64>) -> String {
     let (key, key_base64) = text_or_base64(key);
     let (value, value_base64) = text_or_base64(value);
     let line = Line {
@@ -50,13 +71,29 @@ pub fn encode_pair(key: &[u8], value: &[u8]) -> String {
         value,
         key_base64,
         value_base64,
+        expires_at_unix_ms,
     };
-    serde_json::to_string(&line).expect("strings and booleans always serialise")
+    serde_json::to_string(&line).expect("strings, booleans and integers always serialise")
 }
 
-/// The pair of one line; the error says what is wrong (without the line number).
+/// The pair of one line; the error says what is wrong (without the line number). An
+/// expiry, if the line has one, is checked and dropped: see [`decode_entry`].
 pub fn decode_pair(line: &str) -> std::result::Result<(Vec<u8>, Vec<u8>), String> {
+    decode_entry(line).map(|(key, value, _)| (key, value))
+}
+
+/// The pair of one line and its expiry (unix milliseconds), if it has one.
+pub fn decode_entry(line: &str) -> std::result::Result<Entry, String> {
     let line: Line = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    if let Some(at) = line.expires_at_unix_ms {
+        crate::store::expiry::check_expiry(at).map_err(|e| match e.message() {
+            Some(why) if e.kind() == crate::error::ErrorKind::InvalidArgument => {
+                format!("expires_at_unix_ms: {why}")
+            }
+            _ => e.to_string(),
+        })?;
+    }
+    let expires_at = line.expires_at_unix_ms;
     let decode = |text: String, base64: bool, what: &str| match base64 {
         true => BASE64
             .decode(text.as_bytes())
@@ -82,7 +119,7 @@ pub fn decode_pair(line: &str) -> std::result::Result<(Vec<u8>, Vec<u8>), String
             crate::store::MAX_VALUE_LEN
         ));
     }
-    Ok((key, value))
+    Ok((key, value, expires_at))
 }
 
 /// Writes every pair of `kv` (one snapshot, ascending keys) to `out` as JSON lines and
@@ -90,9 +127,11 @@ pub fn decode_pair(line: &str) -> std::result::Result<(Vec<u8>, Vec<u8>), String
 /// silently lacks pairs would read as "these keys do not exist".
 pub fn export(kv: &Kv, out: &mut dyn Write) -> Result<u64> {
     let mut count = 0;
-    for pair in kv.iter_in(&KeyRange::all(), true)? {
-        let (key, value) = pair?;
-        let line = encode_pair(&key, &value);
+    let mut pairs = kv.iter_in(&KeyRange::all(), true)?;
+    while let Some(entry) = pairs.next_entry() {
+        let (key, value, expires_at) = entry?;
+        // Expiries are at most MAX_EXPIRY_MS, far inside i64.
+        let line = encode_entry(&key, &value, expires_at.map(|at| at as i64));
         out.write_all(line.as_bytes())
             .and_then(|()| out.write_all(b"\n"))
             .map_err(|e| Error::io("writing the export", e))?;
@@ -107,7 +146,8 @@ pub fn export(kv: &Kv, out: &mut dyn Write) -> Result<u64> {
 /// `replace`, every key not in the input is deleted in the same batch. Every line is
 /// read and checked before anything is written: a malformed one is
 /// [`Error::InvalidArgument`] naming its line number, and the database is unchanged.
-/// Returns the number of pairs read (a key given twice counts twice; the last wins).
+/// Returns the number of pairs imported (a key given twice counts twice; the last
+/// wins; a line whose expiry has passed is skipped and not counted).
 pub fn import(kv: &Kv, input: &mut dyn BufRead, replace: bool) -> Result<u64> {
     let mut pairs = Vec::new();
     let mut text = String::new();
@@ -125,9 +165,9 @@ pub fn import(kv: &Kv, input: &mut dyn BufRead, replace: bool) -> Result<u64> {
         if text.trim().is_empty() {
             continue;
         }
-        let pair = decode_pair(text.trim_end_matches(['\n', '\r']))
+        let entry = decode_entry(text.trim_end_matches(['\n', '\r']))
             .map_err(|why| Error::invalid(format!("line {number}: {why}")))?;
-        pairs.push(pair);
+        pairs.push(entry);
     }
     let mut batch = kv.batch();
     if replace {
@@ -135,9 +175,19 @@ pub fn import(kv: &Kv, input: &mut dyn BufRead, replace: bool) -> Result<u64> {
             batch.delete(key);
         }
     }
-    let count = pairs.len() as u64;
-    for (key, value) in pairs {
-        batch.set(key, value);
+    let now = kv.now_ms() as i64;
+    let mut count = 0;
+    for (key, value, expires_at) in pairs {
+        match expires_at {
+            None => {
+                batch.set(key, value);
+            }
+            Some(at) if at > now => {
+                batch.set_expiring_at_unix_ms(key, value, at);
+            }
+            Some(_) => continue,
+        }
+        count += 1;
     }
     batch.commit()?;
     Ok(count)
@@ -157,6 +207,14 @@ mod tests {
             encode_pair(b"\xff", b"\x00\xff"),
             r#"{"key":"/w==","value":"AP8=","key_base64":true,"value_base64":true}"#
         );
+        assert_eq!(
+            encode_entry(b"s", b"v", Some(1_795_000_000_000)),
+            r#"{"key":"s","value":"v","key_base64":false,"value_base64":false,"expires_at_unix_ms":1795000000000}"#
+        );
+        assert_eq!(
+            decode_entry(&encode_entry(b"s", b"v", Some(7))).unwrap(),
+            (b"s".to_vec(), b"v".to_vec(), Some(7))
+        );
         for (key, value) in [(&b"k"[..], &b""[..]), (b"\xff\xfe", b"\xc3\x28")] {
             let line = encode_pair(key, value);
             assert_eq!(decode_pair(&line).unwrap(), (key.to_vec(), value.to_vec()));
@@ -170,6 +228,18 @@ mod tests {
             (r#"{"key":"a"}"#, "missing field `value`"),
             (r#"{"key":"a","value":"b","extra":1}"#, "unknown field"),
             (r#"{"key":"","value":"b"}"#, "key cannot be empty"),
+            (
+                r#"{"key":"a","value":"b","expires_at_unix_ms":0}"#,
+                "expires_at_unix_ms",
+            ),
+            (
+                r#"{"key":"a","value":"b","expires_at_unix_ms":"soon"}"#,
+                "invalid type",
+            ),
+            (
+                r#"{"key":"a","value":"b","expires_at_unix_ms":253402300800000}"#,
+                "expires_at_unix_ms",
+            ),
             (
                 r#"{"key":"a","value":"%%","value_base64":true}"#,
                 "not valid base64",

@@ -112,9 +112,11 @@ impl Kv {
                 )),
                 other => other,
             })?
+            .with_clock(options.clock.clone())
         } else {
             let db_path = crate::store::relocate::relocate(&data_path, name)?;
-            let store = Store::open_with(&db_path, sealer, options.durability)?;
+            let store = Store::open_with(&db_path, sealer, options.durability)?
+                .with_clock(options.clock.clone());
             crate::sync::clean_stale_temp_files(&db_path)?;
             store
         };
@@ -216,10 +218,122 @@ impl Kv {
         // Sizes before the copies: an oversized value is refused without copying it.
         crate::store::check_key(key.as_ref())?;
         crate::store::check_value(value.as_ref())?;
+        self.apply(vec![Op::set(key.as_ref(), value.as_ref())])
+    }
+
+    /// Sets `key` to `value`, expiring `ttl` from now: from then on every read (get,
+    /// listing, iteration, export) treats it as absent, here and on every device it
+    /// syncs to (the expiry is encrypted inside the value). A zero TTL, or one ending
+    /// after the year 9999, is [`Error::InvalidArgument`].
+    pub fn set_with_ttl(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        ttl: Duration,
+    ) -> Result<()> {
+        let expires_at = crate::store::expiry::expiry_after(self.now_ms(), ttl)?;
+        self.set_expiring(key, value, expires_at)
+    }
+
+    /// Sets `key` to `value`, expiring at `at` (as Redis's `EXPIREAT`): a time already
+    /// passed deletes the key. Times before 1970 or after the year 9999 are
+    /// [`Error::InvalidArgument`].
+    pub fn set_expiring_at(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        at: SystemTime,
+    ) -> Result<()> {
+        self.set_expiring(key, value, expiry_of_time(at)?)
+    }
+
+    /// [`Kv::set_expiring_at`] with the expiry in unix milliseconds (1 to the end of
+    /// the year 9999), as the C ABI and the bindings give it.
+    pub fn set_expiring_at_unix_ms(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        at_unix_ms: i64,
+    ) -> Result<()> {
+        self.set_expiring(key, value, crate::store::expiry::check_expiry(at_unix_ms)?)
+    }
+
+    fn set_expiring(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        expires_at: u64,
+    ) -> Result<()> {
+        crate::store::check_key(key.as_ref())?;
+        crate::store::check_value(value.as_ref())?;
         self.apply(vec![Op {
             key: key.as_ref().to_vec(),
             value: Some(value.as_ref().to_vec()),
+            expires_at: Some(expires_at),
         }])
+    }
+
+    /// The time left before `key` expires: `None` when it has no expiry,
+    /// [`Error::NotFound`] when it is missing (or expired). Never zero: under a
+    /// millisecond left counts as one.
+    pub fn ttl(&self, key: impl AsRef<[u8]>) -> Result<Option<Duration>> {
+        let now = self.now_ms();
+        Ok(self
+            .expires_at_unix_ms(key)?
+            .map(|at| Duration::from_millis((at as u64).saturating_sub(now).max(1))))
+    }
+
+    /// When `key` expires: `None` when it has no expiry, [`Error::NotFound`] when it
+    /// is missing (or expired).
+    pub fn expires_at(&self, key: impl AsRef<[u8]>) -> Result<Option<SystemTime>> {
+        Ok(self
+            .expires_at_unix_ms(key)?
+            .map(|at| SystemTime::UNIX_EPOCH + Duration::from_millis(at as u64)))
+    }
+
+    /// [`Kv::expires_at`] in unix milliseconds.
+    pub fn expires_at_unix_ms(&self, key: impl AsRef<[u8]>) -> Result<Option<i64>> {
+        // Expiries are at most MAX_EXPIRY_MS, far inside i64.
+        self.with_store(|store| store.expiry(key.as_ref()))
+            .map(|at| at.map(|at| at as i64))
+    }
+
+    /// Makes `key` expire `ttl` from now, keeping its value ([`Error::NotFound`] when
+    /// it is missing or expired; a TTL as for [`Kv::set_with_ttl`]).
+    pub fn expire(&self, key: impl AsRef<[u8]>, ttl: Duration) -> Result<()> {
+        let expires_at = crate::store::expiry::expiry_after(self.now_ms(), ttl)?;
+        self.set_expiry(key.as_ref(), Some(expires_at))
+    }
+
+    /// Makes `key` expire at `at` (a time passed deletes it); [`Error::NotFound`]
+    /// when it is missing or expired.
+    pub fn expire_at(&self, key: impl AsRef<[u8]>, at: SystemTime) -> Result<()> {
+        self.set_expiry(key.as_ref(), Some(expiry_of_time(at)?))
+    }
+
+    /// [`Kv::expire_at`] with the time in unix milliseconds (1 to the end of 9999).
+    pub fn expire_at_unix_ms(&self, key: impl AsRef<[u8]>, at_unix_ms: i64) -> Result<()> {
+        let at = crate::store::expiry::check_expiry(at_unix_ms)?;
+        self.set_expiry(key.as_ref(), Some(at))
+    }
+
+    /// Removes the expiry of `key`, keeping its value. A key without expiry is left as
+    /// it is (success, nothing written); a missing or expired one is
+    /// [`Error::NotFound`].
+    pub fn persist(&self, key: impl AsRef<[u8]>) -> Result<()> {
+        self.set_expiry(key.as_ref(), None)
+    }
+
+    fn set_expiry(&self, key: &[u8], expires_at: Option<u64>) -> Result<()> {
+        self.refuse_if_read_only("writing")?;
+        self.store()?.set_expiry(key, expires_at)?;
+        self.after_write();
+        Ok(())
+    }
+
+    /// Now, for expiries, in unix milliseconds.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.shared.options.clock.now_ms()
     }
 
     /// Sets `key` to everything `reader` yields.
@@ -240,10 +354,7 @@ impl Kv {
 
     /// Deletes `key`; deleting a missing key is not an error.
     pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
-        self.apply(vec![Op {
-            key: key.as_ref().to_vec(),
-            value: None,
-        }])
+        self.apply(vec![Op::delete(key.as_ref())])
     }
 
     /// All keys, ascending byte order.
@@ -313,13 +424,18 @@ impl Kv {
             return Ok(());
         }
         self.store()?.write(&ops)?;
+        self.after_write();
+        Ok(())
+    }
+
+    /// The automatic push after a write, when configured.
+    fn after_write(&self) {
         if self.shared.options.auto_push && self.shared.options.config.server().is_some() {
             // The write is durable and journaled; pushing is best effort, and a failure
             // leaves it pending for the next write or sync.
             let outcome = self.sync().err().map(|e| e.to_string());
             *crate::store::lock(&self.shared.last_push_error) = outcome;
         }
-        Ok(())
     }
 
     /// Whether it was opened read-only ([`Options::read_only`]).
@@ -370,7 +486,8 @@ impl Kv {
             store.path(),
             Sealer::new(&keys)?,
             store.durability(),
-        )?);
+        )?
+        .with_clock(store.clock().clone()));
         let mut state = self
             .shared
             .state
@@ -577,6 +694,14 @@ impl std::fmt::Debug for Kv {
             .field("data_path", &self.shared.data_path)
             .finish_non_exhaustive()
     }
+}
+
+/// An expiry time as unix milliseconds, refused before 1970 or after the year 9999.
+pub(crate) fn expiry_of_time(at: SystemTime) -> Result<u64> {
+    let ms = crate::store::expiry::unix_ms(at)
+        .and_then(|ms| i64::try_from(ms).ok())
+        .ok_or_else(|| Error::invalid("an expiry before 1970 or far beyond the year 9999"))?;
+    crate::store::expiry::check_expiry(ms)
 }
 
 /// The SSH identity file of the account in the data path of `options` and its

@@ -36,6 +36,8 @@ internal_modules! {
 
 #[cfg(test)]
 mod architecture;
+#[cfg(test)]
+mod expiry_tests;
 
 /// The C ABI (`include/charm_kv.h`). Public because it is the C API, which Rust code may
 /// call like C does (the benchmarks and a fuzz target do); hidden from the Rust

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use crate::config::Config;
 use crate::crypto::EncryptKey;
 use crate::error::Result;
-use crate::store::Durability;
+use crate::store::{Clock, Durability};
 use crate::timeouts::Timeouts;
 
 /// How to open a [`crate::Kv`]. Start from [`Options::from_env`] (what
@@ -17,6 +17,8 @@ pub struct Options {
     pub(crate) auto_push: bool,
     pub(crate) durability: Durability,
     pub(crate) read_only: bool,
+    /// What expiries are compared with: the system clock but in tests.
+    pub(crate) clock: Clock,
 }
 
 impl Default for Options {
@@ -34,6 +36,7 @@ impl Options {
             auto_push: true,
             durability: Durability::Full,
             read_only: false,
+            clock: Clock::system(),
         }
     }
 
@@ -169,6 +172,15 @@ impl Options {
     /// embedding charm-kv with keys managed elsewhere; sync still needs the account.
     pub fn encrypt_keys(&mut self, keys: Vec<EncryptKey>) -> &mut Self {
         self.keys = Some(keys);
+        self
+    }
+
+    /// Reads "now" for expiries from `clock` instead of the system clock, so tests
+    /// move time without sleeping. Test-only: not API.
+    #[cfg(any(test, feature = "unstable-internals"))]
+    #[doc(hidden)]
+    pub fn clock(&mut self, clock: Clock) -> &mut Self {
+        self.clock = clock;
         self
     }
 }

@@ -109,6 +109,73 @@ pub unsafe extern "C" fn charm_kv_batch_set(
     })
 }
 
+/// Records `key = value` in the batch, expiring `ttl_ms` milliseconds after this
+/// call (see `charm_kv_store_set_with_ttl`). A later set or delete of the same key in
+/// the batch replaces this one.
+///
+/// Returns OK, INVALID_ARGUMENT (as `charm_kv_batch_set`, and `ttl_ms` zero or
+/// negative or an expiry after the year 9999: nothing recorded), CLOSED or PANIC.
+///
+/// # Safety
+/// As `charm_kv_batch_set`.
+#[no_mangle]
+pub unsafe extern "C" fn charm_kv_batch_set_with_ttl(
+    batch: *mut charm_kv_batch,
+    key: charm_kv_slice,
+    value: charm_kv_slice,
+    ttl_ms: i64,
+    err: *mut *mut charm_kv_error,
+) -> charm_kv_status {
+    ffi_boundary!(err, {
+        // SAFETY: the caller guarantees each pointer is NULL or valid as documented.
+        let (state, key, value) = unsafe {
+            (
+                handle_mut(batch, "batch")?,
+                key_in(key.data, key.len)?,
+                value_in(value.data, value.len)?,
+            )
+        };
+        state.check_open()?;
+        let ttl = crate::store::expiry::ttl_from_ms(ttl_ms)?;
+        // Checked now, so the error comes from this call rather than the commit.
+        let at = crate::store::expiry::expiry_after(state.kv.now_ms(), ttl)?;
+        state.open()?.set_expiring_at_unix_ms(key, value, at as i64);
+        Ok(())
+    })
+}
+
+/// Records `key = value` in the batch, expiring at `expires_at_unix_ms` (unix time in
+/// milliseconds, 1 to 253402300799999; a time passed by the commit makes it a delete).
+///
+/// Returns OK, INVALID_ARGUMENT (as `charm_kv_batch_set`, and a time out of range:
+/// nothing recorded), CLOSED or PANIC.
+///
+/// # Safety
+/// As `charm_kv_batch_set`.
+#[no_mangle]
+pub unsafe extern "C" fn charm_kv_batch_set_expiring_at(
+    batch: *mut charm_kv_batch,
+    key: charm_kv_slice,
+    value: charm_kv_slice,
+    expires_at_unix_ms: i64,
+    err: *mut *mut charm_kv_error,
+) -> charm_kv_status {
+    ffi_boundary!(err, {
+        // SAFETY: the caller guarantees each pointer is NULL or valid as documented.
+        let (state, key, value) = unsafe {
+            (
+                handle_mut(batch, "batch")?,
+                key_in(key.data, key.len)?,
+                value_in(value.data, value.len)?,
+            )
+        };
+        state.check_open()?;
+        let at = crate::store::expiry::check_expiry(expires_at_unix_ms)?;
+        state.open()?.set_expiring_at_unix_ms(key, value, at as i64);
+        Ok(())
+    })
+}
+
 /// Records the deletion of `key` in the batch.
 ///
 /// Returns OK, INVALID_ARGUMENT (`batch` NULL, `key` NULL with `key_len` > 0, a key

@@ -7,12 +7,14 @@ use super::ptr::{bytes_in, handle_ref, out};
 use super::range::{charm_kv_range, range_in};
 use super::status::charm_kv_status;
 use super::store::charm_kv_store;
-use crate::jsonl::{encode_pair, import};
+use crate::jsonl::{encode_entry, import};
 
 /// Writes the pairs of `range` in `store` (NULL: every pair, ascending) into
 /// `*out_text` as JSON lines, the format of `charm-kv export` (docs/cli.md): one
 /// object `{"key","value","key_base64","value_base64"}` per line, text as JSON
-/// strings, other bytes as base64. From one consistent snapshot, all or nothing: a
+/// strings, other bytes as base64, and `"expires_at_unix_ms"` (unix milliseconds)
+/// only on pairs with an expiry. Expired pairs are left out. From one consistent
+/// snapshot, all or nothing: a
 /// row that does not decrypt is CORRUPT and no text.
 ///
 /// The text is PLAINTEXT (every key and value) and held in memory whole; for large
@@ -43,9 +45,12 @@ pub unsafe extern "C" fn charm_kv_store_export_jsonl(
             )
         };
         let mut text = Vec::new();
-        for pair in kv.iter_in(&range, true)? {
-            let (key, value) = pair?;
-            text.extend_from_slice(encode_pair(&key, &value).as_bytes());
+        let mut pairs = kv.iter_in(&range, true)?;
+        while let Some(entry) = pairs.next_entry() {
+            let (key, value, expires_at) = entry?;
+            // Expiries are at most MAX_EXPIRY_MS, far inside i64.
+            let line = encode_entry(&key, &value, expires_at.map(|at| at as i64));
+            text.extend_from_slice(line.as_bytes());
             text.push(b'\n');
         }
         slot.write(charm_kv_bytes::from_vec(text));
@@ -54,9 +59,10 @@ pub unsafe extern "C" fn charm_kv_store_export_jsonl(
 }
 
 /// Sets every pair of `text`, JSON lines as `charm_kv_store_export_jsonl` writes
-/// them (the `*_base64` flags may be left out; blank lines are skipped), in one
-/// atomic batch; with `replace`, every other key is deleted in the same batch.
-/// Writes `*out_count`, the number of pairs read.
+/// them (the `*_base64` flags and `expires_at_unix_ms` may be left out; blank lines
+/// are skipped), in one atomic batch; with `replace`, every other key is deleted in
+/// the same batch. A line whose `expires_at_unix_ms` has passed is skipped. Writes
+/// `*out_count`, the number of pairs imported.
 ///
 /// A malformed line changes nothing: INVALID_ARGUMENT whose message names the line
 /// ("line 3: key cannot be empty"). Returns OK, INVALID_ARGUMENT (`store`/`out_count`

@@ -15,6 +15,10 @@
 //! list is still valid for this snapshot, the iterator takes the range from it by
 //! binary search (no decrypting, O(log n + matches)); otherwise it decrypts every key
 //! once and leaves the list for the next listing or iteration.
+//!
+//! Keys that have expired by the time the iterator is made are left out (their rows
+//! say so by their format byte; only those are decrypted to compare): the iterator is
+//! one snapshot at one time.
 
 use std::sync::Arc;
 
@@ -23,6 +27,9 @@ use rusqlite::OptionalExtension;
 use super::range::KeyRange;
 use super::{Reader, Store};
 use crate::error::{Error, Result};
+
+/// A key, its value and its expiry (unix milliseconds), if it has one.
+pub type ExpiringPair = (Vec<u8>, Vec<u8>, Option<u64>);
 
 /// Iteration order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -36,6 +43,8 @@ pub enum Direction {
 
 struct Entry {
     key: Vec<u8>,
+    /// When it expires (unix milliseconds), if it does.
+    expires_at: Option<u64>,
     /// The stored (encrypted) key and the index of the cipher that opens it, when the
     /// iterator decrypted it; found again with each cipher otherwise.
     stored: Option<(Vec<u8>, usize)>,
@@ -67,13 +76,15 @@ impl Iter {
         // connection at this version is exactly this snapshot's keys.
         let data_version: i64 =
             reader.pragma_query_value(None, "data_version", |row| row.get(0))?;
+        let now = store.clock().now_ms();
         let mut unreadable = Vec::new();
         let mut entries = match store.cached_keys(reader.id(), data_version) {
-            Some(keys) => range
-                .select(&keys)
+            Some(list) => range
+                .select(&list.visible(now))
                 .iter()
                 .map(|key| Entry {
                     key: key.clone(),
+                    expires_at: list.expiry_of(key),
                     stored: None,
                 })
                 .collect(),
@@ -82,33 +93,32 @@ impl Iter {
                 // Every key, for the store's key list; given up once it would be too
                 // large to keep.
                 let mut all_keys = Some(Vec::new());
+                let mut expiries = std::collections::HashMap::new();
                 let mut all_bytes = 0usize;
-                {
-                    let mut stmt = reader.prepare_cached("SELECT key FROM kv")?;
-                    let mut rows = stmt.query([])?;
-                    while let Some(row) = rows.next()? {
-                        let stored_key = row.get_ref(0)?.as_blob()?.to_vec();
-                        match store.sealer().open_key(&stored_key) {
-                            Ok((key, cipher)) => {
-                                all_bytes += key.len() + std::mem::size_of::<Vec<u8>>();
-                                if all_bytes > super::KEYS_CACHE_MAX_BYTES {
-                                    all_keys = None;
-                                } else if let Some(all_keys) = all_keys.as_mut() {
-                                    all_keys.push(key.clone());
-                                }
-                                if range.contains(&key) {
-                                    entries.push(Entry {
-                                        key,
-                                        stored: Some((stored_key, cipher)),
-                                    });
-                                }
-                            }
-                            Err(_) => unreadable.push(stored_key),
+                store.scan_rows(&reader, |stored_key, opened| {
+                    let Some((key, cipher, expires_at)) = opened else {
+                        unreadable.push(stored_key.to_vec());
+                        return;
+                    };
+                    all_bytes += key.len() + std::mem::size_of::<Vec<u8>>();
+                    if all_bytes > super::KEYS_CACHE_MAX_BYTES {
+                        all_keys = None;
+                    } else if let Some(all_keys) = all_keys.as_mut() {
+                        all_keys.push(key.clone());
+                        if let Some(at) = expires_at {
+                            expiries.insert(key.clone(), at);
                         }
                     }
-                }
+                    if range.contains(&key) && super::is_live(expires_at, now) {
+                        entries.push(Entry {
+                            key,
+                            expires_at,
+                            stored: Some((stored_key.to_vec(), cipher)),
+                        });
+                    }
+                })?;
                 if let (true, Some(all_keys)) = (unreadable.is_empty(), all_keys) {
-                    store.remember_keys(reader.id(), data_version, all_keys);
+                    store.remember_keys(reader.id(), data_version, all_keys, expiries);
                 }
                 entries.sort_unstable_by(|a: &Entry, b: &Entry| a.key.cmp(&b.key));
                 entries
@@ -130,6 +140,18 @@ impl Iter {
     /// Items not yet returned (pairs, then errors for unreadable rows).
     pub fn remaining(&self) -> usize {
         self.entries.len() + self.unreadable.len()
+    }
+
+    /// The next pair with its expiry (unix milliseconds), if it has one: what an
+    /// export writes.
+    pub fn next_entry(&mut self) -> Option<Result<ExpiringPair>> {
+        if let Some(entry) = self.entries.next() {
+            return Some(
+                self.value_of(&entry)
+                    .map(|value| (entry.key, value, entry.expires_at)),
+            );
+        }
+        self.next_unreadable().map(Err)
     }
 
     fn value_of(&self, entry: &Entry) -> Result<Vec<u8>> {
@@ -173,22 +195,29 @@ impl Iterator for Iter {
         if let Some(entry) = self.entries.next() {
             return Some(self.value_of(&entry).map(|value| (entry.key, value)));
         }
+        self.next_unreadable().map(Err)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.remaining();
+        (n, Some(n))
+    }
+}
+
+impl Iter {
+    /// The error for the next row no cipher opens.
+    fn next_unreadable(&mut self) -> Option<Error> {
         let stored_key = self.unreadable.next()?;
         let prefix: String = stored_key
             .iter()
             .take(8)
             .map(|b| format!("{b:02x}"))
             .collect();
-        Some(Err(Error::corrupt(format!(
+        Some(Error::corrupt(format!(
             "the row whose stored key starts with {prefix} does not decrypt with the \
              encrypt keys that passed this database's key check (written with another \
              key, or altered); skipped"
-        ))))
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = self.remaining();
-        (n, Some(n))
+        )))
     }
 }
 
@@ -209,10 +238,7 @@ mod tests {
 
     fn set(store: &Store, key: &str) {
         store
-            .write(&[Op {
-                key: key.as_bytes().to_vec(),
-                value: Some(b"v".to_vec()),
-            }])
+            .write(&[Op::set(key.as_bytes(), &b"v"[..])])
             .unwrap();
     }
 

@@ -6,6 +6,7 @@
 //! timeout serialises writers of different processes.
 
 mod durability;
+pub mod expiry;
 pub mod iter;
 pub mod names;
 pub mod range;
@@ -20,16 +21,23 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::crypto::seal::{stored_value_len, RowCipher, Sealer, KEY_OVERHEAD, VALUE_OVERHEAD};
+use std::collections::HashMap;
+
+use crate::crypto::seal::{
+    has_expiry, stored_value_len, RowCipher, Sealer, KEY_OVERHEAD, VALUE_OVERHEAD,
+};
 use crate::error::{Error, Result};
 
 pub use durability::Durability;
+pub use expiry::Clock;
+use expiry::ExpiryIndex;
 pub use iter::{Direction, Iter};
 pub use range::KeyRange;
 
 /// Largest key accepted, in bytes (Badger's limit was about 64 KiB too).
 pub const MAX_KEY_LEN: usize = 65_000;
-/// Largest value accepted, in bytes: SQLite's default blob limit (1e9) minus our overhead.
+/// Largest value accepted, in bytes: SQLite's default blob limit (1e9) minus our overhead
+/// (the margin of `KEY_OVERHEAD` also covers the 8 bytes of an expiry: format 0x02).
 pub const MAX_VALUE_LEN: usize = 1_000_000_000 - VALUE_OVERHEAD - KEY_OVERHEAD;
 /// Reader connections kept open when idle.
 const MAX_IDLE_READERS: usize = 8;
@@ -38,11 +46,33 @@ const MAX_IDLE_READERS: usize = 8;
 /// A million 16-byte keys count 40 MB: prefix listings stay binary searches there.
 const KEYS_CACHE_MAX_BYTES: usize = 64 << 20;
 
-/// One change of a write: `Some(value)` sets, `None` deletes.
+/// One change of a write: `Some(value)` sets, `None` deletes. A set with `expires_at`
+/// (unix milliseconds) expires then; one whose expiry has already passed deletes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Op {
     pub key: Vec<u8>,
     pub value: Option<Vec<u8>>,
+    pub expires_at: Option<u64>,
+}
+
+impl Op {
+    /// Sets `key` to `value`, without expiry.
+    pub fn set(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Op {
+        Op {
+            key: key.into(),
+            value: Some(value.into()),
+            expires_at: None,
+        }
+    }
+
+    /// Deletes `key`.
+    pub fn delete(key: impl Into<Vec<u8>>) -> Op {
+        Op {
+            key: key.into(),
+            value: None,
+            expires_at: None,
+        }
+    }
 }
 
 /// Where [`Kv::get_into`](crate::Kv::get_into) left the value.
@@ -66,6 +96,10 @@ pub struct Store {
     idle_readers: Mutex<Vec<ReaderConn>>,
     next_reader_id: AtomicU64,
     keys_cache: Mutex<Option<KeysCache>>,
+    /// What reads compare expiries with.
+    clock: Clock,
+    /// Keys known to expire, which writes purge when due.
+    expiring: Mutex<ExpiryIndex>,
 }
 
 /// A reader connection and its identity in this store (for the keys cache).
@@ -81,7 +115,54 @@ struct ReaderConn {
 struct KeysCache {
     reader_id: u64,
     data_version: i64,
+    list: KeyList,
+}
+
+/// Every plaintext key of a snapshot, sorted, with the expiries of those that have one
+/// (learnt from the format byte of each row; only those rows are decrypted). Which keys
+/// are visible is decided when it is read, by the clock then, so a cached list never
+/// outlives an expiry.
+#[derive(Clone, Default)]
+pub(crate) struct KeyList {
     keys: Arc<Vec<Vec<u8>>>,
+    expiries: Arc<HashMap<Vec<u8>, u64>>,
+    earliest: Option<u64>,
+}
+
+impl KeyList {
+    fn new(mut keys: Vec<Vec<u8>>, expiries: HashMap<Vec<u8>, u64>) -> KeyList {
+        keys.sort_unstable();
+        KeyList {
+            keys: Arc::new(keys),
+            earliest: expiries.values().copied().min(),
+            expiries: Arc::new(expiries),
+        }
+    }
+
+    /// The keys not expired at `now_ms`: the list itself (no copy) until the first
+    /// expiry in it passes.
+    pub(crate) fn visible(&self, now_ms: u64) -> Arc<Vec<Vec<u8>>> {
+        match self.earliest {
+            Some(earliest) if earliest <= now_ms => Arc::new(
+                self.keys
+                    .iter()
+                    .filter(|key| self.expiries.get(*key).is_none_or(|&at| at > now_ms))
+                    .cloned()
+                    .collect(),
+            ),
+            _ => Arc::clone(&self.keys),
+        }
+    }
+
+    /// The expiry of `key`, if it has one.
+    pub(crate) fn expiry_of(&self, key: &[u8]) -> Option<u64> {
+        self.expiries.get(key).copied()
+    }
+}
+
+/// Decides what a read of a row with expiry `at` sees at `now_ms`.
+fn is_live(at: Option<u64>, now_ms: u64) -> bool {
+    at.is_none_or(|at| at > now_ms)
 }
 
 impl Store {
@@ -116,6 +197,8 @@ impl Store {
             idle_readers: Mutex::new(Vec::new()),
             next_reader_id: AtomicU64::new(0),
             keys_cache: Mutex::new(None),
+            clock: Clock::system(),
+            expiring: Mutex::new(ExpiryIndex::default()),
         })
     }
 
@@ -166,7 +249,20 @@ impl Store {
             idle_readers: Mutex::new(Vec::new()),
             next_reader_id: AtomicU64::new(0),
             keys_cache: Mutex::new(None),
+            clock: Clock::system(),
+            expiring: Mutex::new(ExpiryIndex::default()),
         })
+    }
+
+    /// The same store, reading time from `clock` (tests).
+    pub fn with_clock(mut self, clock: Clock) -> Store {
+        self.clock = clock;
+        self
+    }
+
+    /// What expiries are compared with.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// Whether it was opened with [`Store::open_read_only`].
@@ -232,23 +328,45 @@ impl Store {
         lock(&self.writer)
     }
 
-    /// Point lookup by plaintext key.
+    /// Point lookup by plaintext key; an expired key is [`Error::NotFound`].
     pub fn get(&self, key: &[u8]) -> Result<Vec<u8>> {
+        self.get_entry(key).map(|(value, _)| value)
+    }
+
+    /// The value of `key` and its expiry (unix milliseconds).
+    pub fn get_entry(&self, key: &[u8]) -> Result<(Vec<u8>, Option<u64>)> {
+        let now = self.clock.now_ms();
         self.lookup(key, |cipher, stored_key, stored| {
-            cipher.open_value(stored_key, stored)
+            match cipher.open_entry(stored_key, stored)? {
+                (_, at) if !is_live(at, now) => Err(Error::NotFound),
+                entry => Ok(entry),
+            }
         })
+    }
+
+    /// The expiry of `key` (unix milliseconds), `None` when it has none;
+    /// [`Error::NotFound`] when it is missing or expired.
+    pub fn expiry(&self, key: &[u8]) -> Result<Option<u64>> {
+        self.get_entry(key).map(|(_, at)| at)
     }
 
     /// Point lookup that decrypts into `buf` when the value fits, without allocating.
     pub fn get_into(&self, key: &[u8], buf: &mut [u8]) -> Result<Fetched> {
+        let now = self.clock.now_ms();
         self.lookup(key, |cipher, stored_key, stored| {
             let len = stored_value_len(stored)?;
             match buf.get_mut(..len) {
-                Some(dest) => {
-                    cipher.open_value_into(stored_key, stored, dest)?;
-                    Ok(Fetched::InBuffer(len))
-                }
-                None => cipher.open_value(stored_key, stored).map(Fetched::Owned),
+                Some(dest) => match cipher.open_value_into(stored_key, stored, dest)? {
+                    at if !is_live(at, now) => {
+                        dest.fill(0);
+                        Err(Error::NotFound)
+                    }
+                    _ => Ok(Fetched::InBuffer(len)),
+                },
+                None => match cipher.open_entry(stored_key, stored)? {
+                    (_, at) if !is_live(at, now) => Err(Error::NotFound),
+                    (value, _) => Ok(Fetched::Owned(value)),
+                },
             }
         })
     }
@@ -279,7 +397,9 @@ impl Store {
     }
 
     /// Applies `ops` atomically in one transaction, together with their entries in the
-    /// sync journal, so a write is never durable without being recorded for sync.
+    /// sync journal, so a write is never durable without being recorded for sync. The
+    /// same transaction purges the keys this store knows to have expired (not
+    /// journaled: `docs/sync.md`, "Expiry").
     pub fn write(&self, ops: &[Op]) -> Result<()> {
         if self.access != schema::Access::ReadWrite {
             return Err(read_only_refusal("writing"));
@@ -290,11 +410,11 @@ impl Store {
                 check_value(value)?;
             }
         }
-        let (writer, older) = self.sealer.ciphers().split_first().expect("one key");
-        // Sealed before the writer lock is taken (less time holding it), and inserted in
-        // stored-key order: sealed keys are uniformly random, so a batch in plaintext
-        // order jumps all over the B-tree, while sorted it walks it once from left to
-        // right. The sort is stable: several ops on one key keep their order.
+        let writer = self.sealer.writer();
+        // Keys are sealed before the writer lock is taken (less time holding it), and
+        // inserted in stored-key order: sealed keys are uniformly random, so a batch in
+        // plaintext order jumps all over the B-tree, while sorted it walks it once from
+        // left to right. The sort is stable: several ops on one key keep their order.
         let mut sealed: Vec<(Vec<u8>, &Op)> = ops
             .iter()
             .map(|op| (writer.seal_key(&op.key), op))
@@ -302,34 +422,216 @@ impl Store {
         sealed.sort_by(|a, b| a.0.cmp(&b.0));
         let conn = self.writer();
         let tx = schema::WriteTransaction::begin(&conn)?;
-        {
-            let mut insert =
-                conn.prepare_cached("INSERT OR REPLACE INTO kv (key, value) VALUES (?1, ?2)")?;
-            let mut delete = conn.prepare_cached("DELETE FROM kv WHERE key = ?1")?;
-            let mut journal = conn
-                .prepare_cached("INSERT OR IGNORE INTO sync_journal (seq, key) VALUES (?1, ?2)")?;
-            let seq = schema::state_get(&conn, schema::STATE_WRITE_SEQ)? + 1;
-            for (stored_key, op) in &sealed {
-                // A key may still be stored under an older encrypt key: remove that
-                // copy so the plaintext key maps to exactly one row.
-                for cipher in older {
-                    delete.execute([cipher.seal_key(&op.key)])?;
-                }
-                match &op.value {
-                    Some(value) => {
-                        let sealed = writer.seal_value(stored_key, value);
-                        insert.execute((stored_key, &sealed))?;
-                    }
-                    None => {
-                        delete.execute([stored_key])?;
-                    }
-                }
-                journal.execute((seq, stored_key))?;
-            }
-            schema::state_set(&conn, schema::STATE_WRITE_SEQ, seq)?;
-            schema::note_journal_rows(&conn, ops.len() as i64)?;
+        let now = self.clock.now_ms();
+        self.purge_due(&conn, now)?;
+        self.write_sealed(&conn, &sealed, now)?;
+        tx.commit()?;
+        self.note_expiries(ops);
+        Ok(())
+    }
+
+    /// Sets the expiry of `key` (unix milliseconds; `None` removes it) by re-sealing
+    /// its value, journaled like any write. [`Error::NotFound`] when the key is missing
+    /// or expired; giving a key the expiry it has (no expiry included) changes nothing.
+    /// An expiry already passed deletes the key.
+    pub fn set_expiry(&self, key: &[u8], expires_at: Option<u64>) -> Result<()> {
+        if self.access != schema::Access::ReadWrite {
+            return Err(read_only_refusal("writing"));
         }
-        tx.commit()
+        check_key(key)?;
+        let conn = self.writer();
+        let tx = schema::WriteTransaction::begin(&conn)?;
+        let now = self.clock.now_ms();
+        let mut select = conn.prepare_cached("SELECT value FROM kv WHERE key = ?1")?;
+        let mut found = None;
+        for cipher in self.sealer.ciphers() {
+            let stored_key = cipher.seal_key(key);
+            let stored: Option<Vec<u8>> = select
+                .query_row([&stored_key], |row| row.get(0))
+                .optional()?;
+            if let Some(stored) = stored {
+                found = Some(cipher.open_entry(&stored_key, &stored)?);
+                break;
+            }
+        }
+        let (value, current) = match found {
+            Some((value, at)) if is_live(at, now) => (value, at),
+            _ => return Err(Error::NotFound),
+        };
+        if current == expires_at {
+            return Ok(());
+        }
+        let op = Op {
+            key: key.to_vec(),
+            value: Some(value),
+            expires_at,
+        };
+        self.purge_due(&conn, now)?;
+        self.write_sealed(
+            &conn,
+            &[(self.sealer.writer().seal_key(key), &op)],
+            now,
+        )?;
+        tx.commit()?;
+        self.note_expiries(std::slice::from_ref(&op));
+        Ok(())
+    }
+
+    /// The rows and journal entries of `sealed` (stored key, op), in the open write
+    /// transaction on `conn`.
+    fn write_sealed(&self, conn: &Connection, sealed: &[(Vec<u8>, &Op)], now: u64) -> Result<()> {
+        let (writer, older) = self.sealer.ciphers().split_first().expect("one key");
+        let mut insert =
+            conn.prepare_cached("INSERT OR REPLACE INTO kv (key, value) VALUES (?1, ?2)")?;
+        let mut delete = conn.prepare_cached("DELETE FROM kv WHERE key = ?1")?;
+        let mut journal =
+            conn.prepare_cached("INSERT OR IGNORE INTO sync_journal (seq, key) VALUES (?1, ?2)")?;
+        let seq = schema::state_get(conn, schema::STATE_WRITE_SEQ)? + 1;
+        for (stored_key, op) in sealed {
+            // A key may still be stored under an older encrypt key: remove that
+            // copy so the plaintext key maps to exactly one row.
+            for cipher in older {
+                delete.execute([cipher.seal_key(&op.key)])?;
+            }
+            match &op.value {
+                // A set whose expiry has passed already is a delete (as Redis's EXPIREAT
+                // in the past): nothing invisible is left to purge.
+                Some(value) if is_live(op.expires_at, now) => {
+                    let sealed = writer.seal_entry(stored_key, value, op.expires_at);
+                    insert.execute((stored_key, &sealed))?;
+                }
+                _ => {
+                    delete.execute([stored_key])?;
+                }
+            }
+            journal.execute((seq, stored_key))?;
+        }
+        schema::state_set(conn, schema::STATE_WRITE_SEQ, seq)?;
+        schema::note_journal_rows(conn, sealed.len() as i64)?;
+        Ok(())
+    }
+
+    /// Records the expiries `ops` left (after their commit).
+    fn note_expiries(&self, ops: &[Op]) {
+        let mut index = lock(&self.expiring);
+        for op in ops {
+            index.note(&op.key, op.expires_at.filter(|_| op.value.is_some()));
+        }
+    }
+
+    /// Deletes, in the open write transaction on `conn`, the rows of the keys this
+    /// store knows to have expired by `now`, after checking each row's own expiry (the
+    /// key may have been written again since). Not journaled: every device already
+    /// treats an expired value as absent, and a journaled delete would be re-applied
+    /// over a newer value from another device (`docs/sync.md`, "Expiry").
+    fn purge_due(&self, conn: &Connection, now: u64) -> Result<usize> {
+        let due = lock(&self.expiring).take_due(now);
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let mut select = conn.prepare_cached("SELECT value FROM kv WHERE key = ?1")?;
+        let mut delete = conn.prepare_cached("DELETE FROM kv WHERE key = ?1")?;
+        let mut purged = 0;
+        for key in due {
+            for cipher in self.sealer.ciphers() {
+                let stored_key = cipher.seal_key(&key);
+                let stored: Option<Vec<u8>> = select
+                    .query_row([&stored_key], |row| row.get(0))
+                    .optional()?;
+                let expired = stored.is_some_and(|stored| {
+                    has_expiry(&stored)
+                        && matches!(cipher.open_entry(&stored_key, &stored), Ok((_, at)) if !is_live(at, now))
+                });
+                if expired {
+                    purged += delete.execute([&stored_key])?;
+                }
+            }
+        }
+        Ok(purged)
+    }
+
+    /// Deletes every expired row (a full scan; what a sync does, never a plain write)
+    /// and returns how many; not journaled, as [`Store::purge_due`]. Also refreshes
+    /// the index of keys known to expire. The scan runs in a read transaction, so
+    /// writers wait only for the deletes (each row's expiry read again first).
+    pub fn purge_expired(self: &Arc<Self>) -> Result<usize> {
+        if self.access != schema::Access::ReadWrite {
+            return Err(read_only_refusal("purging expired keys"));
+        }
+        let now = self.clock.now_ms();
+        let mut expired = Vec::new();
+        let mut index = ExpiryIndex::default();
+        {
+            let mut reader = self.reader()?;
+            let tx = reader.transaction()?;
+            self.scan_rows(&tx, |stored_key, opened| {
+                if let Some((key, cipher, Some(at))) = opened {
+                    match is_live(Some(at), now) {
+                        true => index.note(&key, Some(at)),
+                        false => expired.push((stored_key.to_vec(), cipher)),
+                    }
+                }
+            })?;
+            tx.finish()?;
+        }
+        let mut purged = 0;
+        if !expired.is_empty() {
+            let conn = self.writer();
+            let tx = schema::WriteTransaction::begin(&conn)?;
+            let mut select = conn.prepare_cached("SELECT value FROM kv WHERE key = ?1")?;
+            let mut delete = conn.prepare_cached("DELETE FROM kv WHERE key = ?1")?;
+            let ciphers = self.sealer.ciphers();
+            for (stored_key, cipher) in &expired {
+                let stored: Option<Vec<u8>> = select
+                    .query_row([stored_key], |row| row.get(0))
+                    .optional()?;
+                // Rewritten since the scan (by another handle): left alone.
+                let still_expired = stored.is_some_and(|stored| {
+                    matches!(ciphers[*cipher].open_entry(stored_key, &stored),
+                        Ok((_, at)) if !is_live(at, now))
+                });
+                if still_expired {
+                    purged += delete.execute([stored_key])?;
+                }
+            }
+            drop((select, delete));
+            tx.commit()?;
+        }
+        *lock(&self.expiring) = index;
+        Ok(purged)
+    }
+
+    /// Calls `each` with every row's stored key and, when one of the ciphers opens it,
+    /// its plaintext key, the index of that cipher and its expiry. Only rows whose
+    /// format says they have an expiry are decrypted; one that fails to (damaged) is
+    /// given without expiry, and reading it reports the damage.
+    pub(crate) fn scan_rows(
+        &self,
+        conn: &Connection,
+        mut each: impl FnMut(&[u8], Option<(Vec<u8>, usize, Option<u64>)>),
+    ) -> Result<()> {
+        let mut stmt = conn.prepare_cached("SELECT key, value FROM kv")?;
+        let mut rows = stmt.query([])?;
+        let ciphers = self.sealer.ciphers();
+        while let Some(row) = rows.next()? {
+            let stored_key = row.get_ref(0)?.as_blob()?;
+            match self.sealer.open_key(stored_key) {
+                Ok((key, cipher)) => {
+                    // A value that is not a blob (damaged) is listed; reading it reports
+                    // the damage, as for any other row that fails to decrypt.
+                    let expires_at = match row.get_ref(1)?.as_blob() {
+                        Ok(stored) if has_expiry(stored) => ciphers[cipher]
+                            .open_entry(stored_key, stored)
+                            .ok()
+                            .and_then(|(_, at)| at),
+                        _ => None,
+                    };
+                    each(stored_key, Some((key, cipher, expires_at)));
+                }
+                Err(_) => each(stored_key, None),
+            }
+        }
+        Ok(())
     }
 
     /// All plaintext keys in ascending byte order, read in one snapshot.
@@ -342,32 +644,28 @@ impl Store {
         Ok(f(&self.sorted_keys()?))
     }
 
-    /// The sorted key list, from the cache when nothing has been committed since it
-    /// was made on the same reader connection.
+    /// The sorted list of the keys not expired now, from the cache when nothing has
+    /// been committed since it was made on the same reader connection.
     fn sorted_keys(self: &Arc<Self>) -> Result<Arc<Vec<Vec<u8>>>> {
         let mut reader = self.reader()?;
         let reader_id = reader.id();
         let tx = reader.transaction()?;
         let data_version: i64 = tx.pragma_query_value(None, "data_version", |row| row.get(0))?;
-        if let Some(keys) = self.cached_keys(reader_id, data_version) {
-            return Ok(keys);
+        if let Some(list) = self.cached_keys(reader_id, data_version) {
+            return Ok(list.visible(self.clock.now_ms()));
         }
         let mut keys = Vec::new();
-        let mut bytes = 0usize;
+        let mut expiries = HashMap::new();
         let mut unreadable = 0usize;
-        {
-            let mut stmt = tx.prepare_cached("SELECT key FROM kv")?;
-            let mut rows = stmt.query([])?;
-            while let Some(row) = rows.next()? {
-                match self.sealer.open_key(row.get_ref(0)?.as_blob()?) {
-                    Ok((key, _)) => {
-                        bytes += key.len() + std::mem::size_of::<Vec<u8>>();
-                        keys.push(key);
-                    }
-                    Err(_) => unreadable += 1,
+        self.scan_rows(&tx, |_, opened| match opened {
+            Some((key, _, at)) => {
+                if let Some(at) = at {
+                    expiries.insert(key.clone(), at);
                 }
+                keys.push(key);
             }
-        }
+            None => unreadable += 1,
+        })?;
         tx.finish()?;
         // All or nothing: a list that silently lacks keys would read as "these keys do
         // not exist". The iterator reads the others and reports each unreadable row.
@@ -379,42 +677,46 @@ impl Store {
                 unreadable + keys.len()
             )));
         }
-        keys.sort_unstable();
-        let keys = Arc::new(keys);
-        let mut cache = lock(&self.keys_cache);
-        *cache = (bytes <= KEYS_CACHE_MAX_BYTES).then(|| KeysCache {
-            reader_id,
-            data_version,
-            keys: Arc::clone(&keys),
-        });
-        Ok(keys)
+        let list = self.remember_keys(reader_id, data_version, keys, expiries);
+        Ok(list.visible(self.clock.now_ms()))
     }
 
-    /// The cached sorted key list, if it was made on reader `reader_id` at
-    /// `data_version` (so nothing was committed since).
-    fn cached_keys(&self, reader_id: u64, data_version: i64) -> Option<Arc<Vec<Vec<u8>>>> {
+    /// The cached key list, if it was made on reader `reader_id` at `data_version` (so
+    /// nothing was committed since).
+    pub(crate) fn cached_keys(&self, reader_id: u64, data_version: i64) -> Option<KeyList> {
         lock(&self.keys_cache).as_ref().and_then(|cache| {
             (cache.reader_id == reader_id && cache.data_version == data_version)
-                .then(|| Arc::clone(&cache.keys))
+                .then(|| cache.list.clone())
         })
     }
 
     /// Keeps every plaintext key of the snapshot at `data_version` on reader
-    /// `reader_id` (read by an iterator) as the cached list, when it is small enough.
-    fn remember_keys(&self, reader_id: u64, data_version: i64, mut keys: Vec<Vec<u8>>) {
+    /// `reader_id` (and the expiries among them) as the cached list, when it is small
+    /// enough, and notes the expiries for the purge of later writes.
+    pub(crate) fn remember_keys(
+        &self,
+        reader_id: u64,
+        data_version: i64,
+        keys: Vec<Vec<u8>>,
+        expiries: HashMap<Vec<u8>, u64>,
+    ) -> KeyList {
+        {
+            let mut index = lock(&self.expiring);
+            for (key, &at) in &expiries {
+                index.note(key, Some(at));
+            }
+        }
         let bytes: usize = keys
             .iter()
             .map(|key| key.len() + std::mem::size_of::<Vec<u8>>())
             .sum();
-        if bytes > KEYS_CACHE_MAX_BYTES {
-            return;
-        }
-        keys.sort_unstable();
-        *lock(&self.keys_cache) = Some(KeysCache {
+        let list = KeyList::new(keys, expiries);
+        *lock(&self.keys_cache) = (bytes <= KEYS_CACHE_MAX_BYTES).then(|| KeysCache {
             reader_id,
             data_version,
-            keys: Arc::new(keys),
+            list: list.clone(),
         });
+        list
     }
 
     /// Writes a consistent copy of the whole database to the new file `dest` with

@@ -80,6 +80,9 @@ impl<'a> Engine<'a> {
     pub fn sync(&mut self) -> Result<()> {
         let _lock = SyncLock::acquire(self.store.path())?;
         self.pull()?;
+        // Expired rows (ours, or brought by the pull) go before the push, locally only
+        // (docs/sync.md, "Expiry").
+        self.store.purge_expired()?;
         if self.push()? == Pushed::Nothing {
             // Everything uploaded is in our base: confirmed if the base is the newest
             // file on the server.

@@ -196,11 +196,14 @@ fn merge_staged(
         let source = Arc::new(Store::open_with(staged, Sealer::new(keys)?, durability)?);
         let target = Store::open_with(&names::db_path(host, name)?, Sealer::new(keys)?, durability)?;
         let mut ops = Vec::with_capacity(MERGE_CHUNK);
-        for row in Iter::new(&source, Direction::Forward, true)? {
-            let (key, value) = row?;
+        let mut rows = Iter::new(&source, Direction::Forward, true)?;
+        // An expiry travels with its row (an expired row is not listed at all).
+        while let Some(row) = rows.next_entry() {
+            let (key, value, expires_at) = row?;
             ops.push(Op {
                 key,
                 value: Some(value),
+                expires_at,
             });
             if ops.len() == MERGE_CHUNK {
                 target.write(&ops)?;

@@ -4,7 +4,8 @@
 //! A stream is frames of `u64 little-endian length || protobuf KVList`. Files overlap and
 //! (since charm v0.12.3) miss updates of existing keys, so entries of every file are
 //! merged by version: per key the highest version wins, and a tombstone (meta bit 0) or
-//! an expired TTL at that version means the key is absent. The missing updates cannot
+//! an expired TTL at that version means the key is absent (a TTL still to come is kept
+//! as the key's expiry). The missing updates cannot
 //! be recovered from the server; see `docs/sync.md`.
 
 use std::io::{self, Read};
@@ -166,7 +167,14 @@ fn add(conn: &Connection, sealer: &Sealer, now_unix: u64, kv: BadgerKv) -> Resul
     let deleted = kv.meta.first().is_some_and(|m| m & BIT_DELETE != 0)
         || (kv.expires_at != 0 && kv.expires_at <= now_unix);
     let stored_key = sealer.writer().seal_key(&kv.key);
-    let value = (!deleted).then(|| sealer.writer().seal_value(&stored_key, &kv.value));
+    // A live entry keeps its expiry (Badger's is unix seconds) inside our envelope.
+    let expires_at = (kv.expires_at != 0)
+        .then(|| (kv.expires_at.saturating_mul(1000)).min(crate::store::expiry::MAX_EXPIRY_MS));
+    let value = (!deleted).then(|| {
+        sealer
+            .writer()
+            .seal_entry(&stored_key, &kv.value, expires_at)
+    });
     // Versions are u64 in Badger; SQLite integers are signed, and order must hold.
     let version = i64::try_from(kv.version).map_err(|_| {
         Error::corrupt(format!(
@@ -305,6 +313,36 @@ mod tests {
             expires_at: u64::MAX,
             meta: vec![0],
         });
-        assert_eq!(state(&merge), [("live".into(), "v".into())]);
+        let in_an_hour = merge.now_unix + 3600;
+        merge.add_entry(BadgerKv {
+            key: b"soon".to_vec(),
+            value: b"w".to_vec(),
+            version: 1,
+            expires_at: in_an_hour,
+            meta: vec![0],
+        });
+        assert_eq!(
+            state(&merge),
+            [("live".into(), "v".into()), ("soon".into(), "w".into())]
+        );
+        // A TTL still to come is kept, in milliseconds, inside the value's envelope.
+        let writer = sealer.writer();
+        let expiry_of = |key: &[u8]| {
+            let stored_key = writer.seal_key(key);
+            let stored: Vec<u8> = merge
+                .conn
+                .query_row(
+                    "SELECT value FROM legacy_merge WHERE key = ?1",
+                    [&stored_key],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            writer.open_entry(&stored_key, &stored).unwrap().1
+        };
+        assert_eq!(expiry_of(b"soon"), Some(in_an_hour * 1000));
+        assert_eq!(
+            expiry_of(b"live"),
+            Some(crate::store::expiry::MAX_EXPIRY_MS)
+        );
     }
 }

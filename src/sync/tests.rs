@@ -1441,3 +1441,60 @@ fn an_open_handle_rehomes_before_its_next_sync_and_only_once() {
     assert_eq!(a.pending_writes().unwrap(), 0);
     assert_eq!(a.get("a1").unwrap(), b"newer, from b");
 }
+
+/// The expiry is inside the encrypted value, so it travels with it: the other device
+/// hides the key at the same time, and each device's sync purges it locally (not as a
+/// journaled delete that could overwrite a newer value).
+#[test]
+fn expiry_travels_through_sync_and_each_device_purges_locally() {
+    use crate::store::Clock;
+    let now = Arc::new(AtomicU64::new(1_790_000_000_000));
+    let device_with_clock = |dir: &Path, key: &EncryptKey| {
+        let now = Arc::clone(&now);
+        let mut options = Options::new();
+        options
+            .data_dir(dir)
+            .encrypt_keys(vec![key.clone()])
+            .clock(Clock::from_fn(move || now.load(Ordering::SeqCst)));
+        Kv::open_with("db", &options).unwrap()
+    };
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (
+        device_with_clock(a_dir.path(), &key),
+        device_with_clock(b_dir.path(), &key),
+    );
+    a.set_with_ttl("session", "token", Duration::from_secs(60))
+        .unwrap();
+    a.set("kept", "k").unwrap();
+    sync(&a, &remote).unwrap();
+    sync(&b, &remote).unwrap();
+    assert_eq!(b.get("session").unwrap(), b"token");
+    assert_eq!(b.ttl("session").unwrap(), Some(Duration::from_secs(60)));
+    assert_eq!(b.expires_at_unix_ms("session").unwrap(), a.expires_at_unix_ms("session").unwrap());
+    now.fetch_add(60_000, Ordering::SeqCst);
+    for device in [&a, &b] {
+        assert_eq!(device.get("session").unwrap_err().kind(), ErrorKind::NotFound);
+        assert_eq!(device.keys().unwrap(), [b"kept".to_vec()]);
+    }
+    let rows = |kv: &Kv| -> i64 {
+        kv.store()
+            .unwrap()
+            .reader()
+            .unwrap()
+            .query_row("SELECT count(*) FROM kv", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(rows(&b), 2, "still on disk until a write or sync purges it");
+    sync(&b, &remote).unwrap();
+    assert_eq!(rows(&b), 1, "the sync purged it");
+    assert_eq!(b.pending_writes().unwrap(), 0, "the purge is not journaled");
+    // A new value written on b after the expiry survives a's sync, whose own purge
+    // deletes nothing that b wrote.
+    b.set("session", "renewed").unwrap();
+    sync(&b, &remote).unwrap();
+    sync(&a, &remote).unwrap();
+    assert_eq!(a.get("session").unwrap(), b"renewed");
+    assert_eq!(a.ttl("session").unwrap(), None);
+}

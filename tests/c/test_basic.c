@@ -486,6 +486,121 @@ static void test_export_and_import_as_json_lines(const char *dir) {
   charm_kv_store_free(store);
 }
 
+/* Expiry with absolute times: one in the past (gone at once) and the end of the year
+ * 9999 (there, with a TTL close to what is left), so nothing waits on a clock. */
+static void test_expiry_with_ttls_and_absolute_times(const char *dir) {
+  const int64_t far = 253402300799999; /* the latest expiry accepted */
+  charm_kv_store *store = open_store(dir, "expiry");
+  charm_kv_error *err = NULL;
+  charm_kv_bytes value = {NULL, 0};
+  int64_t ms = 0;
+
+  CHECK_STATUS(charm_kv_store_set_with_ttl(store, SLICE("session"), SLICE("abc"), 600000, &err),
+               CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_ttl(store, BYTES("session"), &ms, NULL), CHARM_KV_STATUS_OK);
+  CHECK(ms > 590000 && ms <= 600000);
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("session"), &value, NULL), CHARM_KV_STATUS_OK);
+  CHECK(bytes_eq(value.data, value.len, "abc"));
+  charm_kv_bytes_free(&value);
+
+  /* No expiry: -1 and 0; missing: NOT_FOUND. */
+  CHECK_STATUS(charm_kv_store_set(store, SLICE("plain"), SLICE("p"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_ttl(store, BYTES("plain"), &ms, NULL), CHARM_KV_STATUS_OK);
+  CHECK(ms == -1);
+  CHECK_STATUS(charm_kv_store_expires_at(store, BYTES("plain"), &ms, NULL), CHARM_KV_STATUS_OK);
+  CHECK(ms == 0);
+  CHECK_STATUS(charm_kv_store_ttl(store, BYTES("nothing"), &ms, &err),
+               CHARM_KV_STATUS_NOT_FOUND);
+  CHECK_ERROR(err, CHARM_KV_STATUS_NOT_FOUND, "not found");
+  CHECK_STATUS(charm_kv_store_persist(store, BYTES("plain"), NULL), CHARM_KV_STATUS_OK);
+
+  /* Far in the future: visible, and exported with its expiry. */
+  CHECK_STATUS(charm_kv_store_expire_at(store, BYTES("plain"), far, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_expires_at(store, BYTES("plain"), &ms, NULL), CHARM_KV_STATUS_OK);
+  CHECK(ms == far);
+  CHECK_STATUS(charm_kv_store_persist(store, BYTES("plain"), NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_ttl(store, BYTES("plain"), &ms, NULL), CHARM_KV_STATUS_OK);
+  CHECK(ms == -1);
+  CHECK_STATUS(charm_kv_store_expire(store, BYTES("plain"), 60000, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_ttl(store, BYTES("plain"), &ms, NULL), CHARM_KV_STATUS_OK);
+  CHECK(ms > 50000 && ms <= 60000);
+  CHECK_STATUS(charm_kv_store_set_expiring_at(store, SLICE("kept"), SLICE("k"), far, NULL),
+               CHARM_KV_STATUS_OK);
+  charm_kv_bytes text = {NULL, 0};
+  CHECK_STATUS(charm_kv_store_export_jsonl(
+                   store, &(charm_kv_range){.prefix = SLICE("kept")}, &text, NULL),
+               CHARM_KV_STATUS_OK);
+  CHECK(bytes_eq(text.data, text.len,
+                 "{\"key\":\"kept\",\"value\":\"k\",\"key_base64\":false,\"value_base64\":false,"
+                 "\"expires_at_unix_ms\":253402300799999}\n"));
+  charm_kv_bytes_free(&text);
+
+  /* In the past: gone from get, keys and iteration at once. */
+  CHECK_STATUS(charm_kv_store_set_expiring_at(store, SLICE("old"), SLICE("o"), 1000, NULL),
+               CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("old"), &value, NULL), CHARM_KV_STATUS_NOT_FOUND);
+  CHECK_STATUS(charm_kv_store_expire_at(store, BYTES("session"), 1, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("session"), &value, NULL),
+               CHARM_KV_STATUS_NOT_FOUND);
+  charm_kv_bytes_list keys = {NULL, 0};
+  CHECK_STATUS(charm_kv_store_keys(store, &keys, NULL), CHARM_KV_STATUS_OK);
+  CHECK(keys.len == 2);
+  charm_kv_bytes_list_free(&keys);
+  CHECK_STATUS(charm_kv_store_expire(store, BYTES("session"), 1000, &err),
+               CHARM_KV_STATUS_NOT_FOUND);
+  CHECK_ERROR(err, CHARM_KV_STATUS_NOT_FOUND, NULL);
+  CHECK_STATUS(charm_kv_store_persist(store, BYTES("session"), &err), CHARM_KV_STATUS_NOT_FOUND);
+  CHECK_ERROR(err, CHARM_KV_STATUS_NOT_FOUND, NULL);
+
+  /* Batches. */
+  charm_kv_batch *batch = NULL;
+  CHECK_STATUS(charm_kv_batch_begin(store, &batch, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_batch_set_with_ttl(batch, SLICE("b1"), SLICE("1"), 600000, NULL),
+               CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_batch_set_expiring_at(batch, SLICE("b2"), SLICE("2"), 5, NULL),
+               CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_batch_set_with_ttl(batch, SLICE("b3"), SLICE("3"), 0, &err),
+               CHARM_KV_STATUS_INVALID_ARGUMENT);
+  CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "TTL must be positive");
+  CHECK_STATUS(charm_kv_batch_set_expiring_at(batch, SLICE("b3"), SLICE("3"), far + 1, &err),
+               CHARM_KV_STATUS_INVALID_ARGUMENT);
+  CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "9999");
+  CHECK_STATUS(charm_kv_batch_commit(batch, NULL), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_store_ttl(store, BYTES("b1"), &ms, NULL), CHARM_KV_STATUS_OK);
+  CHECK(ms > 590000 && ms <= 600000);
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("b2"), &value, NULL), CHARM_KV_STATUS_NOT_FOUND);
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("b3"), &value, NULL), CHARM_KV_STATUS_NOT_FOUND);
+
+  /* Bad TTLs and times, and NULL outputs. */
+  const int64_t bad_ttls[] = {0, -1, INT64_MIN, INT64_MAX};
+  for (size_t i = 0; i < sizeof bad_ttls / sizeof bad_ttls[0]; i++) {
+    CHECK_STATUS(charm_kv_store_set_with_ttl(store, SLICE("x"), SLICE("v"), bad_ttls[i], NULL),
+                 CHARM_KV_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(charm_kv_store_expire(store, BYTES("kept"), bad_ttls[i], NULL),
+                 CHARM_KV_STATUS_INVALID_ARGUMENT);
+  }
+  const int64_t bad_times[] = {0, -1, INT64_MIN, far + 1, INT64_MAX};
+  for (size_t i = 0; i < sizeof bad_times / sizeof bad_times[0]; i++) {
+    CHECK_STATUS(charm_kv_store_set_expiring_at(store, SLICE("x"), SLICE("v"), bad_times[i], NULL),
+                 CHARM_KV_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(charm_kv_store_expire_at(store, BYTES("kept"), bad_times[i], NULL),
+                 CHARM_KV_STATUS_INVALID_ARGUMENT);
+  }
+  CHECK_STATUS(charm_kv_store_get(store, BYTES("x"), &value, NULL), CHARM_KV_STATUS_NOT_FOUND);
+  CHECK_STATUS(charm_kv_store_expires_at(store, BYTES("kept"), &ms, NULL), CHARM_KV_STATUS_OK);
+  CHECK(ms == far);
+  CHECK_STATUS(charm_kv_store_ttl(store, BYTES("kept"), NULL, &err),
+               CHARM_KV_STATUS_INVALID_ARGUMENT);
+  CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "out_ttl_ms is NULL");
+  CHECK_STATUS(charm_kv_store_expires_at(store, NULL, 0, &ms, &err),
+               CHARM_KV_STATUS_INVALID_ARGUMENT);
+  CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "key cannot be empty");
+  CHECK_STATUS(charm_kv_store_persist(NULL, BYTES("kept"), &err),
+               CHARM_KV_STATUS_INVALID_ARGUMENT);
+  CHECK_ERROR(err, CHARM_KV_STATUS_INVALID_ARGUMENT, "store is NULL");
+  charm_kv_store_free(store);
+}
+
 static void test_iteration_sees_one_snapshot_while_writing(const char *dir) {
   charm_kv_store *store = open_store(dir, "snapshot");
   for (int i = 0; i < 10; i++) {
@@ -998,6 +1113,7 @@ const test_case basic_tests[] = {
     {"iteration_both_ways", test_iteration_both_ways},
     {"prefix_and_seek", test_prefix_and_seek},
     {"export_and_import_as_json_lines", test_export_and_import_as_json_lines},
+    {"expiry_with_ttls_and_absolute_times", test_expiry_with_ttls_and_absolute_times},
     {"iteration_sees_one_snapshot_while_writing",
      test_iteration_sees_one_snapshot_while_writing},
     {"batch_commit_rollback_and_get", test_batch_commit_rollback_and_get},

@@ -137,6 +137,9 @@ fn every_command_has_help() {
         "completion",
         "ls",
         "rm",
+        "ttl",
+        "expire",
+        "persist",
     ] {
         let help = String::from_utf8(ok(dir.path(), &[command, "--help"])).unwrap();
         assert!(help.contains("Usage: charm-kv"), "{command}: {help}");
@@ -897,4 +900,102 @@ fn export_refuses_a_terminal_and_delete_db_asks_there() {
     let (code, shown) = on_a_terminal(d, "delete-db @work", b"y\n");
     assert_eq!(code, Some(0), "{shown}");
     assert_eq!(ok(d, &["list-dbs"]), b"");
+}
+
+/// `set --ttl`, `ttl`, `expire`, `persist`, with absolute times in the past and far in
+/// the future instead of waiting.
+#[test]
+fn ttl_expire_and_persist_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let far_future = "253402300799999"; // the end of the year 9999
+    ok(d, &["set", "session", "abc", "--ttl", "10m"]);
+    let left = String::from_utf8(ok(d, &["ttl", "session"])).unwrap();
+    // At most ten minutes, at least 9m50s (whatever the machine's speed).
+    assert!(
+        left == "10m0s\n" || (left.starts_with("9m") && left.trim_end().ends_with('s')),
+        "{left:?}"
+    );
+    let secs = left.trim_end().trim_end_matches('s');
+    if let Some((m, s)) = secs.split_once('m') {
+        let total: u64 = m.parse::<u64>().unwrap() * 60 + s.parse::<u64>().unwrap();
+        assert!((590..=600).contains(&total), "{left}");
+    }
+    assert_eq!(ok(d, &["get", "session"]), b"abc");
+    // No expiry: its own output and exit status; missing: the usual failure.
+    ok(d, &["set", "plain", "p"]);
+    let none = charm_kv(d, &["ttl", "plain"], None);
+    assert_eq!(none.status.code(), Some(9));
+    assert_eq!(none.stdout, b"no expiry\n");
+    assert!(none.stderr.is_empty());
+    let missing = charm_kv(d, &["ttl", "nothing"], None);
+    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&missing.stderr),
+        "charm-kv: key not found\n"
+    );
+    // JSON.
+    ok(d, &["expire", "plain", "--at-unix-ms", far_future]);
+    let line: serde_json::Value =
+        serde_json::from_slice(&ok(d, &["ttl", "plain", "--json"])).unwrap();
+    assert_eq!(line["key"], "plain");
+    assert_eq!(line["expires_at_unix_ms"], 253_402_300_799_999i64);
+    assert!(line["ttl_ms"].as_i64().unwrap() > 200_000_000_000_000);
+    assert_eq!(ok(d, &["get", "plain"]), b"p", "expire keeps the value");
+    // persist removes it; persisting again is fine.
+    ok(d, &["persist", "plain"]);
+    ok(d, &["persist", "plain"]);
+    assert_eq!(charm_kv(d, &["ttl", "plain"], None).status.code(), Some(9));
+    // A time in the past: the key is gone at once, from get, list and export.
+    ok(d, &["set", "old", "o", "--expires-at-unix-ms", "1000"]);
+    assert!(fails(d, &["get", "old"], None).contains("key not found"));
+    ok(d, &["expire", "session", "--at-unix-ms", "1"]);
+    assert_eq!(ok(d, &["list", "-k"]), b"plain\n");
+    // Export writes the expiry of a pair that has one; import takes it back.
+    ok(d, &["set", "kept", "k", "--expires-at-unix-ms", far_future]);
+    let export = charm_kv(d, &["export"], None);
+    assert!(export.status.success());
+    let lines = json_lines(&export.stdout);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["key"], "kept");
+    assert_eq!(lines[0]["expires_at_unix_ms"], 253_402_300_799_999i64);
+    assert!(lines[1].get("expires_at_unix_ms").is_none(), "{}", lines[1]);
+    let other = tempfile::tempdir().unwrap();
+    let imported = charm_kv(other.path(), &["import", "-"], Some(&export.stdout));
+    assert!(imported.status.success());
+    let json: serde_json::Value =
+        serde_json::from_slice(&ok(other.path(), &["ttl", "kept", "--json"])).unwrap();
+    assert_eq!(json["expires_at_unix_ms"], 253_402_300_799_999i64);
+    // Bad durations and times, and missing keys.
+    for (args, why, code) in [
+        (
+            &["set", "k", "v", "--ttl", "0s"][..],
+            "TTL must be positive",
+            1,
+        ),
+        (&["set", "k", "v", "--ttl", "10"], "invalid duration", 2),
+        (&["set", "k", "v", "--ttl", "99999999d"], "year 9999", 1),
+        (
+            &["set", "k", "v", "--expires-at-unix-ms", "-5"],
+            "unix time",
+            1,
+        ),
+        (
+            &["set", "k", "v", "--ttl", "1m", "--expires-at-unix-ms", "5"],
+            "cannot be used with",
+            2,
+        ),
+        (&["expire", "nothing", "1m"], "key not found", 1),
+        (&["expire", "plain"], "required", 2),
+        (&["persist", "nothing"], "key not found", 1),
+    ] {
+        let out = charm_kv(d, args, None);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains(why), "{args:?}: {err}");
+    }
+    assert!(
+        fails(d, &["get", "k"], None).contains("key not found"),
+        "nothing was set"
+    );
 }

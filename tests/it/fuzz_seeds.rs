@@ -38,10 +38,7 @@ fn snapshot_bytes(key: &str, seq: u64) -> Vec<u8> {
         ("bin\0ary", ""),
     ]
     .iter()
-    .map(|(k, v)| Op {
-        key: k.as_bytes().to_vec(),
-        value: Some(v.as_bytes().to_vec()),
-    })
+    .map(|(k, v)| Op::set(k.as_bytes(), v.as_bytes()))
     .collect();
     store.write(&ops).unwrap();
     let dest = dir.path().join("snapshot.sqlite");
@@ -56,6 +53,7 @@ fn delta_bytes(seq: u64) -> Vec<u8> {
     let op = |k: &str, v: Option<&str>| Op {
         key: k.as_bytes().to_vec(),
         value: v.map(|v| v.as_bytes().to_vec()),
+        expires_at: None,
     };
     store
         .write(&[op("name", Some("charm")), op("gone", Some("x"))])

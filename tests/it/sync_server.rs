@@ -929,3 +929,58 @@ fn status_shows_the_servers_newest_version_and_sync_if_stale_skips_a_recent_sync
     }
     assert_eq!(gone.pending_writes, 0);
 }
+
+/// The expiry travels inside the encrypted value through the real server: the other
+/// device sees the same expiry, and hides the key once its own clock passes it.
+#[test]
+fn an_expiry_set_on_one_device_is_honoured_on_another() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    let server = CharmServer::start();
+    let (d1, d2) = (server.client_dir("host1"), server.client_dir("host2"));
+    let host1 = Kv::open_with(DB, &device(&server, &d1, None)).unwrap();
+    host1
+        .set_with_ttl("session", "token", Duration::from_secs(3600))
+        .unwrap();
+    host1.set("kept", "k").unwrap();
+    assert_eq!(
+        host1.pending_writes().unwrap(),
+        0,
+        "{:?}",
+        host1.last_push_error()
+    );
+    let expires_at = host1.expires_at_unix_ms("session").unwrap().unwrap();
+    // Host 2 reads time from a clock the test moves.
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let now = Arc::new(AtomicU64::new(now_ms));
+    let mut options = device(&server, &d2, Some(&key_of(&d1)));
+    let clock_now = Arc::clone(&now);
+    options.clock(charm_kv::store::Clock::from_fn(move || {
+        clock_now.load(Ordering::SeqCst)
+    }));
+    let host2 = Kv::open_with(DB, &options).unwrap();
+    host2.sync().unwrap();
+    assert_eq!(host2.get("session").unwrap(), b"token");
+    assert_eq!(
+        host2.expires_at_unix_ms("session").unwrap(),
+        Some(expires_at)
+    );
+    now.store(expires_at as u64, Ordering::SeqCst);
+    assert_eq!(
+        host2.get("session").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(host2.keys().unwrap(), [b"kept".to_vec()]);
+    host2.sync().unwrap();
+    assert_eq!(
+        host2.pending_writes().unwrap(),
+        0,
+        "the purge is not a write"
+    );
+    // Host 1's clock has not reached it: the key is still there.
+    assert_eq!(host1.get("session").unwrap(), b"token");
+}

@@ -159,7 +159,12 @@
 //     Badger's, and IteratorOptions.Start in place of Badger's Iterator.Seek,
 //     which cannot move an iterator once made); KeysWithPrefix lists by prefix.
 //     Rewind and ValidForPrefix have no counterpart: make a new Iterator.
-//   - No expiry: Badger's Entry.WithTTL and ExpiresAt have no counterpart.
+//   - Expiry: Badger's Entry.WithTTL becomes SetWithTTL (and Batch.SetWithTTL),
+//     Item.ExpiresAt becomes ExpiresAt (a time.Time, zero for none) and TTL; Expire,
+//     ExpireAt and Persist change an existing key's expiry. Expiries are kept to the
+//     millisecond (Badger: the second), up to the end of the year 9999, and travel
+//     through sync inside the encrypted value. Expired keys read as ErrNotFound at
+//     once; their rows are deleted by a later write or Sync.
 //   - Errors are ErrNotFound, ErrInvalidArgument and the others of this package
 //     (errors.Is), not Badger's (badger.ErrKeyNotFound, badger.ErrEmptyKey).
 //

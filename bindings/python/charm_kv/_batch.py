@@ -9,6 +9,7 @@ from . import _bindings as _b
 from ._bindings import Status
 from ._convert import BytesLike, to_bytes
 from ._errors import NotFoundError, take_error
+from ._expiry import TTL, When, ttl_ms, unix_ms
 from ._ffi import lib
 from ._handle import LockedHandle
 from ._out import OUTS, check, take_out, take_value
@@ -50,6 +51,33 @@ class Batch(LockedHandle):
                 _b.charm_kv_slice(value, len(value)),
                 out.err_ptr,
             )
+            check(status, out)
+
+    def set(
+        self,
+        key: BytesLike,
+        value: BytesLike,
+        *,
+        ttl: TTL | None = None,
+        expires_at: When | None = None,
+    ) -> None:
+        """Records ``key = value``, optionally expiring (as :meth:`KV.set`: ``ttl``
+        counts from this call). An invalid TTL or time raises here and records
+        nothing."""
+        if ttl is not None and expires_at is not None:
+            raise TypeError("give ttl or expires_at, not both")
+        if ttl is None and expires_at is None:
+            self[key] = value
+            return
+        k = to_bytes(key, "key")
+        v = to_bytes(value, "value")
+        with self._lock:
+            out = take_out()
+            args = (self._live(), _b.charm_kv_slice(k, len(k)), _b.charm_kv_slice(v, len(v)))
+            if ttl is not None:
+                status = lib.charm_kv_batch_set_with_ttl(*args, ttl_ms(ttl), out.err_ptr)
+            else:
+                status = lib.charm_kv_batch_set_expiring_at(*args, unix_ms(expires_at), out.err_ptr)
             check(status, out)
 
     def delete(self, key: BytesLike) -> None:

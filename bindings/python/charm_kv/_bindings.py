@@ -12,6 +12,7 @@ from ctypes import (
     Structure,
     c_bool,
     c_char_p,
+    c_int64,
     c_size_t,
     c_uint16,
     c_uint32,
@@ -305,6 +306,26 @@ FUNCTIONS = {
             POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
         ],
     ),
+    "charm_kv_batch_set_with_ttl": (
+        c_uint32,
+        [
+            POINTER(charm_kv_batch),  # charm_kv_batch *batch
+            charm_kv_slice,  # charm_kv_slice key
+            charm_kv_slice,  # charm_kv_slice value
+            c_int64,  # int64_t ttl_ms
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
+        ],
+    ),
+    "charm_kv_batch_set_expiring_at": (
+        c_uint32,
+        [
+            POINTER(charm_kv_batch),  # charm_kv_batch *batch
+            charm_kv_slice,  # charm_kv_slice key
+            charm_kv_slice,  # charm_kv_slice value
+            c_int64,  # int64_t expires_at_unix_ms
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
+        ],
+    ),
     "charm_kv_batch_delete": (
         c_uint32,
         [
@@ -377,6 +398,75 @@ FUNCTIONS = {
         None,
         [
             POINTER(charm_kv_error),  # charm_kv_error *err
+        ],
+    ),
+    "charm_kv_store_set_with_ttl": (
+        c_uint32,
+        [
+            POINTER(charm_kv_store),  # const charm_kv_store *store
+            charm_kv_slice,  # charm_kv_slice key
+            charm_kv_slice,  # charm_kv_slice value
+            c_int64,  # int64_t ttl_ms
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
+        ],
+    ),
+    "charm_kv_store_set_expiring_at": (
+        c_uint32,
+        [
+            POINTER(charm_kv_store),  # const charm_kv_store *store
+            charm_kv_slice,  # charm_kv_slice key
+            charm_kv_slice,  # charm_kv_slice value
+            c_int64,  # int64_t expires_at_unix_ms
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
+        ],
+    ),
+    "charm_kv_store_ttl": (
+        c_uint32,
+        [
+            POINTER(charm_kv_store),  # const charm_kv_store *store
+            c_char_p,  # const uint8_t *key
+            c_size_t,  # size_t key_len
+            POINTER(c_int64),  # int64_t *out_ttl_ms
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
+        ],
+    ),
+    "charm_kv_store_expires_at": (
+        c_uint32,
+        [
+            POINTER(charm_kv_store),  # const charm_kv_store *store
+            c_char_p,  # const uint8_t *key
+            c_size_t,  # size_t key_len
+            POINTER(c_int64),  # int64_t *out_unix_ms
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
+        ],
+    ),
+    "charm_kv_store_expire": (
+        c_uint32,
+        [
+            POINTER(charm_kv_store),  # const charm_kv_store *store
+            c_char_p,  # const uint8_t *key
+            c_size_t,  # size_t key_len
+            c_int64,  # int64_t ttl_ms
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
+        ],
+    ),
+    "charm_kv_store_expire_at": (
+        c_uint32,
+        [
+            POINTER(charm_kv_store),  # const charm_kv_store *store
+            c_char_p,  # const uint8_t *key
+            c_size_t,  # size_t key_len
+            c_int64,  # int64_t expires_at_unix_ms
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
+        ],
+    ),
+    "charm_kv_store_persist": (
+        c_uint32,
+        [
+            POINTER(charm_kv_store),  # const charm_kv_store *store
+            c_char_p,  # const uint8_t *key
+            c_size_t,  # size_t key_len
+            POINTER(POINTER(charm_kv_error)),  # charm_kv_error **err
         ],
     ),
     "charm_kv_iter_new": (

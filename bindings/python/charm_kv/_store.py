@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 from collections.abc import ItemsView, Iterator, KeysView, Mapping, MutableMapping, ValuesView
-from ctypes import POINTER, byref, c_bool, c_uint64
+from ctypes import POINTER, byref, c_bool, c_int64, c_uint64
+from datetime import datetime
 from typing import IO, Any, Iterable, TypeVar, overload
 
 from . import _bindings as _b
@@ -12,6 +13,7 @@ from ._batch import Batch
 from ._bindings import Status
 from ._convert import BytesLike, PathLike, c_path, c_text, to_bytes
 from ._errors import NotFoundError, take_error
+from ._expiry import TTL, When, from_unix_ms, ttl_ms, unix_ms
 from ._fastget import get as _fast_get
 from ._fastget import get_slow as _get_slow
 from ._ffi import bytes_at, lib
@@ -303,6 +305,79 @@ class KV(Handle, MutableMapping[bytes, bytes]):
             OUTS.append(out)
             raise error
         OUTS.append(out)
+
+    def set(
+        self,
+        key: BytesLike,
+        value: BytesLike,
+        *,
+        ttl: TTL | None = None,
+        expires_at: When | None = None,
+    ) -> None:
+        """``kv[key] = value``, optionally expiring: ``ttl`` from now (seconds or a
+        ``timedelta``), or at ``expires_at`` (unix seconds or an aware ``datetime``; a
+        time passed deletes the key). From then on every read treats the key as
+        missing, here and on every device it syncs to. A zero or negative TTL, or an
+        expiry before 1970 or after the year 9999, is :class:`InvalidArgumentError`."""
+        k = to_bytes(key, "key")
+        v = to_bytes(value, "value")
+        out = take_out()
+        if ttl is not None and expires_at is not None:
+            raise TypeError("give ttl or expires_at, not both")
+        if ttl is not None:
+            status = lib.charm_kv_store_set_with_ttl(
+                self._ptr, _slice(k, len(k)), _slice(v, len(v)), ttl_ms(ttl), out.err_ptr
+            )
+        elif expires_at is not None:
+            status = lib.charm_kv_store_set_expiring_at(
+                self._ptr, _slice(k, len(k)), _slice(v, len(v)), unix_ms(expires_at), out.err_ptr
+            )
+        else:
+            status = _set(self._ptr, _slice(k, len(k)), _slice(v, len(v)), out.err_ptr)
+        check(status, out)
+
+    def ttl(self, key: BytesLike) -> float | None:
+        """Seconds left before ``key`` expires (at least 0.001), or ``None`` when it
+        has no expiry; :class:`NotFoundError` (a ``KeyError``) when it is missing or
+        expired."""
+        k = to_bytes(key, "key")
+        ms = c_int64()
+        out = take_out()
+        check(lib.charm_kv_store_ttl(self._ptr, k, len(k), byref(ms), out.err_ptr), out)
+        return None if ms.value < 0 else ms.value / 1000
+
+    def expires_at(self, key: BytesLike) -> datetime | None:
+        """When ``key`` expires (an aware UTC ``datetime``, to the millisecond), or
+        ``None`` when it has no expiry; :class:`NotFoundError` when it is missing or
+        expired."""
+        k = to_bytes(key, "key")
+        ms = c_int64()
+        out = take_out()
+        status = lib.charm_kv_store_expires_at(self._ptr, k, len(k), byref(ms), out.err_ptr)
+        check(status, out)
+        return None if ms.value == 0 else from_unix_ms(ms.value)
+
+    def expire(self, key: BytesLike, ttl: TTL) -> None:
+        """Makes ``key`` expire ``ttl`` from now, keeping its value;
+        :class:`NotFoundError` when it is missing or expired."""
+        k = to_bytes(key, "key")
+        out = take_out()
+        check(lib.charm_kv_store_expire(self._ptr, k, len(k), ttl_ms(ttl), out.err_ptr), out)
+
+    def expire_at(self, key: BytesLike, when: When) -> None:
+        """Makes ``key`` expire at ``when`` (a time passed deletes it), keeping its
+        value; :class:`NotFoundError` when it is missing or expired."""
+        k = to_bytes(key, "key")
+        out = take_out()
+        status = lib.charm_kv_store_expire_at(self._ptr, k, len(k), unix_ms(when), out.err_ptr)
+        check(status, out)
+
+    def persist(self, key: BytesLike) -> None:
+        """Removes the expiry of ``key``, keeping its value (a key without one is left
+        as it is); :class:`NotFoundError` when it is missing or expired."""
+        k = to_bytes(key, "key")
+        out = take_out()
+        check(lib.charm_kv_store_persist(self._ptr, k, len(k), out.err_ptr), out)
 
     def __delitem__(self, key: BytesLike) -> None:
         """``del kv[key]``: :class:`NotFoundError` (a ``KeyError``) if it is missing.

@@ -4,7 +4,7 @@ Not a test module; it only has to type-check."""
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import charm_kv
 
@@ -51,5 +51,16 @@ def usage(path: str) -> None:
         synced: bool = kv.sync_if_stale(timedelta(minutes=10)) or kv.sync_if_stale(600)
         print(store, value, maybe, either, keys, items, users, logs, got, count, len(kv))
         print(last, reachable, synced, state.integrity_ok)
+        kv.set(b"session", "token", ttl=timedelta(minutes=10))
+        kv.set("old", b"x", expires_at=datetime(2000, 1, 1, tzinfo=timezone.utc))
+        kv.set("later", b"x", expires_at=1_900_000_000)
+        left: float | None = kv.ttl(b"session")
+        when: datetime | None = kv.expires_at("session")
+        kv.expire("session", 60.5)
+        kv.expire_at("session", datetime(2100, 1, 1, tzinfo=timezone.utc))
+        kv.persist("session")
+        with kv.batch() as expiring:
+            expiring.set("t", "v", ttl=30)
+        print(left, when)
     names: list[str] = charm_kv.list_databases(data_dir=path, env=False)
     print(names)

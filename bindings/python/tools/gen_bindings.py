@@ -34,6 +34,7 @@ SCALARS = {
     "uint16_t": "c_uint16",
     "uint32_t": "c_uint32",
     "uint64_t": "c_uint64",
+    "int64_t": "c_int64",
     "size_t": "c_size_t",
     "charm_kv_status": "c_uint32",
     "charm_kv_sync_phase": "c_uint32",

@@ -41,11 +41,66 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Set a value for a key, with an optional @db; the value comes from stdin when omitted.
+    #[command(after_help = "Examples:\n  charm-kv set name Charm\n  \
+        charm-kv set session@web abc123 --ttl 30m     expires in 30 minutes\n  \
+        charm-kv set token xyz --expires-at-unix-ms 1798761600000")]
     Set {
         /// KEY[@DB]
         key: String,
         /// The value; read from stdin (binary safe) when omitted.
         value: Option<String>,
+        /// Expire the key this long from now: 30s, 10m, 2h, 7d, 1h30m (from then on
+        /// it reads as missing, on every device it syncs to).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        ttl: Option<Duration>,
+        /// Expire the key at this unix time in milliseconds (a time passed deletes it).
+        #[arg(
+            long,
+            value_name = "UNIX_MS",
+            conflicts_with = "ttl",
+            allow_negative_numbers = true
+        )]
+        expires_at_unix_ms: Option<i64>,
+    },
+    /// Print the time left before a key expires, with an optional @db: a duration such
+    /// as 9m59s (rounded up to whole seconds); `no expiry` and exit status 9 for a key
+    /// without one; exit status 1 for a missing key.
+    #[command(after_help = "Examples:\n  charm-kv ttl session@web\n  charm-kv ttl session --json")]
+    Ttl {
+        /// KEY[@DB]
+        #[arg(add = crate::complete::keys())]
+        key: String,
+        /// Print {"key","ttl_ms","expires_at_unix_ms"} (nulls for no expiry).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a key expire (keeping its value), with an optional @db; exit status 1 for a
+    /// missing key.
+    #[command(after_help = "Examples:\n  charm-kv expire session 10m\n  \
+        charm-kv expire session@web --at-unix-ms 1798761600000")]
+    Expire {
+        /// KEY[@DB]
+        #[arg(add = crate::complete::keys())]
+        key: String,
+        /// How long from now: 30s, 10m, 2h, 7d, 1h30m.
+        #[arg(value_name = "DURATION", value_parser = parse_duration,
+              required_unless_present = "at_unix_ms")]
+        ttl: Option<Duration>,
+        /// Expire at this unix time in milliseconds instead (a time passed deletes it).
+        #[arg(
+            long,
+            value_name = "UNIX_MS",
+            conflicts_with = "ttl",
+            allow_negative_numbers = true
+        )]
+        at_unix_ms: Option<i64>,
+    },
+    /// Remove the expiry of a key, with an optional @db (a key without one is left as
+    /// it is); exit status 1 for a missing key.
+    Persist {
+        /// KEY[@DB]
+        #[arg(add = crate::complete::keys())]
+        key: String,
     },
     /// Get the value of a key, with an optional @db.
     #[command(after_help = "Examples:\n  charm-kv get name\n  charm-kv get name@work --json")]
@@ -155,7 +210,8 @@ pub enum Command {
     #[command(after_help = "Examples:\n  charm-kv export -o backup.jsonl\n  \
         charm-kv export @work | gzip > work.jsonl.gz\n\n\
         Each line: {\"key\":...,\"value\":...,\"key_base64\":false,\"value_base64\":false}; \
-        bytes that are not UTF-8 are base64 with the flag set.")]
+        bytes that are not UTF-8 are base64 with the flag set; a pair with an expiry also \
+        has \"expires_at_unix_ms\" (unix time in milliseconds). Expired pairs are left out.")]
     Export {
         /// @DB
         #[arg(add = crate::complete::databases())]

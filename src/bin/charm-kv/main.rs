@@ -34,8 +34,12 @@ fn main() -> ExitCode {
             eprintln!("charm-kv: {msg}");
             ExitCode::from(code)
         }
+        Err(CliError::Status(code)) => ExitCode::from(code),
     }
 }
+
+/// Exit status of `ttl` for a key that has no expiry (it printed `no expiry`).
+const EXIT_NO_EXPIRY: u8 = 9;
 
 enum CliError {
     Message(String),
@@ -43,6 +47,8 @@ enum CliError {
     Coded(u8, String),
     /// The reader of our output went away (`charm-kv list | head`): not an error.
     BrokenPipe,
+    /// An exit status whose meaning the command already printed (`ttl`: no expiry).
+    Status(u8),
 }
 
 impl From<Error> for CliError {
@@ -99,7 +105,12 @@ fn open_for_reading(db: &str) -> Result<Kv, CliError> {
 fn run(command: Command) -> Result<(), CliError> {
     match command {
         Command::Account(command) => account::run(command)?,
-        Command::Set { key, value } => {
+        Command::Set {
+            key,
+            value,
+            ttl,
+            expires_at_unix_ms,
+        } => {
             let (key, db) = key_and_db(&key)?;
             let value = match value {
                 Some(v) => v.into_bytes(),
@@ -113,7 +124,62 @@ fn run(command: Command) -> Result<(), CliError> {
                 }
             };
             let kv = open(&db)?;
-            kv.set(key, value)?;
+            match (ttl, expires_at_unix_ms) {
+                (Some(ttl), _) => kv.set_with_ttl(key, value, ttl)?,
+                (None, Some(at)) => kv.set_expiring_at_unix_ms(key, value, at)?,
+                (None, None) => kv.set(key, value)?,
+            }
+            output::warn_pending(&kv);
+        }
+        Command::Ttl { key, json } => {
+            let (key, db) = key_and_db(&key)?;
+            let kv = open_for_reading(&db)?;
+            let expires_at = kv.expires_at_unix_ms(&key)?;
+            // Left as of this one read; under a millisecond counts as one.
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            let ttl_ms = expires_at.map(|at| (at - now_ms).max(1));
+            let ttl = ttl_ms.map(|ms| std::time::Duration::from_millis(ms as u64));
+            let mut out = io::stdout().lock();
+            match json {
+                true => writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({
+                        "key": key,
+                        "ttl_ms": ttl_ms,
+                        "expires_at_unix_ms": expires_at,
+                    })
+                )?,
+                false => match ttl {
+                    Some(ttl) => writeln!(out, "{}", time::format_duration_ceil(ttl))?,
+                    None => writeln!(out, "no expiry")?,
+                },
+            }
+            out.flush()?;
+            if ttl.is_none() {
+                return Err(CliError::Status(EXIT_NO_EXPIRY));
+            }
+        }
+        Command::Expire {
+            key,
+            ttl,
+            at_unix_ms,
+        } => {
+            let (key, db) = key_and_db(&key)?;
+            let kv = open(&db)?;
+            match (ttl, at_unix_ms) {
+                (Some(ttl), _) => kv.expire(&key, ttl)?,
+                (None, Some(at)) => kv.expire_at_unix_ms(&key, at)?,
+                (None, None) => unreachable!("clap requires one"),
+            }
+            output::warn_pending(&kv);
+        }
+        Command::Persist { key } => {
+            let (key, db) = key_and_db(&key)?;
+            let kv = open(&db)?;
+            kv.persist(&key)?;
             output::warn_pending(&kv);
         }
         Command::Get {

@@ -40,6 +40,24 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+/// `ttl` rounded up to whole seconds, as `parse_duration` reads it: `45s`, `9m59s`,
+/// `1h0m5s`, `7d0h0m0s`.
+pub fn format_duration_ceil(ttl: Duration) -> String {
+    let secs = ttl.as_millis().div_ceil(1000) as u64;
+    let (days, hours, minutes, seconds) = (
+        secs / 86_400,
+        secs % 86_400 / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+    );
+    match (days, hours, minutes) {
+        (0, 0, 0) => format!("{seconds}s"),
+        (0, 0, _) => format!("{minutes}m{seconds}s"),
+        (0, _, _) => format!("{hours}h{minutes}m{seconds}s"),
+        _ => format!("{days}d{hours}h{minutes}m{seconds}s"),
+    }
+}
+
 /// `at` as an RFC 3339 UTC time with seconds, such as `2026-11-28T18:02:42Z`.
 pub fn format_utc(at: SystemTime) -> String {
     let secs = match at.duration_since(UNIX_EPOCH) {
@@ -96,6 +114,25 @@ mod tests {
             "99999999999999999999d",
         ] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn remaining_times_print_as_durations_that_parse_back() {
+        for (ms, text) in [
+            (1, "1s"),
+            (45_000, "45s"),
+            (599_001, "10m0s"),
+            (599_000, "9m59s"),
+            (3_605_000, "1h0m5s"),
+            (7 * 86_400_000, "7d0h0m0s"),
+        ] {
+            let ttl = Duration::from_millis(ms);
+            assert_eq!(format_duration_ceil(ttl), text);
+            assert_eq!(
+                parse_duration(text).unwrap(),
+                Duration::from_secs(ttl.as_millis().div_ceil(1000) as u64)
+            );
         }
     }
 
