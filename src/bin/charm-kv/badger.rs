@@ -46,13 +46,13 @@ pub fn import(kv: &Kv, options: &Options, dir: &Path, replace: bool) -> Result<u
         other => other?,
     };
     charm_kv::jsonl::import(kv, &mut lines.as_slice(), replace).map_err(|e| match e {
-        Error::InvalidArgument(msg) if msg.contains("expires_at_unix_ms") => CliError::Message(
-            format!(
+        Error::InvalidArgument(msg) if msg.contains("expires_at_unix_ms") => {
+            CliError::Message(format!(
                 "{} holds entries with an expiry (Badger TTL), which this version of charm-kv \
                  cannot store; nothing was imported ({msg})",
                 dir.display()
-            ),
-        ),
+            ))
+        }
         other => other.into(),
     })
 }
@@ -74,7 +74,11 @@ fn find_helper() -> Result<PathBuf, CliError> {
         .ok()
         .and_then(|exe| exe.parent().map(|dir| dir.join(HELPER)));
     let on_path = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).map(|dir| dir.join(HELPER)).collect())
+        .map(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(HELPER))
+                .collect()
+        })
         .unwrap_or_else(Vec::new);
     beside
         .into_iter()
@@ -150,9 +154,7 @@ fn export(
     match status.code() {
         Some(0) => Ok(lines),
         Some(helper_exit::KEYS) => Err(HelperError::Keys(why)),
-        Some(helper_exit::NOT_BADGER) | Some(helper_exit::IN_USE) => {
-            Err(HelperError::Refused(why))
-        }
+        Some(helper_exit::NOT_BADGER) | Some(helper_exit::IN_USE) => Err(HelperError::Refused(why)),
         _ => Err(HelperError::Refused(format!(
             "{} failed ({status}): {why}",
             helper.display()
