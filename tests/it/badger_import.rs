@@ -6,7 +6,7 @@
 //! Badger calls. The tests that need Go build with `--features interop-tests`.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 /// `charm-kv` with a clean environment (`CHARM_DATA_DIR` and `HOME` = `data`) plus `env`.
 fn charm_kv(data: &Path, env: &[(String, String)], args: &[&str]) -> Output {
@@ -77,6 +77,7 @@ mod go {
     use std::collections::BTreeMap;
     use std::io::Write;
     use std::path::PathBuf;
+    use std::process::Command;
     use std::sync::OnceLock;
 
     use charm_kv::devices::Account;

@@ -73,13 +73,13 @@ fn find_helper() -> Result<PathBuf, CliError> {
     let beside = std::env::current_exe()
         .ok()
         .and_then(|exe| exe.parent().map(|dir| dir.join(HELPER)));
-    let on_path = std::env::var_os("PATH")
+    let on_path: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|path| {
             std::env::split_paths(&path)
                 .map(|dir| dir.join(HELPER))
                 .collect()
         })
-        .unwrap_or_else(Vec::new);
+        .unwrap_or_default();
     beside
         .into_iter()
         .chain(on_path)
@@ -121,11 +121,10 @@ fn export(
         input.push('\n');
     }
     let mut stdin = child.0.stdin.take().expect("piped");
-    let written = stdin.write_all(input.as_bytes());
+    // A helper that exits before reading its keys closes the pipe (a write error
+    // here); its exit status and stderr say why, below.
+    let _ = stdin.write_all(input.as_bytes());
     drop(stdin);
-    // A helper that exits before reading (a usage error) closes the pipe: its
-    // status says why, below.
-    let _ = written;
     let stderr = child.0.stderr.take().expect("piped");
     let stderr = std::thread::spawn(move || {
         let mut text = String::new();
