@@ -173,7 +173,8 @@ pub enum Command {
     #[command(after_help = "Examples:\n  charm-kv import backup.jsonl\n  \
         charm-kv import @work work.jsonl --replace\n  \
         gunzip -c work.jsonl.gz | charm-kv import @work -\n  \
-        charm-kv import --from-badger ~/.local/share/charm/kv/charm.sh.kv.user.default\n\n\
+        charm-kv import --from-badger ~/.local/share/charm/cloud.charm.sh/kv/charm.sh.kv.user.default\n  \
+        charm-kv import --from-badger ~/.local/share/charm/kv/notes @notes      (skate's @notes)\n\n\
         --from-badger runs the helper charm-kv-badger (beside charm-kv, on PATH, or \
         $CHARM_KV_BADGER_HELPER), which never writes DIR; encrypted directories of \
         `charm kv` open with this account's keys.")]
