@@ -354,6 +354,79 @@ mod go {
         assert_unchanged(&dir, &before);
     }
 
+    /// The helper on its own: the JSON-lines format, a key given as base64, and the
+    /// expiry field of an entry whose expiry has not passed (what a TTL-aware import
+    /// reads: `expires_at_unix_ms`, Badger's `ExpiresAt` seconds in milliseconds).
+    #[test]
+    fn the_helper_writes_export_lines_and_future_expiries() {
+        use base64::Engine as _;
+        let work = tempfile::tempdir().unwrap();
+        let dir = work.path().join("db");
+        let key = [9u8; 32];
+        write_fixture(
+            &dir,
+            "charm",
+            Some(&key),
+            &[
+                Op::Set(b"plain", b"text"),
+                Op::SetTtl(b"later", b"v", 3600),
+                Op::SetTtl(b"past", b"v", -1),
+            ],
+            &[],
+        );
+        let now_ms = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64
+        };
+        let before = now_ms();
+        let mut child = Command::new(&tools().helper)
+            .arg(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let keys = format!(
+            "{}\n{}\n",
+            hex::encode([1u8; 32]),
+            base64::engine::general_purpose::STANDARD.encode(key)
+        );
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(keys.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let after = now_ms();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(
+            lines[1],
+            serde_json::json!({"key": "plain", "value": "text", "key_base64": false,
+                "value_base64": false})
+        );
+        assert_eq!(lines[0]["key"], "later");
+        let expires = lines[0]["expires_at_unix_ms"].as_u64().unwrap();
+        // Badger keeps whole seconds: the expiry is the write's second plus an hour.
+        assert_eq!(expires % 1000, 0);
+        assert!(
+            expires + 1000 > before + 3_600_000 && expires <= after + 3_600_000,
+            "{expires} not an hour after {before}..{after}"
+        );
+    }
+
     /// Runs a failing import into `@target` (holding one pair) and returns its stderr
     /// after checking the exit status and that `@target` is unchanged.
     fn failed_import(data: &Path, dir: &Path) -> String {
