@@ -558,6 +558,38 @@ mod go {
         let gone = charm_kv(&data, &env, &["get", "gone@imported"]);
         assert!(!gone.status.success(), "the deleted key came back");
 
+        // A device whose key cache lacks the account's key: it first ran while the
+        // server was unreachable, so it made a local key. The import finds no fitting
+        // cached key and fetches the account's keys from the server once.
+        let offline_first = server.client_dir("offline-first");
+        let mut env = server.env_for_client(&offline_first);
+        env.push((
+            "CHARM_IDENTITY_KEY".into(),
+            go_dir.join("127.0.0.1/charm_ed25519").display().to_string(),
+        ));
+        env.extend(helper_env());
+        let mut offline = env.clone();
+        let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        offline.retain(|(name, _)| name != "CHARM_SSH_PORT");
+        offline.push(("CHARM_SSH_PORT".into(), dead_port.to_string()));
+        let set = charm_kv(&offline_first, &offline, &["set", "local@other", "v"]);
+        assert!(
+            set.status.success(),
+            "{}",
+            String::from_utf8_lossy(&set.stderr)
+        );
+        let out = import(&offline_first, &env, &badger_dir, &["@imported"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(exported(&offline_first, &env, "@imported"), expected);
+
         // The named database is its own directory.
         let work = go_dir.join("127.0.0.1/kv/work");
         let out = import(&data, &env, &work, &["@work-imported"]);
