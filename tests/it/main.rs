@@ -12,6 +12,8 @@ mod readonly_dir;
 
 // The `charm-kv` binary exists only with the (default) `cli` feature.
 #[cfg(feature = "cli")]
+mod badger_import;
+#[cfg(feature = "cli")]
 mod cli;
 mod contention;
 mod crash;

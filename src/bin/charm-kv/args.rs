@@ -223,18 +223,33 @@ pub enum Command {
         #[arg(short = 'f', long)]
         force: bool,
     },
-    /// Read JSON lines (as export writes them) into a database, with an optional @db,
-    /// in one atomic batch: a malformed line changes nothing.
+    /// Read JSON lines (as export writes them), or with --from-badger the data of the
+    /// original `charm kv` or skate, into a database, with an optional @db, in one
+    /// atomic batch: a malformed line changes nothing.
     #[command(after_help = "Examples:\n  charm-kv import backup.jsonl\n  \
         charm-kv import @work work.jsonl --replace\n  \
-        gunzip -c work.jsonl.gz | charm-kv import @work -")]
+        gunzip -c work.jsonl.gz | charm-kv import @work -\n  \
+        charm-kv import --from-badger ~/.local/share/charm/cloud.charm.sh/kv/charm.sh.kv.user.default\n  \
+        charm-kv import --from-badger ~/.local/share/charm/kv/notes @notes      (skate's @notes)\n\n\
+        --from-badger runs the helper charm-kv-badger (beside charm-kv, on PATH, or \
+        $CHARM_KV_BADGER_HELPER), which never writes DIR; encrypted directories of \
+        `charm kv` open with this account's keys.")]
     Import {
-        /// [@DB] FILE: the file, or - for stdin.
-        #[arg(value_name = "[@DB] FILE", num_args = 1..=2, required = true)]
+        /// [@DB] FILE: the file, or - for stdin (with --from-badger only [@DB]).
+        #[arg(
+            value_name = "[@DB] FILE",
+            num_args = 1..=2,
+            required_unless_present = "from_badger"
+        )]
         args: Vec<String>,
         /// Delete every key not in the input (in the same batch).
         #[arg(long)]
         replace: bool,
+        /// Read the Badger database directory DIR of the original `charm kv`
+        /// (encrypted, `<data path>/kv/<name>`) or of skate v1 (plaintext) instead of
+        /// JSON lines.
+        #[arg(long, value_name = "DIR")]
+        from_badger: Option<PathBuf>,
     },
     /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
     #[command(after_help = "Examples:\n  \

@@ -2,6 +2,7 @@
 
 mod account;
 mod args;
+mod badger;
 mod complete;
 mod output;
 mod time;
@@ -293,7 +294,34 @@ fn run(command: Command) -> Result<(), CliError> {
         Command::Export { db, output, force } => {
             export(&db_arg(db.as_deref())?, output.as_deref(), force)?;
         }
-        Command::Import { args, replace } => {
+        Command::Import {
+            args,
+            replace,
+            from_badger: Some(dir),
+        } => {
+            let db = match args.as_slice() {
+                [] => args::DEFAULT_DB.to_owned(),
+                [db] if db.starts_with('@') => db_arg(Some(db))?,
+                _ => {
+                    return Err(CliError::Message(
+                        "import --from-badger DIR takes only an optional @DB (no FILE)".into(),
+                    ))
+                }
+            };
+            let options = Options::from_env()?;
+            let kv = open(&db)?;
+            let count = badger::import(&kv, &options, &dir, replace)?;
+            eprintln!(
+                "charm-kv: imported {count} pair(s) from {} into @{db}",
+                dir.display()
+            );
+            output::warn_pending(&kv);
+        }
+        Command::Import {
+            args,
+            replace,
+            from_badger: None,
+        } => {
             let (db, file) = match args.as_slice() {
                 [db] if db.starts_with('@') => {
                     return Err(CliError::Message(format!(
