@@ -338,6 +338,21 @@ fn a_merged_account_keeps_its_databases() {
     assert_eq!(list(&server, &two, DB), expected);
 }
 
+/// Two devices in two accounts of `server`, both holding `shared` in database `DB`
+/// ("one" and "two"), the second also `mine` there and `solo` in database `other`, all
+/// pushed: what a merging link starts from.
+fn two_accounts_with_data(server: &CharmServer) -> (PathBuf, PathBuf) {
+    let (one, two) = (server.client_dir("one"), server.client_dir("two"));
+    kv(server, &one, &["set", &format!("shared@{DB}"), "one"]);
+    kv(server, &one, &["sync", &format!("@{DB}")]);
+    kv(server, &two, &["set", &format!("mine@{DB}"), "two"]);
+    kv(server, &two, &["set", &format!("shared@{DB}"), "two"]);
+    kv(server, &two, &["set", "solo@other", "x"]);
+    kv(server, &two, &["sync", &format!("@{DB}")]);
+    kv(server, &two, &["sync", "@other"]);
+    (one, two)
+}
+
 /// The joining device dies after the server merged its former account away and its
 /// keys followed, before its databases were re-homed: all that is left is the marker
 /// the link wrote before its request. Its next command (a sync) finishes the
@@ -345,14 +360,7 @@ fn a_merged_account_keeps_its_databases() {
 #[test]
 fn a_crash_before_the_rehoming_is_finished_by_the_next_sync() {
     let server = CharmServer::start();
-    let (one, two) = (server.client_dir("one"), server.client_dir("two"));
-    kv(&server, &one, &["set", &format!("shared@{DB}"), "one"]);
-    kv(&server, &one, &["sync", &format!("@{DB}")]);
-    kv(&server, &two, &["set", &format!("mine@{DB}"), "two"]);
-    kv(&server, &two, &["set", &format!("shared@{DB}"), "two"]);
-    kv(&server, &two, &["set", "solo@other", "x"]);
-    kv(&server, &two, &["sync", &format!("@{DB}")]);
-    kv(&server, &two, &["sync", "@other"]);
+    let (one, two) = two_accounts_with_data(&server);
 
     let mut generator = charm_kv_generator(&server, &one);
     let code = generator.code_after("code: ");
@@ -471,14 +479,7 @@ fn link_crashing_at(server: &CharmServer, one: &Path, two: &Path, point: &str) {
 #[test]
 fn a_crash_before_the_answer_of_a_merging_link_is_finished_by_the_next_sync() {
     let server = CharmServer::start();
-    let (one, two) = (server.client_dir("one"), server.client_dir("two"));
-    kv(&server, &one, &["set", &format!("shared@{DB}"), "one"]);
-    kv(&server, &one, &["sync", &format!("@{DB}")]);
-    kv(&server, &two, &["set", &format!("mine@{DB}"), "two"]);
-    kv(&server, &two, &["set", &format!("shared@{DB}"), "two"]);
-    kv(&server, &two, &["set", "solo@other", "x"]);
-    kv(&server, &two, &["sync", &format!("@{DB}")]);
-    kv(&server, &two, &["sync", "@other"]);
+    let (one, two) = two_accounts_with_data(&server);
     let former = kv(&server, &two, &["id"]);
 
     link_crashing_at(&server, &one, &two, "link-answered");
