@@ -84,7 +84,7 @@ pub fn decode_pair(line: &str) -> std::result::Result<(Vec<u8>, Vec<u8>), String
 
 /// The pair of one line and its expiry (unix milliseconds), if it has one.
 pub fn decode_entry(line: &str) -> std::result::Result<Entry, String> {
-    let line: Line = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    let line: Line = serde_json::from_str(line).map_err(|e| json_error_without_input(&e))?;
     if let Some(at) = line.expires_at_unix_ms {
         crate::store::expiry::check_expiry(at).map_err(|e| match e.message() {
             Some(why) if e.kind() == crate::error::ErrorKind::InvalidArgument => {
@@ -95,9 +95,12 @@ pub fn decode_entry(line: &str) -> std::result::Result<Entry, String> {
     }
     let expires_at = line.expires_at_unix_ms;
     let decode = |text: String, base64: bool, what: &str| match base64 {
-        true => BASE64
-            .decode(text.as_bytes())
-            .map_err(|e| format!("{what} is not valid base64: {e}")),
+        true => BASE64.decode(text.as_bytes()).map_err(|e| {
+            format!(
+                "{what} is not valid base64: {}",
+                base64_error_without_input(e)
+            )
+        }),
         false => Ok(text.into_bytes()),
     };
     let key = decode(line.key, line.key_base64, "key")?;
@@ -120,6 +123,41 @@ pub fn decode_entry(line: &str) -> std::result::Result<Entry, String> {
         ));
     }
     Ok((key, value, expires_at))
+}
+
+/// serde_json's message for a line it could not read, without the piece of the line it
+/// quotes: "invalid type: integer `123`, expected a string" names the user's value, and
+/// messages never carry key or value bytes. What is left still says what was expected
+/// and where.
+fn json_error_without_input(e: &serde_json::Error) -> String {
+    let message = e.to_string();
+    if !matches!(e.classify(), serde_json::error::Category::Data) {
+        return message;
+    }
+    let quoted = |open: char, close: char| {
+        let start = message.find(open)?;
+        let end = start + 1 + message[start + 1..].find(close)?;
+        Some((start, end))
+    };
+    // "invalid type: string \"yes\", …" quotes with double quotes, other tokens in
+    // backticks; field names ("missing field `key`") are ours and stay.
+    if message.starts_with("invalid type: ") || message.starts_with("invalid value: ") {
+        if let Some((start, end)) = quoted('`', '`').or_else(|| quoted('"', '"')) {
+            return format!("{}{}", message[..start].trim_end(), &message[end + 1..]);
+        }
+    }
+    message
+}
+
+/// base64's message without the byte it found: only where.
+fn base64_error_without_input(e: base64::DecodeError) -> String {
+    match e {
+        base64::DecodeError::InvalidByte(offset, _)
+        | base64::DecodeError::InvalidLastSymbol(offset, _) => {
+            format!("invalid symbol at offset {offset}")
+        }
+        other => other.to_string(),
+    }
 }
 
 /// Writes every pair of `kv` (one snapshot, ascending keys) to `out` as JSON lines and
@@ -252,5 +290,38 @@ mod tests {
             decode_pair(r#"{"key":"a","value":"b"}"#).unwrap(),
             (b"a".to_vec(), b"b".to_vec())
         );
+    }
+
+    /// A message about a malformed line says what was expected and where, but never
+    /// repeats what the user wrote in a key or value field.
+    #[test]
+    fn malformed_lines_do_not_echo_their_content() {
+        for (line, secret, why) in [
+            (
+                r#"{"key":"a","value":918273645}"#,
+                "918273645",
+                "expected a string",
+            ),
+            (r#"{"key":true,"value":"b"}"#, "true", "expected a string"),
+            (
+                r#"{"key":"a","value":{"pin":"4711"}}"#,
+                "4711",
+                "expected a string",
+            ),
+            (
+                r#"{"key":"a","value":"b","value_base64":"yes-secret"}"#,
+                "yes-secret",
+                "expected a boolean",
+            ),
+            (
+                r#"{"key":"a","value":"QUJD*","value_base64":true}"#,
+                "42",
+                "offset 4",
+            ),
+        ] {
+            let err = decode_pair(line).unwrap_err();
+            assert!(err.contains(why), "{line}: {err}");
+            assert!(!err.contains(secret), "{line}: {err}");
+        }
     }
 }
