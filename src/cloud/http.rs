@@ -297,6 +297,65 @@ mod tests {
         }
     }
 
+    /// The socket a request really used had `TCP_NODELAY` on, read back from the
+    /// kernel while the request waits for its answer.
+    #[test]
+    fn http_connections_have_nodelay_set() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let server_addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut conn, client_addr) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = conn.read(&mut buf).unwrap();
+                assert!(n > 0, "the client closed before its request was complete");
+                head.extend_from_slice(&buf[..n]);
+            }
+            // The client is waiting for this answer: its socket is open.
+            let nodelay = socket_option_of(client_addr, server_addr);
+            conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+                .unwrap();
+            nodelay
+        });
+        let api = HttpApi::new("127.0.0.1", server_addr.port(), Timeouts::default(), false);
+        api.send("http", "jwt", Exchange::Api, "GET", "/v1/bio", Payload::Empty)
+            .unwrap();
+        assert_eq!(server.join().unwrap(), Ok(true));
+    }
+
+    /// `TCP_NODELAY` of this process's socket from `local` to `peer`: each descriptor
+    /// in /proc/self/fd is duplicated with `pidfd_getfd` (no unsafe) and the one with
+    /// these two addresses asked.
+    fn socket_option_of(
+        local: std::net::SocketAddr,
+        peer: std::net::SocketAddr,
+    ) -> std::result::Result<bool, String> {
+        use rustix::process::{getpid, pidfd_getfd, pidfd_open, PidfdFlags, PidfdGetfdFlags};
+        let me = pidfd_open(getpid(), PidfdFlags::empty()).map_err(|e| format!("pidfd_open: {e}"))?;
+        for entry in std::fs::read_dir("/proc/self/fd").map_err(|e| e.to_string())? {
+            let Some(number) = entry
+                .ok()
+                .and_then(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+            else {
+                continue;
+            };
+            let Ok(fd) = pidfd_getfd(&me, number, PidfdGetfdFlags::empty()) else {
+                continue;
+            };
+            let addresses = (rustix::net::getsockname(&fd), rustix::net::getpeername(&fd));
+            if let (Ok(ours), Ok(Some(theirs))) = addresses {
+                let ours = std::net::SocketAddr::try_from(ours);
+                let theirs = std::net::SocketAddr::try_from(theirs);
+                if ours == Ok(local) && theirs == Ok(peer) {
+                    return rustix::net::sockopt::tcp_nodelay(&fd).map_err(|e| e.to_string());
+                }
+            }
+        }
+        Err(format!("no socket from {local} to {peer} in /proc/self/fd"))
+    }
+
     /// A refused connection is a network error whose source is the `io::Error`
     /// (kind `ConnectionRefused`), and whose message still says what failed and why.
     #[test]
