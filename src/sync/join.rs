@@ -10,9 +10,11 @@
 //!   sync;
 //! - with an `N` there already, first moves the same way into `charm-kv/joining/`, then
 //!   its rows are written into the account's `N` as local writes (the local-mode value
-//!   wins for a key both hold, as local writes do at a sync), and the staged file is
-//!   removed. A crash in between leaves the staged file, merged again (the same values:
-//!   nothing lost, nothing twice) by the next join;
+//!   wins for a key both hold, as local writes do at a sync), each chunk deleted from
+//!   the staged file once written, and the staged file removed. A merge that stops
+//!   half-way leaves the staged file with the rows not merged yet, which the next join
+//!   merges (so it never rewrites a value changed in the account's database since);
+//!   rows that do not open are kept aside in `<name>.sqlite.unreadable`;
 //! - in use by another process, stays, and the join stays due (`left`).
 //!
 //! The caller has made the local-mode encrypt keys part of `keys` (the moved files'
@@ -183,8 +185,16 @@ fn database_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
 }
 
 /// Writes every row of the staged database file into database `name` of `host` as
-/// local writes, then removes the staged file. Any row that does not open stops it
-/// with the staged file kept.
+/// local writes, then removes the staged file.
+///
+/// A chunk of rows written to the target is deleted from the staged file right after,
+/// so a merge that stops half-way (a crash, a busy or full disk) and is taken up by a
+/// later join writes only what it had not written yet: it never puts back a value the
+/// user has changed in the target since. (A crash between a chunk's two commits
+/// writes that one chunk again.) Rows that do not open can never be merged: the rows
+/// that do are, and the file is then kept beside the queue as
+/// `<name>.sqlite.unreadable` with those rows, named in the error, instead of being
+/// merged again at every open.
 fn merge_staged(
     staged: &Path,
     host: &Path,
@@ -192,30 +202,59 @@ fn merge_staged(
     keys: &[EncryptKey],
     durability: Durability,
 ) -> Result<()> {
-    {
+    let unreadable = {
         let source = Arc::new(Store::open_with(staged, Sealer::new(keys)?, durability)?);
         let target = Store::open_with(&names::db_path(host, name)?, Sealer::new(keys)?, durability)?;
         let mut ops = Vec::with_capacity(MERGE_CHUNK);
+        let mut unreadable = 0usize;
         let mut rows = Iter::new(&source, Direction::Forward, true)?;
         // An expiry travels with its row (an expired row is not listed at all).
         while let Some(row) = rows.next_entry() {
-            let (key, value, expires_at) = row?;
+            let Ok((key, value, expires_at)) = row else {
+                // Rows that do not open come last (`Iter`).
+                unreadable += 1;
+                continue;
+            };
             ops.push(Op {
                 key,
                 value: Some(value),
                 expires_at,
             });
             if ops.len() == MERGE_CHUNK {
-                target.write(&ops)?;
-                ops.clear();
+                merge_chunk(&source, &target, &mut ops)?;
             }
         }
-        if !ops.is_empty() {
-            target.write(&ops)?;
+        merge_chunk(&source, &target, &mut ops)?;
+        unreadable
+    };
+    if unreadable > 0 {
+        let kept = staged.with_extension("sqlite.unreadable");
+        for (from, suffix) in names::db_files(staged).into_iter().zip(["", "-wal", "-shm"]) {
+            let to = PathBuf::from(format!("{}{suffix}", kept.display()));
+            if from.exists() {
+                std::fs::rename(&from, &to)
+                    .map_err(|e| Error::io(format!("moving {} aside", from.display()), e))?;
+            }
         }
+        return Err(Error::corrupt(format!(
+            "{unreadable} row(s) of the local-mode database could not be read with this \
+             device's keys and were not merged; the other rows were. They are kept in {}",
+            kept.display()
+        )));
     }
     remove_files(staged);
     Ok(())
+}
+
+/// Writes `ops` into `target`, then deletes their keys from `source`, and empties
+/// `ops`.
+fn merge_chunk(source: &Store, target: &Store, ops: &mut Vec<Op>) -> Result<()> {
+    if ops.is_empty() {
+        return Ok(());
+    }
+    target.write(ops)?;
+    let merged: Vec<Op> = ops.drain(..).map(|op| Op::delete(op.key)).collect();
+    source.write(&merged)
 }
 
 /// A moved database may have synced with another server's account under this name
@@ -401,4 +440,60 @@ mod tests {
         assert_eq!(joined.moved, 1);
         assert_eq!(contents(&host, "busy"), pairs(&[("k", "v")]));
     }
+
+    /// A merge stopped by a row that does not open merges the other rows once, keeps
+    /// the bad row aside, and is not merged again: a value the user writes in the
+    /// account's database afterwards stays.
+    #[test]
+    fn a_merge_that_meets_an_unreadable_row_does_not_revert_later_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = EncryptKey::generate();
+        let local = options(dir.path(), None, std::slice::from_ref(&key));
+        set(&local, "notes", &[("k", "local")]);
+        {
+            // More rows than one merge chunk, after "k" in key order.
+            let kv = Kv::open_with("notes", &local).unwrap();
+            let mut batch = kv.batch();
+            for i in 0..1500 {
+                batch.set(format!("z{i:05}"), "filler");
+            }
+            batch.commit().unwrap();
+            kv.close().unwrap();
+        }
+        // One damaged row in the local-mode database (a stored key no cipher opens).
+        let local_path = dir.path().join("localhost");
+        {
+            let path = names::db_path(&local_path, "notes").unwrap();
+            let conn = rusqlite::Connection::open(path).unwrap();
+            conn.execute(
+                "INSERT INTO kv (key, value) VALUES (?1, ?2)",
+                (vec![7u8; 40], vec![1u8; 60]),
+            )
+            .unwrap();
+        }
+        let host = options(dir.path(), Some("h"), std::slice::from_ref(&key));
+        set(&host, "notes", &[("k", "host")]);
+        let host_path = dir.path().join("h");
+        let keys = [key.clone()];
+        let first = join_databases(&local_path, &host_path, &keys, Durability::Full).unwrap();
+        assert_eq!(first.left, 1, "{first:?}");
+        assert!(first.problems[0].contains("1 row(s)"), "{first:?}");
+        {
+            let kv = Kv::open_with("notes", &host).unwrap();
+            assert_eq!(kv.get("k").unwrap(), b"local");
+            assert_eq!(kv.get("z01499").unwrap(), b"filler");
+        }
+        let kept = names::db_dir(&host_path)
+            .join(STAGING_DIR)
+            .join("notes.sqlite.unreadable");
+        assert!(kept.is_file(), "the unreadable row is kept aside");
+        // The user writes a newer value in the account's database; the next join
+        // finds nothing left to merge.
+        set(&host, "notes", &[("k", "newer")]);
+        let second = join_databases(&local_path, &host_path, &keys, Durability::Full).unwrap();
+        assert_eq!(second, Joined::default());
+        let kv = Kv::open_with("notes", &host).unwrap();
+        assert_eq!(kv.get("k").unwrap(), b"newer", "a later join reverted a newer write");
+    }
+
 }
