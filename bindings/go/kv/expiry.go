@@ -4,6 +4,7 @@ package kv
 import "C"
 
 import (
+	"math"
 	"runtime"
 	"time"
 )
@@ -51,7 +52,9 @@ func (kv *KV) SetExpiringAt(key, value []byte, at time.Time) error {
 }
 
 // TTL returns the time left before key expires (at least 1ms) and true, or 0 and
-// false when it has no expiry; ErrNotFound when it is missing or expired.
+// false when it has no expiry; ErrNotFound when it is missing or expired. A
+// time.Duration reaches about 292 years: an expiry further away (up to the year 9999)
+// gives the largest Duration; ExpiresAt gives the exact time.
 func (kv *KV) TTL(key []byte) (time.Duration, bool, error) {
 	var ms C.int64_t
 	err := kv.call(func(p *C.charm_kv_store, cerr **C.charm_kv_error) C.charm_kv_status {
@@ -62,7 +65,7 @@ func (kv *KV) TTL(key []byte) (time.Duration, bool, error) {
 	if err != nil || ms < 0 {
 		return 0, false, err
 	}
-	return time.Duration(ms) * time.Millisecond, true, nil
+	return durationOfMillis(int64(ms)), true, nil
 }
 
 // ExpiresAt returns when key expires, or the zero time when it has no expiry;
@@ -157,4 +160,12 @@ func (b *Batch) call(f func(*C.charm_kv_batch, **C.charm_kv_error) C.charm_kv_st
 		return takeError(st, cerr)
 	}
 	return nil
+}
+
+// durationOfMillis is ms milliseconds, saturated at the largest Duration.
+func durationOfMillis(ms int64) time.Duration {
+	if ms > math.MaxInt64/int64(time.Millisecond) {
+		return time.Duration(math.MaxInt64)
+	}
+	return time.Duration(ms) * time.Millisecond
 }

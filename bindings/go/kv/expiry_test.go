@@ -3,6 +3,7 @@ package kv_test
 import (
 	"bytes"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +49,10 @@ func TestExpiryWithTTLsAndAbsoluteTimes(t *testing.T) {
 	}
 	if at, err := db.ExpiresAt([]byte("plain")); err != nil || !at.Equal(farFuture) {
 		t.Fatalf("ExpiresAt = %v, %v", at, err)
+	}
+	// Further away than a Duration reaches: the largest one, not a negative overflow.
+	if ttl, ok, err := db.TTL([]byte("plain")); err != nil || !ok || ttl != time.Duration(math.MaxInt64) {
+		t.Fatalf("TTL of an expiry in 9999 = %v, %v, %v", ttl, ok, err)
 	}
 	var out bytes.Buffer
 	if err := db.Export(&out, []byte("plain")); err != nil {
