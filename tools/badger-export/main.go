@@ -149,7 +149,10 @@ func run(dir, expiryField string) error {
 		text, isBase64 = textOrBase64(value)
 		line["value"], line["value_base64"] = text, isBase64
 		if expiresAt != 0 {
-			line[expiryField] = expiresAt * 1000
+			// charm-kv takes expiries up to the end of the year 9999; Badger's field is
+			// any uint64 of seconds (math.MaxUint64 from some writers): clamped, not
+			// wrapped into a small, past time.
+			line[expiryField] = min(expiresAt, maxExpirySeconds) * 1000
 		}
 		return enc.Encode(line)
 	}
@@ -271,6 +274,9 @@ func copyFile(from, to string) error {
 
 type emitFunc func(key, value []byte, expiresAt uint64) error
 
+// maxExpirySeconds is the latest expiry charm-kv stores: 9999-12-31T23:59:59Z.
+const maxExpirySeconds = 253402300799
+
 // live reports whether an entry that carries expiresAt (unix seconds, 0 for none)
 // has not expired: Badger's iterator skips expired entries too, by the same clock.
 func live(expiresAt uint64) bool {
@@ -290,14 +296,17 @@ func export4(dir string, emit emitFunc) error {
 	defer txn.Discard()
 	it := txn.NewIterator(badger4.DefaultIteratorOptions)
 	defer it.Close()
+	// Errors name an entry by its position: messages never carry key bytes.
+	entries := 0
 	for it.Rewind(); it.Valid(); it.Next() {
+		entries++
 		item := it.Item()
 		if !live(item.ExpiresAt()) {
 			continue
 		}
 		value, err := item.ValueCopy(nil)
 		if err != nil {
-			return fmt.Errorf("reading the value of %q: %w", item.Key(), err)
+			return fmt.Errorf("reading the value of entry %d: %w", entries, err)
 		}
 		if err := emit(item.KeyCopy(nil), value, item.ExpiresAt()); err != nil {
 			return err
@@ -320,14 +329,17 @@ func export3(dir string, key []byte, emit emitFunc) error {
 	defer txn.Discard()
 	it := txn.NewIterator(badger3.DefaultIteratorOptions)
 	defer it.Close()
+	// Errors name an entry by its position: messages never carry key bytes.
+	entries := 0
 	for it.Rewind(); it.Valid(); it.Next() {
+		entries++
 		item := it.Item()
 		if !live(item.ExpiresAt()) {
 			continue
 		}
 		value, err := item.ValueCopy(nil)
 		if err != nil {
-			return fmt.Errorf("reading the value of %q: %w", item.Key(), err)
+			return fmt.Errorf("reading the value of entry %d: %w", entries, err)
 		}
 		if err := emit(item.KeyCopy(nil), value, item.ExpiresAt()); err != nil {
 			return err
