@@ -134,17 +134,27 @@ fn json_error_without_input(e: &serde_json::Error) -> String {
     if !matches!(e.classify(), serde_json::error::Category::Data) {
         return message;
     }
-    let quoted = |open: char, close: char| {
-        let start = message.find(open)?;
-        let end = start + 1 + message[start + 1..].find(close)?;
-        Some((start, end))
-    };
-    // "invalid type: string \"yes\", …" quotes with double quotes, other tokens in
-    // backticks; field names ("missing field `key`") are ours and stay.
-    if message.starts_with("invalid type: ") || message.starts_with("invalid value: ") {
-        if let Some((start, end)) = quoted('`', '`').or_else(|| quoted('"', '"')) {
-            return format!("{}{}", message[..start].trim_end(), &message[end + 1..]);
-        }
+    // "invalid type: string \"…\", expected a boolean at line 1 column 9": kept are the
+    // kind of token serde_json found (its first word) and what follows the last
+    // ", expected" (written from our format, not from the line); field names in other
+    // messages ("missing field `key`") are ours and stay.
+    for prefix in ["invalid type: ", "invalid value: "] {
+        let Some(rest) = message.strip_prefix(prefix) else {
+            continue;
+        };
+        let found = rest
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .trim_end_matches(',');
+        let found = match found.chars().all(|c| c.is_ascii_alphabetic()) {
+            true => found,
+            false => "value",
+        };
+        return match rest.rfind(", expected ") {
+            Some(at) => format!("{prefix}{found}{}", &rest[at..]),
+            None => format!("{prefix}{found}"),
+        };
     }
     message
 }
@@ -317,6 +327,21 @@ mod tests {
                 r#"{"key":"a","value":"QUJD*","value_base64":true}"#,
                 "42",
                 "offset 4",
+            ),
+            (
+                r#"{"key":"a","value":"b","value_base64":"my`secret`pin"}"#,
+                "secret",
+                "expected a boolean",
+            ),
+            (
+                r#"{"key":"a","value":"b","value_base64":"ab\"SECRET"}"#,
+                "SECRET",
+                "expected a boolean",
+            ),
+            (
+                r#"{"key":"a","value":"b","value_base64":"x, expected y"}"#,
+                "x, expected y",
+                "expected a boolean",
             ),
         ] {
             let err = decode_pair(line).unwrap_err();
