@@ -139,11 +139,35 @@ impl Kv {
     /// Re-homes this database if a re-homing is due and it has not gone through it
     /// yet (`sync::rejoin`): before any sync, so that its rows reach the account the
     /// device is in now. One file read when none is due.
+    ///
+    /// Not while a link is unsettled (a link record left by a crash or a failed
+    /// request, `account::pending`): the re-homing it noted is due only if the link
+    /// happened, and re-homing for a link that did not would turn every row into a
+    /// local write that overwrites newer values of the same account at the next sync.
+    /// [`Kv::settle_link_then_rehome`] (a sync) asks the server first.
     fn rehome_if_pending(&self) -> Result<()> {
+        if link_unsettled(&self.shared.data_path) {
+            return Ok(());
+        }
         if let Some(token) = crate::sync::rejoin::pending(&self.shared.data_path)? {
             crate::sync::rejoin::rehome(&self.store()?, token)?;
         }
         Ok(())
+    }
+
+    /// Before a sync: settles a link left unsettled by asking the server (a link that
+    /// did not happen drops the re-homing it noted; one that did finishes its local
+    /// part), then re-homes if that is still due. A server that cannot be reached
+    /// fails the sync with nothing re-homed.
+    fn settle_link_then_rehome(&self) -> Result<()> {
+        let data_path = &self.shared.data_path;
+        if link_unsettled(data_path) {
+            let account = crate::account::Account::open(&self.shared.options.config)?;
+            if let Some(token) = account.settle_link()? {
+                crate::sync::rejoin::finish_pending(data_path, token)?;
+            }
+        }
+        self.rehome_if_pending()
     }
 
     /// With a re-homing due, re-homes every other database of the data path and then
@@ -152,6 +176,9 @@ impl Kv {
     /// nothing depends on this pass finishing.
     fn finish_pending_rejoin(&self) {
         let data_path = &self.shared.data_path;
+        if link_unsettled(data_path) {
+            return;
+        }
         let Ok(Some(token)) = crate::sync::rejoin::pending(data_path) else {
             return;
         };
@@ -509,7 +536,7 @@ impl Kv {
     /// sync is bounded by the `sync` timeout of the options.
     pub fn sync_with_progress(&self, progress: &mut dyn FnMut(&SyncProgress)) -> Result<()> {
         self.refuse_if_read_only("syncing")?;
-        self.rehome_if_pending()?;
+        self.settle_link_then_rehome()?;
         let client = self.client()?;
         let remote = CharmRemote::new(&client, &self.shared.name);
         deadline::within(self.sync_limit(), || {
@@ -837,4 +864,10 @@ pub fn delete_database(options: &Options, name: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether a link record is left in `data_path` (`account::pending`): a link whose
+/// outcome this device does not know yet.
+fn link_unsettled(data_path: &Path) -> bool {
+    crate::account::pending::pending_path(data_path).is_file()
 }

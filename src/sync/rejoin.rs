@@ -68,8 +68,10 @@ pub fn mark_pending(data_path: &Path) -> Result<i64> {
 }
 
 /// The token of a pending re-homing of `data_path`'s databases, if one is due. A
-/// marker that does not parse counts as due (with token 1): re-homing too often
-/// loses nothing, skipping it would leave rows unpushed.
+/// marker that does not parse counts as due (with token 1): skipping a due re-homing
+/// would leave rows unpushed. (Re-homing is not free either: every row becomes a
+/// local write that wins over the account's values at the next sync, which is why
+/// nothing re-homes while a link's outcome is unknown: `Kv::rehome_if_pending`.)
 pub fn pending(data_path: &Path) -> Result<Option<i64>> {
     let path = pending_path(data_path);
     match fs::read_to_string(&path) {

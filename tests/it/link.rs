@@ -534,6 +534,30 @@ fn a_crash_before_the_request_forgets_the_link_and_re_homes_nothing() {
         .unwrap()
         .is_some());
 
+    // Offline first: the link's outcome is unknown, so nothing is re-homed (a link
+    // that did not happen must not turn every row into a local write).
+    let closed = std::net::TcpListener::bind((HOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut offline = server.options(&two, None);
+    offline.ssh_port(closed).http_port(closed);
+    let kv_offline = charm_kv::Kv::open_with(DB, &offline).unwrap();
+    assert_eq!(
+        kv_offline.pending_writes().unwrap(),
+        0,
+        "re-homed while unsettled"
+    );
+    assert!(kv_offline.sync().is_err(), "the server is not there");
+    assert_eq!(
+        kv_offline.pending_writes().unwrap(),
+        0,
+        "re-homed by a failed sync"
+    );
+    kv_offline.close().unwrap();
+    assert!(Account::open(&config).unwrap().link_unsettled().unwrap());
+
     let kv_two = charm_kv::Kv::open_with(DB, &server.options(&two, None)).unwrap();
     assert_eq!(kv_two.pending_writes().unwrap(), 0, "re-homed needlessly");
     assert_eq!(kv_two.get("mine").unwrap(), b"two");
