@@ -123,18 +123,34 @@ impl ExpiryIndex {
         }
     }
 
-    /// Removes and returns the keys whose expiry is not after `now_ms`.
-    pub fn take_due(&mut self, now_ms: u64) -> Vec<Vec<u8>> {
-        let mut due = Vec::new();
-        while let Some((at, _)) = self.by_time.first() {
-            if *at > now_ms {
-                break;
+    /// The keys whose expiry is not after `now_ms` (kept: a purge that does not commit
+    /// finds them again; [`ExpiryIndex::forget_due`] once it did).
+    pub fn due(&self, now_ms: u64) -> Vec<Vec<u8>> {
+        self.by_time
+            .iter()
+            .take_while(|(at, _)| *at <= now_ms)
+            .map(|(_, key)| key.clone())
+            .collect()
+    }
+
+    /// Forgets those of `keys` still due at `now_ms` (their rows were purged; a key
+    /// noted since with a later expiry stays).
+    pub fn forget_due(&mut self, keys: &[Vec<u8>], now_ms: u64) {
+        for key in keys {
+            if let Some(&at) = self.by_key.get(key) {
+                if at <= now_ms {
+                    self.note(key, None);
+                }
             }
-            let (_, key) = self.by_time.pop_first().expect("first exists");
-            self.by_key.remove(&key);
-            due.push(key);
         }
-        due
+    }
+
+    /// Adds what `other` knows (a scan's findings), keeping what this index learnt
+    /// meanwhile for keys `other` does not have.
+    pub fn merge(&mut self, other: ExpiryIndex) {
+        for (key, at) in other.by_key {
+            self.note(&key, Some(at));
+        }
     }
 }
 
@@ -165,16 +181,29 @@ mod tests {
     }
 
     #[test]
-    fn the_index_hands_out_due_keys_once_and_follows_rewrites() {
+    fn the_index_forgets_due_keys_only_once_purged_and_follows_rewrites() {
         let mut index = ExpiryIndex::default();
         index.note(b"a", Some(10));
         index.note(b"b", Some(20));
         index.note(b"c", Some(5));
         index.note(b"c", None); // rewritten without expiry
         index.note(b"b", Some(30)); // expiry moved
-        assert_eq!(index.take_due(9), Vec::<Vec<u8>>::new());
-        assert_eq!(index.take_due(25), vec![b"a".to_vec()]);
-        assert_eq!(index.take_due(25), Vec::<Vec<u8>>::new());
-        assert_eq!(index.take_due(30), vec![b"b".to_vec()]);
+        assert_eq!(index.due(9), Vec::<Vec<u8>>::new());
+        let due = index.due(25);
+        assert_eq!(due, vec![b"a".to_vec()]);
+        // Not forgotten until the purge committed.
+        assert_eq!(index.due(25), due);
+        index.forget_due(&due, 25);
+        assert_eq!(index.due(25), Vec::<Vec<u8>>::new());
+        assert_eq!(index.due(30), vec![b"b".to_vec()]);
+        // A key noted again with a later expiry before the forget stays.
+        index.note(b"b", Some(40));
+        index.forget_due(&[b"b".to_vec()], 30);
+        assert_eq!(index.due(40), vec![b"b".to_vec()]);
+        // A scan merged in adds keys and keeps what the index knew.
+        let mut scan = ExpiryIndex::default();
+        scan.note(b"d", Some(15));
+        index.merge(scan);
+        assert_eq!(index.due(40), vec![b"d".to_vec(), b"b".to_vec()]);
     }
 }

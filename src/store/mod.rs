@@ -423,9 +423,10 @@ impl Store {
         let conn = self.writer();
         let tx = schema::WriteTransaction::begin(&conn)?;
         let now = self.clock.now_ms();
-        self.purge_due(&conn, now)?;
+        let purged = self.purge_due(&conn, now)?;
         self.write_sealed(&conn, &sealed, now)?;
         tx.commit()?;
+        lock(&self.expiring).forget_due(&purged, now);
         self.note_expiries(ops);
         Ok(())
     }
@@ -466,13 +467,14 @@ impl Store {
             value: Some(value),
             expires_at,
         };
-        self.purge_due(&conn, now)?;
+        let purged = self.purge_due(&conn, now)?;
         self.write_sealed(
             &conn,
             &[(self.sealer.writer().seal_key(key), &op)],
             now,
         )?;
         tx.commit()?;
+        lock(&self.expiring).forget_due(&purged, now);
         self.note_expiries(std::slice::from_ref(&op));
         Ok(())
     }
@@ -524,17 +526,19 @@ impl Store {
     /// key may have been written again since). Not journaled: every device already
     /// treats an expired value as absent, and a journaled delete would be re-applied
     /// over a newer value from another device (`docs/sync.md`, "Expiry").
-    fn purge_due(&self, conn: &Connection, now: u64) -> Result<usize> {
-        let due = lock(&self.expiring).take_due(now);
+    ///
+    /// Returns the due keys, for the caller to forget once its transaction commits
+    /// (a rollback leaves them due).
+    fn purge_due(&self, conn: &Connection, now: u64) -> Result<Vec<Vec<u8>>> {
+        let due = lock(&self.expiring).due(now);
         if due.is_empty() {
-            return Ok(0);
+            return Ok(due);
         }
         let mut select = conn.prepare_cached("SELECT value FROM kv WHERE key = ?1")?;
         let mut delete = conn.prepare_cached("DELETE FROM kv WHERE key = ?1")?;
-        let mut purged = 0;
-        for key in due {
+        for key in &due {
             for cipher in self.sealer.ciphers() {
-                let stored_key = cipher.seal_key(&key);
+                let stored_key = cipher.seal_key(key);
                 let stored: Option<Vec<u8>> = select
                     .query_row([&stored_key], |row| row.get(0))
                     .optional()?;
@@ -543,11 +547,11 @@ impl Store {
                         && matches!(cipher.open_entry(&stored_key, &stored), Ok((_, at)) if !is_live(at, now))
                 });
                 if expired {
-                    purged += delete.execute([&stored_key])?;
+                    delete.execute([&stored_key])?;
                 }
             }
         }
-        Ok(purged)
+        Ok(due)
     }
 
     /// Deletes every expired row (a full scan; what a sync does, never a plain write)
@@ -597,7 +601,9 @@ impl Store {
             drop((select, delete));
             tx.commit()?;
         }
-        *lock(&self.expiring) = index;
+        // Merged, not replaced: a write of this store may have noted an expiry since
+        // the scan. (A stale entry costs a re-check: a purge reads each row first.)
+        lock(&self.expiring).merge(index);
         Ok(purged)
     }
 
