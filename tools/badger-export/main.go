@@ -296,23 +296,7 @@ func export4(dir string, emit emitFunc) error {
 	defer txn.Discard()
 	it := txn.NewIterator(badger4.DefaultIteratorOptions)
 	defer it.Close()
-	// Errors name an entry by its position: messages never carry key bytes.
-	entries := 0
-	for it.Rewind(); it.Valid(); it.Next() {
-		entries++
-		item := it.Item()
-		if !live(item.ExpiresAt()) {
-			continue
-		}
-		value, err := item.ValueCopy(nil)
-		if err != nil {
-			return fmt.Errorf("reading the value of entry %d: %w", entries, err)
-		}
-		if err := emit(item.KeyCopy(nil), value, item.ExpiresAt()); err != nil {
-			return err
-		}
-	}
-	return nil
+	return exportEntries(it, emit)
 }
 
 // export3 reads an encrypted database of charm kv (Badger v3, managed mode, as
@@ -329,17 +313,37 @@ func export3(dir string, key []byte, emit emitFunc) error {
 	defer txn.Discard()
 	it := txn.NewIterator(badger3.DefaultIteratorOptions)
 	defer it.Close()
+	return exportEntries(it, emit)
+}
+
+// entry is what exportEntries reads of a Badger item (v3 and v4 alike).
+type entry interface {
+	ExpiresAt() uint64
+	KeyCopy(dst []byte) []byte
+	ValueCopy(dst []byte) ([]byte, error)
+}
+
+// entries is a Badger iterator (v3 and v4 alike) over items of type I.
+type entries[I entry] interface {
+	Rewind()
+	Valid() bool
+	Next()
+	Item() I
+}
+
+// exportEntries emits every live entry of it, in key order.
+func exportEntries[I entry](it entries[I], emit emitFunc) error {
 	// Errors name an entry by its position: messages never carry key bytes.
-	entries := 0
+	position := 0
 	for it.Rewind(); it.Valid(); it.Next() {
-		entries++
+		position++
 		item := it.Item()
 		if !live(item.ExpiresAt()) {
 			continue
 		}
 		value, err := item.ValueCopy(nil)
 		if err != nil {
-			return fmt.Errorf("reading the value of entry %d: %w", entries, err)
+			return fmt.Errorf("reading the value of entry %d: %w", position, err)
 		}
 		if err := emit(item.KeyCopy(nil), value, item.ExpiresAt()); err != nil {
 			return err
