@@ -488,7 +488,7 @@ impl Store {
         let mut delete = conn.prepare_cached("DELETE FROM kv WHERE key = ?1")?;
         let mut journal =
             conn.prepare_cached("INSERT OR IGNORE INTO sync_journal (seq, key) VALUES (?1, ?2)")?;
-        let seq = schema::state_get(conn, schema::STATE_WRITE_SEQ)? + 1;
+        let seq = schema::write_seq(conn)? + 1;
         for (stored_key, op) in sealed {
             // A key may still be stored under an older encrypt key: remove that
             // copy so the plaintext key maps to exactly one row.
@@ -508,8 +508,8 @@ impl Store {
             }
             journal.execute((seq, stored_key))?;
         }
-        schema::state_set(conn, schema::STATE_WRITE_SEQ, seq)?;
-        schema::note_journal_rows(conn, sealed.len() as i64)?;
+        // The counter lives in the journal rows alone (`schema::write_seq`).
+        schema::note_journal_rows(conn, seq, sealed.len() as i64)?;
         Ok(())
     }
 

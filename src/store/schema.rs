@@ -370,28 +370,80 @@ pub(crate) fn check_ours(conn: &Connection) -> Result<()> {
     check_columns(conn)
 }
 
-/// `sync_state` rows counting journal rows: appended since the last compaction, and
-/// left by it.
-const STATE_JOURNAL_APPENDED: &str = "journal_appended";
+/// `sync_state` rows counting journal rows for compaction: the rows the last compaction
+/// left, the write counter it ran at, and the rows appended since beyond one per
+/// counter (a batch appends a row per key under one counter). A set appends one row
+/// under a new counter, so it counts itself without writing a row here.
+/// (`journal_appended` was a running total written by every commit before; it is no
+/// longer read.)
 const STATE_JOURNAL_COMPACTED: &str = "journal_compacted";
+const STATE_JOURNAL_COMPACTED_AT: &str = "journal_compacted_at";
+const STATE_JOURNAL_EXTRA: &str = "journal_extra";
 
-/// Counts `appended` new journal rows, and compacts the journal (only each key's newest
-/// row stays) once it has grown past twice what the last compaction left, plus 64k
-/// rows: a database that never syncs (local mode) keeps every write's row otherwise.
-/// The cost is one scan now and then, amortised over the rows appended since.
-pub fn note_journal_rows(conn: &Connection, appended: i64) -> Result<()> {
-    let total = state_get_or(conn, STATE_JOURNAL_APPENDED, 0)? + appended;
+/// Counts `appended` new journal rows written under counter `seq`, and compacts the
+/// journal (only each key's newest row stays) once it has grown past twice what the
+/// last compaction left, plus 64k rows: a database that never syncs (local mode) keeps
+/// every write's row otherwise. The cost is one scan now and then, amortised over the
+/// rows appended since.
+pub fn note_journal_rows(conn: &Connection, seq: i64, appended: i64) -> Result<()> {
     let left = state_get_or(conn, STATE_JOURNAL_COMPACTED, 0)?;
+    let since = state_get_or(conn, STATE_JOURNAL_COMPACTED_AT, 0)?;
+    let extra = state_get_or(conn, STATE_JOURNAL_EXTRA, 0)? + (appended - 1).max(0);
+    let total = left + (seq - since) + extra;
     if total <= 2 * left + 65_536 {
-        return state_set(conn, STATE_JOURNAL_APPENDED, total);
+        if appended > 1 {
+            state_set(conn, STATE_JOURNAL_EXTRA, extra)?;
+        }
+        return Ok(());
     }
+    fold_write_seq(conn)?;
     conn.execute_batch(
         "DELETE FROM sync_journal WHERE (seq, key) NOT IN \
          (SELECT max(seq), key FROM sync_journal GROUP BY key)",
     )?;
     let rows: i64 = conn.query_row("SELECT count(*) FROM sync_journal", [], |r| r.get(0))?;
     state_set(conn, STATE_JOURNAL_COMPACTED, rows)?;
-    state_set(conn, STATE_JOURNAL_APPENDED, rows)
+    state_set(conn, STATE_JOURNAL_COMPACTED_AT, seq)?;
+    state_set(conn, STATE_JOURNAL_EXTRA, 0)
+}
+
+/// The counter of the last local write: the newest journal row's, or
+/// `sync_state.write_seq` when that is greater (the journal may be empty).
+///
+/// A set records its counter only in its journal row, which saves the commit a page
+/// (docs/storage.md, "Write counter"). Whatever deletes journal rows or records
+/// counters as uploaded first folds the counter into `sync_state` ([`fold_write_seq`]),
+/// so `sync_state.write_seq` never falls below a counter the server counts as
+/// included: an older charm-kv, which reads only `sync_state`, still hands out
+/// counters above every uploaded one.
+pub fn write_seq(conn: &Connection) -> Result<i64> {
+    write_seq_of(conn, "main")
+}
+
+/// [`write_seq`] of the database attached as `schema` (`main` or `live`).
+pub fn write_seq_of(conn: &Connection, schema: &'static str) -> Result<i64> {
+    let recorded: Option<i64> = conn
+        .prepare_cached(&format!(
+            "SELECT value FROM {schema}.sync_state WHERE name = 'write_seq'"
+        ))?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    let recorded =
+        recorded.ok_or_else(|| Error::corrupt("sync_state has no write_seq row".to_string()))?;
+    let journaled: Option<i64> = conn
+        .prepare_cached(&format!("SELECT max(seq) FROM {schema}.sync_journal"))?
+        .query_row([], |r| r.get(0))?;
+    Ok(journaled.map_or(recorded, |journaled| journaled.max(recorded)))
+}
+
+/// Records [`write_seq`] in `sync_state` (in the caller's write transaction) and
+/// returns it: before journal rows are deleted or a counter is recorded as uploaded.
+pub fn fold_write_seq(conn: &Connection) -> Result<i64> {
+    let seq = write_seq(conn)?;
+    if state_get(conn, STATE_WRITE_SEQ)? != seq {
+        state_set(conn, STATE_WRITE_SEQ, seq)?;
+    }
+    Ok(seq)
 }
 
 /// Whether `sync_journal` has the current layout (keyed by counter, then key).
@@ -591,7 +643,7 @@ pub fn claim_file_identity(conn: &mut Connection, path: &Path) -> Result<()> {
         None => state_set(&tx, STATE_FILE_IDENTITY, identity)?,
         Some(_) => {
             let old = state_get(&tx, STATE_DEVICE_ID)?;
-            let upto = state_get(&tx, STATE_WRITE_SEQ)?;
+            let upto = write_seq(&tx)?;
             state_set(&tx, &format!("{FORMER_PREFIX}{old}"), upto)?;
             state_set(&tx, STATE_DEVICE_ID, (rand::random::<u64>() >> 1) as i64)?;
             state_set(&tx, STATE_FILE_IDENTITY, identity)?;

@@ -105,10 +105,12 @@ impl<'a> Engine<'a> {
             return Err(Error::PendingWrites(pending));
         }
         if force {
-            let conn = self.store.writer();
-            conn.execute("DELETE FROM sync_journal", [])?;
-            let written = schema::state_get(&conn, schema::STATE_WRITE_SEQ)?;
-            schema::state_set(&conn, schema::STATE_UPLOADED_SEQ, written)?;
+            let mut conn = self.store.writer();
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let written = schema::fold_write_seq(&tx)?;
+            tx.execute("DELETE FROM sync_journal", [])?;
+            schema::state_set(&tx, schema::STATE_UPLOADED_SEQ, written)?;
+            tx.commit()?;
         }
         let files = self.remote.list()?;
         if files.is_empty() {
@@ -492,6 +494,8 @@ impl<'a> Engine<'a> {
             let device = schema::state_get(&tx, schema::STATE_DEVICE_ID)?;
             schema::meta_set(&tx, &schema::writer_mark(device), included_seq)?;
             let uploaded = schema::state_get(&tx, schema::STATE_UPLOADED_SEQ)?;
+            // `sync_state.write_seq` stays at or above every uploaded counter.
+            schema::fold_write_seq(&tx)?;
             schema::state_set(&tx, schema::STATE_UPLOADED_SEQ, uploaded.max(included_seq))?;
             if is_delta {
                 tx.execute(

@@ -116,13 +116,13 @@ pub fn rehome(store: &Arc<Store>, token: i64) -> Result<Option<u64>> {
 }
 
 fn forget_remote_in(tx: &rusqlite::Transaction<'_>) -> Result<u64> {
-    let seq = schema::state_get(tx, schema::STATE_WRITE_SEQ)? + 1;
+    let seq = schema::write_seq(tx)? + 1;
     let rows = tx.execute(
         "INSERT OR IGNORE INTO sync_journal (seq, key) SELECT ?1, key FROM kv",
         [seq],
     )?;
     schema::state_set(tx, schema::STATE_WRITE_SEQ, seq)?;
-    schema::note_journal_rows(tx, rows as i64)?;
+    schema::note_journal_rows(tx, seq, rows as i64)?;
     // The remote version, the chain, the database id and the writer marks all name
     // the former account's files; `key_check` and `format` describe this file.
     tx.execute(

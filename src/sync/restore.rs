@@ -283,6 +283,7 @@ pub fn confirm(store: &Store, mark: i64) -> Result<()> {
     {
         schema::state_set(&tx, schema::STATE_DB_ID_CONFIRMED, 1)?;
     }
+    schema::fold_write_seq(&tx)?;
     tx.execute("DELETE FROM sync_journal WHERE seq <= ?1", [mark])?;
     tx.commit()?;
     Ok(())
@@ -389,7 +390,7 @@ pub struct LocalState {
 /// This device's sync counters, read through `conn`.
 pub fn local_state(conn: &Connection) -> Result<LocalState> {
     let device = schema::state_get(conn, schema::STATE_DEVICE_ID)?;
-    let written = schema::state_get(conn, schema::STATE_WRITE_SEQ)?;
+    let written = schema::write_seq(conn)?;
     let uploaded = schema::state_get(conn, schema::STATE_UPLOADED_SEQ)?;
     let confirmed = schema::state_get_or(conn, schema::STATE_CONFIRMED_SEQ, uploaded)?;
     let count_after = |seq: i64| -> Result<u64> {
@@ -432,6 +433,88 @@ mod tests {
         let store = kv.store().unwrap();
         let conn = store.reader().unwrap();
         local_state(&conn).unwrap().pending
+    }
+
+    fn sync_state_rows(kv: &Kv) -> Vec<(String, i64)> {
+        let store = kv.store().unwrap();
+        let conn = store.reader().unwrap();
+        let mut stmt = conn
+            .prepare("SELECT name, value FROM sync_state ORDER BY name")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_set_changes_no_sync_state_row_and_its_counter_outlives_the_journal() {
+        let key = EncryptKey::generate();
+        let dir = tempfile::tempdir().unwrap();
+        let kv = device(dir.path(), &key);
+        kv.set("a", "1").unwrap();
+        let before = sync_state_rows(&kv);
+        kv.set("b", "2").unwrap();
+        kv.set("a", "3").unwrap();
+        // The counter is in the journal rows alone: the commit dirties no page of
+        // `sync_state`.
+        assert_eq!(sync_state_rows(&kv), before);
+        let store = kv.store().unwrap();
+        let state = local_state(&store.reader().unwrap()).unwrap();
+        assert_eq!((state.write_seq, state.pending), (3, 2));
+
+        // A confirmation empties the journal; the counter survives it, so the next
+        // write is pending again instead of reusing a confirmed counter.
+        confirm(&store, 3).unwrap();
+        let state = local_state(&store.reader().unwrap()).unwrap();
+        assert_eq!((state.write_seq, state.pending), (3, 0));
+        let recorded = |kv: &Kv| {
+            sync_state_rows(kv)
+                .into_iter()
+                .find(|(name, _)| name == "write_seq")
+                .unwrap()
+                .1
+        };
+        // What an older charm-kv reads as the counter never falls below a confirmed one.
+        assert_eq!(recorded(&kv), 3);
+        kv.set("c", "4").unwrap();
+        let state = local_state(&store.reader().unwrap()).unwrap();
+        assert_eq!((state.write_seq, state.pending), (4, 1));
+    }
+
+    #[test]
+    fn a_journal_that_never_syncs_is_compacted_to_each_keys_newest_row() {
+        let key = EncryptKey::generate();
+        let dir = tempfile::tempdir().unwrap();
+        let kv = device(dir.path(), &key);
+        let journal_rows = |kv: &Kv| -> i64 {
+            let store = kv.store().unwrap();
+            let conn = store.reader().unwrap();
+            conn.query_row("SELECT count(*) FROM sync_journal", [], |r| r.get(0))
+                .unwrap()
+        };
+        // The same 1000 keys written again and again, in batches (a row per key under
+        // one counter) and single sets (a row and a counter each).
+        let mut most = 0;
+        for round in 0..80 {
+            let mut batch = kv.batch();
+            for i in 0..1000 {
+                batch.set(format!("k{i}"), format!("{round}"));
+            }
+            batch.commit().unwrap();
+            kv.set("k0", "single").unwrap();
+            most = most.max(journal_rows(&kv));
+        }
+        assert!(
+            most <= 2 * 1000 + 65_536 + 1001,
+            "the journal grew to {most} rows"
+        );
+        assert!(journal_rows(&kv) < 80 * 1001, "never compacted");
+        // Compaction keeps what a sync must push: every key, pending.
+        let store = kv.store().unwrap();
+        let state = local_state(&store.reader().unwrap()).unwrap();
+        assert_eq!(state.pending, 1000);
+        assert_eq!(kv.get("k1").unwrap(), b"79");
     }
 
     #[test]

@@ -79,7 +79,7 @@ fn copy_live_rows(conn: &Connection, seq: u64) -> Result<i64> {
     tx.execute("INSERT INTO main.kv SELECT * FROM live.kv", [])?;
     tx.execute("INSERT INTO main.meta SELECT * FROM live.meta", [])?;
     let device_id = live_state(&tx, schema::STATE_DEVICE_ID)?;
-    let included_seq = live_state(&tx, schema::STATE_WRITE_SEQ)?;
+    let included_seq = schema::write_seq_of(&tx, "live")?;
     schema::meta_set(&tx, schema::META_MAX_VERSION, seq as i64)?;
     schema::meta_set(&tx, &schema::writer_mark(device_id), included_seq)?;
     Shape::full(seq).write(&tx)?;
@@ -116,7 +116,7 @@ fn copy_delta_rows(
     tx.execute(schema::CREATE_KV, [])?;
     tx.execute(schema::CREATE_META, [])?;
     let device_id = live_state(&tx, schema::STATE_DEVICE_ID)?;
-    let included_seq = live_state(&tx, schema::STATE_WRITE_SEQ)?;
+    let included_seq = schema::write_seq_of(&tx, "live")?;
     let uploaded = live_state(&tx, schema::STATE_UPLOADED_SEQ)?;
     tx.execute(
         "INSERT OR REPLACE INTO main.kv (key, value)

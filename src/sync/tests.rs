@@ -197,6 +197,45 @@ fn two_devices_round_trip_through_deltas() {
     assert_eq!(contents(&a), contents(&b));
 }
 
+/// `sync_state.write_seq`, what an older charm-kv reads as the write counter.
+fn recorded_write_seq(kv: &Kv) -> i64 {
+    let store = kv.store().unwrap();
+    let conn = store.reader().unwrap();
+    conn.query_row(
+        "SELECT value FROM sync_state WHERE name = 'write_seq'",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_push_records_the_counters_it_uploaded_where_older_versions_read_them() {
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let dir = tempfile::tempdir().unwrap();
+    let kv = device(dir.path(), &key);
+    for round in 0..3 {
+        for i in 0..4 {
+            kv.set(format!("k{round}-{i}"), "v").unwrap();
+        }
+        assert_eq!(
+            recorded_write_seq(&kv),
+            4 * round,
+            "sets keep their counters in the journal alone"
+        );
+        sync(&kv, &remote).unwrap();
+        assert_eq!(kv.pending_writes().unwrap(), 0);
+        // Every counter the server now counts as included is at or below what an
+        // older charm-kv would take as the last one, so it never hands one out again.
+        assert_eq!(recorded_write_seq(&kv), 4 * (round + 1));
+    }
+    let other = tempfile::tempdir().unwrap();
+    let b = device(other.path(), &key);
+    sync(&b, &remote).unwrap();
+    assert_eq!(contents(&b), contents(&kv));
+}
+
 #[test]
 fn overwritten_value_reaches_the_other_host_and_survives_reset() {
     // The case users reported against the Go client.

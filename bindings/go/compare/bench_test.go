@@ -23,6 +23,7 @@ import (
 	charmkv "github.com/charmbracelet/charm/kv"
 	badger "github.com/dgraph-io/badger/v3"
 
+	"github.com/charm-kv/charm-kv/bindings/go/compare"
 	"github.com/charm-kv/charm-kv/bindings/go/internal/charmtest"
 	"github.com/charm-kv/charm-kv/bindings/go/kv"
 )
@@ -230,6 +231,15 @@ func BenchmarkKeys(b *testing.B) {
 	}
 }
 
+// rawName names the raw SQLite peer as the binding's cases are named: "sqlite" with
+// synchronous FULL (charm-kv's default durability), "sqlite-normal" with NORMAL.
+func rawName(synchronous string) string {
+	if synchronous == "FULL" {
+		return "sqlite"
+	}
+	return "sqlite-normal"
+}
+
 // BenchmarkSet writes locally, with no server involved: the binding in local mode,
 // and for the original the Badger commit that its Set makes (its Set itself always
 // talks to the server: see BenchmarkSetSync).
@@ -251,6 +261,23 @@ func BenchmarkSet(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
 				if err := db.Set(benchKey(i), value); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	// SQLite alone, the floor of committing each write to SQLite: see rawsqlite.go.
+	stored := make([]byte, compare.RawStoredValue)
+	for _, synchronous := range []string{"FULL", "NORMAL"} {
+		b.Run(rawName(synchronous), func(b *testing.B) {
+			raw, err := compare.OpenRawSQLite(filepath.Join(bench.dir, "bench-set-"+rawName(synchronous)+".sqlite"), synchronous)
+			if err != nil {
+				b.Skip(err)
+			}
+			defer raw.Close()
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if err := raw.Set(benchKey(i), stored); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -322,6 +349,27 @@ func BenchmarkBatch(b *testing.B) {
 							}
 							return nil
 						}); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "keys/s")
+				})
+			}
+			stored := make([]byte, compare.RawStoredValue)
+			for _, synchronous := range []string{"FULL", "NORMAL"} {
+				b.Run(rawName(synchronous), func(b *testing.B) {
+					path := filepath.Join(bench.dir, fmt.Sprintf("bench-batch-%s-%d.sqlite", rawName(synchronous), size))
+					raw, err := compare.OpenRawSQLite(path, synchronous)
+					if err != nil {
+						b.Skip(err)
+					}
+					defer raw.Close()
+					if err := raw.Batch(size, benchKey, stored); err != nil {
+						b.Fatal(err)
+					}
+					next := 0
+					for b.Loop() {
+						if err := raw.Batch(batch, func(int) []byte { next++; return newKey(size, next) }, stored); err != nil {
 							b.Fatal(err)
 						}
 					}
