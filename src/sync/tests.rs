@@ -236,6 +236,104 @@ fn a_push_records_the_counters_it_uploaded_where_older_versions_read_them() {
     assert_eq!(contents(&b), contents(&kv));
 }
 
+/// What a set by an older charm-kv leaves in the file: it knows only
+/// `sync_state.write_seq`, so its journal row and that row both get its value + 1.
+fn set_as_older_version(kv: &Kv, key: &str, value: &str) {
+    kv.set(key, value).unwrap();
+    let store = kv.store().unwrap();
+    let conn = store.writer();
+    conn.execute_batch(
+        "BEGIN IMMEDIATE;
+         UPDATE sync_journal
+             SET seq = (SELECT value + 1 FROM sync_state WHERE name = 'write_seq')
+             WHERE seq = (SELECT max(seq) FROM sync_journal);
+         UPDATE sync_state SET value = value + 1 WHERE name = 'write_seq';
+         COMMIT;",
+    )
+    .unwrap();
+}
+
+#[test]
+fn an_older_versions_set_during_a_push_is_not_counted_as_uploaded() {
+    // The server counts the snapshot's writer mark (the journal's counter) as included
+    // from the upload on, but `sync_state.write_seq` catches up only in
+    // `record_upload`: an older charm-kv setting in between takes a counter at or
+    // below the mark for a write the file lacks.
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = device(a_dir.path(), &key);
+    for i in 0..3 {
+        a.set(format!("k{i}"), "v").unwrap();
+    }
+    let older = a.clone();
+    *remote.on_upload.lock().unwrap() = Some(Box::new(move |_: &MemoryRemote| {
+        set_as_older_version(&older, "late", "x");
+    }));
+    sync(&a, &remote).unwrap();
+    assert_eq!(
+        a.pending_writes().unwrap(),
+        1,
+        "the write made after the snapshot was taken is not in it"
+    );
+    sync(&a, &remote).unwrap();
+    let b = device(b_dir.path(), &key);
+    sync(&b, &remote).unwrap();
+    assert_eq!(b.get("late").unwrap(), b"x");
+}
+
+#[test]
+fn an_older_versions_set_after_a_push_that_died_before_recording_it_is_kept() {
+    // A push uploads its file and the process dies before `record_upload`: the server
+    // counts the journal's counter as included, `sync_state.write_seq` never heard of
+    // it. An older charm-kv then writes with a counter at or below that mark.
+    let key = EncryptKey::generate();
+    let remote = MemoryRemote::default();
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let image = tempfile::tempdir().unwrap();
+    let image_path = image.path().join("before-record.db");
+    let a = device(a_dir.path(), &key);
+    for i in 0..3 {
+        a.set(format!("k{i}"), "v").unwrap();
+    }
+    let live = a.clone();
+    let target = image_path.clone();
+    *remote.on_upload.lock().unwrap() = Some(Box::new(move |_: &MemoryRemote| {
+        // The file as the dying process leaves it: snapshot taken, nothing recorded.
+        let store = live.store().unwrap();
+        let conn = store.writer();
+        conn.execute("VACUUM INTO ?1", [target.to_str().unwrap()])
+            .unwrap();
+    }));
+    sync(&a, &remote).unwrap();
+    {
+        // Back to that state, in place (same file, same device).
+        let store = a.store().unwrap();
+        let conn = store.writer();
+        conn.execute("ATTACH DATABASE ?1 AS image", [image_path.to_str().unwrap()])
+            .unwrap();
+        conn.execute_batch(
+            "BEGIN IMMEDIATE;
+             DELETE FROM main.kv; INSERT INTO main.kv SELECT * FROM image.kv;
+             DELETE FROM main.meta; INSERT INTO main.meta SELECT * FROM image.meta;
+             DELETE FROM main.sync_journal;
+             INSERT INTO main.sync_journal SELECT * FROM image.sync_journal;
+             DELETE FROM main.sync_state; INSERT INTO main.sync_state SELECT * FROM image.sync_state;
+             DELETE FROM main.sync_changes;
+             INSERT INTO main.sync_changes SELECT * FROM image.sync_changes;
+             COMMIT;
+             DETACH DATABASE image;",
+        )
+        .unwrap();
+    }
+    set_as_older_version(&a, "late", "x");
+    sync(&a, &remote).unwrap();
+    assert_eq!(a.get("late").unwrap(), b"x", "the older version's write survives");
+    let b = device(b_dir.path(), &key);
+    sync(&b, &remote).unwrap();
+    assert_eq!(b.get("late").unwrap(), b"x");
+}
+
 #[test]
 fn overwritten_value_reaches_the_other_host_and_survives_reset() {
     // The case users reported against the Go client.
