@@ -42,6 +42,16 @@ fn from_live(
     dest: &Path,
     copy: impl FnOnce(&Connection) -> Result<i64>,
 ) -> Result<SnapshotInfo> {
+    // The file's writer mark is `sync_state.write_seq` as the copy reads it, committed
+    // before: the server counts the mark as included from the upload on, and an older
+    // charm-kv, which reads only that row, hands out counters above it (a set keeps its
+    // counter in the journal alone, `schema::write_seq`).
+    {
+        let mut writer = store.writer();
+        let tx = writer.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        schema::fold_write_seq(&tx)?;
+        tx.commit()?;
+    }
     let conn = schema::open_scratch(dest)?;
     let live = store
         .path()
@@ -79,7 +89,9 @@ fn copy_live_rows(conn: &Connection, seq: u64) -> Result<i64> {
     tx.execute("INSERT INTO main.kv SELECT * FROM live.kv", [])?;
     tx.execute("INSERT INTO main.meta SELECT * FROM live.meta", [])?;
     let device_id = live_state(&tx, schema::STATE_DEVICE_ID)?;
-    let included_seq = schema::write_seq_of(&tx, "live")?;
+    // The recorded counter (folded in `from_live`), not the journal's: a counter at or
+    // below it is never handed out again, by any version.
+    let included_seq = live_state(&tx, schema::STATE_WRITE_SEQ)?;
     schema::meta_set(&tx, schema::META_MAX_VERSION, seq as i64)?;
     schema::meta_set(&tx, &schema::writer_mark(device_id), included_seq)?;
     Shape::full(seq).write(&tx)?;
@@ -116,7 +128,9 @@ fn copy_delta_rows(
     tx.execute(schema::CREATE_KV, [])?;
     tx.execute(schema::CREATE_META, [])?;
     let device_id = live_state(&tx, schema::STATE_DEVICE_ID)?;
-    let included_seq = schema::write_seq_of(&tx, "live")?;
+    // The recorded counter (folded in `from_live`), not the journal's: a counter at or
+    // below it is never handed out again, by any version.
+    let included_seq = live_state(&tx, schema::STATE_WRITE_SEQ)?;
     let uploaded = live_state(&tx, schema::STATE_UPLOADED_SEQ)?;
     tx.execute(
         "INSERT OR REPLACE INTO main.kv (key, value)
