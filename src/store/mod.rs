@@ -18,6 +18,7 @@ use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension};
 
@@ -803,6 +804,37 @@ fn is_wal_mode(path: &Path) -> bool {
         .and_then(|mut f| f.read_exact(&mut header))
         .is_ok_and(|()| header[18] == 2 && header[19] == 2)
 }
+
+impl Drop for Store {
+    /// Records the write counter in `sync_state` (a set keeps it in its journal row
+    /// alone), best effort: an older charm-kv that opens this file next, or a copy of
+    /// it, reads only that row (`schema::write_seq`). Waits at most a moment for another
+    /// process's write lock; nothing is committed when the row is current.
+    fn drop(&mut self) {
+        if self.access != schema::Access::ReadWrite {
+            return;
+        }
+        let conn = self
+            .writer
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if conn.busy_timeout(CLOSE_FOLD_WAIT).is_err() {
+            return;
+        }
+        let fold = || -> Result<()> {
+            if schema::write_seq(conn)? == schema::state_get(conn, schema::STATE_WRITE_SEQ)? {
+                return Ok(());
+            }
+            let tx = schema::WriteTransaction::begin(conn)?;
+            schema::fold_write_seq(conn)?;
+            tx.commit()
+        };
+        let _ = fold();
+    }
+}
+
+/// How long the fold at close waits for another process's write lock.
+const CLOSE_FOLD_WAIT: Duration = Duration::from_millis(200);
 
 /// A pooled read connection, holding its store (shared, or borrowed) to return to.
 pub struct Reader<S: Deref<Target = Store> = Arc<Store>> {

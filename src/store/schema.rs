@@ -418,27 +418,16 @@ pub fn note_journal_rows(conn: &Connection, seq: i64, appended: i64) -> Result<(
 /// `sync_state.write_seq` when that is greater (the journal may be empty).
 ///
 /// A set records its counter only in its journal row, which saves the commit a page
-/// (docs/storage.md, "Durability and concurrency"). Whatever deletes journal rows or records
-/// counters as uploaded first folds the counter into `sync_state` ([`fold_write_seq`]),
+/// (docs/storage.md, "Durability and concurrency"). Whatever deletes journal rows,
+/// records counters as uploaded or stamps a snapshot first folds the counter into
+/// `sync_state` ([`fold_write_seq`]), and so does closing a store,
 /// so `sync_state.write_seq` never falls below a counter the server counts as
 /// included: an older charm-kv, which reads only `sync_state`, still hands out
 /// counters above every uploaded one.
 pub fn write_seq(conn: &Connection) -> Result<i64> {
-    write_seq_of(conn, "main")
-}
-
-/// [`write_seq`] of the database attached as `schema` (`main` or `live`).
-pub fn write_seq_of(conn: &Connection, schema: &'static str) -> Result<i64> {
-    let recorded: Option<i64> = conn
-        .prepare_cached(&format!(
-            "SELECT value FROM {schema}.sync_state WHERE name = 'write_seq'"
-        ))?
-        .query_row([], |r| r.get(0))
-        .optional()?;
-    let recorded =
-        recorded.ok_or_else(|| Error::corrupt("sync_state has no write_seq row".to_string()))?;
+    let recorded = state_get(conn, STATE_WRITE_SEQ)?;
     let journaled: Option<i64> = conn
-        .prepare_cached(&format!("SELECT max(seq) FROM {schema}.sync_journal"))?
+        .prepare_cached("SELECT max(seq) FROM sync_journal")?
         .query_row([], |r| r.get(0))?;
     Ok(journaled.map_or(recorded, |journaled| journaled.max(recorded)))
 }

@@ -483,6 +483,27 @@ mod tests {
     }
 
     #[test]
+    fn closing_records_the_counter_where_an_older_version_or_a_copy_reads_it() {
+        let key = EncryptKey::generate();
+        let dir = tempfile::tempdir().unwrap();
+        let kv = device(dir.path(), &key);
+        for i in 0..3 {
+            kv.set(format!("k{i}"), "v").unwrap();
+        }
+        let path = kv.store().unwrap().path().to_path_buf();
+        kv.close().unwrap();
+        let conn = Connection::open(&path).unwrap();
+        let recorded: i64 = conn
+            .query_row(
+                "SELECT value FROM sync_state WHERE name = 'write_seq'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(recorded, 3);
+    }
+
+    #[test]
     fn a_journal_that_never_syncs_is_compacted_to_each_keys_newest_row() {
         let key = EncryptKey::generate();
         let dir = tempfile::tempdir().unwrap();
