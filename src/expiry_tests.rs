@@ -319,11 +319,44 @@ fn export_carries_expiries_and_import_honours_them() {
         START
     );
     let count = crate::jsonl::import(&target, &mut input.as_bytes(), false).unwrap();
-    assert_eq!(count, 2, "the expired line is skipped");
-    assert_eq!(target.get("old").unwrap(), b"o", "and deletes nothing");
+    assert_eq!(count, 2, "the expired line is not counted");
+    assert!(
+        not_found(target.get("old")),
+        "it is a delete, as a set whose expiry has passed is"
+    );
     assert_eq!(
         target.expires_at_unix_ms("session").unwrap(),
         Some(at as i64)
     );
     assert_eq!(target.ttl("plain").unwrap(), None);
+}
+
+/// In one import the last line of a key wins, an expired one too: a set whose expiry
+/// has passed is a delete, so the key ends absent, neither the earlier line's value
+/// nor the one the database held before.
+#[test]
+fn a_later_expired_import_line_overrides_an_earlier_live_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let (kv, _) = open(dir.path(), &clock);
+    kv.set("held", "before").unwrap();
+    let live = |key: &str, value: &str| format!("{{\"key\":\"{key}\",\"value\":\"{value}\"}}\n");
+    let expired = |key: &str| {
+        format!("{{\"key\":\"{key}\",\"value\":\"gone\",\"expires_at_unix_ms\":{START}}}\n")
+    };
+    let input = [
+        live("new", "first"),
+        expired("new"),
+        live("held", "imported"),
+        expired("held"),
+        expired("back"),
+        live("back", "again"),
+    ]
+    .concat();
+    let count = crate::jsonl::import(&kv, &mut input.as_bytes(), false).unwrap();
+    assert_eq!(count, 3, "live lines count, expired ones do not");
+    assert!(not_found(kv.get("new")), "the earlier live line stayed");
+    assert!(not_found(kv.get("held")), "a value came back");
+    assert_eq!(kv.get("back").unwrap(), b"again");
+    assert_eq!(kv.keys().unwrap(), [b"back".to_vec()]);
 }
