@@ -235,6 +235,18 @@ fn expand_tilde(path: &str) -> PathBuf {
     }
 }
 
+/// A named point of a link or a join where a test can make the process die (`abort`,
+/// as a crash would): set `CHARM_KV_TEST_CRASH_AT` to its name. Only in builds with
+/// the test-only `unstable-internals` feature; nothing otherwise.
+pub(crate) fn crash_point(name: &str) {
+    #[cfg(feature = "unstable-internals")]
+    if env::var("CHARM_KV_TEST_CRASH_AT").is_ok_and(|at| at == name) {
+        std::process::abort();
+    }
+    #[cfg(not(feature = "unstable-internals"))]
+    let _ = name;
+}
+
 /// Creates `dir` (and parents) with mode 0700 on Unix.
 pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
     let mut builder = std::fs::DirBuilder::new();

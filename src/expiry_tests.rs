@@ -319,11 +319,97 @@ fn export_carries_expiries_and_import_honours_them() {
         START
     );
     let count = crate::jsonl::import(&target, &mut input.as_bytes(), false).unwrap();
-    assert_eq!(count, 2, "the expired line is skipped");
-    assert_eq!(target.get("old").unwrap(), b"o", "and deletes nothing");
+    assert_eq!(count, 2, "the expired line is not counted");
+    assert!(
+        not_found(target.get("old")),
+        "it is a delete, as a set whose expiry has passed is"
+    );
     assert_eq!(
         target.expires_at_unix_ms("session").unwrap(),
         Some(at as i64)
     );
     assert_eq!(target.ttl("plain").unwrap(), None);
+}
+
+/// In one import the last line of a key wins, an expired one too: a set whose expiry
+/// has passed is a delete, so the key ends absent, neither the earlier line's value
+/// nor the one the database held before.
+#[test]
+fn a_later_expired_import_line_overrides_an_earlier_live_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let (kv, _) = open(dir.path(), &clock);
+    kv.set("held", "before").unwrap();
+    let live = |key: &str, value: &str| format!("{{\"key\":\"{key}\",\"value\":\"{value}\"}}\n");
+    let expired = |key: &str| {
+        format!("{{\"key\":\"{key}\",\"value\":\"gone\",\"expires_at_unix_ms\":{START}}}\n")
+    };
+    let input = [
+        live("new", "first"),
+        expired("new"),
+        live("held", "imported"),
+        expired("held"),
+        expired("back"),
+        live("back", "again"),
+    ]
+    .concat();
+    let count = crate::jsonl::import(&kv, &mut input.as_bytes(), false).unwrap();
+    assert_eq!(count, 3, "live lines count, expired ones do not");
+    assert!(not_found(kv.get("new")), "the earlier live line stayed");
+    assert!(not_found(kv.get("held")), "a value came back");
+    assert_eq!(kv.get("back").unwrap(), b"again");
+    assert_eq!(kv.keys().unwrap(), [b"back".to_vec()]);
+}
+
+/// After an expiry, listings show exactly the keys not expired (one expiring at this
+/// very millisecond is not), and repeated listings at one time share one list instead
+/// of filtering a copy each time, until the next expiry or a write.
+#[test]
+fn listings_after_an_expiry_are_exact_and_share_one_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let (kv, _) = open(dir.path(), &clock);
+    kv.set("plain", "p").unwrap();
+    kv.set_with_ttl("a", "1", Duration::from_secs(10)).unwrap();
+    kv.set_with_ttl("b", "2", Duration::from_secs(20)).unwrap();
+    let keys =
+        |list: &[&str]| -> Vec<Vec<u8>> { list.iter().map(|k| k.as_bytes().to_vec()).collect() };
+    let store = kv.store().unwrap();
+    // Two listings alive at once: the same list, or two copies.
+    let shared = || {
+        store
+            .with_keys(|first| {
+                store
+                    .with_keys(|second| std::ptr::eq(first, second))
+                    .unwrap()
+            })
+            .unwrap()
+    };
+    assert_eq!(kv.keys().unwrap(), keys(&["a", "b", "plain"]));
+    assert!(shared());
+    clock.advance(Duration::from_secs(10));
+    assert_eq!(
+        kv.keys().unwrap(),
+        keys(&["b", "plain"]),
+        "a expires at now"
+    );
+    assert!(shared(), "copied at every listing after an expiry");
+    assert_eq!(kv.iter().unwrap().count(), 2);
+    clock.advance(Duration::from_millis(9_999));
+    assert_eq!(kv.keys().unwrap(), keys(&["b", "plain"]));
+    assert!(shared());
+    clock.advance(Duration::from_millis(1));
+    assert_eq!(kv.keys().unwrap(), keys(&["plain"]), "b expires at now");
+    assert!(shared());
+    assert_eq!(kv.iter().unwrap().count(), 1);
+    kv.set_with_ttl("c", "3", Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        kv.keys().unwrap(),
+        keys(&["c", "plain"]),
+        "a write rebuilds the list"
+    );
+    assert!(shared());
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(kv.keys().unwrap(), keys(&["plain"]));
+    assert!(shared());
 }

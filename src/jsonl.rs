@@ -19,8 +19,10 @@
 //! ```
 //!
 //! On import it is optional; it must be from 1 to 253402300799999 (the end of the year
-//! 9999), and a line whose expiry has already passed is skipped (not imported, not
-//! counted), as an expired Badger entry is.
+//! 9999), and a line whose expiry has already passed is not imported or counted: it
+//! deletes its key, as a set whose expiry has passed does anywhere in the store. The
+//! last line of a key wins, so an expired line after a live one of the same key leaves
+//! the key absent.
 
 use std::io::{BufRead, Write};
 
@@ -195,7 +197,7 @@ pub fn export(kv: &Kv, out: &mut dyn Write) -> Result<u64> {
 /// read and checked before anything is written: a malformed one is
 /// [`Error::InvalidArgument`] naming its line number, and the database is unchanged.
 /// Returns the number of pairs imported (a key given twice counts twice; the last
-/// wins; a line whose expiry has passed is skipped and not counted).
+/// line wins; a line whose expiry has passed deletes its key and is not counted).
 pub fn import(kv: &Kv, input: &mut dyn BufRead, replace: bool) -> Result<u64> {
     let mut pairs = Vec::new();
     let mut text = String::new();
@@ -225,6 +227,8 @@ pub fn import(kv: &Kv, input: &mut dyn BufRead, replace: bool) -> Result<u64> {
     }
     let now = kv.now_ms() as i64;
     let mut count = 0;
+    // Later lines replace earlier ones of the same key in the batch, an expired line
+    // too: a set whose expiry has passed is a delete, as everywhere in the store.
     for (key, value, expires_at) in pairs {
         match expires_at {
             None => {
@@ -233,7 +237,10 @@ pub fn import(kv: &Kv, input: &mut dyn BufRead, replace: bool) -> Result<u64> {
             Some(at) if at > now => {
                 batch.set_expiring_at_unix_ms(key, value, at);
             }
-            Some(_) => continue,
+            Some(_) => {
+                batch.delete(key);
+                continue;
+            }
         }
         count += 1;
     }

@@ -287,9 +287,9 @@ impl Account {
                 return Err(e);
             }
         }
-        crash_point("link-requesting");
+        crate::config::crash_point("link-requesting");
         let answer = client.link_request(code, options.deadline, &stop);
-        crash_point("link-answered");
+        crate::config::crash_point("link-answered");
         let result = match answer {
             Ok((result, _)) => result,
             Err(e) => {
@@ -307,7 +307,7 @@ impl Account {
                 keys_shared,
             });
         }
-        crash_point("link-keys-wait");
+        crate::config::crash_point("link-keys-wait");
         let (account_id, account_key0) =
             self.wait_for_account_keys(&client, &record.known_keys, options)?;
         let outcome = match &record.previous_account {
@@ -668,18 +668,6 @@ impl GeneratorEvents for Events<'_> {
             address: message.request_addr.clone(),
         })
     }
-}
-
-/// A named point of a link where a test can make the process die (`abort`, as a
-/// crash would): set `CHARM_KV_TEST_CRASH_AT` to its name. Only in builds with the
-/// test-only `unstable-internals` feature; nothing otherwise.
-pub(crate) fn crash_point(name: &str) {
-    #[cfg(feature = "unstable-internals")]
-    if std::env::var("CHARM_KV_TEST_CRASH_AT").is_ok_and(|at| at == name) {
-        std::process::abort();
-    }
-    #[cfg(not(feature = "unstable-internals"))]
-    let _ = name;
 }
 
 fn stop_flag(options: &LinkOptions) -> impl Fn() -> bool + Sync {

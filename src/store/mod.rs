@@ -128,6 +128,18 @@ pub(crate) struct KeyList {
     keys: Arc<Vec<Vec<u8>>>,
     expiries: Arc<HashMap<Vec<u8>, u64>>,
     earliest: Option<u64>,
+    /// The last list without the expired keys, shared by the clones of this list (the
+    /// cached one among them), so listings after an expiry filter once, not each time.
+    unexpired: Arc<Mutex<Option<Unexpired>>>,
+}
+
+/// The keys of a [`KeyList`] without those expired at some moment: the visible keys at
+/// every moment from `since` (the latest expiry it left out) until `until` (the next
+/// expiry among the keys it kept, if any), as no expiry lies in between.
+struct Unexpired {
+    since: u64,
+    until: Option<u64>,
+    keys: Arc<Vec<Vec<u8>>>,
 }
 
 impl KeyList {
@@ -137,22 +149,44 @@ impl KeyList {
             keys: Arc::new(keys),
             earliest: expiries.values().copied().min(),
             expiries: Arc::new(expiries),
+            unexpired: Arc::default(),
         }
     }
 
     /// The keys not expired at `now_ms`: the list itself (no copy) until the first
-    /// expiry in it passes.
+    /// expiry in it passes, then one filtered copy until the next expiry passes.
     pub(crate) fn visible(&self, now_ms: u64) -> Arc<Vec<Vec<u8>>> {
         match self.earliest {
-            Some(earliest) if earliest <= now_ms => Arc::new(
-                self.keys
-                    .iter()
-                    .filter(|key| self.expiries.get(*key).is_none_or(|&at| at > now_ms))
-                    .cloned()
-                    .collect(),
-            ),
-            _ => Arc::clone(&self.keys),
+            Some(earliest) if earliest <= now_ms => {}
+            _ => return Arc::clone(&self.keys),
         }
+        let mut unexpired = lock(&self.unexpired);
+        if let Some(list) = unexpired.as_ref() {
+            if list.since <= now_ms && list.until.is_none_or(|until| now_ms < until) {
+                return Arc::clone(&list.keys);
+            }
+        }
+        let keys = Arc::new(
+            self.keys
+                .iter()
+                .filter(|key| is_live(self.expiries.get(*key).copied(), now_ms))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        // `earliest` has passed, so `since` becomes a passed expiry.
+        let (mut since, mut until) = (0, None::<u64>);
+        for &at in self.expiries.values() {
+            match is_live(Some(at), now_ms) {
+                true => until = Some(until.map_or(at, |until| until.min(at))),
+                false => since = since.max(at),
+            }
+        }
+        *unexpired = Some(Unexpired {
+            since,
+            until,
+            keys: Arc::clone(&keys),
+        });
+        keys
     }
 
     /// The expiry of `key`, if it has one.

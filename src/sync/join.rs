@@ -3,11 +3,14 @@
 //! that they sync with the account (`docs/cloud-client.md`, "Local-mode databases").
 //!
 //! Each database `N` of the local-mode data path:
-//! - with no `N` in the account's data path, moves there (the file renamed while
+//! - with no `N` in the account's data path, moves there (the file moved while
 //!   SQLite's exclusive lock shows nobody has it open, its WAL checkpointed into it,
-//!   never over a file that appeared there: `store::relocate`), then forgets any
-//!   remote state it had (`rejoin`): every row is a local write, pushed at the next
-//!   sync;
+//!   never over a file that appeared there: `store::relocate`) in two steps: first
+//!   into `charm-kv/joining/moving/`, a folder no process opens databases in, where
+//!   it forgets any remote state it had (`rejoin`: every row is a local write,
+//!   pushed at the next sync), then to its place. A crash leaves it either where it
+//!   was or in `moving/`, which the next join finishes first: no database ever
+//!   reaches the account's data path still holding another account's sync state;
 //! - with an `N` there already, first moves the same way into `charm-kv/joining/`, then
 //!   its rows are written into the account's `N` as local writes (the local-mode value
 //!   wins for a key both hold, as local writes do at a sync), each chunk deleted from
@@ -32,6 +35,10 @@ use crate::store::{names, Direction, Durability, Iter, Op, Store};
 /// The staging folder inside the databases' folder (not a database: it is listed by
 /// nothing that lists databases, which are files).
 pub const STAGING_DIR: &str = "joining";
+
+/// The folder inside the staging folder where a database moving whole forgets its
+/// remote state before it takes its place (see the module documentation).
+pub const MOVING_DIR: &str = "moving";
 
 /// Rows written per transaction when merging.
 const MERGE_CHUNK: usize = 1000;
@@ -76,6 +83,13 @@ pub fn join_databases(
     // Threads and processes opening databases at once after a link join one at a
     // time (a second finds nothing left to do).
     let _lock = lock(&names::db_dir(host))?;
+    // Moving whole when a crash interrupted a join (before the staged files: one that
+    // meets a database created meanwhile is staged and merged here).
+    for (name, moving) in database_files(&staging.join(MOVING_DIR))? {
+        if let Err(e) = finish_move(local, host, &name, &moving, keys, durability, &mut joined) {
+            joined.note_failure(&name, &e);
+        }
+    }
     // Staged by a join a crash interrupted.
     for (name, staged) in staged_files(&staging)? {
         match merge_staged(&staged, host, &name, keys, durability) {
@@ -119,28 +133,92 @@ fn join_one(
         return Ok(());
     }
     if !target.exists() {
-        match relocate::move_when_unused(&source, &target, Replace::No)? {
+        let moving = staging.join(MOVING_DIR).join(db_file_name(name));
+        crate::config::create_private_dir(&staging.join(MOVING_DIR))?;
+        return match relocate::move_when_unused(&source, &moving, Replace::No)? {
             Moved::Yes => {
-                forget_remote(&target, keys, durability)?;
-                joined.moved += 1;
-                return Ok(());
+                crate::config::crash_point("join-moved");
+                finish_move(local, host, name, &moving, keys, durability, joined)
             }
-            Moved::InUse => {
+            // In use; or (`TargetExists`) left in `moving/` by an earlier join that
+            // could not finish it, a failure counted already.
+            Moved::InUse | Moved::TargetExists => {
                 joined.left += 1;
-                return Ok(());
+                Ok(())
             }
-            // Created meanwhile: merged below.
-            Moved::TargetExists => {}
-        }
+        };
     }
+    stage_and_merge(&source, host, name, keys, durability, joined)
+}
+
+/// The file name of database `name` (validated by the caller).
+fn db_file_name(name: &str) -> String {
+    format!("{name}{}", names::DB_SUFFIX)
+}
+
+/// Moves the database file `from` into the staging folder and merges its rows into
+/// database `name` of `host` (see the module documentation).
+fn stage_and_merge(
+    from: &Path,
+    host: &Path,
+    name: &str,
+    keys: &[EncryptKey],
+    durability: Durability,
+    joined: &mut Joined,
+) -> Result<()> {
+    let staging = names::db_dir(host).join(STAGING_DIR);
     crate::config::create_private_dir(&staging)?;
-    let staged = staging.join(format!("{name}{}", names::DB_SUFFIX));
-    match relocate::move_when_unused(&source, &staged, Replace::No)? {
+    let staged = staging.join(db_file_name(name));
+    match relocate::move_when_unused(from, &staged, Replace::No)? {
         Moved::Yes => {
             merge_staged(&staged, host, name, keys, durability)?;
             joined.merged += 1;
         }
         Moved::InUse | Moved::TargetExists => joined.left += 1,
+    }
+    Ok(())
+}
+
+/// Finishes moving database `name` whole from `local` to `host`: the file `moving`
+/// (in `joining/moving/`, where no other process opens it) forgets its remote state,
+/// then takes its place, or is merged into a database `name` created there meanwhile.
+/// Taken up again after a crash at any step: forgetting again only journals the rows
+/// again.
+fn finish_move(
+    local: &Path,
+    host: &Path,
+    name: &str,
+    moving: &Path,
+    keys: &[EncryptKey],
+    durability: Durability,
+    joined: &mut Joined,
+) -> Result<()> {
+    let source = names::db_path(local, name)?;
+    let target = names::db_path(host, name)?;
+    let staged = names::db_dir(host).join(STAGING_DIR).join(db_file_name(name));
+    // A crash between a move's new name and its removal of the old one: the other
+    // name holds the file (and a process may have opened it there since), so this one
+    // goes. Back in local mode it moves again; staged, it is merged next.
+    for other in [&source, &target, &staged] {
+        if other.exists() && same_file(moving, other)? {
+            remove_files(moving);
+            if other == &target {
+                joined.moved += 1;
+            }
+            return Ok(());
+        }
+    }
+    forget_remote(moving, keys, durability)?;
+    if relocate::relocate(host, name)? != target {
+        // The account's `N` is in use in the old `kv` folder: merged at a later join.
+        joined.left += 1;
+        return Ok(());
+    }
+    match relocate::move_when_unused(moving, &target, Replace::No)? {
+        Moved::Yes => joined.moved += 1,
+        // Created meanwhile.
+        Moved::TargetExists => stage_and_merge(moving, host, name, keys, durability, joined)?,
+        Moved::InUse => joined.left += 1,
     }
     Ok(())
 }
@@ -439,6 +517,58 @@ mod tests {
         let joined = join_databases(&local_path, &host_path, &keys, Durability::Full).unwrap();
         assert_eq!(joined.moved, 1);
         assert_eq!(contents(&host, "busy"), pairs(&[("k", "v")]));
+    }
+
+    /// A crash after a database moved into `joining/moving/`, before it forgot its
+    /// remote state: the next join forgets it and moves it to its place. A crash
+    /// inside the first move (the file under both names) leaves the local-mode name,
+    /// from which it moves again.
+    #[test]
+    fn a_move_a_crash_interrupted_is_finished_by_the_next_join() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = EncryptKey::generate();
+        let local = options(dir.path(), None, std::slice::from_ref(&key));
+        set(&local, "synced", &[("a", "1"), ("b", "2")]);
+        set(&local, "linked", &[("c", "3")]);
+        let (local_path, host_path) = (dir.path().join("localhost"), dir.path().join("h"));
+        let moving_dir = names::db_dir(&host_path)
+            .join(STAGING_DIR)
+            .join(MOVING_DIR);
+        std::fs::create_dir_all(&moving_dir).unwrap();
+        // "synced" had synced with another account, and moved before the crash.
+        let synced = names::db_path(&local_path, "synced").unwrap();
+        let conn = rusqlite::Connection::open(&synced).unwrap();
+        crate::store::schema::meta_set(&conn, crate::store::schema::META_MAX_VERSION, 42)
+            .unwrap();
+        drop(conn);
+        let moving = moving_dir.join("synced.sqlite");
+        assert_eq!(
+            relocate::move_when_unused(&synced, &moving, Replace::No).unwrap(),
+            Moved::Yes
+        );
+        // "linked" was under both names when the process died.
+        let linked = names::db_path(&local_path, "linked").unwrap();
+        std::fs::hard_link(&linked, moving_dir.join("linked.sqlite")).unwrap();
+
+        let keys = [key.clone()];
+        let joined = join_databases(&local_path, &host_path, &keys, Durability::Full).unwrap();
+        assert_eq!(joined.moved, 2, "{joined:?}");
+        assert_eq!(joined.left, 0, "{joined:?}");
+        assert!(database_files(&moving_dir).unwrap().is_empty());
+        assert!(database_names(&local_path).unwrap().is_empty());
+        let host = options(dir.path(), Some("h"), &keys);
+        assert_eq!(contents(&host, "synced"), pairs(&[("a", "1"), ("b", "2")]));
+        assert_eq!(contents(&host, "linked"), pairs(&[("c", "3")]));
+        let kv = Kv::open_with("synced", &host).unwrap();
+        assert_eq!(
+            kv.store()
+                .unwrap()
+                .meta(crate::store::schema::META_MAX_VERSION)
+                .unwrap(),
+            Some(0),
+            "the other account's version is forgotten"
+        );
+        assert_eq!(kv.pending_writes().unwrap(), 2);
     }
 
     /// A merge stopped by a row that does not open merges the other rows once, keeps

@@ -966,6 +966,16 @@ fn ttl_expire_and_persist_from_the_command_line() {
     let json: serde_json::Value =
         serde_json::from_slice(&ok(other.path(), &["ttl", "kept", "--json"])).unwrap();
     assert_eq!(json["expires_at_unix_ms"], 253_402_300_799_999i64);
+    // The last line of a key wins, an expired one too: the key ends absent.
+    let twice = b"{\"key\":\"kept\",\"value\":\"live\"}\n\
+        {\"key\":\"kept\",\"value\":\"gone\",\"expires_at_unix_ms\":1000}\n";
+    let imported = charm_kv(other.path(), &["import", "-"], Some(twice));
+    assert!(imported.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&imported.stderr),
+        "charm-kv: imported 1 pair(s) into @charm.sh.kv.user.default\n"
+    );
+    assert!(fails(other.path(), &["get", "kept"], None).contains("key not found"));
     // Bad durations and times, and missing keys.
     for (args, why, code) in [
         (

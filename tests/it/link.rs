@@ -597,6 +597,53 @@ fn a_crash_while_waiting_for_the_keys_is_finished_by_the_next_sync() {
         .unwrap());
 }
 
+/// `charm-kv ARGS` on `dir` with `CHARM_HOST=localhost` and `server`'s ports, which
+/// must succeed: the local-mode data path (`<data>/localhost/`, which local mode
+/// shares), syncing with an account of its own on `server`.
+fn kv_localhost(server: &CharmServer, dir: &Path, args: &[&str]) {
+    let mut env = server.env_for_client(dir);
+    for (name, value) in &mut env {
+        if name == "CHARM_HOST" {
+            *value = "localhost".into();
+        }
+    }
+    let mut command = support::charm_kv_command(dir, &env);
+    command.args(args);
+    let out = run_bounded(&mut command, Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "localhost charm-kv {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The joining device dies right after a local-mode database that its new account
+/// lacks moved (`join-moved`), before that database forgot its sync state: it had
+/// synced with another account (under `CHARM_HOST=localhost`, whose data path local
+/// mode shares). The next sync still pushes its rows into the account it joined, as
+/// after a join that was not interrupted.
+#[test]
+fn a_crash_right_after_a_local_mode_database_moved_is_finished_by_the_next_sync() {
+    let server = CharmServer::start();
+    let (one, two) = (server.client_dir("one"), server.client_dir("two"));
+    kv(&server, &one, &["set", &format!("shared@{DB}"), "one"]);
+    kv(&server, &one, &["sync", &format!("@{DB}")]);
+    kv_localhost(&server, &two, &["set", "solo@other", "x"]);
+    kv_localhost(&server, &two, &["sync", "@other"]);
+
+    link_crashing_at(&server, &one, &two, "join-moved");
+
+    kv(&server, &two, &["sync", "@other"]);
+    kv(&server, &one, &["sync", "@other"]);
+    assert_eq!(list(&server, &one, "other"), ["solo\tx"]);
+    assert_eq!(list(&server, &two, "other"), ["solo\tx"]);
+    assert_eq!(local_mode_databases(&two), Vec::<PathBuf>::new());
+    assert!(!Account::open(&server.client_config(&two))
+        .unwrap()
+        .link_unsettled()
+        .unwrap());
+}
+
 /// A backup made by `charm backup-keys` and imported by charm-kv opens the account's
 /// data: a value the Go client stored and one charm-kv stored.
 #[test]
