@@ -859,11 +859,16 @@ impl Drop for Store {
             if schema::write_seq(conn)? == schema::state_get(conn, schema::STATE_WRITE_SEQ)? {
                 return Ok(());
             }
+            // No fsync of its own: the close's checkpoint syncs it with everything else,
+            // and a fold lost to a power cut leaves only the hint as it was. The
+            // checkpoint itself runs at the store's level again (set back below).
+            conn.pragma_update(None, "synchronous", "OFF")?;
             let tx = schema::WriteTransaction::begin(conn)?;
             schema::fold_write_seq(conn)?;
             tx.commit()
         };
         let _ = fold();
+        let _ = conn.pragma_update(None, "synchronous", self.durability.synchronous());
     }
 }
 
