@@ -519,6 +519,28 @@ mod tests {
         assert_eq!(contents(&host, "busy"), pairs(&[("k", "v")]));
     }
 
+    /// A database the join's keys do not open (the local-mode keys could not be read:
+    /// `Account::add_local_mode_keys` promises the databases then stay where they are,
+    /// readable in local mode) must not vanish into `joining/moving/`: there neither
+    /// mode sees it, and the next open of its name in the account creates an empty one,
+    /// which a later join would then overwrite with the old rows.
+    #[test]
+    fn a_database_the_keys_do_not_open_stays_in_local_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let (local_key, host_key) = (EncryptKey::generate(), EncryptKey::generate());
+        let local = options(dir.path(), None, std::slice::from_ref(&local_key));
+        set(&local, "notes", &[("a", "1")]);
+        let (local_path, host_path) = (dir.path().join("localhost"), dir.path().join("h"));
+        let joined =
+            join_databases(&local_path, &host_path, &[host_key], Durability::Full).unwrap();
+        assert_eq!(joined.left, 1, "{joined:?}");
+        assert_eq!(
+            contents(&local, "notes"),
+            pairs(&[("a", "1")]),
+            "still readable in local mode ({joined:?})"
+        );
+    }
+
     /// A crash after a database moved into `joining/moving/`, before it forgot its
     /// remote state: the next join forgets it and moves it to its place. A crash
     /// inside the first move (the file under both names) leaves the local-mode name,
