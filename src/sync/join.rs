@@ -541,6 +541,47 @@ mod tests {
         );
     }
 
+    /// A file left in `joining/moving/` by a crash, when the account's database of that
+    /// name was created meanwhile: merged into it (nothing replaced, nothing lost), and
+    /// the crash's second move interrupted half-way (the file under both names) is
+    /// only unlinked from `moving/`.
+    #[test]
+    fn a_moving_leftover_meets_a_target_created_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = EncryptKey::generate();
+        let local = options(dir.path(), None, std::slice::from_ref(&key));
+        set(&local, "late", &[("a", "local"), ("both", "local")]);
+        set(&local, "half", &[("h", "1")]);
+        let (local_path, host_path) = (dir.path().join("localhost"), dir.path().join("h"));
+        let moving_dir = names::db_dir(&host_path)
+            .join(STAGING_DIR)
+            .join(MOVING_DIR);
+        std::fs::create_dir_all(&moving_dir).unwrap();
+        for name in ["late", "half"] {
+            let from = names::db_path(&local_path, name).unwrap();
+            let to = moving_dir.join(format!("{name}.sqlite"));
+            assert_eq!(
+                relocate::move_when_unused(&from, &to, Replace::No).unwrap(),
+                Moved::Yes
+            );
+        }
+        // `half` crashed inside its second move: linked at its place too.
+        let half_target = names::db_path(&host_path, "half").unwrap();
+        std::fs::create_dir_all(half_target.parent().unwrap()).unwrap();
+        std::fs::hard_link(moving_dir.join("half.sqlite"), &half_target).unwrap();
+        let host = options(dir.path(), Some("h"), std::slice::from_ref(&key));
+        set(&host, "late", &[("b", "host"), ("both", "host")]);
+        let joined =
+            join_databases(&local_path, &host_path, &[key.clone()], Durability::Full).unwrap();
+        assert_eq!((joined.moved, joined.merged, joined.left), (1, 1, 0), "{joined:?}");
+        assert_eq!(
+            contents(&host, "late"),
+            pairs(&[("a", "local"), ("b", "host"), ("both", "local")])
+        );
+        assert_eq!(contents(&host, "half"), pairs(&[("h", "1")]));
+        assert!(database_files(&moving_dir).unwrap().is_empty());
+    }
+
     /// A crash after a database moved into `joining/moving/`, before it forgot its
     /// remote state: the next join forgets it and moves it to its place. A crash
     /// inside the first move (the file under both names) leaves the local-mode name,
