@@ -572,7 +572,7 @@ mod tests {
         let host = options(dir.path(), Some("h"), std::slice::from_ref(&key));
         set(&host, "late", &[("b", "host"), ("both", "host")]);
         let joined =
-            join_databases(&local_path, &host_path, &[key.clone()], Durability::Full).unwrap();
+            join_databases(&local_path, &host_path, std::slice::from_ref(&key), Durability::Full).unwrap();
         assert_eq!((joined.moved, joined.merged, joined.left), (1, 1, 0), "{joined:?}");
         assert_eq!(
             contents(&host, "late"),
