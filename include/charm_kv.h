@@ -1061,8 +1061,8 @@ charm_kv_status charm_kv_store_export_jsonl(const struct charm_kv_store *store,
  * them (the `*_base64` flags and `expires_at_unix_ms` may be left out; blank lines
  * are skipped), in one atomic batch; with `replace`, every other key is deleted in
  * the same batch. The last line of a key wins; a line whose `expires_at_unix_ms` has
- * passed deletes its key (a set whose expiry has passed is a delete) and is not
- * counted. Writes `*out_count`, the number of pairs imported.
+ * passed is not imported or counted, and as a key's last line leaves the database's
+ * value of that key alone. Writes `*out_count`, the number of pairs imported.
  *
  * A malformed line changes nothing: INVALID_ARGUMENT whose message names the line
  * ("line 3: key cannot be empty"). Returns OK, INVALID_ARGUMENT (`store`/`out_count`

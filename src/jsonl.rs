@@ -19,10 +19,10 @@
 //! ```
 //!
 //! On import it is optional; it must be from 1 to 253402300799999 (the end of the year
-//! 9999), and a line whose expiry has already passed is not imported or counted: it
-//! deletes its key, as a set whose expiry has passed does anywhere in the store. The
-//! last line of a key wins, so an expired line after a live one of the same key leaves
-//! the key absent.
+//! 9999), and a line whose expiry has already passed is not imported or counted. The
+//! last line of a key wins: an expired line after a live one of the same key cancels
+//! it, and leaves the database's own value of that key alone (re-importing an old
+//! export must not delete what other devices set since).
 
 use std::io::{BufRead, Write};
 
@@ -197,7 +197,8 @@ pub fn export(kv: &Kv, out: &mut dyn Write) -> Result<u64> {
 /// read and checked before anything is written: a malformed one is
 /// [`Error::InvalidArgument`] naming its line number, and the database is unchanged.
 /// Returns the number of pairs imported (a key given twice counts twice; the last
-/// line wins; a line whose expiry has passed deletes its key and is not counted).
+/// line of a key wins; a line whose expiry has passed is not imported or counted, and
+/// as a key's last line leaves that key as the database has it).
 pub fn import(kv: &Kv, input: &mut dyn BufRead, replace: bool) -> Result<u64> {
     let mut pairs = Vec::new();
     let mut text = String::new();
@@ -226,23 +227,27 @@ pub fn import(kv: &Kv, input: &mut dyn BufRead, replace: bool) -> Result<u64> {
         }
     }
     let now = kv.now_ms() as i64;
+    // The last line of a key decides what the import does with it. A line whose expiry
+    // has passed is not imported: it cancels the earlier lines of its key and leaves
+    // the database's own value alone (re-importing an old export must not delete, for
+    // the whole account, what other devices set since).
+    let mut last = std::collections::HashMap::new();
+    for (index, (key, _, _)) in pairs.iter().enumerate() {
+        last.insert(key.clone(), index);
+    }
     let mut count = 0;
-    // Later lines replace earlier ones of the same key in the batch, an expired line
-    // too: a set whose expiry has passed is a delete, as everywhere in the store.
-    for (key, value, expires_at) in pairs {
-        match expires_at {
-            None => {
-                batch.set(key, value);
-            }
-            Some(at) if at > now => {
-                batch.set_expiring_at_unix_ms(key, value, at);
-            }
-            Some(_) => {
-                batch.delete(key);
-                continue;
-            }
+    for (index, (key, value, expires_at)) in pairs.into_iter().enumerate() {
+        let live = expires_at.is_none_or(|at| at > now);
+        if live {
+            count += 1;
         }
-        count += 1;
+        if last.get(&key) != Some(&index) || !live {
+            continue;
+        }
+        match expires_at {
+            Some(at) => batch.set_expiring_at_unix_ms(key, value, at),
+            None => batch.set(key, value),
+        };
     }
     batch.commit()?;
     Ok(count)

@@ -859,10 +859,12 @@ impl Drop for Store {
             if schema::write_seq(conn)? == schema::state_get(conn, schema::STATE_WRITE_SEQ)? {
                 return Ok(());
             }
-            // No fsync of its own: the close's checkpoint syncs it with everything else,
-            // and a fold lost to a power cut leaves only the hint as it was. The
-            // checkpoint itself runs at the store's level again (set back below).
-            conn.pragma_update(None, "synchronous", "OFF")?;
+            // As `normal` durability commits: no fsync of its own (the close's checkpoint
+            // syncs it with everything else; a fold lost to a power cut leaves only the
+            // hint as it was), while a checkpoint this commit may trigger still syncs
+            // the WAL and the file as ever. (`OFF` would let that checkpoint copy
+            // earlier commits into the file unsynced, and the close remove the WAL.)
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
             let tx = schema::WriteTransaction::begin(conn)?;
             schema::fold_write_seq(conn)?;
             tx.commit()

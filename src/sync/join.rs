@@ -30,6 +30,7 @@ use crate::crypto::seal::Sealer;
 use crate::crypto::EncryptKey;
 use crate::error::{Error, Result};
 use crate::store::relocate::{self, Moved, Replace};
+use crate::store::schema::{self, Access, Role};
 use crate::store::{names, Direction, Durability, Iter, Op, Store};
 
 /// The staging folder inside the databases' folder (not a database: it is listed by
@@ -132,6 +133,13 @@ fn join_one(
         joined.moved += 1;
         return Ok(());
     }
+    if !keys_open(&source, keys, durability)? {
+        // The local-mode keys could not be read: it stays where local mode reads it
+        // (`Account::add_local_mode_keys`), instead of moving where neither mode sees
+        // it and where the account's database of that name would be merged over later.
+        joined.left += 1;
+        return Ok(());
+    }
     if !target.exists() {
         let moving = staging.join(MOVING_DIR).join(db_file_name(name));
         crate::config::create_private_dir(&staging.join(MOVING_DIR))?;
@@ -149,6 +157,15 @@ fn join_one(
         };
     }
     stage_and_merge(&source, host, name, keys, durability, joined)
+}
+
+/// Whether one of `keys` is the encrypt key the database at `path` was created with
+/// (its `key_check`), read through a read-only connection closed on return (a file
+/// with no `key_check` yet holds nothing a key could fail to open).
+fn keys_open(path: &Path, keys: &[EncryptKey], durability: Durability) -> Result<bool> {
+    let conn = schema::connect_with(path, Role::Reader, durability, Access::ReadOnly)?;
+    let check = schema::meta_get(&conn, schema::META_KEY_CHECK)?;
+    Ok(check.is_none_or(|check| Sealer::new(keys).is_ok_and(|s| s.knows_check(check))))
 }
 
 /// The file name of database `name` (validated by the caller).

@@ -966,8 +966,10 @@ fn ttl_expire_and_persist_from_the_command_line() {
     let json: serde_json::Value =
         serde_json::from_slice(&ok(other.path(), &["ttl", "kept", "--json"])).unwrap();
     assert_eq!(json["expires_at_unix_ms"], 253_402_300_799_999i64);
-    // The last line of a key wins, an expired one too: the key ends absent.
-    let twice = b"{\"key\":\"kept\",\"value\":\"live\"}\n\
+    // The last line of a key wins, an expired one too: it cancels the live line before
+    // it, and an expired line leaves the database's own value alone.
+    let twice = b"{\"key\":\"fresh\",\"value\":\"live\"}\n\
+        {\"key\":\"fresh\",\"value\":\"gone\",\"expires_at_unix_ms\":1000}\n\
         {\"key\":\"kept\",\"value\":\"gone\",\"expires_at_unix_ms\":1000}\n";
     let imported = charm_kv(other.path(), &["import", "-"], Some(twice));
     assert!(imported.status.success());
@@ -975,7 +977,8 @@ fn ttl_expire_and_persist_from_the_command_line() {
         String::from_utf8_lossy(&imported.stderr),
         "charm-kv: imported 1 pair(s) into @charm.sh.kv.user.default\n"
     );
-    assert!(fails(other.path(), &["get", "kept"], None).contains("key not found"));
+    assert!(fails(other.path(), &["get", "fresh"], None).contains("key not found"));
+    assert!(ok(other.path(), &["get", "kept"]).starts_with(b"k"));
     // Bad durations and times, and missing keys.
     for (args, why, code) in [
         (

@@ -141,7 +141,7 @@ func TestBatchSetsWithTTL(t *testing.T) {
 			t.Fatalf("Get(%s): %v", key, err)
 		}
 	}
-	// Import takes the expiry; a line already expired deletes its key, uncounted.
+	// Import takes the expiry; a line already expired is not imported or counted.
 	other := openLocal(t)
 	n, err := other.Import(strings.NewReader(
 		`{"key":"a","value":"1","expires_at_unix_ms":253402300799999}`+"\n"+
