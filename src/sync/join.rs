@@ -93,6 +93,14 @@ pub fn join_databases(
     }
     // Staged by a join a crash interrupted.
     for (name, staged) in staged_files(&staging)? {
+        if staged_name_is_a_leftover(local, &name, &staged) {
+            // A crash between the staging move's new name and its removal of the old
+            // one: the local-mode name still holds the file, and a process may have
+            // opened it there since (merging through the other name would give the
+            // file a second WAL). This name goes; the database is staged again below.
+            remove_files(&staged);
+            continue;
+        }
         match merge_staged(&staged, host, &name, keys, durability) {
             Ok(()) => joined.merged += 1,
             Err(e) => joined.note_failure(&name, &e),
@@ -166,6 +174,13 @@ fn keys_open(path: &Path, keys: &[EncryptKey], durability: Durability) -> Result
     let conn = schema::connect_with(path, Role::Reader, durability, Access::ReadOnly)?;
     let check = schema::meta_get(&conn, schema::META_KEY_CHECK)?;
     Ok(check.is_none_or(|check| Sealer::new(keys).is_ok_and(|s| s.knows_check(check))))
+}
+
+/// Whether the staged file `staged` of database `name` is also the local-mode file
+/// (a move interrupted after its new name was linked).
+fn staged_name_is_a_leftover(local: &Path, name: &str, staged: &Path) -> bool {
+    names::db_path(local, name)
+        .is_ok_and(|source| source.exists() && same_file(staged, &source).unwrap_or(false))
 }
 
 /// The file name of database `name` (validated by the caller).
@@ -649,6 +664,41 @@ mod tests {
             "the other account's version is forgotten"
         );
         assert_eq!(kv.pending_writes().unwrap(), 2);
+    }
+
+    /// A crash inside the staging move (the file under its local-mode name and its
+    /// staged name): the staged name goes and the database is staged and merged from
+    /// its local-mode name, once, instead of being opened under both names.
+    #[test]
+    fn a_staging_move_a_crash_interrupted_is_merged_once_from_its_local_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = EncryptKey::generate();
+        let keys = [key.clone()];
+        let local = options(dir.path(), None, &keys);
+        set(&local, "notes", &[("a", "local"), ("both", "local")]);
+        let host = options(dir.path(), Some("h"), &keys);
+        set(&host, "notes", &[("b", "host"), ("both", "host")]);
+        let (local_path, host_path) = (dir.path().join("localhost"), dir.path().join("h"));
+        let staging = names::db_dir(&host_path).join(STAGING_DIR);
+        std::fs::create_dir_all(&staging).unwrap();
+        let source = names::db_path(&local_path, "notes").unwrap();
+        std::fs::hard_link(&source, staging.join("notes.sqlite")).unwrap();
+        // A local-mode process writes through its name meanwhile.
+        set(&local, "notes", &[("later", "local")]);
+
+        let joined = join_databases(&local_path, &host_path, &keys, Durability::Full).unwrap();
+        assert_eq!((joined.merged, joined.left), (1, 0), "{joined:?}");
+        assert!(staged_files(&staging).unwrap().is_empty());
+        assert!(database_names(&local_path).unwrap().is_empty());
+        assert_eq!(
+            contents(&host, "notes"),
+            pairs(&[
+                ("a", "local"),
+                ("b", "host"),
+                ("both", "local"),
+                ("later", "local")
+            ])
+        );
     }
 
     /// A merge stopped by a row that does not open merges the other rows once, keeps
