@@ -573,22 +573,53 @@ mod tests {
         );
     }
 
+    /// A data dir whose local-mode path holds `databases`, with the account's path `h`
+    /// and an empty `joining/moving/` there, as a crashed join leaves them.
+    struct Crashed {
+        dir: tempfile::TempDir,
+        key: EncryptKey,
+        local_path: PathBuf,
+        host_path: PathBuf,
+        moving_dir: PathBuf,
+    }
+
+    fn crashed_join(databases: &[(&str, &[(&str, &str)])]) -> Crashed {
+        let dir = tempfile::tempdir().unwrap();
+        let key = EncryptKey::generate();
+        let local = options(dir.path(), None, std::slice::from_ref(&key));
+        for (name, rows) in databases {
+            set(&local, name, rows);
+        }
+        let (local_path, host_path) = (dir.path().join("localhost"), dir.path().join("h"));
+        let moving_dir = names::db_dir(&host_path)
+            .join(STAGING_DIR)
+            .join(MOVING_DIR);
+        std::fs::create_dir_all(&moving_dir).unwrap();
+        Crashed {
+            dir,
+            key,
+            local_path,
+            host_path,
+            moving_dir,
+        }
+    }
+
     /// A file left in `joining/moving/` by a crash, when the account's database of that
     /// name was created meanwhile: merged into it (nothing replaced, nothing lost), and
     /// the crash's second move interrupted half-way (the file under both names) is
     /// only unlinked from `moving/`.
     #[test]
     fn a_moving_leftover_meets_a_target_created_meanwhile() {
-        let dir = tempfile::tempdir().unwrap();
-        let key = EncryptKey::generate();
-        let local = options(dir.path(), None, std::slice::from_ref(&key));
-        set(&local, "late", &[("a", "local"), ("both", "local")]);
-        set(&local, "half", &[("h", "1")]);
-        let (local_path, host_path) = (dir.path().join("localhost"), dir.path().join("h"));
-        let moving_dir = names::db_dir(&host_path)
-            .join(STAGING_DIR)
-            .join(MOVING_DIR);
-        std::fs::create_dir_all(&moving_dir).unwrap();
+        let Crashed {
+            dir,
+            key,
+            local_path,
+            host_path,
+            moving_dir,
+        } = crashed_join(&[
+            ("late", &[("a", "local"), ("both", "local")]),
+            ("half", &[("h", "1")]),
+        ]);
         for name in ["late", "half"] {
             let from = names::db_path(&local_path, name).unwrap();
             let to = moving_dir.join(format!("{name}.sqlite"));
@@ -620,16 +651,13 @@ mod tests {
     /// from which it moves again.
     #[test]
     fn a_move_a_crash_interrupted_is_finished_by_the_next_join() {
-        let dir = tempfile::tempdir().unwrap();
-        let key = EncryptKey::generate();
-        let local = options(dir.path(), None, std::slice::from_ref(&key));
-        set(&local, "synced", &[("a", "1"), ("b", "2")]);
-        set(&local, "linked", &[("c", "3")]);
-        let (local_path, host_path) = (dir.path().join("localhost"), dir.path().join("h"));
-        let moving_dir = names::db_dir(&host_path)
-            .join(STAGING_DIR)
-            .join(MOVING_DIR);
-        std::fs::create_dir_all(&moving_dir).unwrap();
+        let Crashed {
+            dir,
+            key,
+            local_path,
+            host_path,
+            moving_dir,
+        } = crashed_join(&[("synced", &[("a", "1"), ("b", "2")]), ("linked", &[("c", "3")])]);
         // "synced" had synced with another account, and moved before the crash.
         let synced = names::db_path(&local_path, "synced").unwrap();
         let conn = rusqlite::Connection::open(&synced).unwrap();
