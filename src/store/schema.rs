@@ -79,6 +79,48 @@ pub const META_DB_ID: &str = "db_id";
 /// `Error::Busy`. Normal contention (many writers, short transactions) stays far below.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The longest pause between two tries for a lock another connection holds.
+const BUSY_POLL_MAX: Duration = Duration::from_millis(2);
+
+/// Waits for a lock another connection holds, like `busy_timeout(BUSY_TIMEOUT)` but
+/// polling faster. SQLite's own handler backs off to 100 ms between tries: a process
+/// waiting while others commit back to back rarely tries in the short gap between two
+/// of their transactions: in the contention test (3 processes x 4 threads) the slowest
+/// operation took 0.6–1.4 s; with pauses of 50 µs doubling up to 2 ms, 0.14–0.31 s at
+/// the same throughput (docs/storage.md).
+/// `tries` counts this wait's earlier calls, as for SQLite's handler; the pauses it
+/// has asked for add up to the timeout (sleeps are never shorter, so the real wait is
+/// at least [`BUSY_TIMEOUT`]).
+fn wait_while_busy(tries: i32) -> bool {
+    match busy_pause(u32::try_from(tries).unwrap_or(0)) {
+        Some(pause) => {
+            std::thread::sleep(pause);
+            true
+        }
+        None => false,
+    }
+}
+
+/// The pause before try `tries + 1` of one wait, or `None` once the pauses asked for
+/// reach [`BUSY_TIMEOUT`].
+fn busy_pause(tries: u32) -> Option<Duration> {
+    let pause = |n: u32| (Duration::from_micros(50) * 2u32.saturating_pow(n)).min(BUSY_POLL_MAX);
+    // Pauses double up to try `ramp`, then stay at the maximum.
+    let ramp = (0..).find(|&n| pause(n) == BUSY_POLL_MAX).expect("the pause reaches its cap");
+    let asked_before = if tries <= ramp {
+        (0..tries).map(pause).sum()
+    } else {
+        (0..ramp).map(pause).sum::<Duration>() + BUSY_POLL_MAX * (tries - ramp)
+    };
+    (asked_before < BUSY_TIMEOUT).then(|| pause(tries))
+}
+
+/// Sets how `conn` waits for a lock of another connection to the same file.
+pub fn wait_for_locks(conn: &Connection) -> Result<()> {
+    conn.busy_handler(Some(wait_while_busy))?;
+    Ok(())
+}
+
 /// What a connection is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -162,7 +204,7 @@ pub fn connect_with(
             read_only | OpenFlags::SQLITE_OPEN_URI,
         )?,
     };
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    wait_for_locks(&conn)?;
     conn.pragma_update(None, "synchronous", durability.synchronous())?;
     // Negative: a size in KiB rather than in pages.
     conn.pragma_update(None, "cache_size", -role.cache_kib())?;
@@ -711,6 +753,41 @@ mod tests {
             .collect::<rusqlite::Result<_>>()
             .unwrap();
         assert_eq!(rows, [2]);
+    }
+
+    #[test]
+    fn lock_waits_poll_fast_and_give_up_at_the_busy_timeout() {
+        let pauses: Vec<Duration> = (0..).map_while(busy_pause).collect();
+        let micros: Vec<u128> = pauses.iter().take(8).map(Duration::as_micros).collect();
+        assert_eq!(micros, [50, 100, 200, 400, 800, 1600, 2000, 2000]);
+        let asked: Duration = pauses.iter().sum();
+        assert!(asked >= BUSY_TIMEOUT && asked < BUSY_TIMEOUT + BUSY_POLL_MAX, "{asked:?}");
+        assert_eq!(busy_pause(u32::MAX), None);
+    }
+
+    #[test]
+    fn a_writer_waits_for_another_connections_write_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let holder = connect(&path, Role::Writer, Durability::Full).unwrap();
+        switch_to_wal(&holder).unwrap();
+        holder.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        let waiter = connect(&path, Role::Writer, Durability::Full).unwrap();
+        let tx = WriteTransaction::begin(&holder).unwrap();
+        holder.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        let waiting = std::thread::spawn(move || {
+            let tx = WriteTransaction::begin(&waiter).unwrap();
+            waiter.execute("INSERT INTO t VALUES (2)", []).unwrap();
+            tx.commit().unwrap();
+            std::time::Instant::now()
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let released = std::time::Instant::now();
+        tx.commit().unwrap();
+        let wrote = waiting.join().unwrap();
+        assert!(wrote >= released, "wrote while the lock was held");
+        let rows: i64 = holder.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(rows, 2);
     }
 
     #[test]
