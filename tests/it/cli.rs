@@ -1012,3 +1012,50 @@ fn ttl_expire_and_persist_from_the_command_line() {
         "nothing was set"
     );
 }
+
+/// `charm-kv ARGS` with stdin from `stdin` and stderr on /dev/full (every write fails
+/// with ENOSPC); the exit code and stdout.
+fn with_stderr_on_dev_full(data: &Path, args: &[&str], stdin: &[u8]) -> (Option<i32>, Vec<u8>) {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_charm-kv"))
+        .args(args)
+        .env_clear()
+        .env("CHARM_DATA_DIR", data)
+        .env("HOME", data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(full))
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), out.stdout)
+}
+
+/// A message that cannot be written to stderr (a full disk, a closed pipe) is lost,
+/// but the command's outcome and exit status stay what they were: before, the failed
+/// write panicked (exit status 101), after the import had committed, and before
+/// `export` had written anything.
+#[test]
+fn an_unwritable_stderr_changes_no_outcome_and_no_exit_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["set", "kept", "1"]);
+    let line = b"{\"key\":\"imported\",\"value\":\"2\"}\n";
+    assert_eq!(
+        with_stderr_on_dev_full(d, &["import", "-"], line).0,
+        Some(0)
+    );
+    assert_eq!(ok(d, &["get", "imported"]), b"2");
+    let (code, exported) = with_stderr_on_dev_full(d, &["export"], b"");
+    assert_eq!(code, Some(0));
+    assert_eq!(json_lines(&exported).len(), 2);
+    assert_eq!(
+        with_stderr_on_dev_full(d, &["get", "missing"], b"").0,
+        Some(1)
+    );
+    assert_eq!(with_stderr_on_dev_full(d, &["bogus"], b"").0, Some(2));
+}

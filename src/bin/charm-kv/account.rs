@@ -114,12 +114,12 @@ pub fn run(command: AccountCommand) -> Result<(), CliError> {
                 match devices::join_local_databases(&options) {
                     Ok(left) => {
                         for why in left {
-                            eprintln!(
+                            stderr_line!(
                                 "charm-kv: warning: local-mode database not moved yet: {why}"
                             );
                         }
                     }
-                    Err(e) => eprintln!(
+                    Err(e) => stderr_line!(
                         "charm-kv: warning: the local-mode databases did not join yet \
                          (the next open retries): {e}"
                     ),
@@ -157,7 +157,7 @@ pub fn run(command: AccountCommand) -> Result<(), CliError> {
         }
         AccountCommand::SyncKeys => {
             let shared = Account::open(config)?.share_keys()?;
-            eprintln!("charm-kv: {shared} key wrapping(s) sent");
+            stderr_line!("charm-kv: {shared} key wrapping(s) sent");
         }
         AccountCommand::Id => {
             let id = Account::open(config)?.account_id()?;
@@ -179,9 +179,10 @@ pub fn run(command: AccountCommand) -> Result<(), CliError> {
         }
         AccountCommand::Unlink { key } => {
             let removed = Account::open(config)?.unlink(&key)?;
-            eprintln!(
+            stderr_line!(
                 "charm-kv: unlinked {} ({})",
-                removed.fingerprint, removed.key
+                removed.fingerprint,
+                removed.key
             );
         }
         AccountCommand::BackupKeys { output } => {
@@ -198,7 +199,7 @@ pub fn run(command: AccountCommand) -> Result<(), CliError> {
                 format!("{output}.tar")
             };
             write_new_file(Path::new(&path), |file| devices::backup_keys(config, file))?;
-            eprintln!("charm-kv: saved the keys to {path}");
+            stderr_line!("charm-kv: saved the keys to {path}");
         }
         AccountCommand::ImportKeys { file, force } => {
             let outcome = match file.as_deref() {
@@ -217,10 +218,10 @@ pub fn run(command: AccountCommand) -> Result<(), CliError> {
             })?;
             match outcome {
                 ImportOutcome::Imported { public_key, .. } => {
-                    eprintln!("charm-kv: imported {public_key}")
+                    stderr_line!("charm-kv: imported {public_key}")
                 }
                 ImportOutcome::AlreadyPresent { public_key } => {
-                    eprintln!("charm-kv: {public_key} is already this machine's identity")
+                    stderr_line!("charm-kv: {public_key} is already this machine's identity")
                 }
             }
         }
@@ -280,7 +281,7 @@ impl LinkPrompt for Prompt {
         let mut out = io::stdout().lock();
         let _ = writeln!(out, "code: {code}");
         let _ = out.flush();
-        eprintln!(
+        stderr_line!(
             "charm-kv: on the other machine run `charm-kv link {code}` (or `charm link {code}`) \
              within a minute"
         );
@@ -288,15 +289,16 @@ impl LinkPrompt for Prompt {
 
     fn confirm(&mut self, request: &LinkRequest) -> bool {
         let fingerprint = charm_kv::devices::fingerprint(&request.public_key).unwrap_or_default();
-        eprintln!(
+        stderr_line!(
             "charm-kv: link request from {} with key {fingerprint} ({})",
-            request.address, request.public_key
+            request.address,
+            request.public_key
         );
         if self.yes {
-            eprintln!("charm-kv: accepted (--yes)");
+            stderr_line!("charm-kv: accepted (--yes)");
             return true;
         }
-        eprint!("Let this machine into your account (read and write all its data)? [y/N] ");
+        stderr_text!("Let this machine into your account (read and write all its data)? [y/N] ");
         let mut answer = String::new();
         if io::stdin().lock().read_line(&mut answer).is_err() {
             return false;

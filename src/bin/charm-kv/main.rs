@@ -1,5 +1,26 @@
 //! `charm-kv`: the command-line tool, mirroring `charm kv` and skate.
 
+// Every message goes through `stderr_line!` / `stderr_text!` (below).
+#![warn(clippy::print_stderr)]
+
+/// `eprintln!` that ignores a failed write: a message stderr cannot take (a full disk, a
+/// closed pipe) is lost, but it must not turn the command into a panic (exit status
+/// 101), e.g. after an import has committed or before an export has started.
+macro_rules! stderr_line {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `eprint!` (a prompt, a progress line) that ignores a failed write, as `stderr_line!`.
+macro_rules! stderr_text {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod account;
 mod args;
 mod badger;
@@ -28,11 +49,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(CliError::BrokenPipe) => ExitCode::SUCCESS,
         Err(CliError::Message(msg)) => {
-            eprintln!("charm-kv: {msg}");
+            stderr_line!("charm-kv: {msg}");
             ExitCode::FAILURE
         }
         Err(CliError::Coded(code, msg)) => {
-            eprintln!("charm-kv: {msg}");
+            stderr_line!("charm-kv: {msg}");
             ExitCode::from(code)
         }
         Err(CliError::Status(code)) => ExitCode::from(code),
@@ -221,10 +242,10 @@ fn run(command: Command) -> Result<(), CliError> {
             // `charm kv list` syncs first; offline or read-only, the local copy is
             // still listed.
             if kv.is_read_only() && kv.options().config().server().is_some() {
-                eprintln!("charm-kv: warning: read-only, listing local data without syncing");
+                stderr_line!("charm-kv: warning: read-only, listing local data without syncing");
             } else if kv.options().config().server().is_some() {
                 if let Err(err) = kv.sync() {
-                    eprintln!("charm-kv: warning: sync failed, listing local data: {err}");
+                    stderr_line!("charm-kv: warning: sync failed, listing local data: {err}");
                 }
             }
             let direction = if reverse {
@@ -311,7 +332,7 @@ fn run(command: Command) -> Result<(), CliError> {
             let options = Options::from_env()?;
             let kv = open(&db)?;
             let count = badger::import(&kv, &options, &dir, replace)?;
-            eprintln!(
+            stderr_line!(
                 "charm-kv: imported {count} pair(s) from {} into @{db}",
                 dir.display()
             );
@@ -341,7 +362,7 @@ fn run(command: Command) -> Result<(), CliError> {
                     charm_kv::jsonl::import(&kv, &mut io::BufReader::new(file), replace)?
                 }
             };
-            eprintln!("charm-kv: imported {count} pair(s) into @{db}");
+            stderr_line!("charm-kv: imported {count} pair(s) into @{db}");
             output::warn_pending(&kv);
         }
         Command::Completion { shell } => {
@@ -376,7 +397,7 @@ fn export(db: &str, output: Option<&std::path::Path>, force: bool) -> Result<(),
         ));
     }
     let kv = open_for_reading(db)?;
-    eprintln!("charm-kv: warning: the export is not encrypted; keep it private");
+    stderr_line!("charm-kv: warning: the export is not encrypted; keep it private");
     let count = match output {
         None => charm_kv::jsonl::export(&kv, &mut io::BufWriter::new(io::stdout().lock()))?,
         Some(path) => {
@@ -396,7 +417,7 @@ fn export(db: &str, output: Option<&std::path::Path>, force: bool) -> Result<(),
             count
         }
     };
-    eprintln!("charm-kv: exported {count} pair(s) from @{db}");
+    stderr_line!("charm-kv: exported {count} pair(s) from @{db}");
     Ok(())
 }
 
@@ -422,7 +443,7 @@ fn confirm_server_deletion(options: &Options, db: &str) -> Result<(), CliError> 
             "{what}; not a terminal, so pass --yes to confirm"
         )));
     }
-    eprint!("{what}. Delete? [y/N] ");
+    stderr_text!("{what}. Delete? [y/N] ");
     let mut answer = String::new();
     io::stdin()
         .read_line(&mut answer)

@@ -91,7 +91,7 @@ pub fn print_list(iter: Iter, layout: &ListLayout) -> Result<(), CliError> {
 /// reads it can unwrap every encrypt key of the account.
 pub fn warn_identity_permissions(options: &charm_kv::Options) {
     if let Some((path, mode)) = charm_kv::identity_readable_by_others(options) {
-        eprintln!(
+        stderr_line!(
             "charm-kv: warning: SSH key {} is readable by others (mode {mode:03o}); \
              anyone who can read it can decrypt this account's data. Run `chmod 600` on it",
             path.display()
@@ -111,7 +111,7 @@ pub fn warn_pending(kv: &Kv) {
         return;
     };
     let pending = kv.pending_writes().unwrap_or(0).max(1);
-    eprintln!(
+    stderr_line!(
         "charm-kv: warning: {pending} write(s) saved locally but not yet on the server \
          ({why}); run `charm-kv sync` when it is reachable"
     );
@@ -121,7 +121,7 @@ pub fn warn_pending(kv: &Kv) {
 /// http (the server's choice; `CHARM_KV_REQUIRE_TLS=true` refuses it).
 pub fn warn_plain_http() {
     if let Some(server) = charm_kv::plain_http_host() {
-        eprintln!(
+        stderr_line!(
             "charm-kv: warning: the Charm server {server} serves its HTTP API over plain \
              http: the access token and the (encrypted) files crossed the network \
              unprotected; set CHARM_KV_REQUIRE_TLS=true to refuse this"
@@ -149,12 +149,12 @@ pub fn sync_with_progress(kv: &Kv) -> Result<(), CliError> {
             } else {
                 format!("{verb} {}", human(p.done))
             };
-            eprint!("\r\x1b[2K{line}");
+            stderr_text!("\r\x1b[2K{line}");
             shown = true;
         }
     });
     if shown {
-        eprintln!();
+        stderr_line!();
     }
     result?;
     Ok(())
