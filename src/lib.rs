@@ -58,5 +58,8 @@ pub use error::{DatabaseError, Error, ErrorKind, LinkFailure, Result};
 pub use kv::{delete_database, identity_readable_by_others, list_databases, Kv, DEFAULT_DATABASE};
 pub use options::Options;
 pub use store::{Direction, Durability, Fetched, Iter, KeyRange};
+/// The largest key and value accepted, in bytes (docs/storage.md); a longer one is
+/// [`Error::InvalidArgument`].
+pub use store::{MAX_KEY_LEN, MAX_VALUE_LEN};
 pub use sync::{ChainShape, LastSync, RemoteStatus, StoreStatus, SyncPhase, SyncProgress};
 pub use timeouts::Timeouts;

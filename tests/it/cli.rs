@@ -1059,3 +1059,34 @@ fn an_unwritable_stderr_changes_no_outcome_and_no_exit_status() {
     );
     assert_eq!(with_stderr_on_dev_full(d, &["bogus"], b"").0, Some(2));
 }
+
+/// A value on stdin is read up to the value limit, not to the end: `set k < /dev/zero`
+/// is refused with the limit in the message. Before, it read until memory ran out
+/// (under this test's 3 GiB address-space limit: `out of memory`; without one, until
+/// the kernel killed it).
+#[test]
+fn an_endless_value_on_stdin_is_refused_at_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["set", "kept", "1"]);
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -v 3145728 && exec \"$0\" set endless",
+            env!("CARGO_BIN_EXE_charm-kv"),
+        ])
+        .env_clear()
+        .env("CHARM_DATA_DIR", d)
+        .env("HOME", d)
+        .stdin(std::fs::File::open("/dev/zero").unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        "charm-kv: the value on stdin is larger than the limit of 999999943 bytes\n"
+    );
+    assert!(fails(d, &["get", "endless"], None).contains("key not found"));
+    assert_eq!(ok(d, &["list"]), b"kept\t1\n");
+}

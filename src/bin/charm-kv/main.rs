@@ -137,11 +137,21 @@ fn run(command: Command) -> Result<(), CliError> {
             let value = match value {
                 Some(v) => v.into_bytes(),
                 None => {
+                    // Up to one byte over the limit: an endless stdin is refused, not
+                    // read until memory runs out.
+                    let limit = charm_kv::MAX_VALUE_LEN as u64 + 1;
                     let mut buf = Vec::new();
                     io::stdin()
                         .lock()
+                        .take(limit)
                         .read_to_end(&mut buf)
                         .map_err(|e| format!("reading the value from stdin: {e}"))?;
+                    if buf.len() as u64 == limit {
+                        return Err(CliError::Message(format!(
+                            "the value on stdin is larger than the limit of {} bytes",
+                            charm_kv::MAX_VALUE_LEN
+                        )));
+                    }
                     buf
                 }
             };
