@@ -1090,3 +1090,50 @@ fn an_endless_value_on_stdin_is_refused_at_the_limit() {
     assert!(fails(d, &["get", "endless"], None).contains("key not found"));
     assert_eq!(ok(d, &["list"]), b"kept\t1\n");
 }
+
+/// `--help` and `--version` whose output is lost (stdout on /dev/full) fail like any
+/// other output that is lost; before, they exited 0. A reader that goes away early
+/// (`charm-kv --help | head -1`) is still success.
+#[test]
+fn help_and_version_that_cannot_be_written_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["--help"][..],
+        &["--version"],
+        &["set", "--help"],
+        &["help", "list"],
+    ] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_charm-kv"))
+            .args(args)
+            .env_clear()
+            .env("CHARM_DATA_DIR", dir.path())
+            .env("HOME", dir.path())
+            .stdout(Stdio::from(full))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("charm-kv: writing output: ") && stderr.contains("space"),
+            "{args:?}: {stderr}"
+        );
+        let mut child = Command::new(env!("CARGO_BIN_EXE_charm-kv"))
+            .args(args)
+            .env_clear()
+            .env("CHARM_DATA_DIR", dir.path())
+            .env("HOME", dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Nobody reads: the first write gets EPIPE.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(out.stderr.is_empty(), "{args:?}");
+    }
+}

@@ -42,7 +42,21 @@ fn main() -> ExitCode {
     clap_complete::CompleteEnv::with_factory(Cli::command)
         .var(complete::VAR)
         .complete();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // `--help`, `--version`: their output can be lost like any other.
+        Err(shown) if !shown.use_stderr() => {
+            return match shown.print().and_then(|()| io::stdout().flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) if err.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(err) => {
+                    stderr_line!("charm-kv: writing output: {err}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Err(usage) => usage.exit(),
+    };
     let outcome = run(cli.command);
     output::warn_plain_http();
     match outcome {
