@@ -1137,3 +1137,29 @@ fn help_and_version_that_cannot_be_written_fail() {
         assert!(out.stderr.is_empty(), "{args:?}");
     }
 }
+
+/// A value given as an argument is bytes, as one on stdin: not UTF-8 is fine (before:
+/// a usage error, "invalid UTF-8 was detected in one or more arguments").
+#[test]
+fn a_value_argument_that_is_not_utf8_is_stored_as_given() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let value = std::ffi::OsStr::from_bytes(b"\xff\xfebin\x80");
+    let out = Command::new(env!("CARGO_BIN_EXE_charm-kv"))
+        .arg("set")
+        .arg("k")
+        .arg(value)
+        .env_clear()
+        .env("CHARM_DATA_DIR", d)
+        .env("HOME", d)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(ok(d, &["get", "k"]), b"\xff\xfebin\x80");
+}

@@ -47,8 +47,8 @@ pub enum Command {
     Set {
         /// KEY[@DB]
         key: String,
-        /// The value; read from stdin (binary safe) when omitted.
-        value: Option<String>,
+        /// The value (any bytes); read from stdin (binary safe) when omitted.
+        value: Option<std::ffi::OsString>,
         /// Expire the key this long from now: 30s, 10m, 2h, 7d, 1h30m (from then on
         /// it reads as missing, on every device it syncs to).
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]

@@ -149,7 +149,7 @@ fn run(command: Command) -> Result<(), CliError> {
         } => {
             let (key, db) = key_and_db(&key)?;
             let value = match value {
-                Some(v) => v.into_bytes(),
+                Some(v) => std::os::unix::ffi::OsStringExt::into_vec(v),
                 None => {
                     // Up to one byte over the limit: an endless stdin is refused, not
                     // read until memory runs out.
