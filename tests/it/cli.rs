@@ -1163,3 +1163,14 @@ fn a_value_argument_that_is_not_utf8_is_stored_as_given() {
     );
     assert_eq!(ok(d, &["get", "k"]), b"\xff\xfebin\x80");
 }
+
+/// `link` without a Charm server says so, off a terminal too (before: exit 8, "pass
+/// --yes", and with --yes then "no Charm server").
+#[test]
+fn link_without_a_server_says_so_off_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["set", "k", "v"]);
+    let err = fails(d, &["link"], None);
+    assert!(err.contains("no Charm server configured"), "{err}");
+}

@@ -96,7 +96,8 @@ pub fn run(command: AccountCommand) -> Result<(), CliError> {
                 Some(code) => devices::link_request(&options, &code, &link_options),
                 None => {
                     let interactive = io::stdin().is_terminal() && io::stderr().is_terminal();
-                    if !yes && !interactive {
+                    // Without a server, `link_generate` says that before it would ask.
+                    if !yes && !interactive && config.server().is_some() {
                         return Err(CliError::Coded(
                             exit::REFUSED,
                             "link needs a confirmation: not a terminal, so pass --yes to \
