@@ -1174,3 +1174,23 @@ fn link_without_a_server_says_so_off_a_terminal() {
     let err = fails(d, &["link"], None);
     assert!(err.contains("no Charm server configured"), "{err}");
 }
+
+/// `backup-keys -o ""` is a usage error (before: the private key went to a file named
+/// `.tar` in the working directory).
+#[test]
+fn an_empty_backup_file_name_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["set", "k", "v"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_charm-kv"))
+        .args(["backup-keys", "-o", ""])
+        .current_dir(d)
+        .env_clear()
+        .env("CHARM_DATA_DIR", d)
+        .env("HOME", d)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--output"));
+    assert!(!d.join(".tar").exists());
+}

@@ -67,7 +67,8 @@ pub enum AccountCommand {
     #[command(name = "backup-keys")]
     BackupKeys {
         /// Where to write; `-` for the private key on stdout.
-        #[arg(short = 'o', long, default_value = "charm-keys-backup.tar")]
+        #[arg(short = 'o', long, default_value = "charm-keys-backup.tar",
+              value_parser = clap::builder::NonEmptyStringValueParser::new())]
         output: String,
     },
     /// Import an SSH identity backup (a `backup-keys` tar archive or a private key;
