@@ -1194,3 +1194,43 @@ fn an_empty_backup_file_name_is_a_usage_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--output"));
     assert!(!d.join(".tar").exists());
 }
+
+/// `export -o FILE` that does not finish (here killed by the file size limit, as by
+/// Ctrl-C or a full disk) leaves no FILE: it is written under a temporary name and
+/// renamed when complete. Before, a truncated FILE stayed, which can end on a line
+/// boundary and look like a whole export.
+#[test]
+fn an_export_that_does_not_finish_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let lines: String = (0..3000)
+        .map(|i| {
+            format!(
+                "{{\"key\":\"k{i:04}\",\"value\":\"{}\"}}\n",
+                "v".repeat(200)
+            )
+        })
+        .collect();
+    assert!(charm_kv(d, &["import", "-"], Some(lines.as_bytes()))
+        .status
+        .success());
+    let file = d.join("export.jsonl");
+    // 128 blocks of 512 bytes: the export (about 700 KB) is cut at 64 KiB.
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -f 128 && exec \"$0\" export -o \"$1\"",
+            env!("CARGO_BIN_EXE_charm-kv"),
+            file.to_str().unwrap(),
+        ])
+        .env_clear()
+        .env("CHARM_DATA_DIR", d)
+        .env("HOME", d)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(!file.exists(), "a partial export was left");
+    // Not in the way of the next export, which is whole.
+    ok(d, &["export", "-o", file.to_str().unwrap()]);
+    assert_eq!(json_lines(&std::fs::read(&file).unwrap()).len(), 3000);
+}

@@ -425,19 +425,31 @@ fn export(db: &str, output: Option<&std::path::Path>, force: bool) -> Result<(),
     let count = match output {
         None => charm_kv::jsonl::export(&kv, &mut io::BufWriter::new(io::stdout().lock()))?,
         Some(path) => {
-            use std::os::unix::fs::OpenOptionsExt;
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(|e| format!("creating {}: {e}", path.display()))?;
-            let mut out = io::BufWriter::new(file);
+            // Written under a temporary name beside `path` and renamed when complete:
+            // an export cut short (Ctrl-C, a full disk, the file size limit) leaves no
+            // `path` that could pass for a whole one.
+            use std::os::unix::fs::PermissionsExt;
+            let failed = |e: &dyn std::fmt::Display| format!("writing {}: {e}", path.display());
+            if path.symlink_metadata().is_ok() {
+                return Err(CliError::Message(format!(
+                    "creating {}: the file exists (export never overwrites)",
+                    path.display()
+                )));
+            }
+            let dir = match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir,
+                _ => std::path::Path::new("."),
+            };
+            let temp = tempfile::Builder::new()
+                .prefix(".charm-kv-export-")
+                .permissions(std::fs::Permissions::from_mode(0o600))
+                .tempfile_in(dir)
+                .map_err(|e| format!("creating a file in {}: {e}", dir.display()))?;
+            let mut out = io::BufWriter::new(temp);
             let count = charm_kv::jsonl::export(&kv, &mut out)?;
-            out.into_inner()
-                .map_err(|e| format!("writing {}: {e}", path.display()))?
-                .sync_all()
-                .map_err(|e| format!("writing {}: {e}", path.display()))?;
+            let temp = out.into_inner().map_err(|e| failed(&e))?;
+            temp.as_file().sync_all().map_err(|e| failed(&e))?;
+            temp.persist_noclobber(path).map_err(|e| failed(&e.error))?;
             count
         }
     };
