@@ -103,7 +103,8 @@ pub enum Error {
         source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     },
 
-    /// The database stayed locked by another writer past the busy timeout.
+    /// The database stayed locked by another writer past the busy timeout, or (deleting
+    /// it) a handle in this or another process has it open.
     #[error("database busy: {message}{}", Cause(.source))]
     #[non_exhaustive]
     Busy {

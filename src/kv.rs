@@ -15,6 +15,7 @@ use crate::sync::{SyncProgress, DEFAULT_TICKET_WAIT};
 use crate::batch::Batch;
 use crate::error::{Error, Result};
 use crate::options::Options;
+use crate::store::open_lock::OpenLock;
 use crate::store::{names, Direction, Fetched, Iter, KeyRange, Op, Store, MAX_VALUE_LEN};
 
 /// The database `charm kv` uses when none is named; [`Kv::open`] with the empty name
@@ -104,6 +105,7 @@ impl Kv {
         let store = if options.read_only {
             // Read where it is: nothing moved, created, cleaned or written.
             let db_path = crate::store::relocate::locate(&data_path, name)?;
+            let lock = OpenLock::shared_if_present(&db_path);
             Store::open_read_only(&db_path, sealer, options.durability).map_err(|e| match e {
                 Error::DatabaseNotFound(_) => Error::DatabaseNotFound(format!(
                     "{} in {} (a read-only open creates none)",
@@ -113,10 +115,14 @@ impl Kv {
                 other => other,
             })?
             .with_clock(options.clock.clone())
+            .holding(lock)
         } else {
-            let db_path = crate::store::relocate::relocate(&data_path, name)?;
+            // With the open lock, taken before the first connection: a deletion under
+            // way finishes first.
+            let (db_path, lock) = crate::store::relocate::relocate(&data_path, name)?;
             let store = Store::open_with(&db_path, sealer, options.durability)?
-                .with_clock(options.clock.clone());
+                .with_clock(options.clock.clone())
+                .holding(Some(lock));
             crate::sync::clean_stale_temp_files(&db_path)?;
             store
         };
@@ -509,12 +515,12 @@ impl Kv {
         if store.sealer().is_for(&keys) {
             return Ok(store);
         }
-        let reopened = Arc::new(Store::open_with(
-            store.path(),
-            Sealer::new(&keys)?,
-            store.durability(),
-        )?
-        .with_clock(store.clock().clone()));
+        let lock = OpenLock::shared(store.path())?;
+        let reopened = Arc::new(
+            Store::open_with(store.path(), Sealer::new(&keys)?, store.durability())?
+                .with_clock(store.clock().clone())
+                .holding(Some(lock)),
+        );
         let mut state = self
             .shared
             .state
@@ -832,7 +838,9 @@ pub fn list_databases(options: &Options) -> Result<Vec<String>> {
 
 /// Deletes database `name`: with a server, its snapshots on the server first (so the
 /// next sync cannot bring it back), then its local file and SQLite's companions.
-/// Handles still open on it keep working on the unlinked file until closed.
+/// [`Error::Busy`], before anything is deleted, while a handle in this or another
+/// process has it open (`store::open_lock`); an open that comes meanwhile waits for the
+/// deletion and creates the database anew.
 pub fn delete_database(options: &Options, name: &str) -> Result<()> {
     if options.read_only {
         return Err(crate::store::read_only_refusal("deleting a database"));
@@ -841,17 +849,28 @@ pub fn delete_database(options: &Options, name: &str) -> Result<()> {
     let path = names::db_path(&data_path, name)?;
     let old_path = names::legacy_db_path(&data_path, name)?;
     let local = path.is_file() || old_path.is_file();
-    if options.config.server().is_some() {
-        let client = crate::account::connect(&options.config)?;
-        deadline::within(options.config.timeouts.sync, || {
-            CharmRemote::new(&client, name).remove_all()
-        })?;
-    } else if !local {
+    let server = options.config.server().is_some();
+    if !server && !local {
         return Err(Error::DatabaseNotFound(format!(
             "{} in {}",
             crate::error::quoted(name),
             names::db_dir(&data_path).display()
         )));
+    }
+    // Held until the files are gone, and taken before the server copies go: a database
+    // in use is left whole, here and there. The old folder's lock only where an older
+    // charm-kv's file is (a handle there holds it).
+    crate::config::create_private_dir(&names::db_dir(&data_path))?;
+    let _held = OpenLock::exclusive_now(&path, name)?;
+    let _held_old = match old_path.is_file() {
+        true => Some(OpenLock::exclusive_now(&old_path, name)?),
+        false => None,
+    };
+    if server {
+        let client = crate::account::connect(&options.config)?;
+        deadline::within(options.config.timeouts.sync, || {
+            CharmRemote::new(&client, name).remove_all()
+        })?;
     }
     for file in names::db_files(&path)
         .into_iter()

@@ -501,8 +501,10 @@ pub unsafe extern "C" fn charm_kv_database_list(
 }
 
 /// Deletes the database `name` (its file and SQLite's companion files) from the data
-/// path of `options` (NULL: from the environment). Handles still open on it keep
-/// working on the deleted file until closed.
+/// path of `options` (NULL: from the environment). BUSY, with nothing deleted here or on
+/// the server, while a store in this or another process has it open: close them first
+/// (their writes would go into a deleted file). A store opened meanwhile waits for the
+/// deletion and creates the database anew.
 ///
 /// With a Charm server configured (not local mode) it first deletes the database's
 /// copies on the server, for every device of the account, so that no sync brings it
@@ -511,8 +513,8 @@ pub unsafe extern "C" fn charm_kv_database_list(
 /// it ("no database named ...", not "key not found").
 ///
 /// Returns OK, NOT_FOUND, INVALID_ARGUMENT (`name` NULL, not UTF-8 or a bad name, bad
-/// options or environment), READ_ONLY (read-only options), IO, KEYS, AUTH, NETWORK,
-/// SERVER (the server copies could not be deleted), or PANIC.
+/// options or environment), READ_ONLY (read-only options), BUSY (open somewhere), IO,
+/// KEYS, AUTH, NETWORK, SERVER (the server copies could not be deleted), or PANIC.
 ///
 /// # Safety
 /// `options` is NULL or a live options object no other thread changes meanwhile;

@@ -9,6 +9,7 @@ mod durability;
 pub mod expiry;
 pub mod iter;
 pub mod names;
+pub mod open_lock;
 pub mod range;
 pub(crate) mod relocate;
 pub mod schema;
@@ -101,6 +102,9 @@ pub struct Store {
     clock: Clock,
     /// Keys known to expire, which writes purge when due.
     expiring: Mutex<ExpiryIndex>,
+    /// Held while any connection of this store is open: the last field, so dropped
+    /// after them.
+    open_lock: Option<open_lock::OpenLock>,
 }
 
 /// A reader connection and its identity in this store (for the keys cache).
@@ -234,6 +238,7 @@ impl Store {
             keys_cache: Mutex::new(None),
             clock: Clock::system(),
             expiring: Mutex::new(ExpiryIndex::default()),
+            open_lock: None,
         })
     }
 
@@ -286,7 +291,14 @@ impl Store {
             keys_cache: Mutex::new(None),
             clock: Clock::system(),
             expiring: Mutex::new(ExpiryIndex::default()),
+            open_lock: None,
         })
+    }
+
+    /// The same store, holding `lock` until its connections are closed.
+    pub fn holding(mut self, lock: Option<open_lock::OpenLock>) -> Store {
+        self.open_lock = lock;
+        self
     }
 
     /// The same store, reading time from `clock` (tests).

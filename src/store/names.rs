@@ -71,6 +71,15 @@ pub fn name_of(file_name: &str) -> Option<&str> {
 /// Suffix of the lock file that serialises sync runs on one database.
 pub const SYNC_LOCK_SUFFIX: &str = ".sync-lock";
 
+/// Suffix of the lock file every open handle holds shared (`store::open_lock`). Not one
+/// of [`db_files`]: it outlives the database.
+pub const OPEN_LOCK_SUFFIX: &str = ".open-lock";
+
+/// The open-lock file of the database file `db`.
+pub fn open_lock_path(db: &Path) -> PathBuf {
+    suffixed(db, OPEN_LOCK_SUFFIX)
+}
+
 /// The purposes of sync's temporary files; part of their names.
 pub const SYNC_TEMP_PURPOSES: [&str; 3] = ["download", "upload", "legacy"];
 

@@ -7,7 +7,8 @@
 //! SQLite's exclusive locking mode (which fails while any other connection has it
 //! open), its WAL checkpointed into it and emptied, and the one file renamed while the
 //! exclusive lock is held. A database in use stays where it is this time and moves at
-//! a later open.
+//! a later open. The opener takes the file's open lock (`store::open_lock`) before the
+//! relocation lock is let go, and a file whose open lock is held does not move.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
 use super::names;
+use super::open_lock::{OpenLock, Unopened};
 use crate::error::{Error, Result};
 
 /// Name of the lock file in the databases' folder.
@@ -22,13 +24,16 @@ const LOCK_FILE: &str = ".relocate.lock";
 
 /// Where database `name` of `data_path` is to be opened: in the databases' folder,
 /// after moving it there from the old `kv` folder when it is still there and not in use;
-/// in the old folder while another process uses it there.
-pub fn relocate(data_path: &Path, name: &str) -> Result<PathBuf> {
+/// in the old folder while another process uses it there. With the shared open lock
+/// of that file, taken before the relocation lock is let go: a move by another process
+/// cannot then take the file away before this one opens it.
+pub fn relocate(data_path: &Path, name: &str) -> Result<(PathBuf, OpenLock)> {
     let new = names::db_path(data_path, name)?;
     let old = names::legacy_db_path(data_path, name)?;
     // The common case costs one `stat`.
     if !old.is_file() {
-        return Ok(new);
+        let lock = OpenLock::shared(&new)?;
+        return Ok((new, lock));
     }
     let dir = names::db_dir(data_path);
     crate::config::create_private_dir(&dir)?;
@@ -45,15 +50,19 @@ pub fn relocate(data_path: &Path, name: &str) -> Result<PathBuf> {
         .map_err(|e| Error::io(format!("opening {}", lock_path.display()), e))?;
     lock.lock()
         .map_err(|e| Error::io(format!("locking {}", lock_path.display()), e))?;
-    if new.exists() || !old.is_file() {
+    let at = if new.exists() || !old.is_file() {
         // Moved meanwhile by another process (or both exist: the new one is the one
         // in use; the old one is left alone).
-        return Ok(new);
-    }
-    match move_when_unused(&old, &new, Replace::Yes)? {
-        Moved::Yes => Ok(new),
-        Moved::InUse | Moved::TargetExists => Ok(old),
-    }
+        new
+    } else {
+        match move_when_unused(&old, &new, Replace::Yes)? {
+            Moved::Yes => new,
+            Moved::InUse | Moved::TargetExists => old,
+        }
+    };
+    let open = OpenLock::shared(&at)?;
+    drop(lock);
+    Ok((at, open))
 }
 
 /// Where a read-only open reads database `name` of `data_path`: the databases' folder,
@@ -88,8 +97,13 @@ pub enum Moved {
     TargetExists,
 }
 
-/// Moves the database file `old` to `new` unless another connection has it open.
+/// Moves the database file `old` to `new` unless another connection has it open, or a
+/// handle has taken its open lock to open one (`store::open_lock`).
 pub fn move_when_unused(old: &Path, new: &Path, replace: Replace) -> Result<Moved> {
+    let _unopened = match OpenLock::unless_open(old)? {
+        Unopened::Yes(lock) => lock,
+        Unopened::No => return Ok(Moved::InUse),
+    };
     let conn = Connection::open_with_flags(
         super::schema::plain_path(old),
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -218,7 +232,7 @@ mod tests {
             .query_row("SELECT count(*) FROM kv", [], |r| r.get::<_, i64>(0))
             .unwrap();
         let data_path = dir.path().join("localhost");
-        assert_eq!(relocate(&data_path, "db").unwrap(), old);
+        assert_eq!(relocate(&data_path, "db").unwrap().0, old);
         let kv = Kv::open_with("db", &options(dir.path(), &key)).unwrap();
         assert_eq!(kv.path().unwrap(), old);
         assert_eq!(kv.get("k7").unwrap(), b"v7");
@@ -228,6 +242,27 @@ mod tests {
         assert_ne!(kv.path().unwrap(), old);
         assert_eq!(kv.get("k49").unwrap(), b"v49");
         assert!(!old.exists());
+    }
+
+    #[test]
+    fn a_file_told_to_one_opener_is_not_moved_before_it_opens_it() {
+        let key = EncryptKey::generate();
+        let dir = tempfile::tempdir().unwrap();
+        let old = in_old_place(dir.path(), &key, "db");
+        let data_path = dir.path().join("localhost");
+        let other = Connection::open(&old).unwrap();
+        other
+            .query_row("SELECT count(*) FROM kv", [], |r| r.get::<_, i64>(0))
+            .unwrap();
+        // In use: this opener is told the old name, and has not opened it yet when the
+        // other connection closes and another opener comes.
+        let (told, lock) = relocate(&data_path, "db").unwrap();
+        assert_eq!(told, old);
+        drop(other);
+        assert_eq!(relocate(&data_path, "db").unwrap().0, old, "moved under an opener");
+        assert!(old.is_file());
+        drop(lock);
+        assert_eq!(relocate(&data_path, "db").unwrap().0, names::db_path(&data_path, "db").unwrap());
     }
 
     #[test]

@@ -127,8 +127,10 @@ fn join_one(
 ) -> Result<()> {
     let db_dir = names::db_dir(host);
     let staging = db_dir.join(STAGING_DIR);
-    let source = relocate::relocate(local, name)?;
-    let target = relocate::relocate(host, name)?;
+    // Without their open locks (let go at once): the join moves these files itself,
+    // which a lock of its own would refuse.
+    let source = relocate::relocate(local, name)?.0;
+    let target = relocate::relocate(host, name)?.0;
     if source != names::db_path(local, name)? || target != names::db_path(host, name)? {
         // In use in the old `kv` folder: moves out of it first, at a later join.
         joined.left += 1;
@@ -241,7 +243,7 @@ fn finish_move(
         }
     }
     forget_remote(moving, keys, durability)?;
-    if relocate::relocate(host, name)? != target {
+    if relocate::relocate(host, name)?.0 != target {
         // The account's `N` is in use in the old `kv` folder: merged at a later join.
         joined.left += 1;
         return Ok(());

@@ -785,6 +785,12 @@ static void test_list_and_delete_databases(const char *dir) {
   CHECK(names.items == NULL && names.len == 0);
   charm_kv_string_list_free(&names);
 
+  /* Not while a store has it open (its writes would go into a deleted file). */
+  charm_kv_store *held = NULL;
+  CHECK_STATUS(charm_kv_store_open("mid.dle", options, &held, &err), CHARM_KV_STATUS_OK);
+  CHECK_STATUS(charm_kv_database_delete(options, "mid.dle", &err), CHARM_KV_STATUS_BUSY);
+  CHECK_ERROR(err, CHARM_KV_STATUS_BUSY, "is open");
+  charm_kv_store_free(held);
   CHECK_STATUS(charm_kv_database_delete(options, "mid.dle", &err), CHARM_KV_STATUS_OK);
   CHECK_STATUS(charm_kv_database_delete(options, "mid.dle", &err),
                CHARM_KV_STATUS_NOT_FOUND);

@@ -1234,3 +1234,70 @@ fn an_export_that_does_not_finish_leaves_no_file() {
     ok(d, &["export", "-o", file.to_str().unwrap()]);
     assert_eq!(json_lines(&std::fs::read(&file).unwrap()).len(), 3000);
 }
+
+/// `delete-db` while another process has the database open used to unlink the files
+/// under it: that process went on committing into a file no one would read again, and
+/// its acknowledged writes were gone. Now the deletion is refused and nothing is lost.
+#[test]
+fn delete_db_refuses_a_database_another_process_has_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut import = Command::new(env!("CARGO_BIN_EXE_charm-kv"))
+        .args(["import", "@inuse", "-"])
+        .env_clear()
+        .env("CHARM_DATA_DIR", d)
+        .env("HOME", d)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = import.stdin.take().unwrap();
+    // The import opens (creating) the database, then reads its input to the end.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !files_named(d, "inuse.sqlite") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the import never opened the database"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let refused = charm_kv(d, &["delete-db", "@inuse"], None);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("\"inuse\" is open (in this or another process)"),
+        "{stderr}"
+    );
+    input
+        .write_all(b"{\"key\":\"k\",\"value\":\"v\"}\n")
+        .unwrap();
+    drop(input);
+    let imported = import.wait_with_output().unwrap();
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    assert_eq!(
+        ok(d, &["get", "k@inuse"]),
+        b"v",
+        "the acknowledged import is there"
+    );
+    // Once no process has it open, it goes.
+    ok(d, &["delete-db", "@inuse"]);
+    assert_eq!(ok(d, &["list-dbs"]), b"");
+}
+
+/// Whether a file called `name` is anywhere under `dir`.
+fn files_named(dir: &Path, name: &str) -> bool {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|entry| {
+            let path = entry.path();
+            path.file_name().is_some_and(|n| n == name)
+                || (path.is_dir() && files_named(&path, name))
+        })
+}

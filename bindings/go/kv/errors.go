@@ -58,7 +58,7 @@ var (
 	// ErrServer: the Charm server answered with an error.
 	ErrServer error = &sentinel{StatusServer, "server error"}
 	// ErrBusy: the database stayed locked by another writer past the busy timeout;
-	// retry.
+	// retry. From DeleteDatabase: a handle in this or another process has it open.
 	ErrBusy error = &sentinel{StatusBusy, "database busy"}
 	// ErrClosed: the store (or the iterator's or batch's store) was closed, or the
 	// batch was already committed or discarded.

@@ -393,7 +393,8 @@ func ListDatabases(opts ...Option) ([]string, error) {
 // configured (not local mode), first its copies on the server, for every device of
 // the account, so that no sync brings it back. If the server copies cannot be
 // deleted (ErrAuth, ErrNetwork, ErrServer, ErrKeys), nothing local is deleted.
-// Handles still open on it keep working on the deleted file until closed. In local
+// While a handle in this or another process has it open it fails with ErrBusy and
+// deletes nothing, here or on the server: close the handles first. In local
 // mode, ErrNotFound (with a message naming the database) when it does not exist;
 // with a server, a database missing locally is not an error.
 func DeleteDatabase(name string, opts ...Option) error {

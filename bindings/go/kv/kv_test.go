@@ -540,6 +540,29 @@ func TestListAndDeleteDatabases(t *testing.T) {
 	if err := kv.DeleteDatabase("../escape", opts...); !errors.Is(err, kv.ErrInvalidArgument) {
 		t.Errorf("DeleteDatabase(../escape) = %v", err)
 	}
+	// A database some handle has open is not deleted under it: its writes would be lost.
+	db, err := kv.Open("alpha", opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.DeleteDatabase("alpha", opts...); !errors.Is(err, kv.ErrBusy) {
+		t.Errorf("DeleteDatabase of an open database = %v, want ErrBusy", err)
+	}
+	if err := db.Set([]byte("after"), []byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	again, err := kv.Open("alpha", opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := again.Get([]byte("after")); err != nil || string(v) != "kept" {
+		t.Errorf("the write after the refused delete: %q, %v", v, err)
+	}
+	again.Close()
+	if err := kv.DeleteDatabase("alpha", opts...); err != nil {
+		t.Errorf("DeleteDatabase once closed = %v", err)
+	}
 }
 
 func TestBackup(t *testing.T) {

@@ -113,7 +113,9 @@ class ServerError(Error):
 
 
 class BusyError(Error):
-    """The database stayed locked by another writer past the busy timeout; retry."""
+    """The database stayed locked by another writer past the busy timeout; retry.
+
+    From :func:`delete_database`: a store in this or another process has it open."""
 
     default_status = Status.BUSY
 

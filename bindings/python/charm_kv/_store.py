@@ -147,8 +147,8 @@ def delete_database(name: str, **options: Any) -> None:
     deletes nothing local. In local mode it raises :class:`NotFoundError` (a
     :class:`KeyError`, its message naming the database) if it does not exist; with a
     server a database missing locally is not an error. Takes the same keyword options
-    as :func:`open`. Stores still open on it keep working on the deleted file until
-    closed.
+    as :func:`open`. While a store in this or another process has it open it raises
+    :class:`BusyError` and deletes nothing, here or on the server: close them first.
     """
     name_c = c_text(name, "name")
     with Options(**options) as opts:

@@ -271,6 +271,10 @@ def test_databases_are_separate_and_listed(open_kv, data_dir):
     two[b"k"] = b"2"
     assert (one[b"k"], two[b"k"]) == (b"1", b"2")
     assert charm_kv.list_databases(env=False, data_dir=data_dir) == ["one", "two"]
+    # Not under an open store: its writes would go into a deleted file.
+    with pytest.raises(charm_kv.BusyError, match='"two" is open'):
+        charm_kv.delete_database("two", env=False, data_dir=data_dir)
+    two[b"after"] = b"kept"
     two.close()
     charm_kv.delete_database("two", env=False, data_dir=data_dir)
     assert charm_kv.list_databases(env=False, data_dir=data_dir) == ["one"]
