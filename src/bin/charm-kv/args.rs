@@ -30,7 +30,7 @@ pub const DEFAULT_DB: &str = charm_kv::DEFAULT_DATABASE;
         3 link denied; 4 link timed out; 5 invalid link code; 6 already linked (nothing \
         changed); 7 linked, and this device's former account was merged into the one it \
         joined; 8 refused (not a terminal and no --yes, or import-keys onto another \
-        identity without --force). See docs/cli.md for each command's output and exit \
+        identity without --force); 9 `ttl` of a key without an expiry. See docs/cli.md for each command's output and exit \
         statuses."
 )]
 pub struct Cli {
