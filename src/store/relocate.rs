@@ -118,6 +118,9 @@ pub fn move_when_unused(old: &Path, new: &Path, replace: Replace) -> Result<Move
         super::schema::plain_path(old),
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
+    // rusqlite opens with a 5 s busy timeout: a file in use would hold every opener
+    // (which waits for the relocation lock meanwhile) for that long.
+    conn.busy_timeout(std::time::Duration::ZERO)?;
     conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
     // Fails at once with "database is locked" while another connection has it open.
     let checkpoint = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
