@@ -50,19 +50,29 @@ pub fn relocate(data_path: &Path, name: &str) -> Result<(PathBuf, OpenLock)> {
         .map_err(|e| Error::io(format!("opening {}", lock_path.display()), e))?;
     lock.lock()
         .map_err(|e| Error::io(format!("locking {}", lock_path.display()), e))?;
-    let at = if new.exists() || !old.is_file() {
+    let in_old = if new.exists() || !old.is_file() {
         // Moved meanwhile by another process (or both exist: the new one is the one
         // in use; the old one is left alone).
-        new
+        false
     } else {
         match move_when_unused(&old, &new, Replace::Yes)? {
-            Moved::Yes => new,
-            Moved::InUse | Moved::TargetExists => old,
+            Moved::Yes => false,
+            Moved::InUse | Moved::TargetExists => true,
         }
     };
-    let open = OpenLock::shared(&at)?;
+    if in_old {
+        let open = OpenLock::shared(&old)?;
+        // Unless deleted while this waited for its open lock (a deletion holds it):
+        // then the database is created anew in the databases' folder, not in the Go
+        // client's `kv` folder, which `charm link` deletes whole.
+        if old.is_file() {
+            drop(lock);
+            return Ok((old, open));
+        }
+    }
+    let open = OpenLock::shared(&new)?;
     drop(lock);
-    Ok((at, open))
+    Ok((new, open))
 }
 
 /// Where a read-only open reads database `name` of `data_path`: the databases' folder,
@@ -108,6 +118,9 @@ pub fn move_when_unused(old: &Path, new: &Path, replace: Replace) -> Result<Move
         super::schema::plain_path(old),
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
+    // rusqlite opens with a 5 s busy timeout: a file in use would hold every opener
+    // (which waits for the relocation lock meanwhile) for that long.
+    conn.busy_timeout(std::time::Duration::ZERO)?;
     conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
     // Fails at once with "database is locked" while another connection has it open.
     let checkpoint = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
@@ -308,5 +321,31 @@ mod tests {
         assert!(!names::db_path(&dir.path().join("localhost"), "notes")
             .unwrap()
             .exists());
+    }
+
+    /// An opener that waited for a deletion of the old folder's file must not create
+    /// the database anew in the Go client's `kv` folder (which `charm link` deletes
+    /// whole), but in the databases' folder.
+    #[test]
+    fn an_opener_that_waited_for_a_deletion_opens_in_the_new_folder() {
+        let key = EncryptKey::generate();
+        let dir = tempfile::tempdir().unwrap();
+        let old = in_old_place(dir.path(), &key, "db");
+        let data_path = dir.path().join("localhost");
+        // A deletion under way (`kv::delete_database`): the lock, then the files.
+        let deleting = OpenLock::exclusive_now(&old, "db").unwrap();
+        let opening = std::thread::spawn({
+            let data_path = data_path.clone();
+            move || relocate(&data_path, "db").map(|(at, _)| at)
+        });
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        for file in names::db_files(&old) {
+            let _ = std::fs::remove_file(file);
+        }
+        drop(deleting);
+        assert_eq!(
+            opening.join().unwrap().unwrap(),
+            names::db_path(&data_path, "db").unwrap()
+        );
     }
 }

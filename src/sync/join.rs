@@ -29,6 +29,7 @@ use std::sync::Arc;
 use crate::crypto::seal::Sealer;
 use crate::crypto::EncryptKey;
 use crate::error::{Error, Result};
+use crate::store::open_lock::OpenLock;
 use crate::store::relocate::{self, Moved, Replace};
 use crate::store::schema::{self, Access, Role};
 use crate::store::{names, Direction, Durability, Iter, Op, Store};
@@ -127,10 +128,11 @@ fn join_one(
 ) -> Result<()> {
     let db_dir = names::db_dir(host);
     let staging = db_dir.join(STAGING_DIR);
-    // Without their open locks (let go at once): the join moves these files itself,
-    // which a lock of its own would refuse.
+    // The source without its open lock (let go at once): the join moves that file
+    // itself, which a lock of its own would refuse. The target's is held, as by any
+    // handle: a deletion of it does not remove a file the join moves or merges into.
     let source = relocate::relocate(local, name)?.0;
-    let target = relocate::relocate(host, name)?.0;
+    let (target, _target_lock) = relocate::relocate(host, name)?;
     if source != names::db_path(local, name)? || target != names::db_path(host, name)? {
         // In use in the old `kv` folder: moves out of it first, at a later join.
         joined.left += 1;
@@ -243,7 +245,9 @@ fn finish_move(
         }
     }
     forget_remote(moving, keys, durability)?;
-    if relocate::relocate(host, name)?.0 != target {
+    // Held while the file takes its place (see `join_one`).
+    let (at, _target_lock) = relocate::relocate(host, name)?;
+    if at != target {
         // The account's `N` is in use in the old `kv` folder: merged at a later join.
         joined.left += 1;
         return Ok(());
@@ -316,7 +320,12 @@ fn merge_staged(
 ) -> Result<()> {
     let unreadable = {
         let source = Arc::new(Store::open_with(staged, Sealer::new(keys)?, durability)?);
-        let target = Store::open_with(&names::db_path(host, name)?, Sealer::new(keys)?, durability)?;
+        // With the target's open lock, as any handle: a deletion under way finishes
+        // first, and none unlinks the file while rows go into it (and out of `staged`).
+        let target_path = names::db_path(host, name)?;
+        let target_lock = OpenLock::shared(&target_path)?;
+        let target = Store::open_with(&target_path, Sealer::new(keys)?, durability)?
+            .holding(Some(target_lock));
         let mut ops = Vec::with_capacity(MERGE_CHUNK);
         let mut unreadable = 0usize;
         let mut rows = Iter::new(&source, Direction::Forward, true)?;
@@ -786,4 +795,50 @@ mod tests {
         assert_eq!(kv.get("k").unwrap(), b"newer", "a later join reverted a newer write");
     }
 
+    /// A merge writes into the account's database like any handle: a deletion of it
+    /// (which holds its open lock exclusively while it removes the files) must not
+    /// unlink the file under the merge, whose rows are then gone from the staged file
+    /// too.
+    #[test]
+    fn a_merge_waits_for_a_deletion_of_its_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = EncryptKey::generate();
+        let local = options(dir.path(), None, std::slice::from_ref(&key));
+        set(&local, "staged", &[("s", "local")]);
+        let host = options(dir.path(), Some("h"), std::slice::from_ref(&key));
+        set(&host, "staged", &[("t", "host")]);
+        let (local_path, host_path) = (dir.path().join("localhost"), dir.path().join("h"));
+        // A join that a crash stopped after staging `staged`.
+        let staging = names::db_dir(&host_path).join(STAGING_DIR);
+        std::fs::create_dir_all(&staging).unwrap();
+        let staged = staging.join("staged.sqlite");
+        assert_eq!(
+            relocate::move_when_unused(
+                &names::db_path(&local_path, "staged").unwrap(),
+                &staged,
+                Replace::No
+            )
+            .unwrap(),
+            Moved::Yes
+        );
+        // A deletion under way (`kv::delete_database`): the lock, then the files.
+        let target = names::db_path(&host_path, "staged").unwrap();
+        let deleting = OpenLock::exclusive_now(&target, "staged").unwrap();
+        let joining = std::thread::spawn({
+            let keys = [key.clone()];
+            move || join_databases(&local_path, &host_path, &keys, Durability::Full).unwrap()
+        });
+        // Time for a merge that does not wait to write into the file.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        for file in names::db_files(&target) {
+            let _ = std::fs::remove_file(file);
+        }
+        drop(deleting);
+        assert_eq!(joining.join().unwrap().merged, 1);
+        assert_eq!(
+            contents(&host, "staged"),
+            pairs(&[("s", "local")]),
+            "the local-mode rows merged after the deletion"
+        );
+    }
 }
