@@ -209,7 +209,12 @@ fn go_generator_and_charm_kv_requester() {
     let code = generator.code_after("link ");
     let joined = kv_run(&server, &two, &["link", &code]);
     let (status, transcript) = generator.finish();
-    assert!(status.success(), "charm link: {transcript}");
+    assert!(
+        status.success(),
+        "charm link: {transcript}\ncharm-kv link {code}: {}\nserver log:\n{}",
+        String::from_utf8_lossy(&joined.stderr),
+        server.log()
+    );
     assert!(
         joined.status.success(),
         "charm-kv link {code}: {}",
