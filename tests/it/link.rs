@@ -33,9 +33,10 @@ fn kv(server: &CharmServer, dir: &Path, args: &[&str]) -> String {
     let out = kv_run(server, dir, args);
     assert!(
         out.status.success(),
-        "charm-kv {args:?} ({}): {}",
+        "charm-kv {args:?} ({}): {}\nserver log:\n{}",
         out.status,
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
     );
     String::from_utf8(out.stdout).unwrap()
 }
