@@ -33,9 +33,10 @@ fn kv(server: &CharmServer, dir: &Path, args: &[&str]) -> String {
     let out = kv_run(server, dir, args);
     assert!(
         out.status.success(),
-        "charm-kv {args:?} ({}): {}",
+        "charm-kv {args:?} ({}): {}\nserver log:\n{}",
         out.status,
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
     );
     String::from_utf8(out.stdout).unwrap()
 }
@@ -209,7 +210,12 @@ fn go_generator_and_charm_kv_requester() {
     let code = generator.code_after("link ");
     let joined = kv_run(&server, &two, &["link", &code]);
     let (status, transcript) = generator.finish();
-    assert!(status.success(), "charm link: {transcript}");
+    assert!(
+        status.success(),
+        "charm link: {transcript}\ncharm-kv link {code}: {}\nserver log:\n{}",
+        String::from_utf8_lossy(&joined.stderr),
+        server.log()
+    );
     assert!(
         joined.status.success(),
         "charm-kv link {code}: {}",

@@ -556,12 +556,12 @@ fn readers_keep_reading_while_a_writer_commits() {
     }
     let stop = Arc::new(AtomicBool::new(false));
     let reads = Arc::new(AtomicUsize::new(0));
-    let start = Arc::new(Barrier::new(5));
+    let (first_read, reading) = std::sync::mpsc::channel();
     let readers: Vec<_> = (0..4)
         .map(|t| {
-            let (kv, stop, reads, start) = (kv.clone(), stop.clone(), reads.clone(), start.clone());
+            let (kv, stop, reads, first_read) =
+                (kv.clone(), stop.clone(), reads.clone(), first_read.clone());
             thread::spawn(move || {
-                start.wait();
                 let mut i = t;
                 while !stop.load(Ordering::Relaxed) {
                     let key = format!("k{:03}", i % 100);
@@ -571,12 +571,22 @@ fn readers_keep_reading_while_a_writer_commits() {
                         assert_eq!(kv.keys().unwrap().len(), 100);
                     }
                     reads.fetch_add(1, Ordering::Relaxed);
+                    if i == t {
+                        first_read.send(()).unwrap();
+                    }
                     i += 1;
                 }
             })
         })
         .collect();
-    start.wait();
+    // The writer starts once every reader has read (on a loaded machine a thread may
+    // not run for a while after a barrier), and they go on until it ends.
+    drop(first_read);
+    for _ in 0..4 {
+        reading
+            .recv()
+            .expect("a reader failed before its first read");
+    }
     for round in 1..=20 {
         let mut batch = kv.batch();
         for i in 0..100 {
@@ -623,19 +633,31 @@ fn online_backup_while_reads_run_is_a_consistent_copy() {
             .unwrap_or_else(|e| panic!("{e}"));
     }
     let stop = Arc::new(AtomicBool::new(false));
+    let (first_read, reading) = std::sync::mpsc::channel();
     let readers: Vec<_> = (0..2)
         .map(|_| {
-            let (kv, stop) = (kv.clone(), stop.clone());
+            let (kv, stop, first_read) = (kv.clone(), stop.clone(), first_read.clone());
             thread::spawn(move || {
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     assert_eq!(kv.get("k01234").unwrap().len(), 200);
+                    if n == 0 {
+                        first_read.send(()).unwrap();
+                    }
                     n += 1;
                 }
                 n
             })
         })
         .collect();
+    // The backup starts once both readers read (on a loaded machine a thread may not
+    // run for a while), and they go on until it ends.
+    drop(first_read);
+    for _ in 0..2 {
+        reading
+            .recv()
+            .expect("a reader failed before its first read");
+    }
     let writer = {
         let kv = kv.clone();
         thread::spawn(move || {

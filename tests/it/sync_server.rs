@@ -561,14 +561,18 @@ fn sync_process_child() {
     }
     let kv = Kv::open_with(DB, &options).unwrap();
     if role == "reader" {
-        // Reads while other processes restore snapshots into this same file.
+        // Reads while other processes restore snapshots into this same file, at least
+        // once even if this process starts after the deadline (a loaded machine).
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(4);
         let mut reads = 0u64;
-        while std::time::Instant::now() < deadline {
+        loop {
             for (k, v) in contents(&kv) {
                 assert!(v.starts_with(&k[..2]), "inconsistent pair");
             }
             reads += 1;
+            if std::time::Instant::now() >= deadline {
+                break;
+            }
         }
         println!("reads {reads}");
         return;
@@ -687,22 +691,53 @@ fn writes_survive_sigkill_during_sync() {
                 ),
             )
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
+        let (stdout, stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let (acks, acked_now) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             use std::io::BufRead;
-            std::io::BufReader::new(stdout)
+            for line in std::io::BufReader::new(stdout)
                 .lines()
                 .map_while(Result::ok)
-                .filter_map(|l| l.split_once("ack ").map(|(_, k)| k.to_owned()))
-                .collect::<Vec<_>>()
+            {
+                if let Some((_, key)) = line.split_once("ack ") {
+                    let _ = acks.send(key.to_owned());
+                }
+            }
         });
+        let errors = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut std::io::BufReader::new(stderr), &mut text);
+            text
+        });
+        let mut round_acked = Vec::new();
+        // Most rounds are killed at a random moment after the start, which on a loaded
+        // machine may come before the first write (and its push) is done: the previous
+        // kill may have left a drawn ticket that this push waits for. Every third round
+        // is killed a random moment after its first acknowledged write, so that kills
+        // land in later pushes too and some writes are acknowledged by construction.
+        if round % 3 == 2 {
+            match acked_now.recv_timeout(std::time::Duration::from_secs(120)) {
+                Ok(key) => round_acked.push(key),
+                Err(why) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "round {round}: no write acknowledged ({why}); the child said: {}",
+                        errors.join().unwrap()
+                    );
+                }
+            }
+        }
         std::thread::sleep(std::time::Duration::from_millis(rng.gen_range(100..700)));
         child.kill().unwrap();
         child.wait().unwrap();
-        acked.extend(reader.join().unwrap());
+        reader.join().unwrap();
+        errors.join().unwrap();
+        round_acked.extend(acked_now.try_iter());
+        acked.extend(round_acked);
         // After every kill: the database opens, holds every acknowledged write, and is intact.
         let kv = Kv::open_with(DB, &device(&server, &dir, None)).unwrap();
         for key in &acked {
