@@ -191,14 +191,15 @@ func (s *Server) Log() string {
 // DataDir returns the server's data directory.
 func (s *Server) DataDir() string { return filepath.Join(s.Dir, "server-data") }
 
-// ClientDir returns a fresh directory for one client's CHARM_DATA_DIR, removed with
-// the server.
+// ClientDir returns a fresh directory for one client's CHARM_DATA_DIR, named after
+// name, removed with the server. Fresh on every call: a test run again on the same
+// server (go test -count=N) starts from nothing, not from its previous run's device.
 func (s *Server) ClientDir(name string) (string, error) {
-	dir := filepath.Join(s.Dir, "clients", name)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	clients := filepath.Join(s.Dir, "clients")
+	if err := os.MkdirAll(clients, 0o700); err != nil {
 		return "", err
 	}
-	return dir, nil
+	return os.MkdirTemp(clients, name+"-")
 }
 
 // ClientEnv returns the CHARM_* variables that point a client (the binding or the
