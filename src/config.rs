@@ -261,6 +261,21 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(format!("creating {}", dir.display()), e))
 }
 
+/// Opens the lock file `path` for `flock`-style locks, creating it empty (mode 0600 on
+/// Unix) when missing; an existing one is left as it is.
+pub(crate) fn open_lock_file(path: &Path) -> Result<std::fs::File> {
+    let mut options = std::fs::File::options();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+        .open(path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,12 +25,7 @@ impl AccountLock {
     pub(crate) fn acquire(data_path: &Path) -> Result<AccountLock> {
         create_private_dir(data_path)?;
         let path = data_path.join(LOCK_FILE);
-        let mut options = fs::OpenOptions::new();
-        options.read(true).write(true).create(true).truncate(false);
-        private_mode(&mut options);
-        let file = options
-            .open(&path)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let file = crate::config::open_lock_file(&path)?;
         file.lock()
             .map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
         Ok(AccountLock { _file: file })

@@ -32,8 +32,7 @@ impl OpenLock {
         if let Some(dir) = path.parent() {
             crate::config::create_private_dir(dir)?;
         }
-        let file = open_lock_file(&path)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let file = crate::config::open_lock_file(&path)?;
         file.lock_shared()
             .map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
         Ok(OpenLock { file })
@@ -52,8 +51,7 @@ impl OpenLock {
     /// waiting: [`Error::Busy`] while any handle has the database open.
     pub fn exclusive_now(db: &Path, name: &str) -> Result<OpenLock> {
         let path = names::open_lock_path(db);
-        let file = open_lock_file(&path)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let file = crate::config::open_lock_file(&path)?;
         match file.try_lock() {
             Ok(()) => Ok(OpenLock { file }),
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::busy(format!(
@@ -102,17 +100,6 @@ impl Drop for OpenLock {
     fn drop(&mut self) {
         let _ = self.file.unlock();
     }
-}
-
-fn open_lock_file(path: &Path) -> std::io::Result<File> {
-    let mut options = File::options();
-    options.create(true).truncate(false).write(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)
 }
 
 #[cfg(test)]

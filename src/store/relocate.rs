@@ -10,7 +10,6 @@
 //! a later open. The opener takes the file's open lock (`store::open_lock`) before the
 //! relocation lock is let go, and a file whose open lock is held does not move.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
@@ -38,16 +37,7 @@ pub fn relocate(data_path: &Path, name: &str) -> Result<(PathBuf, OpenLock)> {
     let dir = names::db_dir(data_path);
     crate::config::create_private_dir(&dir)?;
     let lock_path = dir.join(LOCK_FILE);
-    let mut options = File::options();
-    options.create(true).truncate(false).write(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let lock = options
-        .open(&lock_path)
-        .map_err(|e| Error::io(format!("opening {}", lock_path.display()), e))?;
+    let lock = crate::config::open_lock_file(&lock_path)?;
     lock.lock()
         .map_err(|e| Error::io(format!("locking {}", lock_path.display()), e))?;
     let in_old = if new.exists() || !old.is_file() {

@@ -623,8 +623,7 @@ pub struct SyncLock {
 impl SyncLock {
     pub fn acquire(db: &Path) -> Result<SyncLock> {
         let path = names::sync_lock_path(db);
-        let file = open_lock_file(&path)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let file = crate::config::open_lock_file(&path)?;
         file.lock()
             .map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
         Ok(SyncLock { file })
@@ -640,7 +639,7 @@ impl Drop for SyncLock {
 /// Removes temporary files a crashed sync left next to `db`, unless a sync is running.
 /// Only names that [`names::sync_temp_path`] makes are touched.
 pub fn clean_stale_temp_files(db: &Path) -> Result<()> {
-    let Ok(file) = open_lock_file(&names::sync_lock_path(db)) else {
+    let Ok(file) = crate::config::open_lock_file(&names::sync_lock_path(db)) else {
         return Ok(());
     };
     if file.try_lock().is_err() {
@@ -662,17 +661,6 @@ pub fn clean_stale_temp_files(db: &Path) -> Result<()> {
     }
     let _ = file.unlock();
     Ok(())
-}
-
-fn open_lock_file(path: &Path) -> std::io::Result<File> {
-    let mut options = File::options();
-    options.create(true).truncate(false).write(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)
 }
 
 /// A temporary file next to the database (same file system, same 0700 folder), removed

@@ -395,16 +395,7 @@ const LOCK_FILE: &str = ".join.lock";
 fn lock(db_dir: &Path) -> Result<std::fs::File> {
     crate::config::create_private_dir(db_dir)?;
     let path = db_dir.join(LOCK_FILE);
-    let mut options = std::fs::File::options();
-    options.create(true).truncate(false).write(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let file = options
-        .open(&path)
-        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let file = crate::config::open_lock_file(&path)?;
     file.lock()
         .map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
     Ok(file)
