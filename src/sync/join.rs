@@ -506,6 +506,21 @@ mod tests {
         assert_eq!(again, Joined::default());
     }
 
+    /// Stages local-mode database `name` as a join that a crash stopped right after
+    /// staging it would have left it; returns the staged file.
+    fn staged_by_a_crashed_join(local_path: &Path, host_path: &Path, name: &str) -> PathBuf {
+        let staging = names::db_dir(host_path).join(STAGING_DIR);
+        std::fs::create_dir_all(&staging).unwrap();
+        let staged = staging.join(format!("{name}.sqlite"));
+        let moved = relocate::move_when_unused(
+            &names::db_path(local_path, name).unwrap(),
+            &staged,
+            Replace::No,
+        );
+        assert_eq!(moved.unwrap(), Moved::Yes);
+        staged
+    }
+
     #[test]
     fn a_database_in_use_stays_and_a_staged_one_is_merged_by_the_next_join() {
         let dir = tempfile::tempdir().unwrap();
@@ -516,19 +531,7 @@ mod tests {
         let host = options(dir.path(), Some("h"), std::slice::from_ref(&key));
         set(&host, "staged", &[("t", "host")]);
         let (local_path, host_path) = (dir.path().join("localhost"), dir.path().join("h"));
-        // A join that a crash stopped after staging `staged`.
-        let staging = names::db_dir(&host_path).join(STAGING_DIR);
-        std::fs::create_dir_all(&staging).unwrap();
-        let staged = staging.join("staged.sqlite");
-        assert_eq!(
-            relocate::move_when_unused(
-                &names::db_path(&local_path, "staged").unwrap(),
-                &staged,
-                Replace::No
-            )
-            .unwrap(),
-            Moved::Yes
-        );
+        let staged = staged_by_a_crashed_join(&local_path, &host_path, "staged");
         let busy = Kv::open_with("busy", &local).unwrap();
         let keys = [key.clone()];
         let joined = join_databases(&local_path, &host_path, &keys, Durability::Full).unwrap();
@@ -799,19 +802,7 @@ mod tests {
         let host = options(dir.path(), Some("h"), std::slice::from_ref(&key));
         set(&host, "staged", &[("t", "host")]);
         let (local_path, host_path) = (dir.path().join("localhost"), dir.path().join("h"));
-        // A join that a crash stopped after staging `staged`.
-        let staging = names::db_dir(&host_path).join(STAGING_DIR);
-        std::fs::create_dir_all(&staging).unwrap();
-        let staged = staging.join("staged.sqlite");
-        assert_eq!(
-            relocate::move_when_unused(
-                &names::db_path(&local_path, "staged").unwrap(),
-                &staged,
-                Replace::No
-            )
-            .unwrap(),
-            Moved::Yes
-        );
+        staged_by_a_crashed_join(&local_path, &host_path, "staged");
         // A deletion under way (`kv::delete_database`): the lock, then the files.
         let target = names::db_path(&host_path, "staged").unwrap();
         let deleting = OpenLock::exclusive_now(&target, "staged").unwrap();
