@@ -8,12 +8,20 @@ use std::net::{IpAddr, TcpListener, UdpSocket};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-fn charm_kv(data: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_charm-kv"))
+/// `charm-kv ARGS` in local mode on data directory `data`, with nothing else from the
+/// environment.
+fn command(data: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_charm-kv"));
+    command
         .args(args)
         .env_clear()
         .env("CHARM_DATA_DIR", data)
-        .env("HOME", data)
+        .env("HOME", data);
+    command
+}
+
+fn charm_kv(data: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = command(data, args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -1242,11 +1250,7 @@ fn an_export_that_does_not_finish_leaves_no_file() {
 fn delete_db_refuses_a_database_another_process_has_open() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let mut import = Command::new(env!("CARGO_BIN_EXE_charm-kv"))
-        .args(["import", "@inuse", "-"])
-        .env_clear()
-        .env("CHARM_DATA_DIR", d)
-        .env("HOME", d)
+    let mut import = command(d, &["import", "@inuse", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
