@@ -11,12 +11,8 @@ use std::process::{Command, Output, Stdio};
 /// `charm-kv ARGS` in local mode on data directory `data`, with nothing else from the
 /// environment.
 fn command(data: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_charm-kv"));
-    command
-        .args(args)
-        .env_clear()
-        .env("CHARM_DATA_DIR", data)
-        .env("HOME", data);
+    let mut command = support::charm_kv_command(data, &[]);
+    command.args(args);
     command
 }
 

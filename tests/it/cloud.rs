@@ -192,7 +192,7 @@ fn changed_host_key_is_refused() {
     assert!(err.to_string().contains("charm_kv_known_hosts"), "{err}");
 }
 
-/// Timeouts far above the bound of [`returns`]: a call that waited for one of them
+/// Timeouts far above the bound of [`support::returns`]: a call that waited for one of them
 /// fails there instead of passing slowly.
 fn long_timeouts() -> Timeouts {
     Timeouts {
@@ -202,24 +202,11 @@ fn long_timeouts() -> Timeouts {
     }
 }
 
-/// Runs `f` on its own thread and returns its result, failing the test when it has
-/// not returned within two minutes: far below [`long_timeouts`], far above the work
-/// of a call that fails at once, even on a loaded machine.
-fn returns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (done, result) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done.send(f());
-    });
-    result
-        .recv_timeout(Duration::from_secs(120))
-        .expect("the call waited for a timeout (or never returned)")
-}
-
 /// The error of a login with `config`, which must fail without waiting for any of its
 /// (long) timeouts.
 fn auth_fails_at_once(mut config: Config) -> charm_kv::Error {
     config.timeouts = long_timeouts();
-    returns(move || {
+    support::returns(move || {
         account::connect(&config)
             .unwrap()
             .auth()

@@ -248,18 +248,6 @@ fn black_hole() -> u16 {
     port
 }
 
-/// Runs `f` on its own thread and returns its result, failing the test instead of
-/// hanging when it never returns (the bound is far above any configured one).
-fn returns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (done, result) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done.send(f());
-    });
-    result
-        .recv_timeout(Duration::from_secs(120))
-        .expect("the call never returned")
-}
-
 fn seconds(connect: u64, request: u64, sync: u64) -> Timeouts {
     Timeouts {
         connect: Duration::from_secs(connect),
@@ -293,7 +281,7 @@ fn a_black_holed_server_leaves_the_write_committed_and_pending() {
         .ssh_port(hole)
         .http_port(hole)
         .timeouts(seconds(1, 1, 3));
-    let (result, pending, why, value) = returns(move || {
+    let (result, pending, why, value) = support::returns(move || {
         let kv = Kv::open_with(DB, &options).unwrap();
         set_and_report(kv)
     });
@@ -313,7 +301,7 @@ fn a_black_holed_server_leaves_the_write_committed_and_pending() {
     let mut options = server.options(&dir, None);
     options.http_port(black_hole()).timeouts(seconds(1, 1, 3));
     let (result, pending, why, _) =
-        returns(move || set_and_report(Kv::open_with(DB, &options).unwrap()));
+        support::returns(move || set_and_report(Kv::open_with(DB, &options).unwrap()));
     result.unwrap();
     assert_eq!(pending, 1);
     assert!(why.expect("the push failed").contains("timed out"));
@@ -337,7 +325,7 @@ fn a_trickling_server_is_cut_by_the_request_and_the_sync_bounds() {
         let mut options = server.options(&dir, None);
         options.http_port(port).timeouts(timeouts);
         let kv = Kv::open_with(DB, &options).unwrap();
-        let (result, pending, why, _) = returns(move || set_and_report(kv));
+        let (result, pending, why, _) = support::returns(move || set_and_report(kv));
         result.unwrap();
         assert_eq!(pending, 1, "{name}");
         let why = why.expect("the push failed");
@@ -369,7 +357,7 @@ fn waiting_for_earlier_tickets_counts_against_the_sync_bound() {
         .timeouts(seconds(60, 60, 2));
     let kv = Kv::open_with(DB, &options).unwrap();
     kv.set("local", "intact").unwrap();
-    let (err, kv) = returns(move || (kv.sync().unwrap_err(), kv));
+    let (err, kv) = support::returns(move || (kv.sync().unwrap_err(), kv));
     assert_eq!(err.kind(), ErrorKind::Network, "{err}");
     assert!(err.to_string().contains("time limit"), "{err}");
     assert_intact(&kv);

@@ -5,6 +5,20 @@ pub mod charm_server;
 pub mod fake_ssh;
 pub mod fault_proxy;
 
+/// Runs `f` on its own thread and returns its result, failing the test instead of
+/// hanging when it has not returned within two minutes: far above the work of a call
+/// that fails at once on a loaded machine, far below the (long) timeouts a test sets
+/// when it must show that a call does not wait for them.
+pub fn returns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(f());
+    });
+    result
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("the call waited for a timeout, or never returned")
+}
+
 /// `jwt` with a broken signature: same claims (so it still looks fresh), rejected by
 /// the server. The first signature character changes (the last one may carry only
 /// padding bits, which base64 decoders ignore).
